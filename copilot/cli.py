@@ -1,0 +1,275 @@
+"""The ``copilot`` command line: flags -> options -> library calls, nothing more.
+
+Same commands, flags and exit behaviour as Flyte's ``flyte-copilot`` so the
+plugin can call it unchanged; see README "Command line".
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any, NoReturn
+
+import click
+
+from copilot import __version__
+from copilot._argv import split_global_flags
+from copilot.config import Settings, configure_logging, resolve_settings
+from copilot.errors import INPUT_DOWNLOAD_FAILED, CopilotError, UsageError
+from copilot.literals.text import parse_go_duration
+from copilot.storage import DEFAULT_CONCURRENCY, Store, display_uri
+
+log = logging.getLogger("copilot")
+
+STORAGE_HELP = """\b
+Storage and logging (flytestdlib keys; before or after the subcommand):
+  --storage.type s3|minio|stow|local|mem   --storage.container BUCKET
+  --storage.stow.kind s3|google|azure|local
+  --storage.stow.config KEY=VAL[,KEY=VAL]  (repeatable; s3 keys: auth_type,
+      access_key_id, secret_key, secret_key_path, token, region, endpoint,
+      disable_ssl, disable_force_path_style, v2_signing)
+  --storage.connection.{endpoint,auth-type,access-key,secret-key,region,disable-ssl}
+  --storage.limits.maxDownloadMBs N        --storage.enable-multicontainer
+  --logger.level 0-5 (3 warn, 4 info, 5 debug)   --logger.formatter.type text|json
+Kubernetes client flags (--kubeconfig, --namespace, ...) are accepted and ignored.
+"""
+
+
+class GoDuration(click.ParamType):
+    """Go's duration syntax (``1h0m0s``, ``90s``, ``1h30m``), as seconds."""
+
+    name = "duration"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        if isinstance(value, int | float):
+            return float(value)
+        try:
+            return parse_go_duration(str(value)) / 1e9
+        except ValueError as exc:
+            self.fail(f"{exc} (use Go syntax such as 1h0m0s, 90s, 1h30m)", param, ctx)
+
+
+GO_DURATION = GoDuration()
+
+
+class CopilotGroup(click.Group):
+    """Takes the pflag-style global flags out of argv before click parses it."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        overrides, args = split_global_flags(list(args), self)
+        ctx.meta["copilot.overrides"] = overrides
+        return super().parse_args(ctx, args)
+
+
+class UpperChoice(click.Choice):
+    """An enum flag that also accepts lower case, shown and returned as Go spells it."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        return super().convert(str(value).upper(), param, ctx)
+
+
+def _choice(values: tuple[str, ...]) -> click.Choice:
+    return UpperChoice(values)
+
+
+@click.group(cls=CopilotGroup, epilog=STORAGE_HELP, context_settings={"max_content_width": 100})
+@click.option(
+    "--config",
+    "config_files",
+    multiple=True,
+    metavar="PATH_OR_GLOB",
+    help="YAML config file(s); a glob is expanded here; a missing file is not an error.",
+)
+@click.option(
+    "--err-output-name",
+    default="errors.pb",
+    show_default=True,
+    help="Name of the error document under the output prefix.",
+)
+@click.option("-s", "--show-source", is_flag=True, help="Show source locations in log lines.")
+@click.option(
+    "--error-exit-code",
+    type=click.IntRange(0, 255),
+    default=0,
+    show_default=True,
+    help="Exit code after a failure was recorded in the error document "
+    "(0, as upstream, lets the orchestrator read the document).",
+)
+@click.version_option(__version__, prog_name="copilot")
+@click.pass_context
+def main_group(
+    ctx: click.Context,
+    config_files: tuple[str, ...],
+    err_output_name: str,
+    show_source: bool,
+    error_exit_code: int,
+) -> None:
+    """copilot: typed inputs in as files, files out as typed outputs, for any container.
+
+    A drop-in for Flyte's flyte-copilot data sidecar.
+    """
+    settings = resolve_settings(
+        list(config_files),
+        ctx.meta["copilot.overrides"],
+        show_source=show_source,
+        err_output_name=err_output_name,
+    )
+    settings.error_exit_code = error_exit_code
+    configure_logging(settings)
+    log.debug("storage configuration: %s", settings.storage.redacted())
+    ctx.obj = settings
+
+
+def _fail(
+    settings: Settings,
+    store: Store,
+    command: str,
+    prefix: str,
+    code: str,
+    exc: BaseException,
+) -> NoReturn:
+    """Report a failed step: one line on stderr, the error document, the exit code."""
+    from copilot.runner import as_copilot_error, write_error_document
+
+    err = as_copilot_error(exc)
+    if not isinstance(exc, CopilotError):
+        log.debug("unexpected failure", exc_info=exc)
+    click.echo(f"copilot {command}: error: {err.message}", err=True)
+    if not prefix:
+        click.echo(
+            f"copilot {command}: no --to-output-prefix given, so no error document was written",
+            err=True,
+        )
+        sys.exit(1)
+    try:
+        uri = write_error_document(store, prefix, settings.err_output_name, code, err)
+    except CopilotError as werr:
+        click.echo(f"copilot {command}: error: {werr.message}", err=True)
+        sys.exit(1)
+    log.info("wrote error document %s", display_uri(uri))
+    sys.exit(settings.error_exit_code)
+
+
+@main_group.command()
+@click.option("-f", "--from-remote", default="", help="URI of the inputs LiteralMap (inputs.pb).")
+@click.option(
+    "--to-output-prefix", default="", help="Output prefix; the error document goes here on failure."
+)
+@click.option("-o", "--to-local-dir", default="", help="Input directory to fill.")
+@click.option(
+    "-m",
+    "--format",
+    "fmt",
+    type=_choice(("JSON", "YAML", "PROTO")),
+    default="JSON",
+    show_default=True,
+    help="Metadata file written beside inputs.pb.",
+)
+@click.option(
+    "-d",
+    "--download-mode",
+    type=_choice(("DOWNLOAD_EAGER", "DOWNLOAD_STREAM", "DO_NOT_DOWNLOAD")),
+    default="DOWNLOAD_EAGER",
+    show_default=True,
+    help="DO_NOT_DOWNLOAD writes only the metadata, keeping remote URIs.",
+)
+@click.option(
+    "--file-input-layout",
+    type=_choice(("DIRECT", "NAMED_DIR")),
+    default="DIRECT",
+    show_default=True,
+    help="NAMED_DIR puts File inputs at <var>/<their own file name>.",
+)
+@click.option(
+    "-t",
+    "--timeout",
+    type=GO_DURATION,
+    default="1h",
+    show_default=True,
+    help="Bound on the whole download (Go duration syntax).",
+)
+@click.option(
+    "-i",
+    "--input-interface",
+    default="",
+    help="Base64 of a serialized VariableMap; inputs are checked against it.",
+)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(min=1),
+    default=DEFAULT_CONCURRENCY,
+    show_default=True,
+    help="Transfers in flight at once.",
+)
+@click.pass_obj
+def download(
+    settings: Settings,
+    from_remote: str,
+    to_output_prefix: str,
+    to_local_dir: str,
+    fmt: str,
+    download_mode: str,
+    file_input_layout: str,
+    timeout: float,
+    input_interface: str,
+    concurrency: int,
+) -> None:
+    """Fetch the task's inputs and lay them out as files in the input directory."""
+    from flyteidl2.core import interface_pb2
+
+    from copilot.download import DownloadOptions, download_inputs
+    from copilot.messages import parse_base64_message
+    from copilot.runner import call_with_deadline
+
+    store = Store(settings.storage, concurrency=concurrency)
+    opts = DownloadOptions(
+        from_remote=from_remote,
+        to_local_dir=to_local_dir,
+        format=fmt.upper(),
+        mode=download_mode.upper(),
+        layout=file_input_layout.upper(),
+    )
+    opts.validate()
+
+    def step() -> object:
+        if input_interface:
+            opts.interface = parse_base64_message(
+                interface_pb2.VariableMap, input_interface, "--input-interface"
+            )
+        return download_inputs(store, opts)
+
+    try:
+        call_with_deadline(step, timeout, "download")
+    except (UsageError, KeyboardInterrupt):
+        raise
+    except Exception as exc:
+        _fail(settings, store, "download", to_output_prefix, INPUT_DOWNLOAD_FAILED, exc)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: expected failures are one line, never a traceback."""
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        main_group.main(args=args, prog_name="copilot", standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as exc:
+        click.echo(exc.ctx.get_help() if exc.ctx else str(exc), err=True)
+        sys.exit(2)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.Abort:
+        click.echo("copilot: aborted", err=True)
+        sys.exit(130)
+    except UsageError as exc:
+        click.echo(f"copilot: error: {exc.message}", err=True)
+        sys.exit(2)
+    except CopilotError as exc:
+        click.echo(f"copilot: error: {exc.message}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        click.echo("copilot: interrupted", err=True)
+        sys.exit(130)

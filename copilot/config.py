@@ -1,0 +1,462 @@
+"""Storage and logging configuration: environment, ``--config`` YAML, ``--storage.*`` flags.
+
+Flyte's plugin configures its helper the way flytestdlib does: pflag-style
+``--storage.X`` / ``--logger.X`` flags and YAML files with the same keys under
+``storage:`` and ``logger:``.  This module turns all of that into plain fsspec
+keyword arguments per protocol.  Precedence, later wins: the environment (which
+botocore reads itself), the YAML files in order, then the flags.
+
+Secrets never leave this module except inside the options handed to fsspec:
+:meth:`StorageConfig.redacted` is what gets logged.
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from copilot.errors import UsageError
+
+log = logging.getLogger("copilot")
+
+# Every ``--storage.*`` key flytestdlib defines (Flyte 1 and 2), with its kind.
+# "map" is pflag's StringToString: repeatable, and a value may hold several
+# comma-separated KEY=VAL pairs.
+STORAGE_KEYS: dict[str, str] = {
+    "type": "str",
+    "container": "str",
+    "enable-multicontainer": "bool",
+    "enableLegacyMetrics": "bool",
+    "stow.kind": "str",
+    "stow.config": "map",
+    "connection.endpoint": "str",
+    "connection.auth-type": "str",
+    "connection.access-key": "str",
+    "connection.secret-key": "str",
+    "connection.region": "str",
+    "connection.disable-ssl": "bool",
+    "cache.max_size_mbs": "int",
+    "cache.target_gc_percent": "int",
+    "limits.maxDownloadMBs": "int",
+    "defaultHttpClient.timeout": "str",
+    "defaultHttpClient.maxIdleConns": "int",
+    "defaultHttpClient.maxIdleConnsPerHost": "int",
+    "defaultHttpClient.maxConnsPerHost": "int",
+    "defaultHttpClient.idleConnTimeout": "str",
+    "signedUrl.stowConfigOverride": "map",
+}
+
+LOGGER_KEYS: dict[str, str] = {
+    "level": "int",
+    "show-source": "bool",
+    "mute": "bool",
+    "formatter.type": "str",
+}
+
+# Keys whose values are credentials: masked wherever configuration is shown.
+SECRET_KEYS = frozenset(
+    {
+        "secret_key",
+        "secret-key",
+        "access_key_id",
+        "access-key",
+        "token",
+        "key",
+        "json",
+        "password",
+        "client_secret",
+        "sas_token",
+        "connection_string",
+    }
+)
+
+_TRUE = {"1", "t", "true", "yes", "y", "on"}
+_FALSE = {"0", "f", "false", "no", "n", "off", ""}
+
+
+def parse_bool(value: Any, name: str) -> bool:
+    """Accept Go's and YAML's spellings of a boolean."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise UsageError(f"{name}: expected true or false, found {value!r}")
+
+
+def parse_pairs(value: str, name: str) -> dict[str, str]:
+    """Parse ``K=V[,K=V...]`` as pflag's StringToString does.
+
+    A comma starts a new pair only when the text after it holds an ``=``, so
+    values with commas (``secret_key=a,b``) survive.
+    """
+    pairs: dict[str, str] = {}
+    last: str | None = None
+    for piece in value.split(","):
+        if "=" in piece:
+            key, _, val = piece.partition("=")
+            key = key.strip()
+            if not key:
+                raise UsageError(f"{name}: expected KEY=VALUE, found {piece!r}")
+            pairs[key] = val
+            last = key
+        elif last is not None:
+            pairs[last] += "," + piece
+        elif piece.strip():
+            raise UsageError(f"{name}: expected KEY=VALUE, found {piece!r}")
+    return pairs
+
+
+def _set_path(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    node = tree
+    for part in parts[:-1]:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = {}
+            node[part] = child
+        node = child
+    node[parts[-1]] = value
+
+
+def _get_path(tree: dict[str, Any], dotted: str, default: Any = None) -> Any:
+    node: Any = tree
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return default
+        node = node[part]
+    return node
+
+
+def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """Merge ``extra`` into a copy of ``base``; nested dicts merge, the rest replaces."""
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+@dataclass
+class FlagOverrides:
+    """``--storage.*`` and ``--logger.*`` values from the command line."""
+
+    storage: dict[str, Any] = field(default_factory=dict)
+    logger: dict[str, Any] = field(default_factory=dict)
+
+    def set(self, section: str, key: str, kind: str, raw: str) -> None:
+        flag = f"--{section}.{key}"
+        tree = self.storage if section == "storage" else self.logger
+        if kind == "map":
+            merged = dict(_get_path(tree, key) or {})
+            merged.update(parse_pairs(raw, flag))
+            _set_path(tree, key, merged)
+        elif kind == "bool":
+            _set_path(tree, key, parse_bool(raw, flag))
+        elif kind == "int":
+            try:
+                _set_path(tree, key, int(raw))
+            except ValueError:
+                raise UsageError(f"{flag}: expected an integer, found {raw!r}") from None
+        else:
+            _set_path(tree, key, raw)
+
+
+def load_config_files(patterns: list[str]) -> dict[str, Any]:
+    """Read every YAML file matching the patterns, in order; missing ones are skipped.
+
+    Flyte passes ``/etc/flyte/copilot/*.yaml`` without a shell, so the glob is
+    expanded here.  A file that exists but is not valid YAML is an error.
+    """
+    import yaml
+
+    merged: dict[str, Any] = {}
+    for pattern in patterns:
+        if not pattern:
+            continue
+        paths = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
+        found = [p for p in paths if os.path.isfile(p)]
+        if not found:
+            log.debug("config %s: no such file, skipped", pattern)
+        for path in found:
+            try:
+                with open(path, encoding="utf-8") as fh:
+                    data = yaml.safe_load(fh)
+            except (OSError, yaml.YAMLError) as exc:
+                detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                raise UsageError(f"--config {path}: not a readable YAML file ({detail})") from None
+            if data is None:
+                continue
+            if not isinstance(data, dict):
+                raise UsageError(
+                    f"--config {path}: expected a mapping at the top level, "
+                    f"found {type(data).__name__}"
+                )
+            merged = deep_merge(merged, data)
+    return merged
+
+
+def _str(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+@dataclass
+class StorageConfig:
+    """The storage section, normalised; knows how to configure each fsspec backend."""
+
+    type: str = ""
+    container: str = ""
+    kind: str = ""
+    stow_config: dict[str, str] = field(default_factory=dict)
+    connection: dict[str, Any] = field(default_factory=dict)
+    max_download_mb: int = 0
+    multi_container: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_tree(cls, tree: dict[str, Any]) -> StorageConfig:
+        stow = tree.get("stow") or {}
+        if not isinstance(stow, dict):
+            raise UsageError(f"storage.stow: expected a mapping, found {type(stow).__name__}")
+        raw_cfg = stow.get("config") or {}
+        if isinstance(raw_cfg, str):
+            raw_cfg = parse_pairs(raw_cfg, "storage.stow.config")
+        if not isinstance(raw_cfg, dict):
+            raise UsageError(
+                f"storage.stow.config: expected a mapping, found {type(raw_cfg).__name__}"
+            )
+        conn = tree.get("connection") or {}
+        if not isinstance(conn, dict):
+            raise UsageError(f"storage.connection: expected a mapping, found {type(conn).__name__}")
+        limit = _get_path(tree, "limits.maxDownloadMBs", 0) or 0
+        try:
+            limit = int(limit)
+        except (TypeError, ValueError):
+            raise UsageError(
+                f"storage.limits.maxDownloadMBs: expected an integer, found {limit!r}"
+            ) from None
+        return cls(
+            type=_str(tree.get("type")).lower(),
+            container=_str(tree.get("container")),
+            kind=_str(stow.get("kind")).lower(),
+            stow_config={str(k): _str(v) for k, v in raw_cfg.items()},
+            connection={str(k): v for k, v in conn.items()},
+            max_download_mb=limit,
+            multi_container=parse_bool(
+                tree.get("enable-multicontainer", False), "storage.enable-multicontainer"
+            ),
+            extra={
+                k: v
+                for k, v in tree.items()
+                if k not in {"type", "container", "stow", "connection", "limits"}
+            },
+        )
+
+    # -- per-backend options -------------------------------------------------
+
+    def _kind_is(self, *kinds: str) -> bool:
+        if self.kind:
+            return self.kind in kinds
+        # Without stow.kind, type decides (s3/minio mean S3).
+        return self.type in kinds or (self.type in ("s3", "minio") and "s3" in kinds)
+
+    def s3_options(self) -> dict[str, Any]:
+        """s3fs keyword arguments; empty means "let botocore find everything"."""
+        stow = self.stow_config if self._kind_is("s3") else {}
+        conn = self.connection
+
+        def pick(stow_key: str, conn_key: str) -> str:
+            return _str(stow.get(stow_key) or conn.get(conn_key)).strip()
+
+        endpoint = pick("endpoint", "endpoint")
+        region = pick("region", "region")
+        auth = pick("auth_type", "auth-type").lower()
+        key = pick("access_key_id", "access-key")
+        secret = pick("secret_key", "secret-key")
+        secret_path = _str(stow.get("secret_key_path")).strip()
+        token = _str(stow.get("token")).strip()
+        disable_ssl = parse_bool(
+            stow.get("disable_ssl", conn.get("disable-ssl", False)), "storage disable_ssl"
+        )
+        if secret_path and not secret:
+            try:
+                with open(secret_path, encoding="utf-8") as fh:
+                    secret = fh.read().strip()
+            except OSError as exc:
+                raise UsageError(
+                    f"storage secret_key_path {secret_path}: cannot read it ({exc.strerror})"
+                ) from None
+
+        opts: dict[str, Any] = {}
+        client: dict[str, Any] = {}
+        cfg: dict[str, Any] = {}
+        if auth not in ("", "accesskey", "iam"):
+            raise UsageError(f"storage auth_type: expected accesskey or iam, found {auth!r}")
+        if auth != "iam" and (key or secret):
+            if not (key and secret):
+                raise UsageError(
+                    "storage: access_key_id and secret_key must be given together "
+                    f"(found only {'access_key_id' if key else 'secret_key'})"
+                )
+            opts["key"] = key
+            opts["secret"] = secret
+            if token:
+                opts["token"] = token
+        if endpoint:
+            if "://" not in endpoint:
+                endpoint = ("http://" if disable_ssl else "https://") + endpoint
+            client["endpoint_url"] = endpoint
+            # stow (and so Flyte) forces path-style addressing unless told not to.
+            style = (
+                "virtual"
+                if parse_bool(
+                    stow.get("disable_force_path_style", False), "storage disable_force_path_style"
+                )
+                else "path"
+            )
+            cfg.setdefault("s3", {})["addressing_style"] = style
+        if region:
+            client["region_name"] = region
+        if disable_ssl:
+            opts["use_ssl"] = False
+        if parse_bool(stow.get("v2_signing", False), "storage v2_signing"):
+            cfg["signature_version"] = "s3"
+        if client:
+            opts["client_kwargs"] = client
+        if cfg:
+            opts["config_kwargs"] = cfg
+        return opts
+
+    def gcs_options(self) -> dict[str, Any]:
+        stow = self.stow_config if self._kind_is("google", "gcs") else {}
+        opts: dict[str, Any] = {}
+        if stow.get("project_id"):
+            opts["project"] = stow["project_id"]
+        if stow.get("json"):
+            import json
+
+            try:
+                opts["token"] = json.loads(stow["json"])
+            except ValueError:
+                raise UsageError("storage stow.config json: not valid JSON credentials") from None
+        elif stow.get("credentials_path"):
+            opts["token"] = stow["credentials_path"]
+        return opts
+
+    def azure_options(self) -> dict[str, Any]:
+        stow = self.stow_config if self._kind_is("azure") else {}
+        opts: dict[str, Any] = {}
+        if stow.get("account"):
+            opts["account_name"] = stow["account"]
+        if stow.get("key"):
+            opts["account_key"] = stow["key"]
+        return opts
+
+    def redacted(self) -> dict[str, Any]:
+        """The configuration as it may be logged: every credential masked."""
+
+        def mask(tree: dict[str, Any]) -> dict[str, Any]:
+            return {k: ("***" if k in SECRET_KEYS and v else v) for k, v in tree.items()}
+
+        return {
+            "type": self.type,
+            "container": self.container,
+            "stow": {"kind": self.kind, "config": mask(self.stow_config)},
+            "connection": mask(self.connection),
+            "limits": {"maxDownloadMBs": self.max_download_mb},
+        }
+
+
+@dataclass
+class Settings:
+    """Everything the root command resolved before a subcommand runs."""
+
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    log_level: int = 3
+    log_format: str = "text"
+    show_source: bool = False
+    err_output_name: str = "errors.pb"
+    error_exit_code: int = 0
+
+
+def _go_level_to_logging(level: int) -> int:
+    # flytestdlib: 0 panic, 1 fatal, 2 error, 3 warn, 4 info, 5 debug.
+    return {
+        0: logging.CRITICAL,
+        1: logging.CRITICAL,
+        2: logging.ERROR,
+        3: logging.WARNING,
+        4: logging.INFO,
+    }.get(level, logging.DEBUG if level >= 5 else logging.CRITICAL)
+
+
+def resolve_settings(
+    config_patterns: list[str],
+    overrides: FlagOverrides,
+    *,
+    show_source: bool = False,
+    err_output_name: str = "errors.pb",
+) -> Settings:
+    """Combine YAML files and flags into :class:`Settings`."""
+    tree = load_config_files(config_patterns)
+    storage_tree = tree.get("storage") or {}
+    logger_tree = tree.get("logger") or {}
+    if not isinstance(storage_tree, dict) or not isinstance(logger_tree, dict):
+        raise UsageError("--config: the storage and logger sections must be mappings")
+    storage_tree = deep_merge(storage_tree, overrides.storage)
+    logger_tree = deep_merge(logger_tree, overrides.logger)
+    level = logger_tree.get("level", 3)
+    try:
+        level = int(level)
+    except (TypeError, ValueError):
+        raise UsageError(f"logger.level: expected an integer 0-5, found {level!r}") from None
+    fmt = _str(_get_path(logger_tree, "formatter.type", "text")).lower() or "text"
+    if fmt not in ("text", "json"):
+        raise UsageError(f"logger.formatter.type: expected text or json, found {fmt!r}")
+    settings = Settings(
+        storage=StorageConfig.from_tree(storage_tree),
+        log_level=level,
+        log_format=fmt,
+        show_source=show_source or bool(logger_tree.get("show-source", False)),
+        err_output_name=err_output_name,
+    )
+    if logger_tree.get("mute"):
+        settings.log_level = 0
+    return settings
+
+
+def configure_logging(settings: Settings) -> None:
+    """Log to stderr at the Go level asked for, as text or one JSON object a line."""
+    import json
+    import sys
+    import time
+
+    class _Json(logging.Formatter):
+        def format(self, record: logging.LogRecord) -> str:
+            data = {
+                "ts": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(record.created)),
+                "level": record.levelname.lower(),
+                "msg": record.getMessage(),
+            }
+            data.update(getattr(record, "fields", {}) or {})
+            return json.dumps(data, default=str)
+
+    handler = logging.StreamHandler(sys.stderr)
+    if settings.log_format == "json":
+        handler.setFormatter(_Json())
+    else:
+        fmt = "%(asctime)s %(levelname)s %(message)s"
+        if settings.show_source:
+            fmt = "%(asctime)s %(levelname)s %(filename)s:%(lineno)d %(message)s"
+        handler.setFormatter(logging.Formatter(fmt))
+    root = logging.getLogger("copilot")
+    root.handlers[:] = [handler]
+    root.setLevel(_go_level_to_logging(settings.log_level))
+    root.propagate = False

@@ -1,0 +1,174 @@
+"""Inputs: a remote ``LiteralMap`` -> files in the input dir, plus ``inputs.pb`` and friends.
+
+The steps are kept apart so each can fail with its own clear message:
+
+1. read and parse the inputs document;
+2. inline offloaded literals, wherever they are in the tree;
+3. check the inputs against the declared interface, when one is given;
+4. lay the values out as files (small ones written at once, blobs planned);
+5. copy the blobs concurrently, each to a temporary name renamed when complete;
+6. write the metadata files last.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from flyteidl2.core import interface_pb2, literals_pb2
+
+from copilot.errors import DataError, UsageError
+from copilot.literals.to_files import DIRECT, LAYOUTS, FileLayout
+from copilot.literals.types import mismatch, type_name
+from copilot.messages import parse_message
+from copilot.storage import Store, display_uri
+
+log = logging.getLogger("copilot")
+
+FORMATS = ("JSON", "YAML", "PROTO")
+DOWNLOAD_MODES = ("DOWNLOAD_EAGER", "DOWNLOAD_STREAM", "DO_NOT_DOWNLOAD")
+
+#: How deep offloaded literals may point at further offloaded literals.
+MAX_OFFLOAD_DEPTH = 16
+
+
+@dataclass
+class DownloadOptions:
+    """What to fetch and how; mirrors the ``download`` command's flags."""
+
+    from_remote: str
+    to_local_dir: str
+    format: str = "JSON"
+    mode: str = "DOWNLOAD_EAGER"
+    layout: str = DIRECT
+    interface: interface_pb2.VariableMap | None = None
+
+    def validate(self) -> None:
+        if not self.from_remote:
+            raise UsageError("download: --from-remote is required")
+        if not self.to_local_dir:
+            raise UsageError("download: --to-local-dir is required")
+        for value, allowed, flag in (
+            (self.format, FORMATS, "--format"),
+            (self.mode, DOWNLOAD_MODES, "--download-mode"),
+            (self.layout, LAYOUTS, "--file-input-layout"),
+        ):
+            if value not in allowed:
+                raise UsageError(f"download: {flag} {value!r} is not one of {', '.join(allowed)}")
+
+
+@dataclass
+class DownloadResult:
+    """What was written, for callers and the run summary."""
+
+    local_dir: str
+    literals: literals_pb2.LiteralMap
+    values: dict[str, Any]
+    files: int
+    bytes: int
+    seconds: float
+
+
+def inline_offloaded(store: Store, lit: literals_pb2.Literal, label: str, depth: int = 0) -> None:
+    """Replace, in place, every offloaded literal under ``lit`` by the literal it points to."""
+    which = lit.WhichOneof("value")
+    if which == "offloaded_metadata":
+        if depth >= MAX_OFFLOAD_DEPTH:
+            raise DataError(
+                f"{label}: offloaded literals nest deeper than {MAX_OFFLOAD_DEPTH} levels"
+            )
+        uri = lit.offloaded_metadata.uri
+        if not uri:
+            raise DataError(f"{label}: offloaded literal has an empty URI")
+        raw = store.read_bytes(uri, what=f"{label}: read offloaded literal")
+        inner = parse_message(
+            literals_pb2.Literal, raw, f"{label}: offloaded literal {display_uri(uri)}"
+        )
+        lit.CopyFrom(inner)
+        inline_offloaded(store, lit, label, depth + 1)
+    elif which == "collection":
+        for i, item in enumerate(lit.collection.literals):
+            inline_offloaded(store, item, f"{label}[{i}]", depth)
+    elif which == "map":
+        for key, item in lit.map.literals.items():
+            inline_offloaded(store, item, f"{label}[{key!r}]", depth)
+    elif which == "scalar" and lit.scalar.WhichOneof("value") == "union":
+        inline_offloaded(store, lit.scalar.union.value, label, depth)
+
+
+def check_against_interface(
+    inputs: literals_pb2.LiteralMap, interface: interface_pb2.VariableMap
+) -> None:
+    """Every declared input is present and of its declared type."""
+    declared = {entry.key: entry.value for entry in interface.variables}
+    for name in sorted(declared):
+        if name not in inputs.literals:
+            raise DataError(
+                f"input {name!r}: declared in the interface as "
+                f"{type_name(declared[name].type)} but missing from the inputs document"
+            )
+        reason = mismatch(inputs.literals[name], declared[name].type, f"input {name!r}")
+        if reason:
+            raise DataError(reason)
+    for name in sorted(set(inputs.literals) - set(declared)):
+        log.warning("input %r is not declared in the interface; laid out anyway", name)
+
+
+def _write_atomic(path: str, data: bytes) -> None:
+    tmp = path + ".copilot-part"
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+    os.replace(tmp, path)
+
+
+def render_values(values: dict[str, Any], fmt: str) -> bytes:
+    """``inputs.json`` / ``inputs.yaml`` content: one object, variable -> value."""
+    if fmt == "JSON":
+        return json.dumps(values, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode(
+            "utf-8"
+        )
+    import yaml
+
+    return yaml.safe_dump(values, sort_keys=True, allow_unicode=True).encode("utf-8")
+
+
+def download_inputs(store: Store, opts: DownloadOptions) -> DownloadResult:
+    """Fetch the inputs named by ``opts`` into ``opts.to_local_dir``.
+
+    Raises :class:`~copilot.errors.CopilotError` with a one-line message on
+    any expected failure; nothing is written outside the input directory.
+    """
+    opts.validate()
+    started = time.monotonic()
+    root = os.path.abspath(opts.to_local_dir)
+    raw = store.read_bytes(opts.from_remote, what="read inputs")
+    inputs = parse_message(literals_pb2.LiteralMap, raw, f"inputs {display_uri(opts.from_remote)}")
+    for name in sorted(inputs.literals):
+        inline_offloaded(store, inputs.literals[name], f"input {name!r}")
+    if opts.interface is not None:
+        check_against_interface(inputs, opts.interface)
+
+    os.makedirs(root, exist_ok=True)
+    layout = FileLayout(store, root, layout=opts.layout, fetch=opts.mode != "DO_NOT_DOWNLOAD")
+    laid = layout.lay_out(inputs)
+    copied = store.download(laid.transfers)
+
+    _write_atomic(os.path.join(root, "inputs.pb"), laid.literals.SerializeToString())
+    if opts.format in ("JSON", "YAML"):
+        name = "inputs.json" if opts.format == "JSON" else "inputs.yaml"
+        _write_atomic(os.path.join(root, name), render_values(laid.values, opts.format))
+    seconds = time.monotonic() - started
+    log.info(
+        "downloaded %d inputs (%d files, %d bytes) to %s in %.3fs",
+        len(laid.values),
+        len(laid.transfers),
+        copied,
+        root,
+        seconds,
+        extra={"fields": {"files": len(laid.transfers), "bytes": copied, "seconds": seconds}},
+    )
+    return DownloadResult(root, laid.literals, laid.values, len(laid.transfers), copied, seconds)

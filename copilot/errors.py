@@ -1,0 +1,85 @@
+"""Failures copilot expects, and the error document the orchestrator reads.
+
+Every failure that a user or operator can cause is a :class:`CopilotError`: it
+carries a one-line message (variable, path, what was expected, what was found)
+and the fields of Flyte's ``ContainerError``.  Anything else that escapes is a
+bug and is reported as such.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Codes the Flyte plugin knows (upstream flytecopilot uses exactly these).
+INPUT_DOWNLOAD_FAILED = "InputDownloadFailed"
+OUTPUT_UPLOAD_FAILED = "OutputUploadFailed"
+
+RECOVERABLE = "RECOVERABLE"
+NON_RECOVERABLE = "NON_RECOVERABLE"
+SYSTEM = "SYSTEM"
+USER = "USER"
+
+
+class CopilotError(Exception):
+    """An expected failure: reported in one line and in the error document."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        kind: str = RECOVERABLE,
+        origin: str = SYSTEM,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.kind = kind
+        self.origin = origin
+
+
+class UsageError(CopilotError):
+    """Bad arguments or configuration: exit non-zero, no error document."""
+
+
+class StorageError(CopilotError):
+    """A storage operation failed (not found, denied, unreachable, ...)."""
+
+
+class DataError(CopilotError):
+    """The data itself is wrong: a retry would fail the same way."""
+
+    def __init__(self, message: str, *, origin: str = SYSTEM) -> None:
+        super().__init__(message, kind=NON_RECOVERABLE, origin=origin)
+
+
+@dataclass(frozen=True)
+class ErrorInfo:
+    """What goes into ``ContainerError``; kept free of protobuf for callers."""
+
+    code: str
+    message: str
+    kind: str = RECOVERABLE
+    origin: str = SYSTEM
+
+    def to_document(self) -> bytes:
+        """Serialize as Flyte's ``ErrorDocument``."""
+        from flyteidl2.core import execution_pb2
+
+        kinds = execution_pb2.ContainerError.Kind
+        origins = execution_pb2.ExecutionError.ErrorKind
+        doc = execution_pb2.ErrorDocument(
+            error=execution_pb2.ContainerError(
+                code=self.code,
+                message=self.message,
+                kind=kinds.Value(self.kind),
+                origin=origins.Value(self.origin),
+            )
+        )
+        return doc.SerializeToString()
+
+
+def describe(exc: BaseException) -> str:
+    """One line for an unexpected exception, without a traceback."""
+    text = str(exc).strip().splitlines()
+    first = text[0] if text else ""
+    name = type(exc).__name__
+    return f"{name}: {first}" if first else name

@@ -1,0 +1,1 @@
+"""Codecs between Flyte literals and plain files, one module per direction."""

@@ -1,0 +1,322 @@
+"""Literal -> files: lay a resolved ``LiteralMap`` out as plain files (SPEC §4).
+
+The walk writes small values (primitives, binary, JSON) at once and collects
+blob copies as :class:`~copilot.storage.Transfer` jobs for the caller to run
+concurrently.  It also builds the two views of the inputs the container may
+read: the local ``LiteralMap`` (blob URIs replaced by local paths) and a plain
+Python value per variable for ``inputs.json`` / ``inputs.yaml``.
+
+Every name that comes from the data (variable names, map keys, object keys,
+blob basenames) passes :func:`safe_name` before it becomes part of a path.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from flyteidl2.core import literals_pb2
+
+from copilot.errors import DataError
+from copilot.literals.text import (
+    duration_ns,
+    format_duration_ns,
+    format_float,
+    format_timestamp,
+)
+from copilot.literals.types import MULTIPART
+from copilot.storage import Store, Transfer, basename_of
+
+DIRECT = "DIRECT"
+NAMED_DIR = "NAMED_DIR"
+LAYOUTS = (DIRECT, NAMED_DIR)
+
+# Files the downloader writes itself beside the inputs.
+METADATA_NAMES = frozenset({"inputs.pb", "inputs.json", "inputs.yaml"})
+
+
+def safe_name(name: str, what: str, label: str) -> str:
+    """Return ``name`` if it is one plain path component, else raise naming it."""
+    bad = None
+    if name in ("", ".", ".."):
+        bad = "is empty or a dot name" if not name else f"is {name!r}"
+    elif "/" in name or "\\" in name:
+        bad = "contains a path separator"
+    elif "\x00" in name:
+        bad = "contains a NUL byte"
+    elif len(name.encode("utf-8", "surrogatepass")) > 255:
+        bad = f"is {len(name)} characters long (a file name holds at most 255 bytes)"
+    if bad:
+        shown = name if len(name) <= 80 else name[:77] + "..."
+        raise DataError(
+            f"{label}: {what} {shown!r} {bad}; it cannot be used as a file name "
+            "inside the input directory"
+        )
+    return name
+
+
+def safe_relpath(rel: str, label: str) -> str:
+    """Check every component of a relative object path (``a/b/c``)."""
+    if rel.startswith("/"):
+        raise DataError(f"{label}: object path {rel!r} is absolute")
+    for part in rel.split("/"):
+        safe_name(part, "object path component", label)
+    return rel
+
+
+def _json_float(value: float) -> Any:
+    return value if math.isfinite(value) else format_float(value)
+
+
+def struct_to_python(struct: Any) -> Any:
+    """A protobuf Struct as plain Python, with integral numbers as ints (as Go prints them)."""
+    from google.protobuf.json_format import MessageToDict
+
+    def fix(v: Any) -> Any:
+        if isinstance(v, float) and v.is_integer() and abs(v) < 2**53:
+            return int(v)
+        if isinstance(v, dict):
+            return {k: fix(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [fix(x) for x in v]
+        return v
+
+    return fix(MessageToDict(struct))
+
+
+def primitive_text_and_value(p: literals_pb2.Primitive) -> tuple[str, Any]:
+    """The file text for a primitive and its value for ``inputs.json``."""
+    which = p.WhichOneof("value")
+    if which == "integer":
+        return str(p.integer), p.integer
+    if which == "float_value":
+        return format_float(p.float_value), _json_float(p.float_value)
+    if which == "string_value":
+        return p.string_value, p.string_value
+    if which == "boolean":
+        return ("true" if p.boolean else "false"), p.boolean
+    if which == "datetime":
+        text = format_timestamp(p.datetime.seconds, p.datetime.nanos)
+        return text, text
+    if which == "duration":
+        ns = duration_ns(p.duration.seconds, p.duration.nanos)
+        return format_duration_ns(ns), ns
+    return "null", None
+
+
+@dataclass
+class LaidOut:
+    """Result of laying out a map: what to copy, what to record."""
+
+    literals: literals_pb2.LiteralMap
+    values: dict[str, Any]
+    transfers: list[Transfer] = field(default_factory=list)
+
+
+class FileLayout:
+    """Writes literals under ``root``; blobs become transfers unless ``fetch`` is off."""
+
+    def __init__(
+        self,
+        store: Store,
+        root: str,
+        *,
+        layout: str = DIRECT,
+        fetch: bool = True,
+    ) -> None:
+        self.store = store
+        self.root = root
+        self.layout = layout
+        self.fetch = fetch
+        self.transfers: list[Transfer] = []
+
+    # -- entry point ---------------------------------------------------------
+
+    def lay_out(self, inputs: literals_pb2.LiteralMap) -> LaidOut:
+        out = literals_pb2.LiteralMap()
+        values: dict[str, Any] = {}
+        for name in sorted(inputs.literals):
+            safe_name(name, "variable name", f"input {name!r}")
+            if name in METADATA_NAMES:
+                raise DataError(
+                    f"input {name!r}: the name clashes with the metadata file the "
+                    "downloader writes beside the inputs"
+                )
+            lit = inputs.literals[name]
+            path = os.path.join(self.root, name)
+            if self.layout == NAMED_DIR:
+                local, value = self._named(lit, path, name)
+            else:
+                local, value = self.literal(lit, path, name)
+            out.literals[name].CopyFrom(local)
+            values[name] = value
+        return LaidOut(out, values, self.transfers)
+
+    # -- NAMED_DIR -----------------------------------------------------------
+
+    @staticmethod
+    def _single_blob(lit: literals_pb2.Literal) -> literals_pb2.Blob | None:
+        if lit.WhichOneof("value") != "scalar":
+            return None
+        scalar = lit.scalar
+        if scalar.WhichOneof("value") == "union":
+            return FileLayout._single_blob(scalar.union.value)
+        if scalar.WhichOneof("value") == "blob" and (
+            scalar.blob.metadata.type.dimensionality != MULTIPART
+        ):
+            return scalar.blob
+        return None
+
+    def _named(self, lit: literals_pb2.Literal, path: str, label: str) -> tuple[Any, Any]:
+        """NAMED_DIR: files keep their own names inside ``<var>/``."""
+        blob = self._single_blob(lit)
+        if blob is not None:
+            base = safe_name(basename_of(blob.uri), "file name", label)
+            self._mkdir(path)
+            return self.literal(lit, os.path.join(path, base), label)
+        if lit.WhichOneof("value") == "collection":
+            self._mkdir(path)
+            used: set[str] = set()
+            coll = literals_pb2.Literal()
+            coll.collection.SetInParent()
+            values = []
+            for i, item in enumerate(lit.collection.literals):
+                item_label = f"{label}[{i}]"
+                item_blob = self._single_blob(item)
+                if item_blob is not None:
+                    name = safe_name(basename_of(item_blob.uri), "file name", item_label)
+                else:
+                    name = str(i)
+                while name in used:
+                    name = f"{i}_{name}"
+                used.add(name)
+                local, value = self.literal(item, os.path.join(path, name), item_label)
+                coll.collection.literals.add().CopyFrom(local)
+                values.append(value)
+            return coll, values
+        return self.literal(lit, path, label)
+
+    # -- the walk ------------------------------------------------------------
+
+    def _mkdir(self, path: str) -> None:
+        if self.fetch:
+            os.makedirs(path, exist_ok=True)
+
+    def _write(self, path: str, data: bytes) -> None:
+        if self.fetch:
+            # O_NOFOLLOW: never write through a link someone left in the input dir.
+            flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)
+            fd = os.open(path, flags, 0o644)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+
+    def literal(
+        self, lit: literals_pb2.Literal, path: str, label: str
+    ) -> tuple[literals_pb2.Literal, Any]:
+        which = lit.WhichOneof("value")
+        if which == "scalar":
+            return self._scalar(lit, path, label)
+        if which == "collection":
+            self._mkdir(path)
+            out = literals_pb2.Literal()
+            out.collection.SetInParent()
+            values = []
+            for i, item in enumerate(lit.collection.literals):
+                local, value = self.literal(item, os.path.join(path, str(i)), f"{label}[{i}]")
+                out.collection.literals.add().CopyFrom(local)
+                values.append(value)
+            return out, values
+        if which == "map":
+            self._mkdir(path)
+            out = literals_pb2.Literal()
+            out.map.SetInParent()
+            mapping: dict[str, Any] = {}
+            for key in sorted(lit.map.literals):
+                key_label = f"{label}[{key!r}]"
+                safe_name(key, "map key", key_label)
+                local, value = self.literal(
+                    lit.map.literals[key], os.path.join(path, key), key_label
+                )
+                out.map.literals[key].CopyFrom(local)
+                mapping[key] = value
+            return out, mapping
+        if which == "offloaded_metadata":
+            raise DataError(f"{label}: offloaded literal was not resolved before layout")
+        raise DataError(f"{label}: the literal holds no value")
+
+    def _scalar(
+        self, lit: literals_pb2.Literal, path: str, label: str
+    ) -> tuple[literals_pb2.Literal, Any]:
+        scalar = lit.scalar
+        kind = scalar.WhichOneof("value")
+        if kind == "primitive":
+            text, value = primitive_text_and_value(scalar.primitive)
+            self._write(path, text.encode("utf-8"))
+            return lit, value
+        if kind == "none_type":
+            self._write(path, b"null")
+            return lit, None
+        if kind == "error":
+            self._write(path, scalar.error.message.encode("utf-8"))
+            return lit, scalar.error.message
+        if kind == "binary":
+            self._write(path, scalar.binary.value)
+            return lit, base64.b64encode(scalar.binary.value).decode("ascii")
+        if kind == "generic":
+            value = struct_to_python(scalar.generic)
+            text = json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+            self._write(path, text.encode("utf-8"))
+            return lit, value
+        if kind == "union":
+            inner, value = self.literal(scalar.union.value, path, label)
+            out = literals_pb2.Literal()
+            out.CopyFrom(lit)
+            out.scalar.union.value.CopyFrom(inner)
+            return out, value
+        if kind == "blob":
+            multipart = scalar.blob.metadata.type.dimensionality == MULTIPART
+            local = self._fetch(scalar.blob.uri, path, label, tree=multipart)
+            out = literals_pb2.Literal()
+            out.CopyFrom(lit)
+            out.scalar.blob.uri = local
+            return out, local
+        if kind == "schema":
+            local = self._fetch(scalar.schema.uri, path, label, tree=True)
+            out = literals_pb2.Literal()
+            out.CopyFrom(lit)
+            out.scalar.schema.uri = local
+            return out, local
+        if kind == "structured_dataset":
+            local = self._fetch(scalar.structured_dataset.uri, path, label, tree=None)
+            out = literals_pb2.Literal()
+            out.CopyFrom(lit)
+            out.scalar.structured_dataset.uri = local
+            return out, local
+        raise DataError(f"{label}: the scalar holds no value")
+
+    def _fetch(self, uri: str, path: str, label: str, *, tree: bool | None) -> str:
+        """Plan the copy of a blob; ``tree`` None means "file or directory, whichever it is"."""
+        if not uri:
+            raise DataError(f"{label}: the literal has an empty URI")
+        if not self.fetch:
+            return uri
+        if tree is None:
+            remote_is_http = uri.split("://", 1)[0].lower() in ("http", "https")
+            tree = not remote_is_http and not self.store.is_file(uri)
+        if not tree:
+            self.transfers.append(Transfer(uri, path, label))
+            return path
+        entries = self.store.list_tree(uri)
+        os.makedirs(path, exist_ok=True)
+        for entry in entries:
+            rel = safe_relpath(entry.relpath, label)
+            dest = os.path.join(path, *rel.split("/"))
+            if entry.is_dir:
+                os.makedirs(dest, exist_ok=True)
+            else:
+                self.transfers.append(Transfer(entry.uri, dest, label, entry.size))
+        return path

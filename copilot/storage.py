@@ -1,0 +1,364 @@
+"""One door to every store: fsspec filesystems created lazily, errors made readable.
+
+A :class:`Store` owns one filesystem instance per protocol for the life of a
+run, so a run has one event loop and one connection pool per backend.  Backends
+are imported only when a URI needs them: a ``file://`` run never imports s3fs.
+Transfers stream to a temporary name beside the target and are renamed into
+place only when complete, so a reader never sees a partial file under its real
+name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
+
+from copilot.config import StorageConfig
+from copilot.errors import NON_RECOVERABLE, CopilotError, StorageError
+
+if TYPE_CHECKING:
+    from fsspec import AbstractFileSystem
+
+log = logging.getLogger("copilot")
+
+#: Transfers in flight at once, per run.  See docs for how it was chosen.
+DEFAULT_CONCURRENCY = 32
+
+_TMP_SUFFIX = ".copilot-part"
+
+
+def protocol_of(uri: str) -> str:
+    """The URI's scheme, ``file`` for plain paths."""
+    if "://" not in uri:
+        return "file"
+    scheme = uri.split("://", 1)[0].lower()
+    return {"s3a": "s3", "gcs": "gs", "az": "abfs"}.get(scheme, scheme)
+
+
+def display_uri(uri: str) -> str:
+    """A URI safe to print: user info and query strings (signatures) removed."""
+    if "://" not in uri:
+        return uri
+    try:
+        parts = urlsplit(uri)
+    except ValueError:
+        return uri.split("?", 1)[0]
+    netloc = parts.netloc.rsplit("@", 1)[-1]
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def join_uri(prefix: str, *names: str) -> str:
+    """Join names under a prefix with exactly one ``/`` between parts."""
+    out = prefix.rstrip("/")
+    for name in names:
+        out = out + "/" + name.strip("/")
+    return out
+
+
+def basename_of(uri: str) -> str:
+    """Last path segment of a URI (query and fragment ignored)."""
+    path = urlsplit(uri).path if "://" in uri else uri
+    return path.rstrip("/").rsplit("/", 1)[-1]
+
+
+@dataclass(frozen=True)
+class RemoteEntry:
+    """One object found under a prefix."""
+
+    relpath: str
+    uri: str
+    size: int | None
+    is_dir: bool = False
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """Copy ``src`` (a URI) to ``dst`` (a local path); ``label`` names it in errors."""
+
+    src: str
+    dst: str
+    label: str
+    size: int | None = None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def storage_error(exc: BaseException, uri: str, action: str) -> CopilotError:
+    """Turn a backend exception into one clear line that names the object."""
+    if isinstance(exc, CopilotError):
+        return exc
+    shown = display_uri(uri)
+    status = getattr(exc, "status", None) or getattr(exc, "code", None)
+    if isinstance(exc, FileNotFoundError):
+        return StorageError(f"{action} {shown}: not found", kind=NON_RECOVERABLE)
+    if isinstance(exc, PermissionError):
+        return StorageError(f"{action} {shown}: access denied", kind=NON_RECOVERABLE)
+    if isinstance(status, int) and 400 <= status < 600:
+        kind = NON_RECOVERABLE if status in (401, 403, 404, 410) else "RECOVERABLE"
+        return StorageError(f"{action} {shown}: HTTP {status}", kind=kind)
+    if isinstance(exc, asyncio.TimeoutError | TimeoutError):
+        return StorageError(f"{action} {shown}: timed out")
+    return StorageError(f"{action} {shown}: {_first_line(exc)}")
+
+
+@contextmanager
+def _errors(uri: str, action: str) -> Iterator[None]:
+    try:
+        yield
+    except CopilotError:
+        raise
+    except Exception as exc:
+        raise storage_error(exc, uri, action) from exc
+
+
+def _unlink_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+class Store:
+    """Access to every store a run touches, configured once."""
+
+    def __init__(
+        self,
+        config: StorageConfig | None = None,
+        *,
+        concurrency: int = DEFAULT_CONCURRENCY,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        self.config = config or StorageConfig()
+        self.concurrency = concurrency
+        self._filesystems: dict[str, AbstractFileSystem] = {}
+        self._lock = threading.Lock()
+
+    # -- filesystems ---------------------------------------------------------
+
+    def _options(self, protocol: str) -> dict[str, Any]:
+        if protocol == "s3":
+            opts = self.config.s3_options()
+            opts.setdefault("use_listings_cache", False)
+            return opts
+        if protocol == "gs":
+            return self.config.gcs_options()
+        if protocol in ("abfs", "abfss", "az"):
+            return self.config.azure_options()
+        if protocol == "file":
+            return {"auto_mkdir": True}
+        return {}
+
+    def filesystem(self, protocol: str) -> AbstractFileSystem:
+        """The run's filesystem for a protocol, created (and imported) on first use."""
+        with self._lock:
+            fs = self._filesystems.get(protocol)
+            if fs is None:
+                import fsspec
+
+                try:
+                    fs = fsspec.filesystem(
+                        protocol, skip_instance_cache=True, **self._options(protocol)
+                    )
+                except (ImportError, ValueError) as exc:
+                    hint = {
+                        "gs": " (install copilot[gcs])",
+                        "abfs": " (install copilot[azure])",
+                    }.get(protocol, "")
+                    raise StorageError(
+                        f"storage {protocol}://: backend not available{hint}: {_first_line(exc)}",
+                        kind=NON_RECOVERABLE,
+                    ) from None
+                self._filesystems[protocol] = fs
+            return fs
+
+    def resolve(self, uri: str) -> tuple[AbstractFileSystem, str]:
+        """The filesystem for ``uri`` and the path it understands."""
+        if not uri:
+            raise StorageError("empty URI", kind=NON_RECOVERABLE)
+        protocol = protocol_of(uri)
+        fs = self.filesystem(protocol)
+        if protocol == "file":
+            path = uri[len("file://") :] if uri.startswith("file://") else uri
+            return fs, os.path.abspath(path)
+        if protocol in ("http", "https"):
+            return fs, uri
+        return fs, fs._strip_protocol(uri)
+
+    # -- small objects -------------------------------------------------------
+
+    def read_bytes(self, uri: str, *, what: str = "read") -> bytes:
+        """Read a whole (small) object such as a protobuf document."""
+        fs, path = self.resolve(uri)
+        limit = self.config.max_download_mb * 1024 * 1024
+        with _errors(uri, what):
+            if limit > 0:
+                size = fs.size(path)
+                if size is not None and size > limit:
+                    raise StorageError(
+                        f"{what} {display_uri(uri)}: {size} bytes is over the "
+                        f"storage.limits.maxDownloadMBs limit of {self.config.max_download_mb} MB",
+                        kind=NON_RECOVERABLE,
+                    )
+            return fs.cat_file(path)
+
+    def write_bytes(self, uri: str, data: bytes, *, what: str = "write") -> None:
+        """Write a whole object; on local disk atomically (temp name, then rename)."""
+        fs, path = self.resolve(uri)
+        with _errors(uri, what):
+            if protocol_of(uri) == "file":
+                os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+                tmp = path + _TMP_SUFFIX
+                with open(tmp, "wb") as fh:
+                    fh.write(data)
+                os.replace(tmp, path)
+            else:
+                fs.pipe_file(path, data)
+
+    def exists(self, uri: str) -> bool:
+        fs, path = self.resolve(uri)
+        with _errors(uri, "check"):
+            return bool(fs.exists(path))
+
+    def is_file(self, uri: str) -> bool:
+        fs, path = self.resolve(uri)
+        with _errors(uri, "check"):
+            return bool(fs.isfile(path))
+
+    # -- trees ---------------------------------------------------------------
+
+    def list_tree(self, uri: str) -> list[RemoteEntry]:
+        """Every object under ``uri`` with its path relative to it (nested folders kept).
+
+        A prefix with nothing under it gives an empty list: object stores do not
+        keep empty directories, so "empty" and "absent" look the same there.
+        """
+        protocol = protocol_of(uri)
+        if protocol in ("http", "https"):
+            raise StorageError(
+                f"list {display_uri(uri)}: an http(s) URI can only be a single file",
+                kind=NON_RECOVERABLE,
+            )
+        fs, path = self.resolve(uri)
+        base = path.rstrip("/")
+        with _errors(uri, "list"):
+            found = fs.find(base, withdirs=True, detail=True)
+        entries: list[RemoteEntry] = []
+        for name, info in sorted(found.items()):
+            name = name.rstrip("/") if info.get("type") == "directory" else name
+            if name == base:
+                if info.get("type") == "directory":
+                    continue
+                rel = basename_of(name)
+            elif name.startswith(base + "/"):
+                rel = name[len(base) + 1 :]
+            else:
+                continue
+            if rel.endswith(_TMP_SUFFIX):
+                continue
+            is_dir = info.get("type") == "directory" or name.endswith("/")
+            full = name if protocol == "file" else f"{protocol}://{name}"
+            entries.append(RemoteEntry(rel.rstrip("/"), full, info.get("size"), is_dir))
+        return entries
+
+    # -- transfers -----------------------------------------------------------
+
+    def download(self, transfers: Sequence[Transfer]) -> int:
+        """Copy every transfer, at most ``concurrency`` at a time; returns bytes copied.
+
+        The first failure stops the rest and is raised; files already renamed
+        into place stay, partial ones are removed.
+        """
+        groups: dict[str, list[Transfer]] = {}
+        for t in transfers:
+            groups.setdefault(protocol_of(t.src), []).append(t)
+        total = 0
+        for protocol, group in groups.items():
+            fs = self.filesystem(protocol)
+            if getattr(fs, "async_impl", False):
+                from fsspec.asyn import sync
+
+                total += sync(fs.loop, self._download_async, fs, group)
+            else:
+                total += self._download_threads(fs, group)
+        return total
+
+    def _prepare(self, t: Transfer) -> tuple[str, str]:
+        os.makedirs(os.path.dirname(t.dst) or ".", exist_ok=True)
+        _, path = self.resolve(t.src)
+        return path, t.dst + _TMP_SUFFIX
+
+    def _finish(self, t: Transfer, tmp: str) -> int:
+        got = os.path.getsize(tmp)
+        if t.size is not None and got != t.size:
+            _unlink_quietly(tmp)
+            raise StorageError(
+                f"{t.label}: download of {display_uri(t.src)} ended short ({got} of {t.size} bytes)"
+            )
+        os.replace(tmp, t.dst)
+        return got
+
+    async def _download_async(self, fs: AbstractFileSystem, group: list[Transfer]) -> int:
+        queue: Iterator[Transfer] = iter(group)
+        failure: list[BaseException] = []
+        copied = 0
+
+        async def worker() -> None:
+            nonlocal copied
+            for t in queue:
+                if failure:
+                    return
+                path, tmp = self._prepare(t)
+                try:
+                    await fs._get_file(path, tmp)
+                    copied += self._finish(t, tmp)
+                except Exception as exc:
+                    _unlink_quietly(tmp)
+                    failure.append(_labelled(storage_error(exc, t.src, "download"), t.label))
+                    return
+
+        await asyncio.gather(*(worker() for _ in range(min(self.concurrency, len(group)))))
+        if failure:
+            raise failure[0]
+        return copied
+
+    def _download_threads(self, fs: AbstractFileSystem, group: list[Transfer]) -> int:
+        from concurrent.futures import ThreadPoolExecutor
+
+        failure: list[BaseException] = []
+
+        def one(t: Transfer) -> int:
+            if failure:
+                return 0
+            path, tmp = self._prepare(t)
+            try:
+                fs.get_file(path, tmp)
+                return self._finish(t, tmp)
+            except Exception as exc:
+                _unlink_quietly(tmp)
+                failure.append(_labelled(storage_error(exc, t.src, "download"), t.label))
+                return 0
+
+        workers = min(self.concurrency, len(group)) or 1
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="copilot-io") as pool:
+            copied = sum(pool.map(one, group))
+        if failure:
+            raise failure[0]
+        return copied
+
+
+def _labelled(err: CopilotError, label: str) -> CopilotError:
+    if label and not err.message.startswith(label + ":"):
+        err.message = f"{label}: {err.message}"
+        err.args = (err.message,)
+    return err

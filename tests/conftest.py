@@ -1,0 +1,158 @@
+"""Shared fixtures: a real S3 server (moto, HTTP on loopback) and the copilot command."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+# Distinctive fake credentials: tests grep every output for them.
+ACCESS_KEY = "AKIACOPILOTTEST0001"
+SECRET_KEY = "s3cr3t/C0pilot+Value=XYZ"
+REGION = "us-east-1"
+
+
+def copilot_exe() -> str:
+    """The installed console script, as users run it."""
+    exe = Path(sys.executable).with_name("copilot")
+    if exe.exists():
+        return str(exe)
+    found = shutil.which("copilot")
+    assert found, "the copilot console script is not installed"
+    return found
+
+
+@dataclass
+class S3:
+    endpoint: str
+    bucket: str
+    client: object
+
+    def uri(self, key: str) -> str:
+        return f"s3://{self.bucket}/{key.lstrip('/')}"
+
+    def put(self, key: str, data: bytes) -> str:
+        self.client.put_object(Bucket=self.bucket, Key=key, Body=data)
+        return self.uri(key)
+
+    def get(self, key: str) -> bytes:
+        return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+
+    def exists(self, key: str) -> bool:
+        resp = self.client.list_objects_v2(Bucket=self.bucket, Prefix=key)
+        return any(o["Key"] == key for o in resp.get("Contents", []))
+
+    def keys(self, prefix: str = "") -> list[str]:
+        out: list[str] = []
+        token = None
+        while True:
+            kw = {"Bucket": self.bucket, "Prefix": prefix}
+            if token:
+                kw["ContinuationToken"] = token
+            resp = self.client.list_objects_v2(**kw)
+            out += [o["Key"] for o in resp.get("Contents", [])]
+            if not resp.get("IsTruncated"):
+                return out
+            token = resp["NextContinuationToken"]
+
+    def env(self) -> dict[str, str]:
+        """Environment that points botocore (and so copilot) at this server."""
+        return clean_env(
+            AWS_ACCESS_KEY_ID=ACCESS_KEY,
+            AWS_SECRET_ACCESS_KEY=SECRET_KEY,
+            AWS_DEFAULT_REGION=REGION,
+            AWS_ENDPOINT_URL_S3=self.endpoint,
+        )
+
+    def stow_flags(self) -> list[str]:
+        """Root flags exactly as Flyte's plugin builds them (SPEC §2)."""
+        return [
+            "--storage.limits.maxDownloadMBs=0",
+            "--logger.level=4",
+            "--storage.enable-multicontainer",
+            f"--storage.container={self.bucket}",
+            "--storage.type=stow",
+            "--storage.stow.config",
+            "auth_type=accesskey",
+            "--storage.stow.config",
+            f"access_key_id={ACCESS_KEY}",
+            "--storage.stow.config",
+            f"secret_key={SECRET_KEY}",
+            "--storage.stow.config",
+            f"endpoint={self.endpoint}",
+            "--storage.stow.config",
+            f"region={REGION}",
+            "--storage.stow.config",
+            "disable_ssl=true",
+            "--storage.stow.kind=s3",
+        ]
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The process environment without any AWS or Flyte settings, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "FLYTE_", "BOTO"))}
+    # Keep botocore from reading the developer's own ~/.aws files.
+    env["AWS_CONFIG_FILE"] = os.devnull
+    env["AWS_SHARED_CREDENTIALS_FILE"] = os.devnull
+    env["AWS_EC2_METADATA_DISABLED"] = "true"
+    env.update(extra)
+    return env
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+def _make_bucket(endpoint: str) -> S3:
+    import boto3
+
+    client = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id=ACCESS_KEY,
+        aws_secret_access_key=SECRET_KEY,
+        region_name=REGION,
+    )
+    bucket = f"copilot-{uuid.uuid4().hex[:12]}"
+    client.create_bucket(Bucket=bucket)
+    return S3(endpoint, bucket, client)
+
+
+@pytest.fixture
+def s3(s3_endpoint: str) -> S3:
+    """A fresh bucket on the shared moto server."""
+    return _make_bucket(s3_endpoint)
+
+
+@pytest.fixture(scope="module")
+def s3_module(s3_endpoint: str) -> S3:
+    return _make_bucket(s3_endpoint)
+
+
+def run_copilot(
+    args: list[str], *, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [copilot_exe(), *args],
+        capture_output=True,
+        text=True,
+        env=env if env is not None else clean_env(),
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )

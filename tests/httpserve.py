@@ -1,0 +1,63 @@
+"""A tiny loopback HTTP server for http(s) inputs: fixed bodies, 404s and a stall."""
+
+from __future__ import annotations
+
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class FileServer:
+    """Serves ``files`` (path -> bytes); ``/stall`` answers after ``stall_seconds``."""
+
+    def __init__(self, files: dict[str, bytes], stall_seconds: float = 30.0) -> None:
+        self.files = dict(files)
+        self.stall_seconds = stall_seconds
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def _reply(self, head_only: bool) -> None:
+                path = self.path.split("?", 1)[0]
+                if path.startswith("/stall"):
+                    deadline = time.monotonic() + owner.stall_seconds
+                    while time.monotonic() < deadline and not owner.closed:
+                        time.sleep(0.05)
+                body = owner.files.get(path)
+                if body is None:
+                    self.send_response(404)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if not head_only:
+                    self.wfile.write(body)
+
+            def do_GET(self) -> None:  # noqa: N802
+                self._reply(False)
+
+            def do_HEAD(self) -> None:  # noqa: N802
+                self._reply(True)
+
+        self.closed = False
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def __enter__(self) -> FileServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.closed = True
+        self.server.shutdown()
+        self.server.server_close()
