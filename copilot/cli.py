@@ -136,8 +136,9 @@ def _fail(
     err = as_copilot_error(exc)
     if not isinstance(exc, CopilotError):
         log.debug("unexpected failure", exc_info=exc)
-    click.echo(f"copilot {command}: error: {err.message}", err=True)
+    line = f"copilot {command}: error: {err.message}"
     if not prefix:
+        click.echo(line, err=True)
         click.echo(
             f"copilot {command}: no --to-output-prefix given, so no error document was written",
             err=True,
@@ -146,9 +147,11 @@ def _fail(
     try:
         uri = write_error_document(store, prefix, settings.err_output_name, code, err)
     except CopilotError as werr:
+        click.echo(line, err=True)
         click.echo(f"copilot {command}: error: {werr.message}", err=True)
         sys.exit(1)
     log.info("wrote error document %s", display_uri(uri))
+    click.echo(line, err=True)
     sys.exit(settings.error_exit_code)
 
 

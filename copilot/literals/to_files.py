@@ -148,10 +148,11 @@ class FileLayout:
                 )
             lit = inputs.literals[name]
             path = os.path.join(self.root, name)
+            label = f"input {name!r}"
             if self.layout == NAMED_DIR:
-                local, value = self._named(lit, path, name)
+                local, value = self._named(lit, path, label)
             else:
-                local, value = self.literal(lit, path, name)
+                local, value = self.literal(lit, path, label)
             out.literals[name].CopyFrom(local)
             values[name] = value
         return LaidOut(out, values, self.transfers)

@@ -1,0 +1,83 @@
+"""The command line as users meet it: help, bad arguments, lazy backends."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import lits
+from conftest import clean_env, run_copilot
+
+
+def test_no_subcommand_prints_help_and_fails() -> None:
+    res = run_copilot([])
+    assert res.returncode != 0
+    assert "download" in res.stderr + res.stdout
+    assert "Usage" in res.stderr + res.stdout
+
+
+def test_help_lists_storage_flags() -> None:
+    res = run_copilot(["--help"])
+    assert res.returncode == 0
+    assert "--storage.stow.config" in res.stdout
+    assert "--err-output-name" in res.stdout
+
+
+def test_invalid_enum_names_the_allowed_values(tmp_path: Path) -> None:
+    res = run_copilot(["download", "-f", "x", "-o", str(tmp_path), "--format", "XML"])
+    assert res.returncode == 2
+    assert "XML" in res.stderr
+    for allowed in ("JSON", "YAML", "PROTO"):
+        assert allowed in res.stderr
+    assert "Traceback" not in res.stderr
+
+
+def test_lower_case_enum_is_accepted(tmp_path: Path) -> None:
+    src = tmp_path / "inputs.pb"
+    src.write_bytes(lits.literal_map({"a": lits.integer(1)}).SerializeToString())
+    res = run_copilot(["download", "-f", str(src), "-o", str(tmp_path / "in"), "-m", "yaml"])
+    assert res.returncode == 0, res.stderr
+    assert (tmp_path / "in" / "inputs.yaml").read_text() == "a: 1\n"
+
+
+def test_bad_duration_is_a_usage_error(tmp_path: Path) -> None:
+    res = run_copilot(["download", "-f", "x", "-o", str(tmp_path), "--timeout", "ten minutes"])
+    assert res.returncode == 2
+    assert "Go syntax" in res.stderr
+
+
+def test_missing_required_flag_is_one_line(tmp_path: Path) -> None:
+    res = run_copilot(["download", "-o", str(tmp_path)])
+    assert res.returncode == 2
+    assert res.stderr.strip() == "copilot: error: download: --from-remote is required"
+
+
+def test_unknown_storage_flag_is_reported() -> None:
+    res = run_copilot(["--storage.bogus", "download"])
+    assert res.returncode == 2
+    assert "unknown flag --storage.bogus" in res.stderr
+
+
+def test_file_store_download_never_imports_s3_backends(tmp_path: Path) -> None:
+    """A file:// run must not pay for s3fs / aiobotocore imports."""
+    src = tmp_path / "inputs.pb"
+    (tmp_path / "blob.txt").write_text("local blob")
+    src.write_bytes(
+        lits.literal_map(
+            {"a": lits.integer(1), "f": lits.blob(str(tmp_path / "blob.txt"))}
+        ).SerializeToString()
+    )
+    probe = (
+        "import atexit, sys\n"
+        "atexit.register(lambda: print('LOADED', sorted(m for m in sys.modules "
+        "if m.split('.')[0] in ('s3fs', 'aiobotocore', 'botocore', 'aiohttp'))))\n"
+        "from copilot.cli import main\n"
+        f"main(['download', '-f', 'file://{src}', '-o', '{tmp_path / 'in'}'])\n"
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, env=clean_env()
+    )
+    assert res.returncode == 0, res.stderr
+    assert "LOADED []" in res.stdout
+    assert (tmp_path / "in" / "f").read_text() == "local blob"

@@ -1,0 +1,214 @@
+"""Fast unit tests: text formats, duration parsing, flag and config handling."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from copilot._argv import split_global_flags
+from copilot.cli import main_group
+from copilot.config import FlagOverrides, StorageConfig, parse_pairs, resolve_settings
+from copilot.errors import UsageError
+from copilot.literals.text import (
+    format_duration_ns,
+    format_float,
+    format_timestamp,
+    parse_go_duration,
+)
+from copilot.literals.to_files import safe_name
+from copilot.storage import display_uri, join_uri, protocol_of
+
+
+@pytest.mark.parametrize(
+    "value,text",
+    [
+        (1.0, "1"),
+        (0.1, "0.1"),
+        (1e21, "1000000000000000000000"),
+        (1e-7, "0.0000001"),
+        (-2.5, "-2.5"),
+        (123456789.125, "123456789.125"),
+        (5e-324, "0." + "0" * 323 + "5"),
+        (float("nan"), "NaN"),
+        (float("inf"), "+Inf"),
+        (float("-inf"), "-Inf"),
+    ],
+)
+def test_format_float(value: float, text: str) -> None:
+    assert format_float(value) == text
+
+
+@given(st.floats(allow_nan=False, allow_infinity=False))
+def test_format_float_round_trips_without_exponent(value: float) -> None:
+    text = format_float(value)
+    assert "e" not in text.lower()
+    assert float(text) == value
+
+
+@pytest.mark.parametrize(
+    "ns,text",
+    [
+        (0, "0s"),
+        (1, "1ns"),
+        (100, "100ns"),
+        (1500, "1.5µs"),
+        (300_000_000, "300ms"),
+        (1_500_000_000, "1.5s"),
+        (3723 * 10**9, "1h2m3s"),
+        (7200 * 10**9, "2h0m0s"),
+        (60 * 10**9, "1m0s"),
+        (-3600 * 10**9, "-1h0m0s"),
+        (90061 * 10**9 + 500_000_000, "25h1m1.5s"),
+    ],
+)
+def test_format_duration(ns: int, text: str) -> None:
+    assert format_duration_ns(ns) == text
+
+
+@given(st.integers(min_value=-(2**63) + 1, max_value=2**63 - 1))
+def test_go_duration_round_trip(ns: int) -> None:
+    assert parse_go_duration(format_duration_ns(ns)) == ns
+
+
+@pytest.mark.parametrize(
+    "text,ns",
+    [
+        ("1h0m0s", 3600 * 10**9),
+        ("90s", 90 * 10**9),
+        ("1h30m", 5400 * 10**9),
+        ("0", 0),
+        ("-1.5h", -5400 * 10**9),
+        ("300ms", 300_000_000),
+        ("2us", 2000),
+        ("2μs", 2000),
+    ],
+)
+def test_parse_go_duration(text: str, ns: int) -> None:
+    assert parse_go_duration(text) == ns
+
+
+@pytest.mark.parametrize("text", ["", "1", "h", "1x", "1.2.3s", "--1s"])
+def test_parse_go_duration_rejects(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_go_duration(text)
+
+
+@pytest.mark.parametrize(
+    "seconds,nanos,text",
+    [
+        (0, 0, "1970-01-01T00:00:00Z"),
+        (1704164645, 500_000_000, "2024-01-02T03:04:05.5Z"),
+        (1704164645, 1, "2024-01-02T03:04:05.000000001Z"),
+        (-62135596800, 0, "0001-01-01T00:00:00Z"),
+    ],
+)
+def test_format_timestamp(seconds: int, nanos: int, text: str) -> None:
+    assert format_timestamp(seconds, nanos) == text
+
+
+def test_parse_pairs_keeps_commas_inside_values() -> None:
+    assert parse_pairs("a=1,b=x,y,c=", "f") == {"a": "1", "b": "x,y", "c": ""}
+    with pytest.raises(UsageError):
+        parse_pairs("novalue", "f")
+
+
+def test_split_global_flags_everywhere() -> None:
+    overrides, rest = split_global_flags(
+        [
+            "--storage.type=stow",
+            "--config",
+            "/etc/flyte/copilot/*.yaml",
+            "--storage.stow.config",
+            "endpoint=http://x:9000",
+            "--kubeconfig",
+            "/k",
+            "download",
+            "-f",
+            "--storage.not-a-flag-but-a-value",
+            "--storage.stow.config=region=r1",
+            "--storage.enable-multicontainer",
+            "--logger.level",
+            "5",
+            "-s",
+        ],
+        main_group,
+    )
+    assert overrides.storage == {
+        "type": "stow",
+        "stow": {"config": {"endpoint": "http://x:9000", "region": "r1"}},
+        "enable-multicontainer": True,
+    }
+    assert overrides.logger == {"level": 5}
+    # Root flags move before the subcommand; a subcommand's option value is left alone.
+    assert rest == [
+        "--config",
+        "/etc/flyte/copilot/*.yaml",
+        "-s",
+        "download",
+        "-f",
+        "--storage.not-a-flag-but-a-value",
+    ]
+
+
+def test_unknown_storage_flag_without_value_is_an_error() -> None:
+    with pytest.raises(UsageError, match="unknown flag --storage.nope"):
+        split_global_flags(["--storage.nope", "download"], main_group)
+
+
+def test_s3_options_from_stow_config(tmp_path) -> None:
+    secret = tmp_path / "s"
+    secret.write_text("from-file\n")
+    cfg = StorageConfig(
+        kind="s3",
+        stow_config={
+            "auth_type": "accesskey",
+            "access_key_id": "AK",
+            "secret_key_path": str(secret),
+            "endpoint": "minio:9000",
+            "disable_ssl": "true",
+            "region": "eu-west-1",
+        },
+    )
+    opts = cfg.s3_options()
+    assert opts["key"] == "AK" and opts["secret"] == "from-file"
+    assert opts["client_kwargs"] == {
+        "endpoint_url": "http://minio:9000",
+        "region_name": "eu-west-1",
+    }
+    assert opts["config_kwargs"]["s3"]["addressing_style"] == "path"
+    assert opts["use_ssl"] is False
+    assert "from-file" not in repr(cfg.redacted()) and "AK" not in repr(cfg.redacted())
+
+
+def test_iam_auth_passes_no_keys() -> None:
+    cfg = StorageConfig(kind="s3", stow_config={"auth_type": "iam", "region": "us-east-1"})
+    assert "key" not in cfg.s3_options() and "secret" not in cfg.s3_options()
+
+
+def test_flags_override_config_files(tmp_path) -> None:
+    (tmp_path / "a.yaml").write_text("storage:\n  container: from-file\n  type: s3\n")
+    overrides = FlagOverrides()
+    overrides.set("storage", "container", "str", "from-flag")
+    settings = resolve_settings([str(tmp_path / "*.yaml")], overrides)
+    assert settings.storage.container == "from-flag"
+    assert settings.storage.type == "s3"
+
+
+def test_bad_yaml_is_a_usage_error(tmp_path) -> None:
+    (tmp_path / "bad.yaml").write_text("storage: [unclosed\n")
+    with pytest.raises(UsageError, match="not a readable YAML file"):
+        resolve_settings([str(tmp_path / "bad.yaml")], FlagOverrides())
+
+
+@pytest.mark.parametrize("name", ["", ".", "..", "a/b", "a\\b", "a\x00b", "x" * 300])
+def test_safe_name_rejects(name: str) -> None:
+    with pytest.raises(Exception, match="cannot be used as a file name"):
+        safe_name(name, "map key", "input 'm'")
+
+
+def test_uri_helpers() -> None:
+    assert protocol_of("/var/x") == "file"
+    assert protocol_of("S3://b/k") == "s3"
+    assert join_uri("s3://b/p/", "errors.pb") == "s3://b/p/errors.pb"
+    assert display_uri("https://u:pw@h/x?X-Amz-Signature=abc") == "https://h/x"
