@@ -8,16 +8,20 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
 from copilot import __version__
 from copilot._argv import split_global_flags
 from copilot.config import Settings, configure_logging, resolve_settings
-from copilot.errors import INPUT_DOWNLOAD_FAILED, CopilotError, UsageError
+from copilot.constants import DEFAULT_CONCURRENCY, DEFAULT_MAX_PRIMITIVE_BYTES
+from copilot.errors import INPUT_DOWNLOAD_FAILED, OUTPUT_UPLOAD_FAILED, CopilotError, UsageError
 from copilot.literals.text import parse_go_duration
-from copilot.storage import DEFAULT_CONCURRENCY, Store, display_uri
+from copilot.watchers import WATCHER_TYPES
+
+if TYPE_CHECKING:
+    from copilot.storage import Store
 
 log = logging.getLogger("copilot")
 
@@ -129,9 +133,12 @@ def _fail(
     prefix: str,
     code: str,
     exc: BaseException,
+    *,
+    overwrite: bool = True,
 ) -> NoReturn:
     """Report a failed step: one line on stderr, the error document, the exit code."""
     from copilot.runner import as_copilot_error, write_error_document
+    from copilot.storage import display_uri
 
     err = as_copilot_error(exc)
     if not isinstance(exc, CopilotError):
@@ -145,12 +152,17 @@ def _fail(
         )
         sys.exit(1)
     try:
-        uri = write_error_document(store, prefix, settings.err_output_name, code, err)
+        uri = write_error_document(
+            store, prefix, settings.err_output_name, code, err, overwrite=overwrite
+        )
     except CopilotError as werr:
         click.echo(line, err=True)
         click.echo(f"copilot {command}: error: {werr.message}", err=True)
         sys.exit(1)
-    log.info("wrote error document %s", display_uri(uri))
+    if uri is None:
+        log.warning("an error document already exists under %s; kept it", display_uri(prefix))
+    else:
+        log.info("wrote error document %s", display_uri(uri))
     click.echo(line, err=True)
     sys.exit(settings.error_exit_code)
 
@@ -225,6 +237,7 @@ def download(
     from copilot.download import DownloadOptions, download_inputs
     from copilot.messages import parse_base64_message
     from copilot.runner import call_with_deadline
+    from copilot.storage import Store
 
     store = Store(settings.storage, concurrency=concurrency)
     opts = DownloadOptions(
@@ -244,11 +257,162 @@ def download(
         return download_inputs(store, opts)
 
     try:
-        call_with_deadline(step, timeout, "download")
+        call_with_deadline(step, timeout, "download", stop_on_signal=True)
     except (UsageError, KeyboardInterrupt):
         raise
     except Exception as exc:
         _fail(settings, store, "download", to_output_prefix, INPUT_DOWNLOAD_FAILED, exc)
+
+
+@main_group.command()
+@click.option("-o", "--to-output-prefix", default="", help="Where outputs.pb / errors.pb go.")
+@click.option(
+    "-x", "--to-raw-output", default="", help="Prefix for uploaded files and directories."
+)
+@click.option("-f", "--from-local-dir", default="", help="Output directory to read.")
+@click.option(
+    "-m",
+    "--format",
+    "fmt",
+    type=_choice(("JSON", "YAML", "PROTO")),
+    default="JSON",
+    show_default=True,
+    help="Format of an optional whole-outputs document (outputs.json / .yaml / .pb).",
+)
+@click.option(
+    "-u",
+    "--upload-mode",
+    type=_choice(("UPLOAD_ON_EXIT", "UPLOAD_EAGER", "DO_NOT_UPLOAD")),
+    default="UPLOAD_ON_EXIT",
+    show_default=True,
+    help="DO_NOT_UPLOAD records local paths and uploads nothing.",
+)
+@click.option("--meta-output-name", default="outputs.pb", show_default=True)
+@click.option(
+    "-t",
+    "--timeout",
+    type=GO_DURATION,
+    default=None,
+    help="Bound on the upload once the main container has ended.  [default: 1h]",
+)
+@click.option(
+    "--start-timeout",
+    type=GO_DURATION,
+    default=None,
+    hidden=True,
+    help="Deprecated alias of --timeout.",
+)
+@click.option(
+    "-i", "--interface", "interface_b64", default="", help="Base64 of a serialized TypedInterface."
+)
+@click.option(
+    "--start-watcher-type",
+    type=click.Choice(WATCHER_TYPES),
+    default="signal",
+    show_default=True,
+    help="How to know the main container has started.",
+)
+@click.option(
+    "--exit-watcher-type",
+    type=click.Choice(WATCHER_TYPES),
+    default="signal",
+    show_default=True,
+    help="How to know the main container has finished.",
+)
+@click.option(
+    "--max-primitive-bytes",
+    type=click.IntRange(min=1),
+    default=DEFAULT_MAX_PRIMITIVE_BYTES,
+    show_default=True,
+    help="Largest file accepted for a primitive output.",
+)
+@click.option(
+    "--struct-encoding",
+    type=click.Choice(("msgpack", "generic")),
+    default="msgpack",
+    show_default=True,
+    help="Struct outputs as Binary msgpack (current SDKs) or a protobuf Struct.",
+)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(min=1),
+    default=DEFAULT_CONCURRENCY,
+    show_default=True,
+    help="Transfers in flight at once.",
+)
+@click.pass_obj
+def sidecar(
+    settings: Settings,
+    to_output_prefix: str,
+    to_raw_output: str,
+    from_local_dir: str,
+    fmt: str,
+    upload_mode: str,
+    meta_output_name: str,
+    timeout: float | None,
+    start_timeout: float | None,
+    interface_b64: str,
+    start_watcher_type: str,
+    exit_watcher_type: str,
+    max_primitive_bytes: int,
+    struct_encoding: str,
+    concurrency: int,
+) -> None:
+    """Wait for the main container, then turn its output files into typed outputs."""
+    from flyteidl2.core import interface_pb2
+
+    from copilot.messages import parse_base64_message
+    from copilot.runner import call_with_deadline
+    from copilot.upload import UploadOptions, upload_outputs
+    from copilot.watchers import make_watcher
+
+    if timeout is None:
+        if start_timeout is not None:
+            log.warning("--start-timeout is deprecated; use --timeout")
+        timeout = start_timeout if start_timeout is not None else 3600.0
+    from copilot.storage import Store
+
+    store = Store(settings.storage, concurrency=concurrency)
+    opts = UploadOptions(
+        from_local_dir=from_local_dir,
+        to_output_prefix=to_output_prefix,
+        to_raw_output=to_raw_output,
+        format=fmt,
+        mode=upload_mode,
+        meta_output_name=meta_output_name,
+        err_output_name=settings.err_output_name,
+        max_primitive_bytes=max_primitive_bytes,
+        struct_encoding=struct_encoding,
+    )
+    opts.validate()
+    start = make_watcher(start_watcher_type, from_local_dir)
+    finish = make_watcher(exit_watcher_type, from_local_dir)
+
+    try:
+        if interface_b64:
+            opts.interface = parse_base64_message(
+                interface_pb2.TypedInterface, interface_b64, "--interface"
+            )
+        if not opts.declared():
+            log.info("no outputs declared; nothing to upload")
+            return
+        log.info("main container started (%s)", start.wait_to_start())
+        log.info("main container finished (%s)", finish.wait_to_exit())
+        result = call_with_deadline(lambda: upload_outputs(store, opts), timeout, "upload")
+        if result.skipped_reason:
+            log.warning("outputs not uploaded: %s", result.skipped_reason)
+    except (UsageError, KeyboardInterrupt):
+        raise
+    except Exception as exc:
+        _fail(
+            settings,
+            store,
+            "sidecar",
+            to_output_prefix,
+            OUTPUT_UPLOAD_FAILED,
+            exc,
+            overwrite=False,
+        )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -276,3 +440,9 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         click.echo("copilot: interrupted", err=True)
         sys.exit(130)
+    except Exception as exc:  # a bug: one line, the traceback only at debug level
+        from copilot.errors import describe
+
+        log.debug("internal error", exc_info=exc)
+        click.echo(f"copilot: internal error: {describe(exc)}", err=True)
+        sys.exit(1)

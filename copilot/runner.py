@@ -7,9 +7,11 @@ the error document written where the protocol wants it.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import TypeVar
 
+from copilot import _signals
 from copilot.errors import CopilotError, ErrorInfo, describe
 from copilot.literals.text import format_duration_ns
 from copilot.storage import Store, join_uri
@@ -17,14 +19,15 @@ from copilot.storage import Store, join_uri
 T = TypeVar("T")
 
 
-def call_with_deadline(fn: Callable[[], T], seconds: float | None, what: str) -> T:
-    """Run ``fn``; if it has not finished after ``seconds``, raise a timeout error.
+def call_with_deadline(
+    fn: Callable[[], T], seconds: float | None, what: str, *, stop_on_signal: bool = False
+) -> T:
+    """Run ``fn``; raise a clear error if it has not finished after ``seconds``.
 
-    The work runs in a daemon thread so the caller can report the timeout and
-    exit even while a transfer is stuck in the network.
+    The work runs in a daemon thread so the caller can report the timeout (or,
+    with ``stop_on_signal``, a SIGTERM) and exit even while a transfer is stuck
+    in the network.
     """
-    if not seconds or seconds <= 0:
-        return fn()
     box: dict[str, object] = {}
 
     def target() -> None:
@@ -35,10 +38,17 @@ def call_with_deadline(fn: Callable[[], T], seconds: float | None, what: str) ->
 
     worker = threading.Thread(target=target, name="copilot-step", daemon=True)
     worker.start()
-    worker.join(seconds)
-    if worker.is_alive():
-        limit = format_duration_ns(int(seconds * 1e9))
-        raise CopilotError(f"{what} did not finish within the timeout of {limit}")
+    deadline = time.monotonic() + seconds if seconds and seconds > 0 else None
+    while worker.is_alive():
+        if stop_on_signal and _signals.TERMINATED.is_set():
+            raise CopilotError(f"{what} was interrupted by SIGTERM before it finished")
+        if deadline is not None and time.monotonic() >= deadline:
+            limit = format_duration_ns(int(seconds * 1e9))  # type: ignore[operator]
+            raise CopilotError(f"{what} did not finish within the timeout of {limit}")
+        step = 0.05 if stop_on_signal else 0.5
+        if deadline is not None:
+            step = max(0.0, min(step, deadline - time.monotonic()))
+        worker.join(step)
     if "error" in box:
         raise box["error"]  # type: ignore[misc]
     return box["value"]  # type: ignore[return-value]
@@ -51,9 +61,17 @@ def as_copilot_error(exc: BaseException) -> CopilotError:
     return CopilotError(f"internal error: {describe(exc)}")
 
 
-def write_error_document(store: Store, prefix: str, name: str, code: str, err: CopilotError) -> str:
-    """Write ``ErrorDocument`` to ``<prefix>/<name>``; returns its URI."""
+def write_error_document(
+    store: Store, prefix: str, name: str, code: str, err: CopilotError, *, overwrite: bool = True
+) -> str | None:
+    """Write ``ErrorDocument`` to ``<prefix>/<name>``; returns its URI.
+
+    With ``overwrite`` off an existing document is kept (the first cause is
+    never lost) and None is returned.
+    """
     uri = join_uri(prefix, name)
+    if not overwrite and store.exists(uri):
+        return None
     info = ErrorInfo(code=code, message=err.message, kind=err.kind, origin=err.origin)
     store.write_bytes(uri, info.to_document(), what="write error document")
     return uri

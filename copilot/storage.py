@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from copilot.config import StorageConfig
+from copilot.constants import DEFAULT_CONCURRENCY
 from copilot.errors import NON_RECOVERABLE, CopilotError, StorageError
 
 if TYPE_CHECKING:
@@ -28,8 +29,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("copilot")
 
-#: Transfers in flight at once, per run.  See docs for how it was chosen.
-DEFAULT_CONCURRENCY = 32
 
 _TMP_SUFFIX = ".copilot-part"
 
@@ -80,7 +79,10 @@ class RemoteEntry:
 
 @dataclass(frozen=True)
 class Transfer:
-    """Copy ``src`` (a URI) to ``dst`` (a local path); ``label`` names it in errors."""
+    """Copy ``src`` to ``dst`` (one local path, one URI); ``label`` names it in errors.
+
+    ``size``, when known, is checked after the copy.
+    """
 
     src: str
     dst: str
@@ -274,41 +276,82 @@ class Store:
     # -- transfers -----------------------------------------------------------
 
     def download(self, transfers: Sequence[Transfer]) -> int:
-        """Copy every transfer, at most ``concurrency`` at a time; returns bytes copied.
+        """Copy remote ``src`` to local ``dst`` for every transfer; returns bytes copied.
 
-        The first failure stops the rest and is raised; files already renamed
-        into place stay, partial ones are removed.
+        At most ``concurrency`` run at once.  The first failure stops the rest
+        and is raised; files already renamed into place stay, partial ones are
+        removed.
         """
+        return self._transfer(transfers, "get")
+
+    def upload(self, transfers: Sequence[Transfer]) -> int:
+        """Copy local ``src`` to remote ``dst`` for every transfer; returns bytes copied.
+
+        A local file that changes size while it is uploaded is an error: the
+        object would not be the data that was declared.
+        """
+        return self._transfer(transfers, "put")
+
+    def _transfer(self, transfers: Sequence[Transfer], direction: str) -> int:
         groups: dict[str, list[Transfer]] = {}
         for t in transfers:
-            groups.setdefault(protocol_of(t.src), []).append(t)
+            remote = t.src if direction == "get" else t.dst
+            groups.setdefault(protocol_of(remote), []).append(t)
         total = 0
         for protocol, group in groups.items():
             fs = self.filesystem(protocol)
             if getattr(fs, "async_impl", False):
                 from fsspec.asyn import sync
 
-                total += sync(fs.loop, self._download_async, fs, group)
+                total += sync(fs.loop, self._run_async, fs, group, direction)
             else:
-                total += self._download_threads(fs, group)
+                total += self._run_threads(fs, group, direction)
         return total
 
-    def _prepare(self, t: Transfer) -> tuple[str, str]:
-        os.makedirs(os.path.dirname(t.dst) or ".", exist_ok=True)
-        _, path = self.resolve(t.src)
-        return path, t.dst + _TMP_SUFFIX
+    # One transfer, either direction; the temp-name-then-rename dance lives here.
 
-    def _finish(self, t: Transfer, tmp: str) -> int:
-        got = os.path.getsize(tmp)
+    def _tmp_for(self, t: Transfer, direction: str) -> str | None:
+        if direction == "get":
+            os.makedirs(os.path.dirname(t.dst) or ".", exist_ok=True)
+            return t.dst + _TMP_SUFFIX
+        if protocol_of(t.dst) == "file":
+            _, path = self.resolve(t.dst)
+            os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+            return path + _TMP_SUFFIX
+        return None
+
+    def _finish(self, t: Transfer, direction: str, tmp: str | None) -> int:
+        if direction == "get":
+            assert tmp is not None
+            got = os.path.getsize(tmp)
+            if t.size is not None and got != t.size:
+                _unlink_quietly(tmp)
+                raise StorageError(
+                    f"{t.label}: download of {display_uri(t.src)} ended short "
+                    f"({got} of {t.size} bytes)"
+                )
+            os.replace(tmp, t.dst)
+            return got
+        got = os.path.getsize(t.src)
         if t.size is not None and got != t.size:
-            _unlink_quietly(tmp)
             raise StorageError(
-                f"{t.label}: download of {display_uri(t.src)} ended short ({got} of {t.size} bytes)"
+                f"{t.label}: {t.src} changed size while it was uploaded ({t.size} then {got} bytes)"
             )
-        os.replace(tmp, t.dst)
+        if tmp is not None:
+            _, path = self.resolve(t.dst)
+            os.replace(tmp, path)
         return got
 
-    async def _download_async(self, fs: AbstractFileSystem, group: list[Transfer]) -> int:
+    def _fail(self, t: Transfer, direction: str, tmp: str | None, exc: Exception) -> CopilotError:
+        if tmp is not None:
+            _unlink_quietly(tmp)
+        uri = t.src if direction == "get" else t.dst
+        action = "download" if direction == "get" else "upload to"
+        return _labelled(storage_error(exc, uri, action), t.label)
+
+    async def _run_async(
+        self, fs: AbstractFileSystem, group: list[Transfer], direction: str
+    ) -> int:
         queue: Iterator[Transfer] = iter(group)
         failure: list[BaseException] = []
         copied = 0
@@ -318,13 +361,16 @@ class Store:
             for t in queue:
                 if failure:
                     return
-                path, tmp = self._prepare(t)
+                tmp = None
                 try:
-                    await fs._get_file(path, tmp)
-                    copied += self._finish(t, tmp)
+                    tmp = self._tmp_for(t, direction)
+                    if direction == "get":
+                        await fs._get_file(self.resolve(t.src)[1], tmp)
+                    else:
+                        await fs._put_file(t.src, self.resolve(t.dst)[1])
+                    copied += self._finish(t, direction, tmp)
                 except Exception as exc:
-                    _unlink_quietly(tmp)
-                    failure.append(_labelled(storage_error(exc, t.src, "download"), t.label))
+                    failure.append(self._fail(t, direction, tmp, exc))
                     return
 
         await asyncio.gather(*(worker() for _ in range(min(self.concurrency, len(group)))))
@@ -332,7 +378,7 @@ class Store:
             raise failure[0]
         return copied
 
-    def _download_threads(self, fs: AbstractFileSystem, group: list[Transfer]) -> int:
+    def _run_threads(self, fs: AbstractFileSystem, group: list[Transfer], direction: str) -> int:
         from concurrent.futures import ThreadPoolExecutor
 
         failure: list[BaseException] = []
@@ -340,13 +386,18 @@ class Store:
         def one(t: Transfer) -> int:
             if failure:
                 return 0
-            path, tmp = self._prepare(t)
+            tmp = None
             try:
-                fs.get_file(path, tmp)
-                return self._finish(t, tmp)
+                tmp = self._tmp_for(t, direction)
+                if direction == "get":
+                    fs.get_file(self.resolve(t.src)[1], tmp)
+                elif tmp is not None:
+                    fs.put_file(t.src, tmp)
+                else:
+                    fs.put_file(t.src, self.resolve(t.dst)[1])
+                return self._finish(t, direction, tmp)
             except Exception as exc:
-                _unlink_quietly(tmp)
-                failure.append(_labelled(storage_error(exc, t.src, "download"), t.label))
+                failure.append(self._fail(t, direction, tmp, exc))
                 return 0
 
         workers = min(self.concurrency, len(group)) or 1

@@ -1,0 +1,679 @@
+"""Files -> literal: turn what a container wrote into typed values (SPEC §6).
+
+:class:`OutputReader` converts one declared output at a time, from a path in the
+output dir or from a value in a whole-outputs document.  It reads only small
+things itself (primitives, JSON/YAML documents, binary values) and plans every
+blob upload as a :class:`~copilot.storage.Transfer` for the caller to run, so
+that nothing is uploaded unless every output converted.
+
+Nothing leads out of the output dir: a symlink whose target is outside it is
+refused, as are FIFOs (never opened, so never blocked on), sockets and devices.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as _dt
+import json
+import os
+import stat
+from typing import Any
+
+from flyteidl2.core import literals_pb2, types_pb2
+
+from copilot.constants import DEFAULT_MAX_PRIMITIVE_BYTES, MAX_DOCUMENT_BYTES
+from copilot.errors import DataError
+from copilot.literals.text import (
+    parse_bool,
+    parse_duration_text,
+    parse_float,
+    parse_int,
+    parse_timestamp,
+)
+from copilot.literals.types import MULTIPART, is_none_type, type_name
+from copilot.storage import Transfer, join_uri, protocol_of
+
+MARKER_FILES = frozenset({"_SUCCESS", "_ERROR", "_START"})
+_TMP_SUFFIX = ".copilot-part"
+_TRIM = " \t\r\n"
+
+Literal = literals_pb2.Literal
+LiteralType = types_pb2.LiteralType
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _kind_of_mode(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode):
+        return "a character device"
+    if stat.S_ISBLK(mode):
+        return "a block device"
+    return "not a regular file"
+
+
+def _within(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip("/") + "/")
+
+
+# -- literal constructors --------------------------------------------------------
+
+
+def primitive_literal(which: str, value: Any) -> Literal:
+    lit = Literal()
+    prim = lit.scalar.primitive
+    if which == "datetime":
+        prim.datetime.seconds, prim.datetime.nanos = value
+    elif which == "duration":
+        seconds, nanos = divmod(abs(value), 1_000_000_000)
+        sign = -1 if value < 0 else 1
+        prim.duration.seconds, prim.duration.nanos = sign * seconds, sign * nanos
+    else:
+        setattr(prim, which, value)
+    return lit
+
+
+def none_literal() -> Literal:
+    lit = Literal()
+    lit.scalar.none_type.SetInParent()
+    return lit
+
+
+def union_literal(inner: Literal, variant: LiteralType) -> Literal:
+    lit = Literal()
+    lit.scalar.union.value.CopyFrom(inner)
+    lit.scalar.union.type.CopyFrom(variant)
+    return lit
+
+
+class OutputReader:
+    """Converts files under ``root`` into literals; blobs go under ``raw_prefix``."""
+
+    def __init__(
+        self,
+        root: str,
+        raw_prefix: str,
+        *,
+        upload: bool = True,
+        max_primitive_bytes: int = DEFAULT_MAX_PRIMITIVE_BYTES,
+        struct_encoding: str = "msgpack",
+    ) -> None:
+        self.root = os.path.realpath(root)
+        self.raw_prefix = raw_prefix
+        self.upload = upload
+        self.max_primitive_bytes = max_primitive_bytes
+        self.struct_encoding = struct_encoding
+        self.transfers: list[Transfer] = []
+
+    # -- finding and checking paths ---------------------------------------------
+
+    def inspect(self, path: str, label: str) -> os.stat_result | None:
+        """Stat ``path`` safely: None if absent; refuse anything that leads out or may block."""
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise DataError(f"{label}: cannot read {path}: {exc.strerror}") from None
+        if stat.S_ISLNK(st.st_mode):
+            target = os.path.realpath(path)
+            if not _within(target, self.root):
+                try:
+                    shown = os.readlink(path)
+                except OSError:
+                    shown = target
+                raise DataError(
+                    f"{label}: {path} is a symlink to {shown}, outside the output "
+                    "directory; refused"
+                )
+            try:
+                st = os.stat(path)
+            except OSError as exc:
+                reason = "a symlink loop" if exc.errno == 40 else "a dangling symlink"
+                raise DataError(f"{label}: {path} is {reason}; refused") from None
+        if stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode):
+            return st
+        raise DataError(
+            f"{label}: {path} is {_kind_of_mode(st.st_mode)}, not a regular file or "
+            "directory; refused"
+        )
+
+    def locate(self, directory: str, name: str, label: str) -> str | None:
+        """``directory/name``, else the single ``directory/name.*``; None when neither exists."""
+        exact = os.path.join(directory, name)
+        if os.path.lexists(exact):
+            return exact
+        try:
+            names = os.listdir(directory)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise DataError(f"{label}: cannot list {directory}: {exc.strerror}") from None
+        matches = sorted(
+            n for n in names if n.startswith(name + ".") and not n.endswith(_TMP_SUFFIX)
+        )
+        if len(matches) > 1:
+            raise DataError(
+                f"{label}: more than one file could be this output: "
+                + ", ".join(os.path.join(directory, m) for m in matches)
+            )
+        return os.path.join(directory, matches[0]) if matches else None
+
+    def _read(self, path: str, st: os.stat_result, limit: int, what: str, label: str) -> bytes:
+        if not stat.S_ISREG(st.st_mode):
+            raise DataError(f"{label}: {path}: expected a file holding {what}, found a directory")
+        if st.st_size > limit:
+            raise DataError(
+                f"{label}: {path} is {st.st_size} bytes; {what} may be at most {limit} bytes"
+            )
+        try:
+            with open(path, "rb") as fh:
+                data = fh.read(limit + 1)
+        except OSError as exc:
+            raise DataError(f"{label}: cannot read {path}: {exc.strerror}") from None
+        if len(data) > limit:
+            raise DataError(f"{label}: {path} grew past {limit} bytes while being read")
+        return data
+
+    def _text(self, path: str, st: os.stat_result, lt: LiteralType, label: str) -> str:
+        data = self._read(path, st, self.max_primitive_bytes, f"a {type_name(lt)} value", label)
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise DataError(
+                f"{label}: {path}: expected {type_name(lt)} as UTF-8 text, found a byte "
+                f"that is not UTF-8 at offset {exc.start}"
+            ) from None
+        return text.strip(_TRIM)
+
+    def remote_for(self, path: str) -> str:
+        rel = os.path.relpath(path, self.root).replace(os.sep, "/")
+        return join_uri(self.raw_prefix, rel)
+
+    # -- from a path ------------------------------------------------------------
+
+    def from_path(self, path: str, lt: LiteralType, label: str) -> Literal:
+        which = lt.WhichOneof("type")
+        st = self.inspect(path, label)
+        if which == "union_type":
+            return self._union_from_path(path, st, lt, label)
+        if st is None:
+            raise DataError(f"{label}: expected {type_name(lt)} at {path}, found nothing there")
+        if which == "simple":
+            return self._simple_from_path(path, st, lt, label)
+        if which == "enum_type":
+            text = self._text(path, st, lt, label)
+            return self._enum(text, lt, label, path)
+        if which == "blob":
+            multipart = lt.blob.dimensionality == MULTIPART
+            return self._blob(path, st, lt, label, tree=multipart)
+        if which == "structured_dataset_type":
+            uri = self._plan(path, st, label, tree=stat.S_ISDIR(st.st_mode))
+            lit = Literal()
+            sd = lit.scalar.structured_dataset
+            sd.uri = uri
+            sd.metadata.structured_dataset_type.CopyFrom(lt.structured_dataset_type)
+            return lit
+        if which == "schema":
+            uri = self._plan(path, st, label, tree=stat.S_ISDIR(st.st_mode))
+            lit = Literal()
+            lit.scalar.schema.uri = uri
+            lit.scalar.schema.type.CopyFrom(lt.schema)
+            return lit
+        if which == "collection_type":
+            if stat.S_ISDIR(st.st_mode):
+                return self._collection_dir(path, lt, label)
+            return self.from_value(self._document(path, st, label, list), lt, label)
+        if which == "map_value_type":
+            if stat.S_ISDIR(st.st_mode):
+                return self._map_dir(path, lt, label)
+            return self.from_value(self._document(path, st, label, dict), lt, label)
+        raise DataError(f"{label}: outputs of type {type_name(lt)} are not supported")
+
+    def _simple_from_path(
+        self, path: str, st: os.stat_result, lt: LiteralType, label: str
+    ) -> Literal:
+        simple = lt.simple
+        if simple == types_pb2.NONE:
+            return none_literal()
+        if simple == types_pb2.BINARY:
+            data = self._read(path, st, MAX_DOCUMENT_BYTES, "a binary value", label)
+            lit = Literal()
+            lit.scalar.binary.value = data
+            return lit
+        if simple == types_pb2.STRUCT:
+            data = self._read(path, st, MAX_DOCUMENT_BYTES, "a struct", label)
+            return self._struct(self._parse_struct(data, path, label), label)
+        text = self._text(path, st, lt, label)
+        if simple == types_pb2.ERROR:
+            lit = Literal()
+            lit.scalar.error.message = text
+            return lit
+        try:
+            return self._primitive_from_text(text, simple)
+        except ValueError as exc:
+            raise DataError(f"{label}: {path}: expected {type_name(lt)}, found {exc}") from None
+
+    @staticmethod
+    def _primitive_from_text(text: str, simple: int) -> Literal:
+        if simple == types_pb2.INTEGER:
+            return primitive_literal("integer", parse_int(text))
+        if simple == types_pb2.FLOAT:
+            return primitive_literal("float_value", parse_float(text))
+        if simple == types_pb2.STRING:
+            return primitive_literal("string_value", text)
+        if simple == types_pb2.BOOLEAN:
+            return primitive_literal("boolean", parse_bool(text))
+        if simple == types_pb2.DATETIME:
+            return primitive_literal("datetime", parse_timestamp(text))
+        if simple == types_pb2.DURATION:
+            return primitive_literal("duration", parse_duration_text(text))
+        raise ValueError(f"unsupported simple type {simple}")
+
+    def _enum(self, text: str, lt: LiteralType, label: str, where: str) -> Literal:
+        values = list(lt.enum_type.values)
+        if text not in values:
+            raise DataError(
+                f"{label}: {where}: expected one of {', '.join(values)}, found {_short(text)}"
+            )
+        return primitive_literal("string_value", text)
+
+    def _union_from_path(
+        self, path: str, st: os.stat_result | None, lt: LiteralType, label: str
+    ) -> Literal:
+        variants = list(lt.union_type.variants)
+        none_variant = next((v for v in variants if is_none_type(v)), None)
+        if st is None:
+            if none_variant is not None:
+                return union_literal(none_literal(), none_variant)
+            raise DataError(f"{label}: expected {type_name(lt)} at {path}, found nothing there")
+        if none_variant is not None and stat.S_ISREG(st.st_mode) and st.st_size <= 64:
+            with open(path, "rb") as fh:
+                if fh.read().strip(_TRIM.encode()) == b"null":
+                    return union_literal(none_literal(), none_variant)
+        reasons = []
+        for variant in variants:
+            if is_none_type(variant):
+                continue
+            mark = len(self.transfers)
+            try:
+                return union_literal(self.from_path(path, variant, label), variant)
+            except DataError as exc:
+                del self.transfers[mark:]
+                reasons.append(exc.message.removeprefix(label + ": "))
+        raise DataError(
+            f"{label}: {path}: expected {type_name(lt)}, but no variant fits ("
+            + "; ".join(reasons)
+            + ")"
+        )
+
+    def _blob(
+        self, path: str, st: os.stat_result, lt: LiteralType, label: str, *, tree: bool
+    ) -> Literal:
+        is_dir = stat.S_ISDIR(st.st_mode)
+        if tree and not is_dir:
+            raise DataError(
+                f"{label}: {path}: expected a directory ({type_name(lt)}), found a file"
+            )
+        if not tree and is_dir:
+            raise DataError(
+                f"{label}: {path}: expected a file ({type_name(lt)}), found a directory"
+            )
+        lit = Literal()
+        lit.scalar.blob.uri = self._plan(path, st, label, tree=tree)
+        lit.scalar.blob.metadata.type.CopyFrom(lt.blob)
+        return lit
+
+    def _plan(self, path: str, st: os.stat_result, label: str, *, tree: bool) -> str:
+        """Plan uploads for a file or a whole tree; returns the URI the literal will hold."""
+        if not self.upload:
+            return os.path.abspath(path)
+        uri = self.remote_for(path)
+        if not tree:
+            self.transfers.append(Transfer(os.path.realpath(path), uri, label, st.st_size))
+            return uri
+        stack = [path]
+        while stack:
+            current = stack.pop()
+            try:
+                entries = sorted(os.scandir(current), key=lambda e: e.name)
+            except OSError as exc:
+                raise DataError(f"{label}: cannot list {current}: {exc.strerror}") from None
+            for entry in entries:
+                if entry.name.endswith(_TMP_SUFFIX):
+                    continue
+                est = self.inspect(entry.path, label)
+                if est is None:
+                    continue
+                if stat.S_ISDIR(est.st_mode):
+                    if entry.is_symlink():
+                        raise DataError(
+                            f"{label}: {entry.path} is a symlink to a directory; refused "
+                            "(copy the directory instead)"
+                        )
+                    stack.append(entry.path)
+                    continue
+                rel = os.path.relpath(entry.path, path).replace(os.sep, "/")
+                self.transfers.append(
+                    Transfer(os.path.realpath(entry.path), join_uri(uri, rel), label, est.st_size)
+                )
+        return uri
+
+    def _entries(self, path: str, label: str) -> list[str]:
+        try:
+            names = os.listdir(path)
+        except OSError as exc:
+            raise DataError(f"{label}: cannot list {path}: {exc.strerror}") from None
+        return sorted(n for n in names if not n.startswith(".") and not n.endswith(_TMP_SUFFIX))
+
+    def _collection_dir(self, path: str, lt: LiteralType, label: str) -> Literal:
+        by_index: dict[int, str] = {}
+        for name in self._entries(path, label):
+            stem = name.split(".", 1)[0]
+            if not stem.isdigit() or (len(stem) > 1 and stem[0] == "0"):
+                raise DataError(
+                    f"{label}: {os.path.join(path, name)}: a list directory holds entries "
+                    "named 0, 1, 2, ...; found an entry with another name"
+                )
+            index = int(stem)
+            if index in by_index:
+                raise DataError(
+                    f"{label}: two entries for element {index}: "
+                    f"{os.path.join(path, by_index[index])}, {os.path.join(path, name)}"
+                )
+            by_index[index] = name
+        missing = [i for i in range(len(by_index)) if i not in by_index]
+        if missing:
+            raise DataError(
+                f"{label}: {path}: element {missing[0]} is missing "
+                f"(found {len(by_index)} entries up to {max(by_index)})"
+            )
+        lit = Literal()
+        lit.collection.SetInParent()
+        for i in range(len(by_index)):
+            item = self.from_path(
+                os.path.join(path, by_index[i]), lt.collection_type, f"{label}[{i}]"
+            )
+            lit.collection.literals.add().CopyFrom(item)
+        return lit
+
+    def _map_dir(self, path: str, lt: LiteralType, label: str) -> Literal:
+        lit = Literal()
+        lit.map.SetInParent()
+        for name in self._entries(path, label):
+            item = self.from_path(os.path.join(path, name), lt.map_value_type, f"{label}[{name!r}]")
+            lit.map.literals[name].CopyFrom(item)
+        return lit
+
+    # -- documents and structs ----------------------------------------------------
+
+    def _document(self, path: str, st: os.stat_result, label: str, want: type) -> Any:
+        data = self._read(path, st, MAX_DOCUMENT_BYTES, "a JSON or YAML document", label)
+        value = parse_document(data, path, label)
+        if not isinstance(value, want):
+            noun = "an array" if want is list else "an object"
+            raise DataError(
+                f"{label}: {path}: expected a JSON or YAML document holding {noun}, "
+                f"found {type(value).__name__}"
+            )
+        return value
+
+    def _parse_struct(self, data: bytes, path: str, label: str) -> dict:
+        try:
+            value = parse_document(data, path, label)
+        except DataError:
+            value = None
+            try:
+                import msgpack
+
+                value = msgpack.unpackb(data, raw=False, strict_map_key=False)
+            except Exception:
+                raise DataError(
+                    f"{label}: {path}: expected a struct as a JSON, YAML or msgpack object, "
+                    "found neither"
+                ) from None
+        if not isinstance(value, dict):
+            raise DataError(
+                f"{label}: {path}: expected a struct (a JSON or YAML object), "
+                f"found {type(value).__name__}"
+            )
+        return value
+
+    def _struct(self, value: dict, label: str) -> Literal:
+        lit = Literal()
+        if self.struct_encoding == "generic":
+            try:
+                lit.scalar.generic.update(_jsonable(value))
+            except (ValueError, TypeError) as exc:
+                raise DataError(
+                    f"{label}: struct cannot be stored as generic JSON: {exc}"
+                ) from None
+            return lit
+        import msgpack
+
+        try:
+            lit.scalar.binary.value = msgpack.packb(value, use_bin_type=True, datetime=True)
+        except (TypeError, ValueError) as exc:
+            raise DataError(f"{label}: struct cannot be encoded as msgpack: {exc}") from None
+        lit.scalar.binary.tag = "msgpack"
+        return lit
+
+    # -- from a value (outputs.json / .yaml, list and map documents) -----------------
+
+    def from_value(self, value: Any, lt: LiteralType, label: str) -> Literal:
+        which = lt.WhichOneof("type")
+        if which == "union_type":
+            variants = list(lt.union_type.variants)
+            none_variant = next((v for v in variants if is_none_type(v)), None)
+            if value is None and none_variant is not None:
+                return union_literal(none_literal(), none_variant)
+            reasons = []
+            for variant in variants:
+                if is_none_type(variant):
+                    continue
+                mark = len(self.transfers)
+                try:
+                    return union_literal(self.from_value(value, variant, label), variant)
+                except DataError as exc:
+                    del self.transfers[mark:]
+                    reasons.append(exc.message.removeprefix(label + ": "))
+            raise DataError(
+                f"{label}: expected {type_name(lt)}, found {_short(value)} ("
+                + "; ".join(reasons)
+                + ")"
+            )
+        if which == "simple":
+            return self._simple_from_value(value, lt, label)
+        if which == "enum_type":
+            if not isinstance(value, str):
+                raise DataError(f"{label}: expected {type_name(lt)}, found {_short(value)}")
+            return self._enum(value, lt, label, "value")
+        if which == "collection_type":
+            if not isinstance(value, list):
+                raise DataError(
+                    f"{label}: expected {type_name(lt)} as an array, found {_short(value)}"
+                )
+            lit = Literal()
+            lit.collection.SetInParent()
+            for i, item in enumerate(value):
+                lit.collection.literals.add().CopyFrom(
+                    self.from_value(item, lt.collection_type, f"{label}[{i}]")
+                )
+            return lit
+        if which == "map_value_type":
+            if not isinstance(value, dict):
+                raise DataError(
+                    f"{label}: expected {type_name(lt)} as an object, found {_short(value)}"
+                )
+            lit = Literal()
+            lit.map.SetInParent()
+            for key, item in value.items():
+                lit.map.literals[str(key)].CopyFrom(
+                    self.from_value(item, lt.map_value_type, f"{label}[{str(key)!r}]")
+                )
+            return lit
+        if which in ("blob", "structured_dataset_type", "schema"):
+            return self._path_value(value, lt, label)
+        raise DataError(f"{label}: outputs of type {type_name(lt)} are not supported")
+
+    def _path_value(self, value: Any, lt: LiteralType, label: str) -> Literal:
+        """A File/Dir/dataset given by path in a document: inside the output dir, or remote."""
+        if not isinstance(value, str) or not value:
+            raise DataError(f"{label}: expected {type_name(lt)} as a path, found {_short(value)}")
+        if "://" in value and protocol_of(value) != "file":
+            lit = Literal()
+            which = lt.WhichOneof("type")
+            if which == "blob":
+                lit.scalar.blob.uri = value
+                lit.scalar.blob.metadata.type.CopyFrom(lt.blob)
+            elif which == "schema":
+                lit.scalar.schema.uri = value
+                lit.scalar.schema.type.CopyFrom(lt.schema)
+            else:
+                lit.scalar.structured_dataset.uri = value
+                lit.scalar.structured_dataset.metadata.structured_dataset_type.CopyFrom(
+                    lt.structured_dataset_type
+                )
+            return lit
+        local = value.removeprefix("file://")
+        path = local if os.path.isabs(local) else os.path.join(self.root, local)
+        if not _within(os.path.normpath(path), self.root) and not _within(
+            os.path.realpath(path), self.root
+        ):
+            raise DataError(f"{label}: path {value} is outside the output directory; refused")
+        return self.from_path(path, lt, label)
+
+    def _simple_from_value(self, value: Any, lt: LiteralType, label: str) -> Literal:
+        simple = lt.simple
+        expected = type_name(lt)
+
+        def bad(extra: str = "") -> DataError:
+            return DataError(f"{label}: expected {expected}, found {_short(value)}{extra}")
+
+        if simple == types_pb2.NONE:
+            if value is None:
+                return none_literal()
+            raise bad()
+        if simple == types_pb2.INTEGER:
+            if isinstance(value, bool):
+                raise bad()
+            if isinstance(value, int):
+                return primitive_literal("integer", parse_int(str(value)))
+            if isinstance(value, float) and value.is_integer():
+                return primitive_literal("integer", parse_int(str(int(value))))
+            if isinstance(value, str):
+                try:
+                    return primitive_literal("integer", parse_int(value.strip(_TRIM)))
+                except ValueError:
+                    raise bad() from None
+            raise bad()
+        if simple == types_pb2.FLOAT:
+            if isinstance(value, bool):
+                raise bad()
+            if isinstance(value, int | float):
+                return primitive_literal("float_value", float(value))
+            if isinstance(value, str):
+                try:
+                    return primitive_literal("float_value", parse_float(value.strip(_TRIM)))
+                except ValueError:
+                    raise bad() from None
+            raise bad()
+        if simple == types_pb2.STRING:
+            if isinstance(value, str):
+                return primitive_literal("string_value", value)
+            raise bad(" (quote it to make it a string)")
+        if simple == types_pb2.BOOLEAN:
+            if isinstance(value, bool):
+                return primitive_literal("boolean", value)
+            if isinstance(value, str):
+                try:
+                    return primitive_literal("boolean", parse_bool(value.strip(_TRIM)))
+                except ValueError:
+                    raise bad() from None
+            raise bad()
+        if simple == types_pb2.DATETIME:
+            if isinstance(value, _dt.date):  # datetime is a date too
+                value = value.isoformat()
+            if isinstance(value, str):
+                try:
+                    return primitive_literal("datetime", parse_timestamp(value.strip(_TRIM)))
+                except ValueError as exc:
+                    raise bad(f" ({exc})") from None
+            raise bad()
+        if simple == types_pb2.DURATION:
+            if isinstance(value, bool):
+                raise bad()
+            if isinstance(value, int):
+                return primitive_literal("duration", value)
+            if isinstance(value, str):
+                try:
+                    return primitive_literal("duration", parse_duration_text(value.strip(_TRIM)))
+                except ValueError as exc:
+                    raise bad(f" ({exc})") from None
+            raise bad(" (give integer nanoseconds or a duration string)")
+        if simple == types_pb2.BINARY:
+            lit = Literal()
+            if isinstance(value, bytes):
+                lit.scalar.binary.value = value
+                return lit
+            if isinstance(value, str):
+                try:
+                    lit.scalar.binary.value = base64.b64decode(value, validate=True)
+                    return lit
+                except (binascii.Error, ValueError):
+                    raise bad(" (binary values are base64 text)") from None
+            raise bad()
+        if simple == types_pb2.STRUCT:
+            if isinstance(value, dict):
+                return self._struct(value, label)
+            raise bad()
+        if simple == types_pb2.ERROR:
+            if isinstance(value, str):
+                lit = Literal()
+                lit.scalar.error.message = value
+                return lit
+            raise bad()
+        raise bad()
+
+
+def parse_document(data: bytes, path: str, label: str) -> Any:
+    """JSON first (exact numbers), then YAML; one clear error if it is neither."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(
+            f"{label}: {path}: expected a JSON or YAML document, found a byte that is "
+            f"not UTF-8 at offset {exc.start}"
+        ) from None
+    try:
+        return json.loads(text)
+    except ValueError:
+        pass
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        detail = str(exc).splitlines()[0] if str(exc) else "invalid"
+        raise DataError(
+            f"{label}: {path}: expected a JSON or YAML document, found neither ({detail})"
+        ) from None
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, _dt.datetime | _dt.date):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode("ascii")
+    return value

@@ -1,0 +1,252 @@
+"""Outputs: the output dir -> uploads + ``outputs.pb`` (or ``errors.pb``).
+
+Order matters and is the point of this module:
+
+1. if the container wrote ``_ERROR``, that is the outcome (origin USER);
+2. every declared output is converted (files, or a whole-outputs document)
+   before anything is uploaded, so a bad output costs no transfer;
+3. uploads run concurrently within the store's bound;
+4. ``outputs.pb`` is written last, only after every upload succeeded, so a
+   reader never sees outputs that point at missing data.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+import time
+from dataclasses import dataclass, field
+
+from flyteidl2.core import interface_pb2, literals_pb2
+
+from copilot.constants import DEFAULT_MAX_PRIMITIVE_BYTES, MAX_DOCUMENT_BYTES
+from copilot.errors import NON_RECOVERABLE, RECOVERABLE, USER, CopilotError, DataError, UsageError
+from copilot.literals.from_files import OutputReader, parse_document
+from copilot.literals.types import mismatch
+from copilot.messages import parse_message
+from copilot.storage import Store, join_uri, protocol_of
+from copilot.watchers import ERROR_FILE
+
+log = logging.getLogger("copilot")
+
+FORMATS = ("JSON", "YAML", "PROTO")
+UPLOAD_MODES = ("UPLOAD_ON_EXIT", "UPLOAD_EAGER", "DO_NOT_UPLOAD")
+STRUCT_ENCODINGS = ("msgpack", "generic")
+DOCUMENT_NAMES = {"JSON": "outputs.json", "YAML": "outputs.yaml", "PROTO": "outputs.pb"}
+
+#: The first line of ``_ERROR`` that marks a failure a retry cannot fix.
+PERMANENT_MARKER = "NON_RECOVERABLE"
+MAX_ERROR_FILE_BYTES = 1 << 20
+
+
+class UserError(CopilotError):
+    """The main container reported its own failure through ``_ERROR``."""
+
+
+@dataclass
+class UploadOptions:
+    """What to read and where to put it; mirrors the ``sidecar`` command's flags."""
+
+    from_local_dir: str
+    to_output_prefix: str
+    to_raw_output: str = ""
+    interface: interface_pb2.TypedInterface | None = None
+    format: str = "JSON"
+    mode: str = "UPLOAD_ON_EXIT"
+    meta_output_name: str = "outputs.pb"
+    err_output_name: str = "errors.pb"
+    max_primitive_bytes: int = DEFAULT_MAX_PRIMITIVE_BYTES
+    struct_encoding: str = "msgpack"
+
+    def validate(self) -> None:
+        if not self.from_local_dir:
+            raise UsageError("sidecar: --from-local-dir is required")
+        if not self.to_output_prefix:
+            raise UsageError("sidecar: --to-output-prefix is required")
+        for value, allowed, flag in (
+            (self.format, FORMATS, "--format"),
+            (self.mode, UPLOAD_MODES, "--upload-mode"),
+            (self.struct_encoding, STRUCT_ENCODINGS, "--struct-encoding"),
+        ):
+            if value not in allowed:
+                raise UsageError(f"sidecar: {flag} {value!r} is not one of {', '.join(allowed)}")
+
+    def declared(self) -> list[tuple[str, interface_pb2.Variable]]:
+        if self.interface is None:
+            return []
+        return [(e.key, e.value) for e in self.interface.outputs.variables]
+
+
+@dataclass
+class UploadResult:
+    outputs_uri: str | None
+    literals: literals_pb2.LiteralMap
+    files: int = 0
+    bytes: int = 0
+    seconds: float = 0.0
+    skipped_reason: str = ""
+    transfers: list = field(default_factory=list)
+
+
+def read_user_error(directory: str) -> UserError | None:
+    """The container's own failure report, if it wrote ``_ERROR``."""
+    path = os.path.join(directory, ERROR_FILE)
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read the error file: {exc.strerror}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise DataError(f"{path}: the error file must be a regular file; refused")
+    if st.st_size > MAX_ERROR_FILE_BYTES:
+        raise DataError(
+            f"{path}: the error file is {st.st_size} bytes; at most {MAX_ERROR_FILE_BYTES} allowed"
+        )
+    with open(path, "rb") as fh:
+        text = fh.read(MAX_ERROR_FILE_BYTES).decode("utf-8", errors="replace")
+    kind = RECOVERABLE
+    first, _, rest = text.partition("\n")
+    if first.strip().upper() in (PERMANENT_MARKER, RECOVERABLE):
+        kind = NON_RECOVERABLE if first.strip().upper() == PERMANENT_MARKER else RECOVERABLE
+        text = rest
+    return UserError(f"User Error: {text.strip()}", kind=kind, origin=USER)
+
+
+class _Document:
+    """A whole-outputs document the container may write instead of one file per output."""
+
+    def __init__(self, reader: OutputReader, directory: str, fmt: str, names: set[str]) -> None:
+        self.values: dict | None = None
+        self.literals: literals_pb2.LiteralMap | None = None
+        self.path = os.path.join(directory, DOCUMENT_NAMES[fmt])
+        # A declared output called "outputs" owns outputs.<ext> as its own file.
+        if "outputs" in names:
+            return
+        st = reader.inspect(self.path, "outputs document")
+        if st is None:
+            return
+        label = "outputs document"
+        data = reader._read(self.path, st, MAX_DOCUMENT_BYTES, "an outputs document", label)
+        if fmt == "PROTO":
+            self.literals = parse_message(literals_pb2.LiteralMap, data, self.path)
+            return
+        values = parse_document(data, self.path, label)
+        if not isinstance(values, dict):
+            raise DataError(
+                f"{self.path}: expected an object of output name -> value, "
+                f"found {type(values).__name__}"
+            )
+        self.values = values
+
+    def has(self, name: str) -> bool:
+        if self.literals is not None:
+            return name in self.literals.literals
+        return self.values is not None and name in self.values
+
+
+def _adopt_literal(
+    reader: OutputReader, lit: literals_pb2.Literal, var: interface_pb2.Variable, label: str
+) -> literals_pb2.Literal:
+    """A literal from outputs.pb: type-checked; local blob paths planned for upload."""
+    reason = mismatch(lit, var.type, label)
+    if reason:
+        raise DataError(reason)
+    out = literals_pb2.Literal()
+    out.CopyFrom(lit)
+
+    def walk(node: literals_pb2.Literal, node_label: str) -> None:
+        which = node.WhichOneof("value")
+        if which == "collection":
+            for i, item in enumerate(node.collection.literals):
+                walk(item, f"{node_label}[{i}]")
+        elif which == "map":
+            for key, item in node.map.literals.items():
+                walk(item, f"{node_label}[{key!r}]")
+        elif which == "scalar":
+            kind = node.scalar.WhichOneof("value")
+            if kind == "union":
+                walk(node.scalar.union.value, node_label)
+            elif kind in ("blob", "schema", "structured_dataset"):
+                holder = getattr(node.scalar, kind)
+                uri = holder.uri
+                if "://" in uri and protocol_of(uri) != "file":
+                    return
+                local = uri.removeprefix("file://")
+                path = local if os.path.isabs(local) else os.path.join(reader.root, local)
+                st = reader.inspect(path, node_label)
+                if st is None:
+                    raise DataError(f"{node_label}: {path} named in outputs.pb does not exist")
+                tree = stat.S_ISDIR(st.st_mode)
+                holder.uri = reader._plan(path, st, node_label, tree=tree)
+
+    walk(out, label)
+    return out
+
+
+def convert_outputs(opts: UploadOptions, reader: OutputReader) -> literals_pb2.LiteralMap:
+    """Every declared output as a literal (uploads planned on ``reader``, not run)."""
+    declared = opts.declared()
+    names = {name for name, _ in declared}
+    doc = _Document(reader, opts.from_local_dir, opts.format, names)
+    out = literals_pb2.LiteralMap()
+    for name, var in declared:
+        label = f"output {name!r}"
+        path = reader.locate(opts.from_local_dir, name, label)
+        if path is not None or not doc.has(name):
+            where = path or os.path.join(opts.from_local_dir, name)
+            lit = reader.from_path(where, var.type, label)
+        elif doc.literals is not None:
+            lit = _adopt_literal(reader, doc.literals.literals[name], var, label)
+        else:
+            assert doc.values is not None
+            lit = reader.from_value(doc.values[name], var.type, label)
+        out.literals[name].CopyFrom(lit)
+    return out
+
+
+def upload_outputs(store: Store, opts: UploadOptions) -> UploadResult:
+    """Convert, upload and record the outputs the container wrote.
+
+    Raises :class:`~copilot.errors.CopilotError` on any failure; ``outputs.pb``
+    is then not written.
+    """
+    opts.validate()
+    started = time.monotonic()
+    empty = literals_pb2.LiteralMap()
+    if not opts.declared():
+        return UploadResult(None, empty, skipped_reason="the interface declares no outputs")
+    err_uri = join_uri(opts.to_output_prefix, opts.err_output_name)
+    if store.exists(err_uri):
+        # The downloader (or an earlier step) already recorded the first cause.
+        return UploadResult(None, empty, skipped_reason=f"{err_uri} already exists")
+    user_error = read_user_error(opts.from_local_dir)
+    if user_error is not None:
+        raise user_error
+    if opts.mode != "DO_NOT_UPLOAD" and not opts.to_raw_output:
+        raise UsageError("sidecar: --to-raw-output is required to upload files and directories")
+    reader = OutputReader(
+        opts.from_local_dir,
+        opts.to_raw_output,
+        upload=opts.mode != "DO_NOT_UPLOAD",
+        max_primitive_bytes=opts.max_primitive_bytes,
+        struct_encoding=opts.struct_encoding,
+    )
+    literals = convert_outputs(opts, reader)
+    copied = store.upload(reader.transfers)
+    outputs_uri = join_uri(opts.to_output_prefix, opts.meta_output_name)
+    store.write_bytes(outputs_uri, literals.SerializeToString(), what="write outputs")
+    seconds = time.monotonic() - started
+    log.info(
+        "uploaded %d outputs (%d files, %d bytes) and wrote %s in %.3fs",
+        len(literals.literals),
+        len(reader.transfers),
+        copied,
+        outputs_uri,
+        seconds,
+        extra={"fields": {"files": len(reader.transfers), "bytes": copied, "seconds": seconds}},
+    )
+    return UploadResult(
+        outputs_uri, literals, len(reader.transfers), copied, seconds, transfers=reader.transfers
+    )

@@ -1,0 +1,219 @@
+"""Knowing when the main container has started and finished (SPEC §5).
+
+Every watcher has the same two calls.  ``wait_to_start`` returns once the main
+container is running (or at once if this watcher cannot tell); ``wait_to_exit``
+returns once it has finished.  Each wait also ends on SIGTERM: in a pod, that
+is Kubernetes telling a native sidecar the main container is done, whatever
+watcher was chosen.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from typing import Protocol
+
+from copilot import _signals
+from copilot.errors import UsageError
+
+log = logging.getLogger("copilot")
+
+WATCHER_TYPES = ("signal", "file", "shared-process-ns", "noop")
+SUCCESS_FILE = "_SUCCESS"
+ERROR_FILE = "_ERROR"
+START_FILE = "_START"
+
+
+class Watcher(Protocol):
+    def wait_to_start(self) -> str: ...
+
+    def wait_to_exit(self) -> str: ...
+
+
+class NoopWatcher:
+    """Returns at once: the caller knows the main container is done."""
+
+    def wait_to_start(self) -> str:
+        return "noop"
+
+    def wait_to_exit(self) -> str:
+        return "noop"
+
+
+class SignalWatcher:
+    """Waits for SIGTERM (installed at process start, so an early one is kept)."""
+
+    def wait_to_start(self) -> str:
+        return "signal watcher does not wait for a start"
+
+    def wait_to_exit(self) -> str:
+        log.info("waiting for SIGTERM")
+        while not _signals.TERMINATED.wait(1.0):
+            pass
+        return "SIGTERM"
+
+
+class FileWatcher:
+    """Waits for marker files in the output dir: ``_START``; ``_SUCCESS`` or ``_ERROR``.
+
+    watchdog wakes the wait as soon as a marker is created; a slow poll covers
+    filesystems without change events, and markers present before the wait
+    began are seen at once.
+    """
+
+    def __init__(self, directory: str, poll_seconds: float = 1.0) -> None:
+        self.directory = directory
+        self.poll_seconds = poll_seconds
+
+    def _present(self, names: tuple[str, ...]) -> str | None:
+        for name in names:
+            if os.path.lexists(os.path.join(self.directory, name)):
+                return name
+        return None
+
+    def _wait_for(self, names: tuple[str, ...]) -> str:
+        os.makedirs(self.directory, exist_ok=True)
+        woken = threading.Event()
+        observer = None
+        try:
+            from watchdog.events import FileSystemEventHandler
+            from watchdog.observers import Observer
+
+            class _Wake(FileSystemEventHandler):
+                def on_any_event(self, event: object) -> None:
+                    woken.set()
+
+            observer = Observer()
+            observer.schedule(_Wake(), self.directory, recursive=False)
+            observer.daemon = True
+            observer.start()
+        except Exception as exc:  # inotify limits, unsupported fs: polling still works
+            log.debug("file watcher falls back to polling: %s", exc)
+            observer = None
+        try:
+            while True:
+                found = self._present(names)
+                if found:
+                    return found
+                if _signals.TERMINATED.is_set():
+                    return "SIGTERM"
+                woken.wait(self.poll_seconds)
+                woken.clear()
+        finally:
+            if observer is not None:
+                observer.stop()
+
+    def wait_to_start(self) -> str:
+        log.info("waiting for %s in %s", START_FILE, self.directory)
+        return self._wait_for((START_FILE,))
+
+    def wait_to_exit(self) -> str:
+        log.info("waiting for %s or %s in %s", SUCCESS_FILE, ERROR_FILE, self.directory)
+        return self._wait_for((SUCCESS_FILE, ERROR_FILE))
+
+
+def _is_copilot(cmdline: list[str]) -> bool:
+    return any(os.path.basename(arg) in ("copilot", "flyte-copilot") for arg in cmdline[:3])
+
+
+class SharedProcessNSWatcher:
+    """Polls ``/proc`` in a pod with ``shareProcessNamespace: true``.
+
+    "Other" processes are all but PID 1 (the pause container or an init), this
+    process and its ancestors, zombies, and copilot processes (the downloader
+    runs as one).  The main container has exited once other processes were seen
+    and then none for ``cycles`` polls in a row.
+    """
+
+    def __init__(self, proc: str = "/proc", poll_seconds: float = 1.0, cycles: int = 2) -> None:
+        self.proc = proc
+        self.poll_seconds = poll_seconds
+        self.cycles = cycles
+        self._seen_other = False
+        self._ignored = self._ancestors()
+
+    def _ancestors(self) -> set[int]:
+        pids = {1, os.getpid()}
+        pid = os.getpid()
+        for _ in range(64):
+            ppid = self._ppid(pid)
+            if ppid is None or ppid <= 1 or ppid in pids:
+                break
+            pids.add(ppid)
+            pid = ppid
+        return pids
+
+    def _ppid(self, pid: int) -> int | None:
+        try:
+            with open(f"{self.proc}/{pid}/stat", encoding="utf-8", errors="replace") as fh:
+                after = fh.read().rsplit(")", 1)[1].split()
+            return int(after[1])
+        except (OSError, IndexError, ValueError):
+            return None
+
+    def others(self) -> list[int]:
+        """PIDs of processes that count as the main container's."""
+        found = []
+        try:
+            names = os.listdir(self.proc)
+        except OSError as exc:
+            raise UsageError(f"shared-process-ns watcher: cannot list {self.proc}: {exc}") from None
+        me = os.getpid()
+        for name in names:
+            if not name.isdigit():
+                continue
+            pid = int(name)
+            if pid in self._ignored:
+                continue
+            try:
+                with open(f"{self.proc}/{pid}/stat", encoding="utf-8", errors="replace") as fh:
+                    after = fh.read().rsplit(")", 1)[1].split()
+                state, ppid = after[0], int(after[1])
+                if state in ("Z", "X") or ppid == me:
+                    continue
+                with open(f"{self.proc}/{pid}/cmdline", "rb") as fh:
+                    cmdline = [a.decode("utf-8", "replace") for a in fh.read().split(b"\0") if a]
+            except (OSError, IndexError, ValueError):
+                continue  # gone between listing and reading
+            if not cmdline or _is_copilot(cmdline):
+                continue
+            found.append(pid)
+        return found
+
+    def wait_to_start(self) -> str:
+        log.info("waiting for the main container's processes to appear")
+        while not _signals.TERMINATED.is_set():
+            if self.others():
+                self._seen_other = True
+                return "process seen"
+            time.sleep(self.poll_seconds)
+        return "SIGTERM"
+
+    def wait_to_exit(self) -> str:
+        log.info("waiting for the main container's processes to exit")
+        quiet = 0
+        while not _signals.TERMINATED.is_set():
+            if self.others():
+                self._seen_other = True
+                quiet = 0
+            elif self._seen_other:
+                quiet += 1
+                if quiet >= self.cycles:
+                    return "processes exited"
+            if _signals.TERMINATED.wait(self.poll_seconds):
+                break
+        return "SIGTERM"
+
+
+def make_watcher(kind: str, output_dir: str) -> Watcher:
+    if kind == "signal":
+        return SignalWatcher()
+    if kind == "file":
+        return FileWatcher(output_dir)
+    if kind == "shared-process-ns":
+        return SharedProcessNSWatcher()
+    if kind == "noop":
+        return NoopWatcher()
+    raise UsageError(f"watcher type {kind!r} is not one of {', '.join(WATCHER_TYPES)}")
