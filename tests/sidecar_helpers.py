@@ -1,0 +1,120 @@
+"""Running the sidecar the way Kubernetes does: started first, told to finish by SIGTERM."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import lits
+from conftest import S3, clean_env, copilot_exe
+from flyteidl2.core import interface_pb2, literals_pb2
+
+
+def typed_interface(outputs: dict, inputs: dict | None = None) -> interface_pb2.TypedInterface:
+    return interface_pb2.TypedInterface(
+        inputs=lits.variable_map(inputs or {}), outputs=lits.variable_map(outputs)
+    )
+
+
+class Sidecar:
+    """A `copilot sidecar` subprocess against a moto bucket."""
+
+    def __init__(
+        self,
+        s3: S3,
+        outdir: Path,
+        outputs: dict,
+        *extra: str,
+        prefix: str = "meta/",
+        raw: str = "raw/",
+        watcher: str = "signal",
+    ) -> None:
+        self.s3 = s3
+        self.prefix = prefix
+        self.raw = raw
+        outdir.mkdir(parents=True, exist_ok=True)
+        args = [
+            copilot_exe(),
+            *s3.stow_flags(),
+            "sidecar",
+            "--timeout",
+            "1h0m0s",
+            "--to-raw-output",
+            s3.uri(raw),
+            "--to-output-prefix",
+            s3.uri(prefix),
+            "--from-local-dir",
+            str(outdir),
+            "--interface",
+            lits.b64(typed_interface(outputs)),
+            "--exit-watcher-type",
+            watcher,
+            *extra,
+        ]
+        self.proc = subprocess.Popen(
+            args,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=clean_env(),
+            stdin=subprocess.DEVNULL,
+        )
+
+    def wait_ready(self, seconds: float = 10) -> None:
+        """Wait until the process catches SIGTERM (its handler is the first thing it installs).
+
+        A signal sent before the interpreter has even started would kill any
+        program; in a pod the main container cannot finish that fast.
+        """
+        wait_catches_sigterm(self.proc.pid, seconds)
+
+    def terminate_and_wait(self, timeout: float = 120) -> subprocess.CompletedProcess:
+        self.wait_ready()
+        self.proc.send_signal(signal.SIGTERM)
+        return self.wait(timeout)
+
+    def wait(self, timeout: float = 120) -> subprocess.CompletedProcess:
+        out, err = self.proc.communicate(timeout=timeout)
+        return subprocess.CompletedProcess(self.proc.args, self.proc.returncode, out, err)
+
+    def outputs(self) -> literals_pb2.LiteralMap:
+        lm = literals_pb2.LiteralMap()
+        lm.ParseFromString(self.s3.get(self.prefix + "outputs.pb"))
+        return lm
+
+    def has_outputs(self) -> bool:
+        return self.s3.exists(self.prefix + "outputs.pb")
+
+    def error(self):
+        return lits.read_error_document(self.s3.get(self.prefix + "errors.pb"))
+
+    def has_error(self) -> bool:
+        return self.s3.exists(self.prefix + "errors.pb")
+
+
+def wait_catches_sigterm(pid: int, seconds: float = 10) -> None:
+    """Poll /proc/<pid>/status until SIGTERM is in the caught-signals mask."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            return
+        for line in status.splitlines():
+            if line.startswith("SigCgt:") and int(line.split()[1], 16) & (
+                1 << (signal.SIGTERM - 1)
+            ):
+                return
+        time.sleep(0.005)
+    raise AssertionError(f"process {pid} never installed a SIGTERM handler")
+
+
+def run_main(script: str, *args: str) -> None:
+    """The "main container": a separate process that writes the output files."""
+    res = subprocess.run(
+        [sys.executable, "-c", script, *args], capture_output=True, text=True, timeout=120
+    )
+    assert res.returncode == 0, res.stderr
