@@ -3,6 +3,7 @@
 The public surface is small; everything else is private to its module:
 
 - :func:`download_inputs` / :class:`DownloadOptions`: remote inputs -> files.
+- :func:`upload_outputs` / :class:`UploadOptions`: output files -> uploads + outputs.pb.
 - :class:`Store`: storage access configured from :class:`StorageConfig`.
 - :class:`CopilotError`: every expected failure, with a one-line message.
 """
@@ -20,6 +21,9 @@ __all__ = [
     "Store",
     "StorageConfig",
     "download_inputs",
+    "UploadOptions",
+    "UploadResult",
+    "upload_outputs",
 ]
 
 if TYPE_CHECKING:
@@ -27,6 +31,7 @@ if TYPE_CHECKING:
     from copilot.download import DownloadOptions, DownloadResult, download_inputs
     from copilot.errors import CopilotError
     from copilot.storage import Store
+    from copilot.upload import UploadOptions, UploadResult, upload_outputs
 
 _LAZY = {
     "CopilotError": "copilot.errors",
@@ -35,6 +40,9 @@ _LAZY = {
     "download_inputs": "copilot.download",
     "Store": "copilot.storage",
     "StorageConfig": "copilot.config",
+    "UploadOptions": "copilot.upload",
+    "UploadResult": "copilot.upload",
+    "upload_outputs": "copilot.upload",
 }
 
 
