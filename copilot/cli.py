@@ -212,6 +212,12 @@ def _fail(
     help="Base64 of a serialized VariableMap; inputs are checked against it.",
 )
 @click.option(
+    "--input-interface-file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="YAML interface file (its inputs section) instead of --input-interface.",
+)
+@click.option(
     "--concurrency",
     type=click.IntRange(min=1),
     default=DEFAULT_CONCURRENCY,
@@ -229,6 +235,7 @@ def download(
     file_input_layout: str,
     timeout: float,
     input_interface: str,
+    input_interface_file: str | None,
     concurrency: int,
 ) -> None:
     """Fetch the task's inputs and lay them out as files in the input directory."""
@@ -248,6 +255,12 @@ def download(
         layout=file_input_layout.upper(),
     )
     opts.validate()
+    if input_interface and input_interface_file:
+        raise UsageError("download: give --input-interface or --input-interface-file, not both")
+    if input_interface_file:
+        from copilot.interface import load_interface_file
+
+        opts.interface = load_interface_file(input_interface_file).inputs
 
     def step() -> object:
         if input_interface:
@@ -306,6 +319,12 @@ def download(
     "-i", "--interface", "interface_b64", default="", help="Base64 of a serialized TypedInterface."
 )
 @click.option(
+    "--interface-file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="YAML interface file instead of --interface.",
+)
+@click.option(
     "--start-watcher-type",
     type=click.Choice(WATCHER_TYPES),
     default="signal",
@@ -352,6 +371,7 @@ def sidecar(
     timeout: float | None,
     start_timeout: float | None,
     interface_b64: str,
+    interface_file: str | None,
     start_watcher_type: str,
     exit_watcher_type: str,
     max_primitive_bytes: int,
@@ -385,6 +405,12 @@ def sidecar(
         struct_encoding=struct_encoding,
     )
     opts.validate()
+    if interface_b64 and interface_file:
+        raise UsageError("sidecar: give --interface or --interface-file, not both")
+    if interface_file:
+        from copilot.interface import load_interface_file
+
+        opts.interface = load_interface_file(interface_file)
     start = make_watcher(start_watcher_type, from_local_dir)
     finish = make_watcher(exit_watcher_type, from_local_dir)
 
@@ -413,6 +439,160 @@ def sidecar(
             exc,
             overwrite=False,
         )
+
+
+@main_group.group()
+def interface() -> None:
+    """Work with task interfaces written in YAML."""
+
+
+@interface.command("encode")
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.option(
+    "--only",
+    type=click.Choice(("input-interface", "interface")),
+    default=None,
+    help="Print just one value (for $(...) in a shell).",
+)
+def interface_encode(path: str, only: str | None) -> None:
+    """Print the base64 values Flyte's flags take for a YAML interface file.
+
+    input-interface (a VariableMap of the inputs) is for download's
+    --input-interface; interface (the TypedInterface) is for sidecar's --interface.
+    """
+    from copilot.interface import encode, load_interface_file
+
+    iface = load_interface_file(path)
+    values = {"input-interface": encode(iface.inputs), "interface": encode(iface)}
+    if only:
+        click.echo(values[only])
+        return
+    for key, value in values.items():
+        click.echo(f"{key}: {value}")
+
+
+@interface.command("decode")
+@click.argument("value")
+def interface_decode(value: str) -> None:
+    """Print a base64 TypedInterface or VariableMap in the YAML syntax."""
+    import yaml
+
+    from copilot.inspect import detect, render
+    from copilot.messages import decode_base64
+
+    kind, msg = detect(decode_base64(value, "interface"), "interface")
+    if kind not in ("TypedInterface", "VariableMap"):
+        raise UsageError(f"the value is a {kind}, not an interface")
+    click.echo(yaml.safe_dump(render(kind, msg), sort_keys=False).rstrip())
+
+
+def _dump(data: object, fmt: str) -> str:
+    import json
+
+    if fmt == "yaml":
+        import yaml
+
+        return yaml.safe_dump(data, sort_keys=False, allow_unicode=True).rstrip()
+    return json.dumps(data, indent=2, ensure_ascii=False, default=str)
+
+
+@main_group.command()
+@click.argument("uri")
+@click.option(
+    "--as",
+    "as_kind",
+    type=click.Choice(("LiteralMap", "Literal", "ErrorDocument", "TypedInterface", "VariableMap")),
+    default=None,
+    help="The document's kind (detected when not given).",
+)
+@click.option(
+    "-o", "--output", "fmt", type=click.Choice(("json", "yaml")), default="json", show_default=True
+)
+@click.option("--raw", is_flag=True, help="The protobuf message itself, field by field.")
+@click.pass_obj
+def inspect(settings: Settings, uri: str, as_kind: str | None, fmt: str, raw: bool) -> None:
+    """Print a LiteralMap, Literal, ErrorDocument or interface from any store."""
+    from copilot.inspect import detect, parse_as, render
+    from copilot.storage import Store
+
+    if uri == "-":
+        data = sys.stdin.buffer.read()
+    else:
+        data = Store(settings.storage).read_bytes(uri, what="read")
+    if as_kind:
+        kind, msg = as_kind, parse_as(data, as_kind, uri)
+    else:
+        kind, msg = detect(data, uri)
+    click.echo(f"# {kind}", err=True)
+    click.echo(_dump(render(kind, msg, raw=raw), fmt))
+
+
+@main_group.command()
+@click.argument("task_file", type=click.Path(dir_okay=False))
+@click.option(
+    "-i", "--input", "inputs", multiple=True, metavar="NAME=VALUE", help="An input value."
+)
+@click.option(
+    "--store",
+    default=None,
+    help="Where inputs and outputs are kept (default: a local store under the cache dir).",
+)
+@click.option("--workdir", default=None, help="Where the run's input and output dirs go.")
+@click.option("--docker", is_flag=True, help="Run the task's image with the dirs bind-mounted.")
+@click.option("-q", "--quiet", is_flag=True, help="Do not show the command's own output.")
+@click.option(
+    "-o", "--output", "fmt", type=click.Choice(("json", "yaml")), default="json", show_default=True
+)
+@click.pass_obj
+def run(
+    settings: Settings,
+    task_file: str,
+    inputs: tuple[str, ...],
+    store: str | None,
+    workdir: str | None,
+    docker: bool,
+    quiet: bool,
+    fmt: str,
+) -> None:
+    """Run a container task end to end on this machine and print its typed outputs.
+
+    \b
+    TASK_FILE holds the ContainerTask fields: name, command, arguments,
+    inputs, outputs, input_data_dir, output_data_dir, metadata_format,
+    file_input_layout (and image, for --docker).  Locally the declared data
+    dirs are replaced in the command by real directories.
+    """
+    import os
+
+    from copilot.run import cache_dir, load_task, parse_assignments, run_task
+    from copilot.storage import Store
+
+    spec = load_task(task_file)
+    given = parse_assignments(list(inputs))
+    home = cache_dir()
+    store_root = store or "file://" + os.path.join(home, "store")
+    result = run_task(
+        spec,
+        given,
+        store=Store(settings.storage),
+        store_root=store_root,
+        workdir=workdir or os.path.join(home, "work"),
+        docker=docker,
+        show_logs=not quiet,
+    )
+    if result.exit_code == 0:
+        click.echo(_dump(result.outputs, fmt))
+        return
+    if result.status:
+        click.echo(f"copilot run: the command exited with status {result.status}", err=True)
+        if result.stderr_tail:
+            click.echo("copilot run: last lines of its stderr:", err=True)
+            for line in result.stderr_tail:
+                click.echo(f"  | {line}", err=True)
+    if result.error:
+        click.echo(f"copilot run: error document: {result.error}", err=True)
+    click.echo(f"copilot run: run kept at {result.run_uri} (work dir {result.workdir})", err=True)
+    sys.exit(result.exit_code)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -157,7 +157,9 @@ def download_inputs(store: Store, opts: DownloadOptions) -> DownloadResult:
     laid = layout.lay_out(inputs)
     copied = store.download(laid.transfers)
 
-    _write_atomic(os.path.join(root, "inputs.pb"), laid.literals.SerializeToString())
+    _write_atomic(
+        os.path.join(root, "inputs.pb"), laid.literals.SerializeToString(deterministic=True)
+    )
     if opts.format in ("JSON", "YAML"):
         name = "inputs.json" if opts.format == "JSON" else "inputs.yaml"
         _write_atomic(os.path.join(root, name), render_values(laid.values, opts.format))

@@ -236,7 +236,9 @@ def upload_outputs(store: Store, opts: UploadOptions) -> UploadResult:
     literals = convert_outputs(opts, reader)
     copied = store.upload(reader.transfers)
     outputs_uri = join_uri(opts.to_output_prefix, opts.meta_output_name)
-    store.write_bytes(outputs_uri, literals.SerializeToString(), what="write outputs")
+    store.write_bytes(
+        outputs_uri, literals.SerializeToString(deterministic=True), what="write outputs"
+    )
     seconds = time.monotonic() - started
     log.info(
         "uploaded %d outputs (%d files, %d bytes) and wrote %s in %.3fs",

@@ -104,8 +104,11 @@ class OutputReader:
         upload: bool = True,
         max_primitive_bytes: int = DEFAULT_MAX_PRIMITIVE_BYTES,
         struct_encoding: str = "msgpack",
+        base_dir: str | None = None,
     ) -> None:
         self.root = os.path.realpath(root)
+        # Relative paths in documents and values are taken from here.
+        self.base_dir = os.path.realpath(base_dir) if base_dir else self.root
         self.raw_prefix = raw_prefix
         self.upload = upload
         self.max_primitive_bytes = max_primitive_bytes
@@ -543,7 +546,7 @@ class OutputReader:
                 )
             return lit
         local = value.removeprefix("file://")
-        path = local if os.path.isabs(local) else os.path.join(self.root, local)
+        path = local if os.path.isabs(local) else os.path.join(self.base_dir, local)
         if not _within(os.path.normpath(path), self.root) and not _within(
             os.path.realpath(path), self.root
         ):

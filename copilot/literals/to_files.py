@@ -117,6 +117,12 @@ class LaidOut:
     transfers: list[Transfer] = field(default_factory=list)
 
 
+def python_value(lit: literals_pb2.Literal) -> Any:
+    """A literal as plain Python for people: blobs as URIs, msgpack structs decoded."""
+    layout = FileLayout(None, "", fetch=False, decode_msgpack=True)  # type: ignore[arg-type]
+    return layout.literal(lit, "", "value")[1]
+
+
 class FileLayout:
     """Writes literals under ``root``; blobs become transfers unless ``fetch`` is off."""
 
@@ -127,11 +133,13 @@ class FileLayout:
         *,
         layout: str = DIRECT,
         fetch: bool = True,
+        decode_msgpack: bool = False,
     ) -> None:
         self.store = store
         self.root = root
         self.layout = layout
         self.fetch = fetch
+        self.decode_msgpack = decode_msgpack
         self.transfers: list[Transfer] = []
 
     # -- entry point ---------------------------------------------------------
@@ -266,6 +274,13 @@ class FileLayout:
             return lit, scalar.error.message
         if kind == "binary":
             self._write(path, scalar.binary.value)
+            if self.decode_msgpack and scalar.binary.tag == "msgpack":
+                import msgpack
+
+                try:
+                    return lit, msgpack.unpackb(scalar.binary.value, strict_map_key=False)
+                except Exception:
+                    pass  # not valid msgpack after all: show it as base64
             return lit, base64.b64encode(scalar.binary.value).decode("ascii")
         if kind == "generic":
             value = struct_to_python(scalar.generic)

@@ -1,0 +1,399 @@
+"""``copilot run``: a container task end to end on one machine, no Kubernetes.
+
+The same steps a pod takes, in one process:
+
+1. store the typed inputs (local files are uploaded) and write ``inputs.pb``;
+2. ``download`` them into a fresh input dir;
+3. render ``{{.inputs.x}}`` in the command and run it, with the task's
+   declared data dirs mapped to the real local ones (or, with ``--docker``,
+   bind-mounted at the declared paths);
+4. run the sidecar steps on the output dir (the process exit is the watcher);
+5. report the typed outputs, or the failure.
+
+The store is a local directory under the user's cache unless ``--store`` names
+another (``s3://bucket/prefix``); every run keeps its documents there under
+``runs/<task>/<run id>/``.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from flyteidl2.core import interface_pb2, literals_pb2, types_pb2
+
+from copilot.download import DownloadOptions, download_inputs
+from copilot.errors import OUTPUT_UPLOAD_FAILED, CopilotError, UsageError
+from copilot.interface import parse_type
+from copilot.literals.from_files import OutputReader
+from copilot.literals.to_files import LAYOUTS, primitive_text_and_value, python_value
+from copilot.runner import write_error_document
+from copilot.storage import Store, join_uri
+from copilot.upload import UploadOptions, upload_outputs
+
+TEMPLATE = re.compile(r"\{\{\s*\.inputs\.([^\s{}]+?)\s*\}\}", re.IGNORECASE)
+STDERR_TAIL_LINES = 20
+
+
+def cache_dir() -> str:
+    """Where the embedded store and work dirs live (``$COPILOT_HOME`` overrides)."""
+    if os.environ.get("COPILOT_HOME"):
+        return os.environ["COPILOT_HOME"]
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "copilot")
+
+
+@dataclass
+class TaskSpec:
+    """The ContainerTask fields of a task file."""
+
+    name: str
+    command: list[str]
+    interface: interface_pb2.TypedInterface
+    arguments: list[str] = field(default_factory=list)
+    defaults: dict[str, Any] = field(default_factory=dict)
+    input_data_dir: str = "/var/inputs"
+    output_data_dir: str = "/var/outputs"
+    metadata_format: str = "JSON"
+    file_input_layout: str = "DIRECT"
+    image: str = ""
+    env: dict[str, str] = field(default_factory=dict)
+    base_dir: str = "."
+
+
+def _section(doc: dict, key: str, where: str) -> tuple[interface_pb2.VariableMap, dict]:
+    raw = doc.get(key) or {}
+    if not isinstance(raw, dict):
+        raise UsageError(f"{where}: {key} must be a mapping of name -> type")
+    entries, defaults = [], {}
+    for name, spec in raw.items():
+        description = ""
+        if isinstance(spec, dict) and "type" in spec:
+            if "default" in spec:
+                defaults[str(name)] = spec["default"]
+            description = str(spec.get("description") or "")
+            spec = {k: v for k, v in spec.items() if k in ("type", "format")}
+        lt = parse_type(spec, f"{where}: {key}.{name}")
+        entries.append(
+            interface_pb2.VariableEntry(
+                key=str(name), value=interface_pb2.Variable(type=lt, description=description)
+            )
+        )
+    return interface_pb2.VariableMap(variables=entries), defaults
+
+
+def load_task(path: str) -> TaskSpec:
+    """Read a task YAML file (the fields of the SDK's ContainerTask)."""
+    import yaml
+
+    try:
+        with open(path, encoding="utf-8") as fh:
+            doc = yaml.safe_load(fh)
+    except OSError as exc:
+        raise UsageError(f"task file {path}: cannot read it ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        detail = str(exc).splitlines()[0] if str(exc) else "invalid"
+        raise UsageError(f"task file {path}: not valid YAML ({detail})") from None
+    where = f"task file {path}"
+    if not isinstance(doc, dict):
+        raise UsageError(f"{where}: expected a mapping of task fields")
+    command = doc.get("command")
+    if isinstance(command, str):
+        command = [command]
+    if not isinstance(command, list) or not command:
+        raise UsageError(f"{where}: command must be a non-empty list of strings")
+    arguments = doc.get("arguments") or []
+    if not isinstance(arguments, list):
+        raise UsageError(f"{where}: arguments must be a list of strings")
+    inputs, defaults = _section(doc, "inputs", where)
+    outputs, _ = _section(doc, "outputs", where)
+    fmt = str(doc.get("metadata_format") or "JSON").upper()
+    layout = str(doc.get("file_input_layout") or "DIRECT").upper()
+    if fmt not in ("JSON", "YAML", "PROTO"):
+        raise UsageError(f"{where}: metadata_format must be JSON, YAML or PROTO, found {fmt}")
+    if layout not in LAYOUTS:
+        raise UsageError(f"{where}: file_input_layout must be DIRECT or NAMED_DIR, found {layout}")
+    env = doc.get("env") or {}
+    if not isinstance(env, dict):
+        raise UsageError(f"{where}: env must be a mapping")
+    return TaskSpec(
+        name=str(doc.get("name") or os.path.splitext(os.path.basename(path))[0]),
+        command=[str(c) for c in command],
+        arguments=[str(a) for a in arguments],
+        interface=interface_pb2.TypedInterface(inputs=inputs, outputs=outputs),
+        defaults=defaults,
+        input_data_dir=str(doc.get("input_data_dir") or "/var/inputs"),
+        output_data_dir=str(doc.get("output_data_dir") or "/var/outputs"),
+        metadata_format=fmt,
+        file_input_layout=layout,
+        image=str(doc.get("image") or ""),
+        env={str(k): str(v) for k, v in env.items()},
+        base_dir=os.path.dirname(os.path.abspath(path)),
+    )
+
+
+def parse_assignments(pairs: list[str]) -> dict[str, str]:
+    """``-i name=value`` flags into a dict."""
+    out: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise UsageError(f"-i {pair!r}: expected name=value")
+        out[name] = value
+    return out
+
+
+def _cli_value(text: Any, lt: types_pb2.LiteralType) -> Any:
+    """Text from the command line, as the value a document would hold for this type."""
+    if not isinstance(text, str):
+        return text  # a default from the task file is already a value
+    which = lt.WhichOneof("type")
+    if which in ("collection_type", "map_value_type") or (
+        which == "simple" and lt.simple == types_pb2.STRUCT
+    ):
+        import yaml
+
+        try:
+            return yaml.safe_load(text)
+        except yaml.YAMLError:
+            return text
+    if which == "simple" and lt.simple == types_pb2.NONE:
+        return None
+    return text
+
+
+class _Runner:
+    def __init__(self, spec: TaskSpec, store: Store, store_root: str, workdir: str) -> None:
+        self.spec = spec
+        self.store = store
+        self.run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
+        self.run_uri = join_uri(store_root, "runs", _safe(spec.name), self.run_id)
+        self.workdir = os.path.join(workdir, self.run_id)
+        self.indir = os.path.join(self.workdir, "inputs")
+        self.outdir = os.path.join(self.workdir, "outputs")
+
+    def store_inputs(self, given: dict[str, Any]) -> str:
+        """Convert and upload the inputs; returns the URI of ``inputs.pb``."""
+        declared = {e.key: e.value.type for e in self.spec.interface.inputs.variables}
+        unknown = sorted(set(given) - set(declared))
+        if unknown:
+            raise UsageError(
+                f"unknown input {unknown[0]!r}; the task takes: {', '.join(declared) or 'none'}"
+            )
+        values = {**self.spec.defaults, **given}
+        missing = [n for n, lt in declared.items() if n not in values and not _optional(lt)]
+        if missing:
+            raise UsageError(f"missing input {missing[0]!r} (give it with -i {missing[0]}=VALUE)")
+        reader = OutputReader("/", join_uri(self.run_uri, "data"))
+        literals = literals_pb2.LiteralMap()
+        for name, lt in declared.items():
+            label = f"input {name!r}"
+            if name not in values:
+                literals.literals[name].CopyFrom(reader.from_value(None, lt, label))
+                continue
+            # Relative paths: from the task file for its defaults, else from here.
+            from_file = name in self.spec.defaults and name not in given
+            reader.base_dir = self.spec.base_dir if from_file else os.getcwd()
+            literals.literals[name].CopyFrom(
+                reader.from_value(_cli_value(values[name], lt), lt, label)
+            )
+        self.store.upload(reader.transfers)
+        uri = join_uri(self.run_uri, "inputs.pb")
+        self.store.write_bytes(
+            uri, literals.SerializeToString(deterministic=True), what="write inputs"
+        )
+        return uri
+
+    def render(
+        self, local: literals_pb2.LiteralMap, values: dict[str, Any], docker: bool
+    ) -> list[str]:
+        """The command with ``{{.inputs.x}}`` rendered and (locally) the data dirs mapped."""
+
+        def value_text(name: str) -> str:
+            if name not in local.literals:
+                raise UsageError(
+                    f"the command refers to {{{{.inputs.{name}}}}} but the task has no input "
+                    f"{name!r}"
+                )
+            lit = local.literals[name]
+            while lit.WhichOneof("value") == "scalar" and lit.scalar.WhichOneof("value") == "union":
+                lit = lit.scalar.union.value
+            if lit.WhichOneof("value") == "scalar":
+                kind = lit.scalar.WhichOneof("value")
+                if kind == "primitive":
+                    return primitive_text_and_value(lit.scalar.primitive)[0]
+                if kind == "none_type":
+                    return "null"
+                if kind in ("blob", "schema", "structured_dataset"):
+                    path = getattr(lit.scalar, kind).uri
+                    if docker:
+                        rel = os.path.relpath(path, self.indir)
+                        return self.spec.input_data_dir.rstrip("/") + "/" + rel
+                    return path
+            return json.dumps(values[name], separators=(",", ":"))
+
+        rendered = []
+        for part in self.spec.command + self.spec.arguments:
+            text = TEMPLATE.sub(lambda m: value_text(m.group(1)), part)
+            if not docker:
+                text = _map_dir(text, self.spec.input_data_dir, self.indir)
+                text = _map_dir(text, self.spec.output_data_dir, self.outdir)
+            rendered.append(text)
+        return rendered
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", name) or "task"
+
+
+def _optional(lt: types_pb2.LiteralType) -> bool:
+    return lt.WhichOneof("type") == "union_type" and any(
+        v.WhichOneof("type") == "simple" and v.simple == types_pb2.NONE
+        for v in lt.union_type.variants
+    )
+
+
+def _map_dir(text: str, declared: str, real: str) -> str:
+    """Replace the declared data dir (as a whole path prefix) by the real directory."""
+    declared = declared.rstrip("/") or "/"
+    pattern = re.compile(r"(?<![\w.\-/])" + re.escape(declared) + r"(?=/|$|[^\w.\-])")
+    return pattern.sub(lambda _: real, text)
+
+
+@dataclass
+class RunResult:
+    """What a run produced; ``exit_code`` is what ``copilot run`` exits with."""
+
+    outputs: dict[str, Any]
+    exit_code: int
+    run_uri: str
+    workdir: str
+    error: str = ""
+    status: int | None = None
+    stderr_tail: list[str] = field(default_factory=list)
+
+
+def _stream(pipe: Any, sink: Any, tail: collections.deque | None) -> None:
+    for raw in iter(pipe.readline, b""):
+        if sink is not None:
+            sink.write(raw.decode("utf-8", "replace"))
+            sink.flush()
+        if tail is not None:
+            tail.append(raw.decode("utf-8", "replace").rstrip("\n"))
+    pipe.close()
+
+
+def _docker_command(spec: TaskSpec, runner: _Runner, argv: list[str]) -> list[str]:
+    docker = shutil.which("docker")
+    if docker is None:
+        raise UsageError("--docker: no docker command on PATH")
+    probe = subprocess.run([docker, "info"], capture_output=True, text=True, timeout=30)
+    if probe.returncode != 0:
+        raise UsageError("--docker: no Docker engine is reachable (docker info failed)")
+    if not spec.image:
+        raise UsageError("--docker: the task file names no image")
+    return [
+        docker,
+        "run",
+        "--rm",
+        "-v",
+        f"{runner.indir}:{spec.input_data_dir}:ro",
+        "-v",
+        f"{runner.outdir}:{spec.output_data_dir}",
+        *[f"--env={k}={v}" for k, v in spec.env.items()],
+        spec.image,
+        *argv,
+    ]
+
+
+def run_task(
+    spec: TaskSpec,
+    given: dict[str, Any],
+    *,
+    store: Store,
+    store_root: str,
+    workdir: str,
+    docker: bool = False,
+    show_logs: bool = True,
+    keep: bool = True,
+) -> RunResult:
+    """Run one task end to end; see the module docstring."""
+    runner = _Runner(spec, store, store_root, workdir)
+    inputs_uri = runner.store_inputs(given)
+    os.makedirs(runner.outdir, exist_ok=True)
+    downloaded = download_inputs(
+        store,
+        DownloadOptions(
+            from_remote=inputs_uri,
+            to_local_dir=runner.indir,
+            format=spec.metadata_format,
+            layout=spec.file_input_layout,
+            interface=spec.interface.inputs,
+        ),
+    )
+    argv = runner.render(downloaded.literals, downloaded.values, docker)
+    if docker:
+        argv = _docker_command(spec, runner, argv)
+    env = {
+        **os.environ,
+        **spec.env,
+        "COPILOT_INPUT_DIR": runner.indir,
+        "COPILOT_OUTPUT_DIR": runner.outdir,
+    }
+    tail: collections.deque = collections.deque(maxlen=STDERR_TAIL_LINES)
+    try:
+        proc = subprocess.Popen(
+            argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env
+        )
+    except OSError as exc:
+        raise UsageError(f"cannot start the command {argv[0]!r}: {exc.strerror}") from None
+    sink = sys.stderr if show_logs else None
+    readers = [
+        threading.Thread(target=_stream, args=(proc.stdout, sink, None), daemon=True),
+        threading.Thread(target=_stream, args=(proc.stderr, sink, tail), daemon=True),
+    ]
+    for t in readers:
+        t.start()
+    status = proc.wait()
+    for t in readers:
+        t.join()
+    if status < 0:
+        status = 128 - status
+
+    uploads = UploadOptions(
+        from_local_dir=runner.outdir,
+        to_output_prefix=runner.run_uri,
+        to_raw_output=join_uri(runner.run_uri, "raw"),
+        interface=spec.interface,
+        format=spec.metadata_format,
+    )
+    outputs: dict[str, Any] = {}
+    error = ""
+    try:
+        result = upload_outputs(store, uploads)
+        outputs = {name: python_value(lit) for name, lit in result.literals.literals.items()}
+    except CopilotError as exc:
+        error = exc.message
+        write_error_document(store, runner.run_uri, "errors.pb", OUTPUT_UPLOAD_FAILED, exc)
+    exit_code = status if status else (1 if error else 0)
+    if not keep and exit_code == 0:
+        shutil.rmtree(runner.workdir, ignore_errors=True)
+    return RunResult(
+        outputs=outputs,
+        exit_code=exit_code,
+        run_uri=runner.run_uri,
+        workdir=runner.workdir,
+        error=error,
+        status=status,
+        stderr_tail=list(tail),
+    )
