@@ -243,10 +243,12 @@ def download(
 
     from copilot.download import DownloadOptions, download_inputs
     from copilot.messages import parse_base64_message
+    from copilot.progress import Progress
     from copilot.runner import call_with_deadline
     from copilot.storage import Store
 
-    store = Store(settings.storage, concurrency=concurrency)
+    progress = Progress("download")
+    store = Store(settings.storage, concurrency=concurrency, progress=progress)
     opts = DownloadOptions(
         from_remote=from_remote,
         to_local_dir=to_local_dir,
@@ -271,6 +273,7 @@ def download(
 
     try:
         call_with_deadline(step, timeout, "download", stop_on_signal=True)
+        progress.close()
     except (UsageError, KeyboardInterrupt):
         raise
     except Exception as exc:
@@ -390,9 +393,11 @@ def sidecar(
         if start_timeout is not None:
             log.warning("--start-timeout is deprecated; use --timeout")
         timeout = start_timeout if start_timeout is not None else 3600.0
+    from copilot.progress import Progress
     from copilot.storage import Store
 
-    store = Store(settings.storage, concurrency=concurrency)
+    progress = Progress("upload")
+    store = Store(settings.storage, concurrency=concurrency, progress=progress)
     opts = UploadOptions(
         from_local_dir=from_local_dir,
         to_output_prefix=to_output_prefix,
@@ -425,6 +430,7 @@ def sidecar(
         log.info("main container started (%s)", start.wait_to_start())
         log.info("main container finished (%s)", finish.wait_to_exit())
         result = call_with_deadline(lambda: upload_outputs(store, opts), timeout, "upload")
+        progress.close()
         if result.skipped_reason:
             log.warning("outputs not uploaded: %s", result.skipped_reason)
     except (UsageError, KeyboardInterrupt):

@@ -27,6 +27,8 @@ from copilot.errors import NON_RECOVERABLE, CopilotError, StorageError
 if TYPE_CHECKING:
     from fsspec import AbstractFileSystem
 
+    from copilot.progress import Progress, TransferCallback
+
 log = logging.getLogger("copilot")
 
 
@@ -138,11 +140,13 @@ class Store:
         config: StorageConfig | None = None,
         *,
         concurrency: int = DEFAULT_CONCURRENCY,
+        progress: Progress | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         self.config = config or StorageConfig()
         self.concurrency = concurrency
+        self.progress = progress
         self._filesystems: dict[str, AbstractFileSystem] = {}
         self._lock = threading.Lock()
 
@@ -292,7 +296,16 @@ class Store:
         """
         return self._transfer(transfers, "put")
 
+    def _callback(self) -> TransferCallback | None:
+        if self.progress is None:
+            return None
+        from copilot.progress import TransferCallback
+
+        return TransferCallback(self.progress)
+
     def _transfer(self, transfers: Sequence[Transfer], direction: str) -> int:
+        if self.progress is not None:
+            self.progress.expect(len(transfers))
         groups: dict[str, list[Transfer]] = {}
         for t in transfers:
             remote = t.src if direction == "get" else t.dst
@@ -362,13 +375,18 @@ class Store:
                 if failure:
                     return
                 tmp = None
+                cb = self._callback()
+                kw = {"callback": cb} if cb is not None else {}
                 try:
                     tmp = self._tmp_for(t, direction)
                     if direction == "get":
-                        await fs._get_file(self.resolve(t.src)[1], tmp)
+                        await fs._get_file(self.resolve(t.src)[1], tmp, **kw)
                     else:
-                        await fs._put_file(t.src, self.resolve(t.dst)[1])
-                    copied += self._finish(t, direction, tmp)
+                        await fs._put_file(t.src, self.resolve(t.dst)[1], **kw)
+                    done = self._finish(t, direction, tmp)
+                    copied += done
+                    if cb is not None:
+                        cb.finish(done)
                 except Exception as exc:
                     failure.append(self._fail(t, direction, tmp, exc))
                     return
@@ -387,6 +405,7 @@ class Store:
             if failure:
                 return 0
             tmp = None
+            cb = self._callback()
             try:
                 tmp = self._tmp_for(t, direction)
                 if direction == "get":
@@ -395,7 +414,10 @@ class Store:
                     fs.put_file(t.src, tmp)
                 else:
                     fs.put_file(t.src, self.resolve(t.dst)[1])
-                return self._finish(t, direction, tmp)
+                done = self._finish(t, direction, tmp)
+                if cb is not None:
+                    cb.finish(done)
+                return done
             except Exception as exc:
                 failure.append(self._fail(t, direction, tmp, exc))
                 return 0

@@ -81,3 +81,52 @@ def test_file_store_download_never_imports_s3_backends(tmp_path: Path) -> None:
     assert res.returncode == 0, res.stderr
     assert "LOADED []" in res.stdout
     assert (tmp_path / "in" / "f").read_text() == "local blob"
+
+
+def test_progress_on_a_terminal_and_a_summary_without_one(tmp_path: Path) -> None:
+    """A TTY gets a byte-level progress line; a pipe gets only the JSON summary line."""
+    import json as _json
+    import os
+    import pty
+
+    blob = tmp_path / "big.bin"
+    blob.write_bytes(os.urandom(1 << 20))
+    items = {f"f{i}": lits.blob(str(blob)) for i in range(40)}
+    src = tmp_path / "inputs.pb"
+    src.write_bytes(lits.literal_map(items).SerializeToString())
+    base = ["--logger.level=4", "--logger.formatter.type=json", "download", "-f", str(src)]
+
+    primary, secondary = pty.openpty()
+    proc = subprocess.Popen(
+        [*_copilot(), *base, "-o", str(tmp_path / "tty"), "--concurrency", "1"],
+        stdout=subprocess.DEVNULL,
+        stderr=secondary,
+        env={**clean_env(), "COPILOT_PROGRESS_DELAY": "0"},
+    )
+    os.close(secondary)
+    chunks = []
+    while True:
+        try:
+            data = os.read(primary, 4096)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    assert proc.wait(timeout=60) == 0
+    shown = b"".join(chunks).decode()
+    assert "\rdownload:" in shown and "40/40 files" in shown and "MiB" in shown
+
+    res = run_copilot([*base, "-o", str(tmp_path / "pipe")])
+    assert res.returncode == 0, res.stderr
+    assert "\r" not in res.stderr
+    summary = [_json.loads(line) for line in res.stderr.splitlines() if line.startswith("{")]
+    done = [s for s in summary if s["msg"].startswith("downloaded")]
+    assert done and done[0]["files"] == 40 and done[0]["bytes"] == 40 << 20
+    assert done[0]["seconds"] >= 0
+
+
+def _copilot() -> list[str]:
+    from conftest import copilot_exe
+
+    return [copilot_exe()]
