@@ -78,6 +78,27 @@ def _choice(values: tuple[str, ...]) -> click.Choice:
     return UpperChoice(values)
 
 
+def _format_option(help_text: str) -> Any:
+    return click.option(
+        "-m",
+        "--format",
+        "fmt",
+        type=_choice(("JSON", "YAML", "PROTO")),
+        default="JSON",
+        show_default=True,
+        help=help_text,
+    )
+
+
+_concurrency_option = click.option(
+    "--concurrency",
+    type=click.IntRange(min=1),
+    default=DEFAULT_CONCURRENCY,
+    show_default=True,
+    help="Transfers in flight at once.",
+)
+
+
 @click.group(cls=CopilotGroup, epilog=STORAGE_HELP, context_settings={"max_content_width": 100})
 @click.option(
     "--config",
@@ -173,15 +194,7 @@ def _fail(
     "--to-output-prefix", default="", help="Output prefix; the error document goes here on failure."
 )
 @click.option("-o", "--to-local-dir", default="", help="Input directory to fill.")
-@click.option(
-    "-m",
-    "--format",
-    "fmt",
-    type=_choice(("JSON", "YAML", "PROTO")),
-    default="JSON",
-    show_default=True,
-    help="Metadata file written beside inputs.pb.",
-)
+@_format_option("Metadata file written beside inputs.pb.")
 @click.option(
     "-d",
     "--download-mode",
@@ -217,13 +230,7 @@ def _fail(
     default=None,
     help="YAML interface file (its inputs section) instead of --input-interface.",
 )
-@click.option(
-    "--concurrency",
-    type=click.IntRange(min=1),
-    default=DEFAULT_CONCURRENCY,
-    show_default=True,
-    help="Transfers in flight at once.",
-)
+@_concurrency_option
 @click.pass_obj
 def download(
     settings: Settings,
@@ -286,15 +293,7 @@ def download(
     "-x", "--to-raw-output", default="", help="Prefix for uploaded files and directories."
 )
 @click.option("-f", "--from-local-dir", default="", help="Output directory to read.")
-@click.option(
-    "-m",
-    "--format",
-    "fmt",
-    type=_choice(("JSON", "YAML", "PROTO")),
-    default="JSON",
-    show_default=True,
-    help="Format of an optional whole-outputs document (outputs.json / .yaml / .pb).",
-)
+@_format_option("Format of an optional whole-outputs document (outputs.json / .yaml / .pb).")
 @click.option(
     "-u",
     "--upload-mode",
@@ -355,13 +354,7 @@ def download(
     show_default=True,
     help="Struct outputs as Binary msgpack (current SDKs) or a protobuf Struct.",
 )
-@click.option(
-    "--concurrency",
-    type=click.IntRange(min=1),
-    default=DEFAULT_CONCURRENCY,
-    show_default=True,
-    help="Transfers in flight at once.",
-)
+@_concurrency_option
 @click.pass_obj
 def sidecar(
     settings: Settings,

@@ -169,14 +169,26 @@ class FlagOverrides:
             _set_path(tree, key, raw)
 
 
+def load_yaml(path: str, what: str) -> Any:
+    """Parse one YAML (or JSON) file; a clear UsageError naming ``what`` if it cannot."""
+    import yaml
+
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return yaml.safe_load(fh)
+    except OSError as exc:
+        raise UsageError(f"{what} {path}: cannot read it ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        detail = str(exc).splitlines()[0] if str(exc) else "invalid"
+        raise UsageError(f"{what} {path}: not valid YAML ({detail})") from None
+
+
 def load_config_files(patterns: list[str]) -> dict[str, Any]:
     """Read every YAML file matching the patterns, in order; missing ones are skipped.
 
     Flyte passes ``/etc/flyte/copilot/*.yaml`` without a shell, so the glob is
     expanded here.  A file that exists but is not valid YAML is an error.
     """
-    import yaml
-
     merged: dict[str, Any] = {}
     for pattern in patterns:
         if not pattern:
@@ -186,12 +198,7 @@ def load_config_files(patterns: list[str]) -> dict[str, Any]:
         if not found:
             log.debug("config %s: no such file, skipped", pattern)
         for path in found:
-            try:
-                with open(path, encoding="utf-8") as fh:
-                    data = yaml.safe_load(fh)
-            except (OSError, yaml.YAMLError) as exc:
-                detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-                raise UsageError(f"--config {path}: not a readable YAML file ({detail})") from None
+            data = load_yaml(path, "--config")
             if data is None:
                 continue
             if not isinstance(data, dict):

@@ -27,7 +27,7 @@ from typing import Any
 from flyteidl2.core import interface_pb2, types_pb2
 
 from copilot.errors import UsageError
-from copilot.literals.types import MULTIPART, SINGLE, is_none_type
+from copilot.literals.types import MULTIPART, SINGLE, type_name
 
 _SIMPLE = {
     "int": types_pb2.INTEGER,
@@ -48,18 +48,6 @@ _SIMPLE = {
     "dict": types_pb2.STRUCT,
     "dataclass": types_pb2.STRUCT,
     "error": types_pb2.ERROR,
-}
-_SIMPLE_NAMES = {
-    types_pb2.INTEGER: "int",
-    types_pb2.FLOAT: "float",
-    types_pb2.STRING: "str",
-    types_pb2.BOOLEAN: "bool",
-    types_pb2.DATETIME: "datetime",
-    types_pb2.DURATION: "timedelta",
-    types_pb2.BINARY: "bytes",
-    types_pb2.NONE: "none",
-    types_pb2.STRUCT: "struct",
-    types_pb2.ERROR: "error",
 }
 
 
@@ -130,6 +118,8 @@ def parse_type(spec: Any, where: str = "type") -> types_pb2.LiteralType:
         return types_pb2.LiteralType(
             structured_dataset_type=types_pb2.StructuredDatasetType(format=args[0] if args else "")
         )
+    if lower == "enum" and args:
+        return types_pb2.LiteralType(enum_type=types_pb2.EnumType(values=args))
     if lower in ("schema",):
         return types_pb2.LiteralType(schema=types_pb2.SchemaType())
     if lower in ("list", "typing.list") and len(args) == 1:
@@ -156,41 +146,19 @@ def parse_type(spec: Any, where: str = "type") -> types_pb2.LiteralType:
 
 
 def type_spec(lt: types_pb2.LiteralType) -> Any:
-    """The inverse of :func:`parse_type`: a type name (or ``{enum: [...]}``)."""
-    which = lt.WhichOneof("type")
-    if which == "simple":
-        return _SIMPLE_NAMES.get(lt.simple, "none")
-    if which == "blob":
-        base = "Dir" if lt.blob.dimensionality == MULTIPART else "File"
-        return f"{base}[{lt.blob.format}]" if lt.blob.format else base
-    if which == "collection_type":
-        return f"list[{_inline(type_spec(lt.collection_type))}]"
-    if which == "map_value_type":
-        return f"dict[str, {_inline(type_spec(lt.map_value_type))}]"
-    if which == "enum_type":
+    """The inverse of :func:`parse_type`: a type name, or ``{enum: [...]}`` for an enum."""
+    if lt.WhichOneof("type") == "enum_type":
         return {"enum": list(lt.enum_type.values)}
-    if which == "union_type":
-        variants = list(lt.union_type.variants)
-        rest = [v for v in variants if not is_none_type(v)]
-        if len(variants) == 2 and len(rest) == 1:
-            return f"Optional[{_inline(type_spec(rest[0]))}]"
-        return "Union[" + ", ".join(_inline(type_spec(v)) for v in variants) + "]"
-    if which == "structured_dataset_type":
-        fmt = lt.structured_dataset_type.format
-        return f"StructuredDataset[{fmt}]" if fmt else "StructuredDataset"
-    if which == "schema":
-        return "Schema"
-    return "none"
+    return type_name(lt)
 
 
-def _inline(spec: Any) -> str:
-    if isinstance(spec, dict):
-        raise UsageError("enums can only be written at the top of a variable's type")
-    return spec
+def variable_map(
+    section: Any, where: str, defaults: dict[str, Any] | None = None
+) -> interface_pb2.VariableMap:
+    """``{name: type}`` or ``{name: {type:, format:, description:, default:}}`` as a VariableMap.
 
-
-def variable_map(section: Any, where: str) -> interface_pb2.VariableMap:
-    """``{name: type}`` (or ``{name: {type: ..., description: ...}}``) as a VariableMap."""
+    Defaults are not part of a VariableMap; they are collected into ``defaults``.
+    """
     if section is None:
         return interface_pb2.VariableMap()
     if not isinstance(section, dict):
@@ -198,9 +166,11 @@ def variable_map(section: Any, where: str) -> interface_pb2.VariableMap:
     entries = []
     for name, spec in section.items():
         description = ""
-        if isinstance(spec, dict) and "type" in spec and "description" in spec:
+        if isinstance(spec, dict) and "type" in spec:
             description = str(spec.get("description") or "")
-            spec = {k: v for k, v in spec.items() if k != "description"}
+            if "default" in spec and defaults is not None:
+                defaults[str(name)] = spec["default"]
+            spec = {k: v for k, v in spec.items() if k in ("type", "format")}
         lt = parse_type(spec, f"{where}.{name}")
         entries.append(
             interface_pb2.VariableEntry(
@@ -222,17 +192,9 @@ def typed_interface(doc: Any, where: str = "interface") -> interface_pb2.TypedIn
 
 def load_interface_file(path: str) -> interface_pb2.TypedInterface:
     """Read an interface YAML (or JSON) file."""
-    import yaml
+    from copilot.config import load_yaml
 
-    try:
-        with open(path, encoding="utf-8") as fh:
-            doc = yaml.safe_load(fh)
-    except OSError as exc:
-        raise UsageError(f"interface file {path}: cannot read it ({exc.strerror})") from None
-    except yaml.YAMLError as exc:
-        detail = str(exc).splitlines()[0] if str(exc) else "invalid"
-        raise UsageError(f"interface file {path}: not valid YAML ({detail})") from None
-    return typed_interface(doc, f"interface file {path}")
+    return typed_interface(load_yaml(path, "interface file"), f"interface file {path}")
 
 
 def to_yaml_doc(iface: interface_pb2.TypedInterface) -> dict[str, Any]:

@@ -32,9 +32,10 @@ from typing import Any
 
 from flyteidl2.core import interface_pb2, literals_pb2, types_pb2
 
+from copilot.config import load_yaml
 from copilot.download import DownloadOptions, download_inputs
 from copilot.errors import OUTPUT_UPLOAD_FAILED, CopilotError, UsageError
-from copilot.interface import parse_type
+from copilot.interface import variable_map
 from copilot.literals.from_files import OutputReader
 from copilot.literals.to_files import LAYOUTS, primitive_text_and_value, python_value
 from copilot.runner import write_error_document
@@ -71,39 +72,9 @@ class TaskSpec:
     base_dir: str = "."
 
 
-def _section(doc: dict, key: str, where: str) -> tuple[interface_pb2.VariableMap, dict]:
-    raw = doc.get(key) or {}
-    if not isinstance(raw, dict):
-        raise UsageError(f"{where}: {key} must be a mapping of name -> type")
-    entries, defaults = [], {}
-    for name, spec in raw.items():
-        description = ""
-        if isinstance(spec, dict) and "type" in spec:
-            if "default" in spec:
-                defaults[str(name)] = spec["default"]
-            description = str(spec.get("description") or "")
-            spec = {k: v for k, v in spec.items() if k in ("type", "format")}
-        lt = parse_type(spec, f"{where}: {key}.{name}")
-        entries.append(
-            interface_pb2.VariableEntry(
-                key=str(name), value=interface_pb2.Variable(type=lt, description=description)
-            )
-        )
-    return interface_pb2.VariableMap(variables=entries), defaults
-
-
 def load_task(path: str) -> TaskSpec:
     """Read a task YAML file (the fields of the SDK's ContainerTask)."""
-    import yaml
-
-    try:
-        with open(path, encoding="utf-8") as fh:
-            doc = yaml.safe_load(fh)
-    except OSError as exc:
-        raise UsageError(f"task file {path}: cannot read it ({exc.strerror})") from None
-    except yaml.YAMLError as exc:
-        detail = str(exc).splitlines()[0] if str(exc) else "invalid"
-        raise UsageError(f"task file {path}: not valid YAML ({detail})") from None
+    doc = load_yaml(path, "task file")
     where = f"task file {path}"
     if not isinstance(doc, dict):
         raise UsageError(f"{where}: expected a mapping of task fields")
@@ -115,8 +86,9 @@ def load_task(path: str) -> TaskSpec:
     arguments = doc.get("arguments") or []
     if not isinstance(arguments, list):
         raise UsageError(f"{where}: arguments must be a list of strings")
-    inputs, defaults = _section(doc, "inputs", where)
-    outputs, _ = _section(doc, "outputs", where)
+    defaults: dict[str, Any] = {}
+    inputs = variable_map(doc.get("inputs"), f"{where}: inputs", defaults)
+    outputs = variable_map(doc.get("outputs"), f"{where}: outputs")
     fmt = str(doc.get("metadata_format") or "JSON").upper()
     layout = str(doc.get("file_input_layout") or "DIRECT").upper()
     if fmt not in ("JSON", "YAML", "PROTO"):

@@ -197,7 +197,7 @@ def test_flags_override_config_files(tmp_path) -> None:
 
 def test_bad_yaml_is_a_usage_error(tmp_path) -> None:
     (tmp_path / "bad.yaml").write_text("storage: [unclosed\n")
-    with pytest.raises(UsageError, match="not a readable YAML file"):
+    with pytest.raises(UsageError, match="not valid YAML"):
         resolve_settings([str(tmp_path / "bad.yaml")], FlagOverrides())
 
 

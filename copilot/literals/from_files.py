@@ -301,21 +301,26 @@ class OutputReader:
             with open(path, "rb") as fh:
                 if fh.read().strip(_TRIM.encode()) == b"null":
                     return union_literal(none_literal(), none_variant)
+        return self._first_variant(
+            lt,
+            label,
+            f"{path}: expected {type_name(lt)}, but no variant fits",
+            lambda variant: self.from_path(path, variant, label),
+        )
+
+    def _first_variant(self, lt: LiteralType, label: str, failure: str, convert: Any) -> Literal:
+        """The first non-none variant that converts; planned uploads of failed tries are dropped."""
         reasons = []
-        for variant in variants:
+        for variant in lt.union_type.variants:
             if is_none_type(variant):
                 continue
             mark = len(self.transfers)
             try:
-                return union_literal(self.from_path(path, variant, label), variant)
+                return union_literal(convert(variant), variant)
             except DataError as exc:
                 del self.transfers[mark:]
                 reasons.append(exc.message.removeprefix(label + ": "))
-        raise DataError(
-            f"{label}: {path}: expected {type_name(lt)}, but no variant fits ("
-            + "; ".join(reasons)
-            + ")"
-        )
+        raise DataError(f"{label}: {failure} (" + "; ".join(reasons) + ")")
 
     def _blob(
         self, path: str, st: os.stat_result, lt: LiteralType, label: str, *, tree: bool
@@ -477,20 +482,11 @@ class OutputReader:
             none_variant = next((v for v in variants if is_none_type(v)), None)
             if value is None and none_variant is not None:
                 return union_literal(none_literal(), none_variant)
-            reasons = []
-            for variant in variants:
-                if is_none_type(variant):
-                    continue
-                mark = len(self.transfers)
-                try:
-                    return union_literal(self.from_value(value, variant, label), variant)
-                except DataError as exc:
-                    del self.transfers[mark:]
-                    reasons.append(exc.message.removeprefix(label + ": "))
-            raise DataError(
-                f"{label}: expected {type_name(lt)}, found {_short(value)} ("
-                + "; ".join(reasons)
-                + ")"
+            return self._first_variant(
+                lt,
+                label,
+                f"expected {type_name(lt)}, found {_short(value)}",
+                lambda variant: self.from_value(value, variant, label),
             )
         if which == "simple":
             return self._simple_from_value(value, lt, label)
