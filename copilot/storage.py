@@ -156,6 +156,9 @@ class Store:
         if protocol == "s3":
             opts = self.config.s3_options()
             opts.setdefault("use_listings_cache", False)
+            # One connection per transfer in flight (botocore's pool holds 10 by default).
+            cfg = opts.setdefault("config_kwargs", {})
+            cfg.setdefault("max_pool_connections", max(10, self.concurrency * 2))
             return opts
         if protocol == "gs":
             return self.config.gcs_options()
@@ -368,6 +371,11 @@ class Store:
         queue: Iterator[Transfer] = iter(group)
         failure: list[BaseException] = []
         copied = 0
+        s3 = protocol_of(group[0].src if direction == "get" else group[0].dst) == "s3"
+        if s3:
+            from copilot import _s3
+
+            budget = _s3.ByteBudget(_s3.UPLOAD_BUDGET)
 
         async def worker() -> None:
             nonlocal copied
@@ -379,7 +387,11 @@ class Store:
                 kw = {"callback": cb} if cb is not None else {}
                 try:
                     tmp = self._tmp_for(t, direction)
-                    if direction == "get":
+                    if s3 and direction == "get":
+                        await _s3.get_file(fs, self.resolve(t.src)[1], tmp, cb)
+                    elif s3:
+                        await _s3.put_file(fs, t.src, self.resolve(t.dst)[1], budget, cb)
+                    elif direction == "get":
                         await fs._get_file(self.resolve(t.src)[1], tmp, **kw)
                     else:
                         await fs._put_file(t.src, self.resolve(t.dst)[1], **kw)

@@ -1,0 +1,171 @@
+"""S3 transfers with memory bounded by design, whatever the file size.
+
+s3fs's own ``_get_file`` / ``_put_file`` hold whole parts in memory (up to ten
+50 MiB parts at once, and a whole file under 100 MiB for a single PUT), so a
+large object or many medium ones can use gigabytes.  Here:
+
+- a download streams each response body in 1 MiB reads straight to disk; a
+  large object is fetched as several byte ranges at once, each streamed to its
+  offset with ``pwrite``;
+- an upload sends a small file in one PUT and a large one as a multipart
+  upload of 8 MiB parts; every buffer is taken from a shared byte budget, so
+  all uploads together never hold more than the budget in memory.
+
+Requests go through s3fs's ``_call_s3``, which keeps its session, credentials
+and retries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Any
+
+READ_CHUNK = 1 << 20
+#: Objects at least this big are downloaded as concurrent ranges.
+RANGED_THRESHOLD = 64 << 20
+RANGE_SIZE = 32 << 20
+#: Files up to this size go up in one PUT; bigger ones as multipart uploads.
+PART_SIZE = 8 << 20
+MAX_PARTS = 10_000
+#: Ranges or parts of one file in flight at once.
+PARTS_IN_FLIGHT = 8
+#: Bytes all uploads together may hold in memory.
+UPLOAD_BUDGET = 64 << 20
+
+
+class ByteBudget:
+    """Admits a buffer when it fits under the cap (a lone oversize one always fits)."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.used = 0
+        self._cond = asyncio.Condition()
+
+    async def acquire(self, n: int) -> None:
+        async with self._cond:
+            await self._cond.wait_for(lambda: self.used == 0 or self.used + n <= self.cap)
+            self.used += n
+
+    async def release(self, n: int) -> None:
+        async with self._cond:
+            self.used -= n
+            self._cond.notify_all()
+
+
+def _split(path: str) -> tuple[str, str]:
+    bucket, _, key = path.partition("/")
+    return bucket, key
+
+
+async def _drain(body: Any, fd: int, offset: int, callback: Any) -> int:
+    start = offset
+    try:
+        while True:
+            chunk = await body.read(READ_CHUNK)
+            if not chunk:
+                break
+            os.pwrite(fd, chunk, offset)
+            offset += len(chunk)
+            if callback is not None:
+                callback.relative_update(len(chunk))
+    finally:
+        body.close()
+    return offset - start
+
+
+async def get_file(fs: Any, path: str, lpath: str, callback: Any = None) -> int:
+    """Download ``bucket/key`` to ``lpath``; returns the bytes written."""
+    bucket, key = _split(path)
+    resp = await fs._call_s3("get_object", Bucket=bucket, Key=key)
+    size = int(resp.get("ContentLength") or 0)
+    fd = os.open(lpath, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        if size < RANGED_THRESHOLD:
+            written = await _drain(resp["Body"], fd, 0, callback)
+        else:
+            # Big: drop this stream and fetch byte ranges side by side instead.
+            resp["Body"].close()
+            os.ftruncate(fd, size)
+            gate = asyncio.Semaphore(PARTS_IN_FLIGHT)
+
+            async def one(start: int) -> int:
+                async with gate:
+                    end = min(start + RANGE_SIZE, size) - 1
+                    part = await fs._call_s3(
+                        "get_object", Bucket=bucket, Key=key, Range=f"bytes={start}-{end}"
+                    )
+                    return await _drain(part["Body"], fd, start, callback)
+
+            written = sum(await asyncio.gather(*(one(s) for s in range(0, size, RANGE_SIZE))))
+    finally:
+        os.close(fd)
+    if written != size:
+        raise OSError(f"expected {size} bytes, received {written}")
+    return written
+
+
+async def put_file(fs: Any, lpath: str, path: str, budget: ByteBudget, callback: Any = None) -> int:
+    """Upload ``lpath`` to ``bucket/key``; returns the bytes sent."""
+    bucket, key = _split(path)
+    size = os.path.getsize(lpath)
+    part = max(PART_SIZE, -(-size // MAX_PARTS))
+    if size <= part:
+        await budget.acquire(size)
+        try:
+            with open(lpath, "rb") as fh:
+                data = fh.read()
+            await fs._call_s3("put_object", Bucket=bucket, Key=key, Body=data)
+        finally:
+            await budget.release(size)
+        if callback is not None:
+            callback.relative_update(len(data))
+        return len(data)
+
+    mpu = await fs._call_s3("create_multipart_upload", Bucket=bucket, Key=key)
+    upload_id = mpu["UploadId"]
+    gate = asyncio.Semaphore(PARTS_IN_FLIGHT)
+    fd = os.open(lpath, os.O_RDONLY)
+
+    async def one(number: int, offset: int) -> dict[str, Any]:
+        length = min(part, size - offset)
+        async with gate:
+            await budget.acquire(length)
+            try:
+                data = os.pread(fd, length, offset)
+                if len(data) != length:
+                    raise OSError(f"{lpath} shrank while it was uploaded")
+                resp = await fs._call_s3(
+                    "upload_part",
+                    Bucket=bucket,
+                    Key=key,
+                    UploadId=upload_id,
+                    PartNumber=number,
+                    Body=data,
+                )
+            finally:
+                await budget.release(length)
+        if callback is not None:
+            callback.relative_update(length)
+        return {"PartNumber": number, "ETag": resp["ETag"]}
+
+    try:
+        parts = await asyncio.gather(
+            *(one(i + 1, off) for i, off in enumerate(range(0, size, part)))
+        )
+        await fs._call_s3(
+            "complete_multipart_upload",
+            Bucket=bucket,
+            Key=key,
+            UploadId=upload_id,
+            MultipartUpload={"Parts": list(parts)},
+        )
+    except BaseException:
+        try:
+            await fs._call_s3("abort_multipart_upload", Bucket=bucket, Key=key, UploadId=upload_id)
+        except Exception:
+            pass  # the original failure is what matters
+        raise
+    finally:
+        os.close(fd)
+    return size
