@@ -4,11 +4,11 @@ s3fs's own ``_get_file`` / ``_put_file`` hold whole parts in memory (up to ten
 50 MiB parts at once, and a whole file under 100 MiB for a single PUT), so a
 large object or many medium ones can use gigabytes.  Here:
 
-- a download streams each response body in 1 MiB reads straight to disk; a
+- a download streams each response body in 4 MiB reads straight to disk; a
   large object is fetched as several byte ranges at once, each streamed to its
   offset with ``pwrite``;
 - an upload sends a small file in one PUT and a large one as a multipart
-  upload of 8 MiB parts; every buffer is taken from a shared byte budget, so
+  upload of 16 MiB parts; every buffer is taken from a shared byte budget, so
   all uploads together never hold more than the budget in memory.
 
 Requests go through s3fs's ``_call_s3``, which keeps its session, credentials
@@ -21,17 +21,20 @@ import asyncio
 import os
 from typing import Any
 
-READ_CHUNK = 1 << 20
+# Sizes tuned with scripts/bench (S1, 512 MiB): 4 MiB reads and 64 MiB ranges
+# download ~1.6x faster than s3fs's get_file at a seventh of its memory; 16 MiB
+# parts under a 32 MiB budget upload faster than put_file with RSS under 150 MB.
+READ_CHUNK = 4 << 20
 #: Objects at least this big are downloaded as concurrent ranges.
-RANGED_THRESHOLD = 64 << 20
-RANGE_SIZE = 32 << 20
+RANGED_THRESHOLD = 128 << 20
+RANGE_SIZE = 64 << 20
 #: Files up to this size go up in one PUT; bigger ones as multipart uploads.
-PART_SIZE = 8 << 20
+PART_SIZE = 16 << 20
 MAX_PARTS = 10_000
 #: Ranges or parts of one file in flight at once.
 PARTS_IN_FLIGHT = 8
 #: Bytes all uploads together may hold in memory.
-UPLOAD_BUDGET = 64 << 20
+UPLOAD_BUDGET = 32 << 20
 
 
 class ByteBudget:

@@ -39,24 +39,25 @@ def _sha(path: Path) -> str:
 def test_multipart_upload_and_ranged_download_are_byte_identical(s3: S3, tmp_path: Path) -> None:
     big = tmp_path / "big.bin"
     with open(big, "wb") as fh:
-        for _ in range(70):
+        for _ in range(150):
             fh.write(os.urandom(1 << 20))
     store = _store(s3, 4)
-    # 70 MiB: a multipart upload of 8 MiB parts, then a download in 32 MiB ranges.
+    # 150 MiB: a multipart upload of 16 MiB parts, then a download in 64 MiB ranges.
     sent = store.upload([Transfer(str(big), s3.uri("x/big.bin"), "big", big.stat().st_size)])
-    assert sent == 70 << 20
+    assert sent == 150 << 20
     head = s3.client.head_object(Bucket=s3.bucket, Key="x/big.bin")
-    assert head["ContentLength"] == 70 << 20
+    assert head["ContentLength"] == 150 << 20
     assert "-" in head["ETag"]  # a multipart ETag: it really went up in parts
     got = tmp_path / "got.bin"
-    assert store.download([Transfer(s3.uri("x/big.bin"), str(got), "big")]) == 70 << 20
+    assert store.download([Transfer(s3.uri("x/big.bin"), str(got), "big")]) == 150 << 20
     assert _sha(got) == _sha(big)
     assert not list(tmp_path.glob("*.copilot-part"))
 
 
 def test_upload_memory_budget_is_respected(s3: S3, tmp_path: Path, monkeypatch) -> None:
     """All uploads together never hold more than the byte budget in buffers."""
-    monkeypatch.setattr(_s3, "UPLOAD_BUDGET", 3 << 20)
+    monkeypatch.setattr(_s3, "UPLOAD_BUDGET", 6 << 20)
+    monkeypatch.setattr(_s3, "PART_SIZE", 5 << 20)
     peak = [0]
     original = _s3.ByteBudget.acquire
 
@@ -70,9 +71,14 @@ def test_upload_memory_budget_is_respected(s3: S3, tmp_path: Path, monkeypatch) 
         p = tmp_path / f"f{i}"
         p.write_bytes(os.urandom(1 << 20))
         files.append(Transfer(str(p), s3.uri(f"m/f{i}"), f"f{i}", 1 << 20))
+    # and one multipart upload, whose parts share the same budget
+    big = tmp_path / "big"
+    big.write_bytes(os.urandom(16 << 20))
+    files.append(Transfer(str(big), s3.uri("m/big"), "big", 16 << 20))
     _store(s3, 8).upload(files)
-    assert 0 < peak[0] <= 3 << 20
-    assert sorted(s3.keys("m/")) == sorted(f"m/f{i}" for i in range(12))
+    assert 0 < peak[0] <= 6 << 20
+    assert sorted(s3.keys("m/")) == sorted([f"m/f{i}" for i in range(12)] + ["m/big"])
+    assert s3.get("m/big") == big.read_bytes()
 
 
 def test_s3_transfers_never_exceed_the_concurrency_bound(s3: S3, tmp_path: Path) -> None:

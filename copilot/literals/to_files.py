@@ -220,8 +220,12 @@ class FileLayout:
             # O_NOFOLLOW: never write through a link someone left in the input dir.
             flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)
             fd = os.open(path, flags, 0o644)
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
+            finally:
+                os.close(fd)
 
     def literal(
         self, lit: literals_pb2.Literal, path: str, label: str

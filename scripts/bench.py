@@ -1,0 +1,451 @@
+"""copilot's benchmark: copilot against a baseline measured side by side, same run, same server.
+
+Run through ``scripts/bench`` (which sets up the venv).  moto's S3 server runs
+in its own process on loopback.  Every figure is the median of ``--runs`` runs
+after one warm-up; copilot's peak RSS is the largest seen over those runs
+(``wait4`` on the process).  The table is printed and written, with the
+machine, versions and command, to docs/BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+COPILOT = str(BIN / "copilot")
+PY = sys.executable
+KEY, SECRET, REGION = "bench", "bench-secret", "us-east-1"
+
+sys.path.insert(0, str(ROOT / "tests"))
+import lits  # noqa: E402  (test helpers build the Flyte literals)
+
+
+def env() -> dict[str, str]:
+    out = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "FLYTE_"))}
+    out.update(
+        AWS_CONFIG_FILE=os.devnull,
+        AWS_SHARED_CREDENTIALS_FILE=os.devnull,
+        AWS_EC2_METADATA_DISABLED="true",
+        AWS_ACCESS_KEY_ID=KEY,
+        AWS_SECRET_ACCESS_KEY=SECRET,
+        AWS_DEFAULT_REGION=REGION,
+    )
+    return out
+
+
+# -- measuring ------------------------------------------------------------------------
+
+
+@dataclass
+class Sample:
+    seconds: float
+    rss_mb: float
+
+
+def measure(argv: list[str], *, cwd: str | None = None, extra_env: dict | None = None) -> Sample:
+    """Wall time and peak RSS of one process (wait4 gives the child's own maximum)."""
+    e = env()
+    if extra_env:
+        e.update(extra_env)
+    start = time.perf_counter()
+    proc = subprocess.Popen(
+        argv, cwd=cwd, env=e, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - start
+    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv[:4])}... failed ({proc.returncode}): {err[-800:]}")
+    return Sample(elapsed, usage.ru_maxrss / 1024)
+
+
+def repeat(
+    fn: Callable[[], Sample], runs: int, before: Callable[[], None] | None = None
+) -> tuple[float, float]:
+    """Median seconds and max RSS over ``runs`` after one warm-up."""
+    samples = []
+    for i in range(runs + 1):
+        if before:
+            before()
+        sample = fn()
+        if i:
+            samples.append(sample)
+    return statistics.median(s.seconds for s in samples), max(s.rss_mb for s in samples)
+
+
+# -- the S3 server ----------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def moto_server() -> Iterator[str]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(200):
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            break
+        time.sleep(0.05)
+    try:
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+class Bench:
+    def __init__(self, endpoint: str, work: Path, runs: int) -> None:
+        import boto3
+
+        self.endpoint = endpoint
+        self.work = work
+        self.runs = runs
+        self.s3 = boto3.client(
+            "s3", endpoint_url=endpoint, aws_access_key_id=KEY,
+            aws_secret_access_key=SECRET, region_name=REGION,
+        )
+        self.bucket = "bench"
+        self.s3.create_bucket(Bucket=self.bucket)
+        self.rows: list[dict] = []
+        self.runs_done = 0
+
+    def uri(self, key: str) -> str:
+        return f"s3://{self.bucket}/{key}"
+
+    # copilot invocations ------------------------------------------------------------
+
+    def flags(self) -> list[str]:
+        return [
+            "--storage.type=stow", "--storage.stow.kind=s3",
+            f"--storage.stow.config=endpoint={self.endpoint},region={REGION},disable_ssl=true",
+            f"--storage.stow.config=access_key_id={KEY},secret_key={SECRET}",
+        ]
+
+    def put_inputs(self, key: str, items: dict) -> str:
+        body = lits.literal_map(items).SerializeToString()
+        self.s3.put_object(Bucket=self.bucket, Key=key, Body=body)
+        return self.uri(key)
+
+    def fresh(self, name: str) -> Path:
+        """A new path per run: deleting the last run's files first would make the
+        file system's cleanup part of the next measurement (copilot's and baselines')."""
+        self.runs_done += 1
+        return self.work / f"{name}-{self.runs_done}"
+
+    def download(self, inputs_uri: str, dest: Path, *extra: str) -> Sample:
+        fresh = self.fresh(dest.name)
+        return measure([COPILOT, *self.flags(), "download", "-f", inputs_uri,
+                        "--to-output-prefix", self.uri("bench-errors/"), "-o", str(fresh),
+                        "-m", "PROTO", *extra])
+
+    def sidecar(self, outdir: Path, outputs: dict, prefix: str) -> Sample:
+        from flyteidl2.core import interface_pb2
+
+        iface = interface_pb2.TypedInterface(outputs=lits.variable_map(outputs))
+        return measure([COPILOT, *self.flags(), "sidecar", "--exit-watcher-type", "noop",
+                        "-o", self.uri(prefix), "-x", self.uri(prefix + "raw"),
+                        "-f", str(outdir), "-i", lits.b64(iface)])
+
+    def s3fs(self, code: str) -> Sample:
+        prelude = (
+            "import s3fs, sys\n"
+            f"fs = s3fs.S3FileSystem(key={KEY!r}, secret={SECRET!r}, "
+            f"client_kwargs={{'endpoint_url': {self.endpoint!r}, 'region_name': {REGION!r}}})\n"
+        )
+        return measure([PY, "-c", prelude + code])
+
+    def row(self, scenario: str, what: str, mine: tuple[float, float], base: tuple[float, float],
+            baseline: str, target: str = "") -> None:
+        ratio = mine[0] / base[0] if base[0] else float("inf")
+        self.rows.append(dict(scenario=scenario, what=what, copilot_s=mine[0], baseline=baseline,
+                              baseline_s=base[0], ratio=ratio, rss_mb=mine[1], target=target))
+        print(f"  {scenario:4} {what:44} {mine[0]:8.3f}s  {baseline:26} {base[0]:8.3f}s "
+              f"x{ratio:5.2f}  {mine[1]:6.0f} MB  {target}", flush=True)
+
+
+# -- scenarios ----------------------------------------------------------------------------
+
+
+def s1_large_file(b: Bench, size_mb: int) -> None:
+    src = b.work / "large.bin"
+    with open(src, "wb") as fh:
+        chunk = os.urandom(1 << 20)
+        for _ in range(size_mb):
+            fh.write(chunk)
+    b.s3.upload_file(str(src), b.bucket, "s1/large.bin")
+    inputs = b.put_inputs("s1/inputs.pb", {"big": lits.blob(b.uri("s1/large.bin"))})
+    dest = b.work / "s1-in"
+    mine = repeat(lambda: b.download(inputs, dest), b.runs)
+    base = repeat(lambda: b.s3fs(
+        f"fs.get_file({b.uri('s1/large.bin')!r}, {str(b.fresh('s1-base'))!r})"), b.runs)
+    b.row("S1", f"download File {size_mb} MiB", mine, base, "s3fs get_file", "<=1.10, <=150 MB")
+    out = b.work / "s1-out"
+    out.mkdir(exist_ok=True)
+    os.replace(src, out / "big")
+    mine = repeat(lambda: b.sidecar(out, {"big": lits.blob_type()}, "s1/up/"), b.runs)
+    base = repeat(lambda: b.s3fs(
+        f"fs.put_file({str(out / 'big')!r}, {b.uri('s1/base/large.bin')!r})"), b.runs)
+    b.row("S1", f"sidecar File {size_mb} MiB", mine, base, "s3fs put_file", "<=1.10, <=150 MB")
+    shutil.rmtree(out)
+    for p in [*b.work.glob("s1-in-*"), *b.work.glob("s1-base-*")]:
+        shutil.rmtree(p) if p.is_dir() else p.unlink()
+
+
+def _make_tree(root: Path, files: int, size: int) -> None:
+    for i in range(files):
+        d = root / f"d{i % 20:02d}"
+        d.mkdir(parents=True, exist_ok=True)
+        (d / f"f{i:05d}.bin").write_bytes(os.urandom(size))
+
+
+def s2_many_files(b: Bench, files: int) -> None:
+    tree = b.work / "s2-tree"
+    _make_tree(tree, files, 4096)
+    b.s3fs(f"fs.put({str(tree)!r}, {b.uri('s2/tree')!r}, recursive=True)")
+    inputs = b.put_inputs("s2/inputs.pb", {"d": lits.blob(b.uri("s2/tree"), multipart=True)})
+    dest = b.work / "s2-in"
+    mine = repeat(lambda: b.download(inputs, dest), b.runs)
+    batched = repeat(lambda: b.s3fs(
+        f"fs.get({b.uri('s2/tree') + '/'!r}, {str(b.fresh('s2-base')) + '/'!r}, "
+        "recursive=True)"), b.runs)
+    serial = repeat(lambda: b.s3fs(
+        "import os\n"
+        f"for p in fs.find({b.uri('s2/tree')!r}):\n"
+        f"    d = os.path.join({str(b.fresh('s2-serial'))!r}, p.split('/s2/tree/', 1)[1])\n"
+        "    os.makedirs(os.path.dirname(d), exist_ok=True)\n"
+        "    fs.get_file(p, d)\n"), b.runs)
+    b.row("S2", f"download Dir {files} x 4 KiB", mine, batched, "s3fs get (batched)", "<=1.0")
+    b.row("S2", f"download Dir {files} x 4 KiB", mine, serial, "one at a time", ">=3x faster")
+    out = b.work / "s2-out"
+    out.mkdir(exist_ok=True)
+    os.replace(tree, out / "d")
+    mine = repeat(lambda: b.sidecar(out, {"d": lits.blob_type(multipart=True)}, "s2/up/"), b.runs)
+    batched = repeat(lambda: b.s3fs(
+        f"fs.put({str(out / 'd')!r}, {b.uri('s2/base-up')!r}, recursive=True)"), b.runs)
+    serial = repeat(lambda: b.s3fs(
+        "import os\n"
+        f"root = {str(out / 'd')!r}\n"
+        "for dp, _, fns in os.walk(root):\n"
+        "    for f in fns:\n"
+        "        p = os.path.join(dp, f)\n"
+        f"        fs.put_file(p, {b.uri('s2/serial-up/')!r} + os.path.relpath(p, root))\n"),
+        b.runs)
+    b.row("S2", f"sidecar Dir {files} x 4 KiB", mine, batched, "s3fs put (batched)", "<=1.0")
+    b.row("S2", f"sidecar Dir {files} x 4 KiB", mine, serial, "one at a time", ">=3x faster")
+    shutil.rmtree(out)
+
+
+def s3_local(b: Bench, files: int) -> None:
+    store = b.work / "s3-store"
+    _make_tree(store / "tree", files, 4096)
+    lm = lits.literal_map({"d": lits.blob(str(store / "tree"), multipart=True)})
+    (store / "inputs.pb").write_bytes(lm.SerializeToString())
+    mine = repeat(lambda: measure(
+        [COPILOT, "download", "-f", f"file://{store / 'inputs.pb'}",
+         "-o", str(b.fresh("s3-in")), "-m", "PROTO"]), b.runs)
+    base = repeat(lambda: measure(["cp", "-r", str(store / "tree"), str(b.fresh("s3-cp"))]),
+                  b.runs)
+    b.row("S3", f"download Dir {files} x 4 KiB via file://", mine, base, "cp -r", "<=2")
+
+
+def s4_startup(b: Bench) -> None:
+    runs = max(b.runs, 5)
+    py_pass = repeat(lambda: measure([PY, "-c", "pass"]), runs)
+    imp = repeat(lambda: measure([PY, "-c", "import s3fs"]), runs)
+    mine = repeat(lambda: measure([COPILOT, "--help"]), runs)
+    b.row("S4", "copilot --help", mine, py_pass, "python -c pass", "<=0.25 s")
+    local = b.work / "s4"
+    local.mkdir(exist_ok=True)
+    items = {"a": lits.integer(1), "b": lits.string("two"), "c": lits.floating(3.0)}
+    (local / "inputs.pb").write_bytes(lits.literal_map(items).SerializeToString())
+    mine = repeat(lambda: measure([COPILOT, "download", "-f", f"file://{local / 'inputs.pb'}",
+                                   "-o", str(local / "in")]), runs)
+    b.row("S4", "download 3 primitives, file://", mine, py_pass, "python -c pass",
+          f"<={3 * py_pass[0] + 0.1:.3f} s")
+    uri = b.put_inputs("s4/inputs.pb", items)
+    mine = repeat(lambda: b.download(uri, local / "in-s3"), runs)
+    b.row("S4", "download 3 primitives, s3://", mine, imp, "python -c 'import s3fs'",
+          f"<={imp[0] + 0.15:.3f} s")
+    shutil.rmtree(local)
+
+
+def s5_scale(b: Bench, small: int, files_small: int) -> None:
+    results = {}
+    for n in (small, small * 10):
+        uri = b.put_inputs(f"s5/ints{n}.pb", {"xs": lits.collection(*[lits.integer(i) for i in range(n)])})
+        dest = b.work / f"s5-ints{n}"
+        results[("down-int", n)] = repeat(lambda uri=uri, dest=dest: b.download(uri, dest), b.runs)
+        out = b.work / f"s5-out{n}"
+        (out / "xs").mkdir(parents=True)
+        for i in range(n):
+            (out / "xs" / str(i)).write_text(str(i))
+        results[("up-int", n)] = repeat(
+            lambda out=out, n=n: b.sidecar(out, {"xs": lits.list_of(lits.simple(lits.T.INTEGER))},
+                                           f"s5/up{n}/"), b.runs)
+        shutil.rmtree(out)
+    for n in (files_small, files_small * 10):
+        tree = b.work / f"s5-files{n}"
+        tree.mkdir()
+        for i in range(n):
+            (tree / str(i)).write_bytes(b"%d\n" % i)
+        b.s3fs(f"fs.put({str(tree)!r}, {b.uri(f's5/files{n}')!r}, recursive=True)")
+        items = lits.collection(*[lits.blob(b.uri(f"s5/files{n}/{i}")) for i in range(n)])
+        uri = b.put_inputs(f"s5/files{n}.pb", {"fs": items})
+        dest = b.work / f"s5-fin{n}"
+        results[("down-file", n)] = repeat(lambda uri=uri, dest=dest: b.download(uri, dest), b.runs)
+        out = b.work / f"s5-fout{n}"
+        out.mkdir()
+        os.replace(tree, out / "fs")
+        results[("up-file", n)] = repeat(
+            lambda out=out, n=n: b.sidecar(out, {"fs": lits.list_of(lits.blob_type())},
+                                           f"s5/fup{n}/"), b.runs)
+        shutil.rmtree(out)
+    for kind, base_n, label in (("down-int", small, "download list[int]"),
+                                ("up-int", small, "sidecar list[int]"),
+                                ("down-file", files_small, "download list[File]"),
+                                ("up-file", files_small, "sidecar list[File]")):
+        big = results[(kind, base_n * 10)]
+        target = "<=12x time" + (", <=300 MB" if kind.endswith("int") else "")
+        b.row("S5", f"{label} {base_n * 10} vs {base_n}", big, results[(kind, base_n)],
+              f"same with {base_n}", target)
+
+
+def s6_exit_to_outputs(b: Bench) -> None:
+    from flyteidl2.core import interface_pb2
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    from sidecar_helpers import wait_catches_sigterm
+
+    outs = {f"v{i}": lits.simple(lits.T.INTEGER) for i in range(10)}
+    iface = lits.b64(interface_pb2.TypedInterface(outputs=lits.variable_map(outs)))
+    samples = []
+    for run in range(b.runs + 1):
+        out = b.work / f"s6-{run}"
+        out.mkdir()
+        for i in range(10):
+            (out / f"v{i}").write_text(str(i))
+        proc = subprocess.Popen(
+            [COPILOT, *b.flags(), "sidecar", "-o", b.uri(f"s6/{run}/"), "-x", b.uri("s6/raw"),
+             "-f", str(out), "-i", iface],
+            env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_catches_sigterm(proc.pid)
+        time.sleep(1.5)  # a main container that runs a while: the sidecar has settled
+        start = time.perf_counter()
+        proc.send_signal(signal.SIGTERM)
+        _, _, usage = os.wait4(proc.pid, 0)
+        elapsed = time.perf_counter() - start
+        b.s3.head_object(Bucket=b.bucket, Key=f"s6/{run}/outputs.pb")
+        if run:
+            samples.append(Sample(elapsed, usage.ru_maxrss / 1024))
+        shutil.rmtree(out)
+    mine = (statistics.median(s.seconds for s in samples), max(s.rss_mb for s in samples))
+    b.row("S6", "SIGTERM -> outputs.pb, 10 primitives", mine, (0.5, 0.0), "target 0.5 s",
+          "<=0.5 s")
+
+
+# -- report ----------------------------------------------------------------------------------
+
+
+def versions() -> dict[str, str]:
+    from importlib.metadata import version
+
+    out = {"python": platform.python_version()}
+    for pkg in ("copilot", "s3fs", "fsspec", "aiobotocore", "flyteidl2", "protobuf", "moto"):
+        with contextlib.suppress(Exception):
+            out[pkg] = version(pkg)
+    return out
+
+
+def write_report(rows: list[dict], args: argparse.Namespace, seconds: float) -> str:
+    lines = [
+        "# Benchmarks",
+        "",
+        "Written by `scripts/bench` (the latest run). Every time is the median of "
+        f"{args.runs} runs after one warm-up, measured as the wall time of a whole process "
+        "(start-up included); copilot and its baseline run in the same session against the "
+        "same moto S3 server, which runs in its own process on loopback. RSS is copilot's "
+        "peak resident memory (`wait4`). A ratio below 1 means copilot was faster.",
+        "",
+        f"- command: `{' '.join(['scripts/bench', *sys.argv[1:]])}`",
+        f"- machine: {platform.machine()}, {os.cpu_count()} cores, "
+        f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB, "
+        f"{platform.system()} {platform.release()}",
+        "- versions: " + ", ".join(f"{k} {v}" for k, v in versions().items()),
+        f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; took {seconds:.0f} s",
+        "",
+        "| scenario | what | copilot | baseline | baseline time | ratio | copilot RSS | target |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['scenario']} | {r['what']} | {r['copilot_s']:.3f} s | {r['baseline']} | "
+            f"{r['baseline_s']:.3f} s | {r['ratio']:.2f} | {r['rss_mb']:.0f} MB | {r['target']} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size-mb", type=int, default=512, help="S1 file size (MiB)")
+    parser.add_argument("--files", type=int, default=2000, help="S2/S3 file count")
+    parser.add_argument("--runs", type=int, default=3, help="measured runs per figure")
+    parser.add_argument("--only", default="S1,S2,S3,S4,S5,S6", help="scenarios to run")
+    parser.add_argument("--s5-ints", type=int, default=10_000, help="S5 smaller list[int] size")
+    parser.add_argument("--s5-files", type=int, default=1000, help="S5 smaller list[File] size")
+    parser.add_argument("--no-write", action="store_true", help="do not update docs/BENCHMARKS.md")
+    args = parser.parse_args()
+    only = {s.strip().upper() for s in args.only.split(",")}
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="copilot-bench-") as tmp, moto_server() as endpoint:
+        b = Bench(endpoint, Path(tmp), args.runs)
+        print(f"moto S3 at {endpoint}; work dir {tmp}", flush=True)
+        steps = [
+            ("S4", lambda: s4_startup(b)),
+            ("S6", lambda: s6_exit_to_outputs(b)),
+            ("S3", lambda: s3_local(b, args.files)),
+            ("S2", lambda: s2_many_files(b, args.files)),
+            ("S1", lambda: s1_large_file(b, args.size_mb)),
+            ("S5", lambda: s5_scale(b, args.s5_ints, args.s5_files)),
+        ]
+        for name, step in steps:
+            if name in only:
+                print(f"{name} ...", flush=True)
+                step()
+        rows = b.rows
+    report = write_report(rows, args, time.perf_counter() - started)
+    print()
+    print(report)
+    if not args.no_write:
+        (ROOT / "docs" / "BENCHMARKS.md").write_text(report)
+        print(json.dumps({"written": "docs/BENCHMARKS.md"}))
+
+
+if __name__ == "__main__":
+    main()
