@@ -18,6 +18,7 @@ and retries.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 from typing import Any
 
@@ -35,6 +36,12 @@ MAX_PARTS = 10_000
 PARTS_IN_FLIGHT = 8
 #: Bytes all uploads together may hold in memory.
 UPLOAD_BUDGET = 32 << 20
+
+
+class ShortRead(OSError):
+    """A body that ended before its Content-Length, or did not match its checksum."""
+
+    transient = True
 
 
 class ByteBudget:
@@ -61,13 +68,15 @@ def _split(path: str) -> tuple[str, str]:
     return bucket, key
 
 
-async def _drain(body: Any, fd: int, offset: int, callback: Any) -> int:
+async def _drain(body: Any, fd: int, offset: int, callback: Any, digest: Any = None) -> int:
     start = offset
     try:
         while True:
             chunk = await body.read(READ_CHUNK)
             if not chunk:
                 break
+            if digest is not None:
+                digest.update(chunk)
             os.pwrite(fd, chunk, offset)
             offset += len(chunk)
             if callback is not None:
@@ -85,7 +94,10 @@ async def get_file(fs: Any, path: str, lpath: str, callback: Any = None) -> int:
     fd = os.open(lpath, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
         if size < RANGED_THRESHOLD:
-            written = await _drain(resp["Body"], fd, 0, callback)
+            digest = hashlib.md5(usedforsecurity=False) if _md5_etag(resp) else None
+            written = await _drain(resp["Body"], fd, 0, callback, digest)
+            if digest is not None and written == size and digest.hexdigest() != _md5_etag(resp):
+                raise ShortRead(f"checksum mismatch: the data does not match ETag {resp['ETag']}")
         else:
             # Big: drop this stream and fetch byte ranges side by side instead.
             resp["Body"].close()
@@ -104,8 +116,18 @@ async def get_file(fs: Any, path: str, lpath: str, callback: Any = None) -> int:
     finally:
         os.close(fd)
     if written != size:
-        raise OSError(f"expected {size} bytes, received {written}")
+        raise ShortRead(f"expected {size} bytes, received {written}")
     return written
+
+
+def _md5_etag(resp: dict) -> str | None:
+    """The object's MD5, when its ETag is one (single-part, not SSE-KMS or SSE-C)."""
+    etag = str(resp.get("ETag") or "").strip('"')
+    if resp.get("ServerSideEncryption") == "aws:kms" or resp.get("SSECustomerAlgorithm"):
+        return None
+    if len(etag) == 32 and all(c in "0123456789abcdef" for c in etag.lower()):
+        return etag.lower()
+    return None
 
 
 async def put_file(fs: Any, lpath: str, path: str, budget: ByteBudget, callback: Any = None) -> int:

@@ -90,6 +90,25 @@ def _format_option(help_text: str) -> Any:
     )
 
 
+_retries_option = click.option(
+    "--retries",
+    type=click.IntRange(min=1),
+    default=5,
+    show_default=True,
+    help="Attempts per storage operation for transient failures (5xx, throttling, "
+    "dropped connections); never past --timeout.",
+)
+
+
+def _retry_policy(attempts: int, timeout: float | None) -> Any:
+    import time
+
+    from copilot.retry import RetryPolicy
+
+    deadline = time.monotonic() + timeout if timeout else None
+    return RetryPolicy(attempts=attempts, deadline=deadline)
+
+
 _concurrency_option = click.option(
     "--concurrency",
     type=click.IntRange(min=1),
@@ -190,7 +209,7 @@ def _fail(
             f"copilot {command}: no --to-output-prefix given, so no error document was written",
             err=True,
         )
-        sys.exit(1)
+        _exit_now(1)
     try:
         uri = write_error_document(
             store, prefix, settings.err_output_name, code, err, overwrite=overwrite
@@ -198,13 +217,29 @@ def _fail(
     except CopilotError as werr:
         click.echo(line, err=True)
         click.echo(f"copilot {command}: error: {werr.message}", err=True)
-        sys.exit(1)
+        _exit_now(1)
     if uri is None:
         log.warning("an error document already exists under %s; kept it", display_uri(prefix))
     else:
         log.info("wrote error document %s", display_uri(uri))
     click.echo(line, err=True)
-    sys.exit(settings.error_exit_code)
+    _exit_now(settings.error_exit_code)
+
+
+def _exit_now(code: int) -> NoReturn:
+    """Leave at once once the outcome is recorded.
+
+    A transfer may still be stuck in a worker thread (a stalled server, the
+    step's timeout); waiting for it at interpreter exit would hang, and a
+    second SIGTERM during a slow teardown would kill the process with a
+    misleading status.
+    """
+    import os
+
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 @main_group.command()
@@ -250,6 +285,7 @@ def _fail(
     help="YAML interface file (its inputs section) instead of --input-interface.",
 )
 @_concurrency_option
+@_retries_option
 @click.pass_obj
 def download(
     settings: Settings,
@@ -263,6 +299,7 @@ def download(
     input_interface: str,
     input_interface_file: str | None,
     concurrency: int,
+    retries: int,
 ) -> None:
     """Fetch the task's inputs and lay them out as files in the input directory."""
     from flyteidl2.core import interface_pb2
@@ -274,7 +311,12 @@ def download(
     from copilot.storage import Store
 
     progress = Progress("download")
-    store = Store(settings.storage, concurrency=concurrency, progress=progress)
+    store = Store(
+        settings.storage,
+        concurrency=concurrency,
+        progress=progress,
+        retry=_retry_policy(retries, timeout),
+    )
     opts = DownloadOptions(
         from_remote=from_remote,
         to_local_dir=to_local_dir,
@@ -374,6 +416,7 @@ def download(
     help="Struct outputs as Binary msgpack (current SDKs) or a protobuf Struct.",
 )
 @_concurrency_option
+@_retries_option
 @click.pass_obj
 def sidecar(
     settings: Settings,
@@ -392,6 +435,7 @@ def sidecar(
     max_primitive_bytes: int,
     struct_encoding: str,
     concurrency: int,
+    retries: int,
 ) -> None:
     """Wait for the main container, then turn its output files into typed outputs."""
     from flyteidl2.core import interface_pb2
@@ -409,7 +453,12 @@ def sidecar(
     from copilot.storage import Store
 
     progress = Progress("upload")
-    store = Store(settings.storage, concurrency=concurrency, progress=progress)
+    store = Store(
+        settings.storage,
+        concurrency=concurrency,
+        progress=progress,
+        retry=_retry_policy(retries, None),
+    )
     opts = UploadOptions(
         from_local_dir=from_local_dir,
         to_output_prefix=to_output_prefix,
@@ -442,6 +491,8 @@ def sidecar(
         _prewarm(store, to_output_prefix)
         log.info("main container started (%s)", start.wait_to_start())
         log.info("main container finished (%s)", finish.wait_to_exit())
+        # --timeout bounds the upload, so retries may run until then and no longer.
+        store.retry = _retry_policy(retries, timeout)
         result = call_with_deadline(lambda: upload_outputs(store, opts), timeout, "upload")
         progress.close()
         if result.skipped_reason:

@@ -24,6 +24,7 @@ from urllib.parse import urlsplit, urlunsplit
 from copilot.config import StorageConfig
 from copilot.constants import DEFAULT_CONCURRENCY
 from copilot.errors import NON_RECOVERABLE, CopilotError, StorageError
+from copilot.retry import RetryPolicy
 
 if TYPE_CHECKING:
     from fsspec import AbstractFileSystem
@@ -142,12 +143,14 @@ class Store:
         *,
         concurrency: int = DEFAULT_CONCURRENCY,
         progress: Progress | None = None,
+        retry: RetryPolicy | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         self.config = config or StorageConfig()
         self.concurrency = concurrency
         self.progress = progress
+        self.retry = retry or RetryPolicy()
         self._filesystems: dict[str, AbstractFileSystem] = {}
         self._lock = threading.Lock()
 
@@ -160,6 +163,8 @@ class Store:
             # One connection per transfer in flight (botocore's pool holds 10 by default).
             cfg = opts.setdefault("config_kwargs", {})
             cfg.setdefault("max_pool_connections", max(10, self.concurrency * 2))
+            # botocore retries single requests a little; copilot.retry retries whole operations.
+            cfg.setdefault("retries", {"max_attempts": 3, "mode": "standard"})
             return opts
         if protocol == "gs":
             return self.config.gcs_options()
@@ -189,6 +194,8 @@ class Store:
                         f"storage {protocol}://: backend not available{hint}: {_first_line(exc)}",
                         kind=NON_RECOVERABLE,
                     ) from None
+                if hasattr(fs, "retries"):
+                    fs.retries = 3  # s3fs's own loop, under copilot's
                 self._filesystems[protocol] = fs
             return fs
 
@@ -220,7 +227,7 @@ class Store:
                         f"storage.limits.maxDownloadMBs limit of {self.config.max_download_mb} MB",
                         kind=NON_RECOVERABLE,
                     )
-            return fs.cat_file(path)
+            return self.retry.call(lambda: fs.cat_file(path), f"{what} {display_uri(uri)}")
 
     def write_bytes(self, uri: str, data: bytes, *, what: str = "write") -> None:
         """Write a whole object; on local disk atomically (temp name, then rename)."""
@@ -233,17 +240,17 @@ class Store:
                     fh.write(data)
                 os.replace(tmp, path)
             else:
-                fs.pipe_file(path, data)
+                self.retry.call(lambda: fs.pipe_file(path, data), f"{what} {display_uri(uri)}")
 
     def exists(self, uri: str) -> bool:
         fs, path = self.resolve(uri)
         with _errors(uri, "check"):
-            return bool(fs.exists(path))
+            return bool(self.retry.call(lambda: fs.exists(path), f"check {display_uri(uri)}"))
 
     def is_file(self, uri: str) -> bool:
         fs, path = self.resolve(uri)
         with _errors(uri, "check"):
-            return bool(fs.isfile(path))
+            return bool(self.retry.call(lambda: fs.isfile(path), f"check {display_uri(uri)}"))
 
     # -- trees ---------------------------------------------------------------
 
@@ -262,7 +269,9 @@ class Store:
         fs, path = self.resolve(uri)
         base = path.rstrip("/")
         with _errors(uri, "list"):
-            found = fs.find(base, withdirs=True, detail=True)
+            found = self.retry.call(
+                lambda: fs.find(base, withdirs=True, detail=True), f"list {display_uri(uri)}"
+            )
         entries: list[RemoteEntry] = []
         for name, info in sorted(found.items()):
             name = name.rstrip("/") if info.get("type") == "directory" else name
@@ -346,10 +355,12 @@ class Store:
             got = os.path.getsize(tmp)
             if t.size is not None and got != t.size:
                 _unlink_quietly(tmp)
-                raise StorageError(
+                err = StorageError(
                     f"{t.label}: download of {display_uri(t.src)} ended short "
                     f"({got} of {t.size} bytes)"
                 )
+                err.transient = True  # type: ignore[attr-defined]
+                raise err
             os.replace(tmp, t.dst)
             return got
         got = os.path.getsize(t.src)
@@ -381,30 +392,37 @@ class Store:
 
             budget = _s3.ByteBudget(_s3.UPLOAD_BUDGET)
 
+        async def attempt(t: Transfer) -> int:
+            tmp = self._tmp_for(t, direction)
+            cb = self._callback()
+            kw = {"callback": cb} if cb is not None else {}
+            try:
+                if s3 and direction == "get":
+                    await _s3.get_file(fs, self.resolve(t.src)[1], tmp, cb)
+                elif s3:
+                    await _s3.put_file(fs, t.src, self.resolve(t.dst)[1], budget, cb)
+                elif direction == "get":
+                    await fs._get_file(self.resolve(t.src)[1], tmp, **kw)
+                else:
+                    await fs._put_file(t.src, self.resolve(t.dst)[1], **kw)
+                done = self._finish(t, direction, tmp)
+            except BaseException:
+                if tmp is not None:
+                    _unlink_quietly(tmp)
+                raise
+            if cb is not None:
+                cb.finish(done)
+            return done
+
         async def worker() -> None:
             nonlocal copied
             for t in queue:
                 if failure:
                     return
-                tmp = None
-                cb = self._callback()
-                kw = {"callback": cb} if cb is not None else {}
                 try:
-                    tmp = self._tmp_for(t, direction)
-                    if s3 and direction == "get":
-                        await _s3.get_file(fs, self.resolve(t.src)[1], tmp, cb)
-                    elif s3:
-                        await _s3.put_file(fs, t.src, self.resolve(t.dst)[1], budget, cb)
-                    elif direction == "get":
-                        await fs._get_file(self.resolve(t.src)[1], tmp, **kw)
-                    else:
-                        await fs._put_file(t.src, self.resolve(t.dst)[1], **kw)
-                    done = self._finish(t, direction, tmp)
-                    copied += done
-                    if cb is not None:
-                        cb.finish(done)
+                    copied += await self.retry.acall(lambda t=t: attempt(t), t.label)
                 except Exception as exc:
-                    failure.append(self._fail(t, direction, tmp, exc))
+                    failure.append(self._fail(t, direction, None, exc))
                     return
 
         await asyncio.gather(*(worker() for _ in range(min(self.concurrency, len(group)))))
@@ -453,13 +471,10 @@ class Store:
 
         failure: list[BaseException] = []
 
-        def one(t: Transfer) -> int:
-            if failure:
-                return 0
-            tmp = None
+        def attempt(t: Transfer) -> int:
+            tmp = self._tmp_for(t, direction)
             cb = self._callback()
             try:
-                tmp = self._tmp_for(t, direction)
                 if direction == "get":
                     fs.get_file(self.resolve(t.src)[1], tmp)
                 elif tmp is not None:
@@ -467,11 +482,21 @@ class Store:
                 else:
                     fs.put_file(t.src, self.resolve(t.dst)[1])
                 done = self._finish(t, direction, tmp)
-                if cb is not None:
-                    cb.finish(done)
-                return done
+            except BaseException:
+                if tmp is not None:
+                    _unlink_quietly(tmp)
+                raise
+            if cb is not None:
+                cb.finish(done)
+            return done
+
+        def one(t: Transfer) -> int:
+            if failure:
+                return 0
+            try:
+                return self.retry.call(lambda: attempt(t), t.label)
             except Exception as exc:
-                failure.append(self._fail(t, direction, tmp, exc))
+                failure.append(self._fail(t, direction, None, exc))
                 return 0
 
         workers = min(self.concurrency, len(group)) or 1

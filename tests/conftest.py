@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -148,7 +149,7 @@ def s3_module(s3_endpoint: str) -> S3:
 def run_copilot(
     args: list[str], *, env: dict[str, str] | None = None, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
+    res = subprocess.run(
         [copilot_exe(), *args],
         capture_output=True,
         text=True,
@@ -156,3 +157,82 @@ def run_copilot(
         timeout=timeout,
         stdin=subprocess.DEVNULL,
     )
+    record(res.stdout, res.stderr)
+    return res
+
+
+# Everything copilot printed during the session, checked for secrets at the end.
+CAPTURED: list[str] = []
+CAPTURE_LOG = Path(__file__).resolve().parents[1] / ".test-output.log"
+
+
+def record(*texts: str | None) -> None:
+    CAPTURED.extend(t for t in texts if t)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run if any credential appears in anything copilot printed."""
+    text = "\n".join(CAPTURED)
+    CAPTURE_LOG.write_text(text)
+    leaked = [s for s in (SECRET_KEY, ACCESS_KEY) if s in text]
+    if leaked:
+        print(
+            f"\nSECRET LEAK: {len(leaked)} credential value(s) found in copilot output; "
+            f"see {CAPTURE_LOG}"
+        )
+        session.exitstatus = 1
+
+
+@pytest.fixture(scope="session")
+def installed_image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The Dockerfile's install steps in a fresh venv; the install is then made read-only.
+
+    Returns a root with ``bin/flyte-copilot`` and ``bin/copilot`` (as /bin in the
+    image) and ``opt`` (the venv).  World-readable, so other users can run it.
+    """
+    import re
+    import stat
+    import tempfile
+
+    repo = Path(__file__).resolve().parents[1]
+    text = (repo / "Dockerfile").read_text()
+    root = Path(tempfile.mkdtemp(prefix="copilot-image-"))
+    os.chmod(root, 0o755)
+    src = root / "src"
+    for line in re.findall(r"^COPY (.+)$", text, re.M):
+        *parts, dest = line.split()
+        for part in parts:
+            source = repo / part
+            target = src / Path(dest).relative_to("/src")
+            if dest.endswith("/"):
+                target = target / source.name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if source.is_dir():
+                shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
+            else:
+                shutil.copy2(source, target)
+    m = re.search(r"/src/scripts/install-image (\S+) (\S+) (\S+)", text)
+    assert m, "the Dockerfile no longer installs with scripts/install-image"
+    res = subprocess.run(
+        [str(src / "scripts" / "install-image"), str(src), str(root / "opt"), str(root / "bin")],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "copilot, version" in res.stdout
+    for dirpath, dirnames, filenames in os.walk(root / "opt"):
+        for name in dirnames + filenames + [""]:
+            path = os.path.join(dirpath, name)
+            if os.path.islink(path):
+                continue
+            mode = os.stat(path).st_mode
+            os.chmod(path, (mode | stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH) & ~0o222)
+    try:
+        yield root
+    finally:
+        for dirpath, dirnames, _ in os.walk(root):
+            for name in [*dirnames, ""]:
+                with contextlib.suppress(OSError):
+                    os.chmod(os.path.join(dirpath, name), 0o755)
+        shutil.rmtree(root, ignore_errors=True)

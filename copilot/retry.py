@@ -1,0 +1,167 @@
+"""Retrying what may succeed next time, and only that.
+
+Transient failures — HTTP 5xx and 429, throttling (``SlowDown``), connections
+refused, reset or dropped, timeouts, a body that ended short — are retried with
+exponential backoff and full jitter, bounded both by a number of attempts and
+by the step's deadline (``--timeout``).  Permanent ones — 403, 404, bad
+credentials, a missing bucket — fail at once: retrying them only delays the
+error the user needs to see.
+
+botocore and s3fs retry single requests underneath; this layer retries whole
+operations (a file whose body broke off halfway is fetched again from the
+start), so it also covers failures that happen outside a request call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+log = logging.getLogger("copilot")
+T = TypeVar("T")
+
+_TRANSIENT_CODES = frozenset(
+    {
+        "SlowDown",
+        "Throttling",
+        "ThrottlingException",
+        "RequestTimeout",
+        "RequestTimeTooSkewed",
+        "InternalError",
+        "ServiceUnavailable",
+        "RequestLimitExceeded",
+        "TooManyRequests",
+    }
+)
+_PERMANENT_CODES = frozenset(
+    {
+        "AccessDenied",
+        "InvalidAccessKeyId",
+        "SignatureDoesNotMatch",
+        "NoSuchBucket",
+        "NoSuchKey",
+        "InvalidBucketName",
+        "AllAccessDisabled",
+        "ExpiredToken",
+        "InvalidToken",
+    }
+)
+# Exception classes (by name, so no backend is imported to test for them).
+_TRANSIENT_CLASSES = frozenset(
+    {
+        "ConnectionError",
+        "HTTPClientError",
+        "EndpointConnectionError",
+        "ConnectionClosedError",
+        "ReadTimeoutError",
+        "ConnectTimeoutError",
+        "ResponseStreamingError",
+        "IncompleteReadError",
+        "ClientPayloadError",
+        "ContentLengthError",
+        "ServerDisconnectedError",
+        "ClientConnectionError",
+        "ClientOSError",
+        "ServerTimeoutError",
+        "FSTimeoutError",
+        "IncompleteRead",
+        "TimeoutError",
+        "ProxyConnectionError",
+    }
+)
+
+
+def _status_and_code(exc: BaseException) -> tuple[int | None, str | None]:
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        error = response.get("Error") or {}
+        meta = response.get("ResponseMetadata") or {}
+        return meta.get("HTTPStatusCode"), error.get("Code")
+    status = getattr(exc, "status", None)
+    return (status if isinstance(status, int) else None), None
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether trying again could succeed."""
+    if getattr(exc, "transient", False):
+        return True
+    if isinstance(exc, FileNotFoundError | PermissionError | IsADirectoryError):
+        return False
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        status, code = _status_and_code(current)
+        if code in _PERMANENT_CODES:
+            return False
+        if code in _TRANSIENT_CODES:
+            return True
+        if status is not None:
+            return status >= 500 or status in (408, 429)
+        names = {cls.__name__ for cls in type(current).__mro__}
+        if names & _TRANSIENT_CLASSES:
+            return True
+        text = str(current)
+        if any(code in text for code in ("SlowDown", "reduce your request rate")):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+@dataclass
+class RetryPolicy:
+    """How often and how long to retry; ``deadline`` is a ``time.monotonic()`` value."""
+
+    attempts: int = 5
+    base: float = 0.2
+    cap: float = 10.0
+    deadline: float | None = None
+
+    def delay(self, attempt: int) -> float:
+        """Full jitter: anywhere up to the exponential step, so retries spread out."""
+        return random.uniform(0, min(self.cap, self.base * (2**attempt)))
+
+    def _next(self, attempt: int, exc: BaseException, what: str) -> float | None:
+        if attempt + 1 >= self.attempts or not is_transient(exc):
+            return None
+        pause = self.delay(attempt)
+        if self.deadline is not None and time.monotonic() + pause >= self.deadline:
+            return None
+        log.info(
+            "%s failed (%s); retry %d of %d in %.2fs",
+            what,
+            type(exc).__name__,
+            attempt + 1,
+            self.attempts - 1,
+            pause,
+        )
+        return pause
+
+    def call(self, fn: Callable[[], T], what: str) -> T:
+        attempt = 0
+        while True:
+            try:
+                return fn()
+            except Exception as exc:
+                pause = self._next(attempt, exc, what)
+                if pause is None:
+                    raise
+            time.sleep(pause)
+            attempt += 1
+
+    async def acall(self, fn: Callable[[], Awaitable[T]], what: str) -> T:
+        attempt = 0
+        while True:
+            try:
+                return await fn()
+            except Exception as exc:
+                pause = self._next(attempt, exc, what)
+                if pause is None:
+                    raise
+            await asyncio.sleep(pause)
+            attempt += 1

@@ -1,0 +1,164 @@
+"""A fault-injecting HTTP proxy for the tests: loopback only, bounded, deterministic by seed.
+
+It stands in front of moto's S3 server and, for the first ``first`` requests or
+a ``rate`` fraction of them, answers with a fault instead of (or instead of
+all of) the real response:
+
+- ``500`` / ``503`` (SlowDown) / ``403`` (AccessDenied): an S3 error document;
+- ``drop``: the connection is closed without an answer;
+- ``stall``: nothing is sent for ``stall_seconds``, then the connection closes;
+- ``truncate``: the real response, with its full Content-Length, cut off halfway;
+- ``mixed``: one of 500, 503, drop and truncate, at random.
+"""
+
+from __future__ import annotations
+
+import http.client
+import random
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
+
+_ERRORS = {
+    "500": (500, "InternalError", "We encountered an internal error. Please try again."),
+    "503": (503, "SlowDown", "Please reduce your request rate."),
+    "403": (403, "AccessDenied", "Access Denied"),
+}
+_HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "upgrade"}
+
+
+class FaultProxy:
+    def __init__(
+        self,
+        upstream: str,
+        *,
+        mode: str = "none",
+        rate: float = 0.0,
+        first: int = 0,
+        seed: int = 0,
+        stall_seconds: float = 5.0,
+    ) -> None:
+        parts = urlsplit(upstream)
+        self.upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
+        self.mode = mode
+        self.rate = rate
+        self.first = first
+        self.stall_seconds = stall_seconds
+        self.rng = random.Random(seed)
+        self.lock = threading.Lock()
+        self.requests = 0
+        self.faults: dict[str, int] = {}
+        self.closed = threading.Event()
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def _body(self) -> bytes:
+                if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+                    out = b""
+                    while True:
+                        size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                        if size == 0:
+                            while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                                pass
+                            return out
+                        out += self.rfile.read(size)
+                        self.rfile.readline()
+                length = int(self.headers.get("Content-Length") or 0)
+                return self.rfile.read(length) if length else b""
+
+            def _handle(self) -> None:
+                body = self._body()
+                fault = owner.pick(self.command)
+                if fault in _ERRORS:
+                    status, code, message = _ERRORS[fault]
+                    xml = (
+                        f"<?xml version='1.0' encoding='UTF-8'?><Error><Code>{code}</Code>"
+                        f"<Message>{message}</Message></Error>"
+                    ).encode()
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/xml")
+                    self.send_header(
+                        "Content-Length", str(len(xml) if self.command != "HEAD" else 0)
+                    )
+                    self.end_headers()
+                    if self.command != "HEAD":
+                        self.wfile.write(xml)
+                    return
+                if fault == "drop":
+                    self.close_connection = True
+                    self.connection.close()
+                    return
+                if fault == "stall":
+                    owner.closed.wait(owner.stall_seconds)
+                    self.close_connection = True
+                    self.connection.close()
+                    return
+                conn = http.client.HTTPConnection(*owner.upstream, timeout=60)
+                try:
+                    headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP}
+                    if body or self.command in ("PUT", "POST"):
+                        headers["Content-Length"] = str(len(body))
+                    conn.request(self.command, self.path, body=body, headers=headers)
+                    resp = conn.getresponse()
+                    data = resp.read()
+                finally:
+                    conn.close()
+                self.send_response(resp.status)
+                for key, value in resp.getheaders():
+                    if key.lower() not in _HOP and key.lower() != "content-length":
+                        self.send_header(key, value)
+                length = int(resp.getheader("Content-Length") or len(data))
+                self.send_header("Content-Length", str(length))
+                self.end_headers()
+                if self.command == "HEAD":
+                    return
+                if fault == "truncate" and len(data) > 1:
+                    self.wfile.write(data[: len(data) // 2])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    self.connection.close()
+                    return
+                self.wfile.write(data)
+
+            do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _handle  # noqa: N815
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def pick(self, method: str) -> str | None:
+        with self.lock:
+            self.requests += 1
+            n = self.requests
+            if self.mode == "none":
+                return None
+            hit = n <= self.first or (self.rate > 0 and self.rng.random() < self.rate)
+            if not hit:
+                return None
+            fault = self.mode
+            if fault == "mixed":
+                choices = ["500", "503", "drop"] + (["truncate"] if method == "GET" else [])
+                fault = self.rng.choice(choices)
+            self.faults[fault] = self.faults.get(fault, 0) + 1
+            return fault
+
+    @property
+    def url(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def __enter__(self) -> FaultProxy:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.closed.set()
+        self.server.shutdown()
+        self.server.server_close()
+        time.sleep(0)
