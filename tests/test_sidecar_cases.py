@@ -367,3 +367,71 @@ def test_sigterm_before_main_finished_never_points_at_missing_data(s3: S3, tmp_p
     else:
         assert "output 'second'" in sc.error().message
     assert not sc.has_outputs()  # here main was still writing: an error, no outputs.pb
+
+
+# -- huge output dirs (in-process, on tmpfs when there is one) --------------------------
+
+
+def _scratch() -> Path:
+    import tempfile
+
+    base = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
+    return Path(tempfile.mkdtemp(prefix="copilot-huge-", dir=base))
+
+
+def _upload(root: Path, outputs: dict):
+    from copilot.storage import Store
+    from copilot.upload import UploadOptions, upload_outputs
+
+    return upload_outputs(
+        Store(),
+        UploadOptions(
+            from_local_dir=str(root / "out"),
+            to_output_prefix=str(root / "meta"),
+            to_raw_output=str(root / "raw"),
+            interface=typed_interface(outputs),
+        ),
+    )
+
+
+def test_ten_thousand_nesting_levels_give_a_clean_short_error() -> None:
+    from copilot.errors import CopilotError
+
+    root = _scratch()
+    try:
+        here = os.getcwd()
+        os.makedirs(root / "out" / "tree")
+        os.chdir(root / "out" / "tree")
+        try:
+            for _ in range(10_000):
+                os.mkdir("a")
+                os.chdir("a")
+            Path("leaf").write_text("x")
+        finally:
+            os.chdir(here)
+        with pytest.raises(CopilotError) as info:
+            _upload(root, {"tree": lits.blob_type(multipart=True)})
+        assert "output 'tree'" in info.value.message
+        assert "File name too long" in info.value.message
+        assert len(info.value.message) < 400 and "\n" not in info.value.message
+        assert not (root / "meta").exists()
+    finally:
+        subprocess.run(["rm", "-rf", str(root)], check=False)
+
+
+def test_output_dir_with_two_hundred_thousand_entries() -> None:
+    root = _scratch()
+    try:
+        out = root / "out"
+        out.mkdir()
+        for i in range(200_000):
+            (out / f"junk{i}").touch()
+        (out / "n").write_text("5")
+        (out / "label.txt").write_text("found by the v.* lookup")
+        result = _upload(root, {"n": INT, "label": STR})
+        assert result.literals.literals["n"].scalar.primitive.integer == 5
+        assert result.literals.literals["label"].scalar.primitive.string_value == (
+            "found by the v.* lookup"
+        )
+    finally:
+        shutil.rmtree(root, ignore_errors=True)

@@ -59,6 +59,13 @@ def _kind_of_mode(mode: int) -> str:
     return "not a regular file"
 
 
+def short_path(path: str, limit: int = 160) -> str:
+    """A path fit for a one-line message (deeply nested ones are elided in the middle)."""
+    if len(path) <= limit:
+        return path
+    return path[: limit // 2] + "…" + path[-limit // 2 :]
+
+
 def _within(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip("/") + "/")
 
@@ -124,7 +131,7 @@ class OutputReader:
         except FileNotFoundError:
             return None
         except OSError as exc:
-            raise DataError(f"{label}: cannot read {path}: {exc.strerror}") from None
+            raise DataError(f"{label}: cannot read {short_path(path)}: {exc.strerror}") from None
         if stat.S_ISLNK(st.st_mode):
             target = os.path.realpath(path)
             if not _within(target, self.root):
@@ -353,7 +360,9 @@ class OutputReader:
             try:
                 entries = sorted(os.scandir(current), key=lambda e: e.name)
             except OSError as exc:
-                raise DataError(f"{label}: cannot list {current}: {exc.strerror}") from None
+                raise DataError(
+                    f"{label}: cannot list {short_path(current)}: {exc.strerror}"
+                ) from None
             for entry in entries:
                 if entry.name.endswith(_TMP_SUFFIX):
                     continue
