@@ -105,7 +105,9 @@ def _retry_policy(attempts: int, timeout: float | None) -> Any:
 
     from copilot.retry import RetryPolicy
 
-    deadline = time.monotonic() + timeout if timeout else None
+    # Retries stop a little before the step's timeout, so the error reported is
+    # the storage error itself rather than a bare "timed out".
+    deadline = time.monotonic() + 0.9 * timeout if timeout else None
     return RetryPolicy(attempts=attempts, deadline=deadline)
 
 

@@ -164,7 +164,7 @@ class Store:
             cfg = opts.setdefault("config_kwargs", {})
             cfg.setdefault("max_pool_connections", max(10, self.concurrency * 2))
             # botocore retries single requests a little; copilot.retry retries whole operations.
-            cfg.setdefault("retries", {"max_attempts": 3, "mode": "standard"})
+            cfg.setdefault("retries", {"max_attempts": 2, "mode": "standard"})
             return opts
         if protocol == "gs":
             return self.config.gcs_options()
@@ -195,7 +195,7 @@ class Store:
                         kind=NON_RECOVERABLE,
                     ) from None
                 if hasattr(fs, "retries"):
-                    fs.retries = 3  # s3fs's own loop, under copilot's
+                    fs.retries = 1  # no third layer of retries under botocore's and copilot's
                 self._filesystems[protocol] = fs
             return fs
 
@@ -420,10 +420,13 @@ class Store:
                 if failure:
                     return
                 try:
-                    copied += await self.retry.acall(lambda t=t: attempt(t), t.label)
+                    # Not `copied += await ...`: that reads `copied` before the await
+                    # and would lose what other workers add meanwhile.
+                    done = await self.retry.acall(lambda t=t: attempt(t), t.label)
                 except Exception as exc:
                     failure.append(self._fail(t, direction, None, exc))
                     return
+                copied += done
 
         await asyncio.gather(*(worker() for _ in range(min(self.concurrency, len(group)))))
         if failure:

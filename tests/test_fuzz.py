@@ -9,11 +9,13 @@ from __future__ import annotations
 import base64
 import itertools
 import os
+import shutil
 import string
 import tempfile
 from pathlib import Path
 
 import lits
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -34,6 +36,14 @@ ROOT = Path(
     )
 )
 COUNTER = itertools.count()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _cleanup_root():
+    yield
+    shutil.rmtree(ROOT, ignore_errors=True)
+
+
 STORE = Store()
 
 NAMES = st.one_of(
@@ -148,14 +158,15 @@ INTERFACES = st.one_of(
 
 
 def _case_dir() -> Path:
-    case = ROOT / f"case{next(COUNTER)}"
-    case.mkdir()
+    """``ROOT/w<n>/case``: the wrapper shows anything written beside the case."""
+    case = ROOT / f"w{next(COUNTER)}" / "case"
+    case.mkdir(parents=True)
     return case
 
 
 def _assert_contained(case: Path, allowed: set[str]) -> None:
     assert set(os.listdir(case)) <= allowed, os.listdir(case)
-    assert set(os.listdir(ROOT)) <= {p.name for p in ROOT.iterdir() if p.name.startswith("case")}
+    assert os.listdir(case.parent) == ["case"], os.listdir(case.parent)
 
 
 def _clean(fn) -> None:
@@ -166,7 +177,7 @@ def _clean(fn) -> None:
 
 
 FUZZ = settings(
-    max_examples=5000,
+    max_examples=5000,  # x2 tests = 10,000 cases
     deadline=None,
     database=None,
     suppress_health_check=list(HealthCheck),
