@@ -363,7 +363,8 @@ def download(
     type=_choice(("UPLOAD_ON_EXIT", "UPLOAD_EAGER", "DO_NOT_UPLOAD")),
     default="UPLOAD_ON_EXIT",
     show_default=True,
-    help="DO_NOT_UPLOAD records local paths and uploads nothing.",
+    help="UPLOAD_EAGER sends File outputs as soon as they are complete; "
+    "DO_NOT_UPLOAD records local paths and uploads nothing.",
 )
 @click.option("--meta-output-name", default="outputs.pb", show_default=True)
 @click.option(
@@ -492,10 +493,15 @@ def sidecar(
             return
         _prewarm(store, to_output_prefix)
         log.info("main container started (%s)", start.wait_to_start())
+        eager = None
+        if opts.mode == "UPLOAD_EAGER" and opts.to_raw_output:
+            from copilot.upload import EagerUploader
+
+            eager = EagerUploader(store, opts).start()
         log.info("main container finished (%s)", finish.wait_to_exit())
         # --timeout bounds the upload, so retries may run until then and no longer.
         store.retry = _retry_policy(retries, timeout)
-        result = call_with_deadline(lambda: upload_outputs(store, opts), timeout, "upload")
+        result = call_with_deadline(lambda: upload_outputs(store, opts, eager), timeout, "upload")
         progress.close()
         if result.skipped_reason:
             log.warning("outputs not uploaded: %s", result.skipped_reason)

@@ -23,9 +23,9 @@ from flyteidl2.core import interface_pb2, literals_pb2
 from copilot.constants import DEFAULT_MAX_PRIMITIVE_BYTES, MAX_DOCUMENT_BYTES
 from copilot.errors import NON_RECOVERABLE, RECOVERABLE, USER, CopilotError, DataError, UsageError
 from copilot.literals.from_files import OutputReader, parse_document
-from copilot.literals.types import mismatch
+from copilot.literals.types import MULTIPART, mismatch
 from copilot.messages import parse_message
-from copilot.storage import Store, join_uri, protocol_of
+from copilot.storage import Store, Transfer, join_uri, protocol_of
 from copilot.watchers import ERROR_FILE
 
 log = logging.getLogger("copilot")
@@ -185,6 +185,96 @@ def _adopt_literal(
     return out
 
 
+class EagerUploader:
+    """``UPLOAD_EAGER``: upload declared File outputs while the main container still runs.
+
+    A file counts as complete once its size, mtime and inode have stayed the
+    same for ``settle`` polls and it was last written at least that long ago.
+    What was uploaded early is remembered with that signature; at exit a file
+    whose signature still matches is not sent again, and one that changed is
+    uploaded again, so the outputs are always the final content.
+    """
+
+    def __init__(
+        self, store: Store, opts: UploadOptions, *, poll: float = 1.0, settle: int = 2
+    ) -> None:
+        import threading
+
+        self.store = store
+        self.opts = opts
+        self.poll = poll
+        self.settle = settle
+        self.reader = OutputReader(opts.from_local_dir, opts.to_raw_output)
+        self.uploaded: dict[str, tuple[tuple[int, int, int], str]] = {}
+        self._seen: dict[str, tuple[tuple[int, int, int], int]] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="copilot-eager", daemon=True)
+
+    def _files(self) -> list[tuple[str, str]]:
+        out = []
+        for name, var in self.opts.declared():
+            lt = var.type
+            if lt.WhichOneof("type") == "union_type":
+                blobs = [v for v in lt.union_type.variants if v.WhichOneof("type") == "blob"]
+                lt = blobs[0] if blobs else lt
+            if lt.WhichOneof("type") == "blob" and lt.blob.dimensionality != MULTIPART:
+                out.append((name, f"output {name!r}"))
+        return out
+
+    def scan(self) -> None:
+        now = time.time()
+        for name, label in self._files():
+            try:
+                path = self.reader.locate(self.opts.from_local_dir, name, label)
+                if path is None:
+                    continue
+                st = os.lstat(path)
+            except (DataError, OSError):
+                continue
+            if not stat.S_ISREG(st.st_mode):
+                continue
+            sig = (st.st_size, st.st_mtime_ns, st.st_ino)
+            real = os.path.realpath(path)
+            if real in self.uploaded and self.uploaded[real][0] == sig:
+                continue
+            previous = self._seen.get(real)
+            count = previous[1] + 1 if previous and previous[0] == sig else 1
+            self._seen[real] = (sig, count)
+            if count < self.settle or now - st.st_mtime < self.settle * self.poll:
+                continue
+            uri = self.reader.remote_for(path)
+            try:
+                self.store.upload([Transfer(real, uri, label, st.st_size)])
+            except CopilotError as exc:
+                log.info("early upload of %s failed (%s); it will be sent at exit", path, exc)
+                continue
+            self.uploaded[real] = (sig, uri)
+            log.info("uploaded %s early to %s", path, uri)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.poll):
+            self.scan()
+
+    def start(self) -> EagerUploader:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def still_valid(self, t: Transfer) -> bool:
+        """Whether ``t`` was already uploaded with exactly this content."""
+        done = self.uploaded.get(t.src)
+        if done is None or done[1] != t.dst:
+            return False
+        try:
+            st = os.lstat(t.src)
+        except OSError:
+            return False
+        return done[0] == (st.st_size, st.st_mtime_ns, st.st_ino)
+
+
 def convert_outputs(opts: UploadOptions, reader: OutputReader) -> literals_pb2.LiteralMap:
     """Every declared output as a literal (uploads planned on ``reader``, not run)."""
     declared = opts.declared()
@@ -206,13 +296,17 @@ def convert_outputs(opts: UploadOptions, reader: OutputReader) -> literals_pb2.L
     return out
 
 
-def upload_outputs(store: Store, opts: UploadOptions) -> UploadResult:
+def upload_outputs(
+    store: Store, opts: UploadOptions, eager: EagerUploader | None = None
+) -> UploadResult:
     """Convert, upload and record the outputs the container wrote.
 
     Raises :class:`~copilot.errors.CopilotError` on any failure; ``outputs.pb``
     is then not written.
     """
     opts.validate()
+    if eager is not None:
+        eager.stop()  # the main container is done; nothing more is sent early
     started = time.monotonic()
     empty = literals_pb2.LiteralMap()
     if not opts.declared():
@@ -234,7 +328,10 @@ def upload_outputs(store: Store, opts: UploadOptions) -> UploadResult:
         struct_encoding=opts.struct_encoding,
     )
     literals = convert_outputs(opts, reader)
-    copied = store.upload(reader.transfers)
+    pending = reader.transfers
+    if eager is not None:
+        pending = [t for t in pending if not eager.still_valid(t)]
+    copied = store.upload(pending)
     outputs_uri = join_uri(opts.to_output_prefix, opts.meta_output_name)
     store.write_bytes(
         outputs_uri, literals.SerializeToString(deterministic=True), what="write outputs"

@@ -435,3 +435,42 @@ def test_output_dir_with_two_hundred_thousand_entries() -> None:
         )
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def test_upload_eager_sends_files_before_exit_and_resends_changed_ones(
+    s3: S3, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    outputs = {"model": lits.blob_type(), "log": lits.blob_type(), "n": INT}
+    sc = Sidecar(s3, out, outputs, "--upload-mode", "UPLOAD_EAGER")
+    wait_catches_sigterm(sc.proc.pid)
+    (out / "model.bin").write_bytes(b"weights v1" * 1000)
+    (out / "log").write_bytes(b"first draft")
+    deadline = time.monotonic() + 20
+    while not (s3.exists("raw/model.bin") and s3.exists("raw/log")):
+        assert time.monotonic() < deadline, "nothing was uploaded early"
+        time.sleep(0.2)
+    assert sc.proc.poll() is None  # the main container is still "running"
+    assert s3.get("raw/model.bin") == b"weights v1" * 1000
+    (out / "log").write_bytes(b"final log, longer than the draft")  # changed after upload
+    (out / "n").write_text("1")
+    res = sc.terminate_and_wait()
+    assert res.returncode == 0, res.stderr
+    lm = sc.outputs().literals
+    assert lm["model"].scalar.blob.uri == s3.uri("raw/model.bin")
+    assert s3.get("raw/model.bin") == b"weights v1" * 1000
+    assert s3.get("raw/log") == b"final log, longer than the draft"
+    assert "uploaded" in res.stderr and "early" in res.stderr
+
+
+def test_do_not_upload_records_local_paths(s3: S3, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "report.csv").write_text("a,b\n")
+    (out / "n").write_text("1")
+    sc = _noop_run(s3, out, {"report": lits.blob_type(fmt="csv"), "n": INT}, "-u", "DO_NOT_UPLOAD")
+    assert sc.result.returncode == 0, sc.result.stderr
+    lm = sc.outputs().literals
+    assert lm["report"].scalar.blob.uri == str(out / "report.csv")
+    assert lm["n"].scalar.primitive.integer == 1
+    assert s3.keys("raw/") == []
