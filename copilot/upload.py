@@ -89,15 +89,12 @@ class UploadResult:
     transfers: list = field(default_factory=list)
 
 
-def read_user_error(directory: str) -> UserError | None:
+def read_user_error(reader: OutputReader, directory: str) -> UserError | None:
     """The container's own failure report, if it wrote ``_ERROR``."""
     path = os.path.join(directory, ERROR_FILE)
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
+    st = reader.inspect(path, "the error file")
+    if st is None:
         return None
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read the error file: {exc.strerror}") from None
     if not stat.S_ISREG(st.st_mode):
         raise DataError(f"{path}: the error file must be a regular file; refused")
     if st.st_size > MAX_ERROR_FILE_BYTES:
@@ -315,11 +312,6 @@ def upload_outputs(
     if store.exists(err_uri):
         # The downloader (or an earlier step) already recorded the first cause.
         return UploadResult(None, empty, skipped_reason=f"{err_uri} already exists")
-    user_error = read_user_error(opts.from_local_dir)
-    if user_error is not None:
-        raise user_error
-    if opts.mode != "DO_NOT_UPLOAD" and not opts.to_raw_output:
-        raise UsageError("sidecar: --to-raw-output is required to upload files and directories")
     reader = OutputReader(
         opts.from_local_dir,
         opts.to_raw_output,
@@ -327,6 +319,11 @@ def upload_outputs(
         max_primitive_bytes=opts.max_primitive_bytes,
         struct_encoding=opts.struct_encoding,
     )
+    user_error = read_user_error(reader, opts.from_local_dir)
+    if user_error is not None:
+        raise user_error
+    if opts.mode != "DO_NOT_UPLOAD" and not opts.to_raw_output:
+        raise UsageError("sidecar: --to-raw-output is required to upload files and directories")
     literals = convert_outputs(opts, reader)
     pending = reader.transfers
     if eager is not None:

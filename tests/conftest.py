@@ -63,6 +63,23 @@ class S3:
                 return out
             token = resp["NextContinuationToken"]
 
+    def store(self, concurrency: int = 32):
+        """An in-process copilot Store configured for this server."""
+        from copilot.config import StorageConfig
+        from copilot.storage import Store
+
+        cfg = StorageConfig(
+            kind="s3",
+            stow_config={
+                "access_key_id": ACCESS_KEY,
+                "secret_key": SECRET_KEY,
+                "endpoint": self.endpoint,
+                "region": REGION,
+                "disable_ssl": "true",
+            },
+        )
+        return Store(cfg, concurrency=concurrency)
+
     def env(self) -> dict[str, str]:
         """Environment that points botocore (and so copilot) at this server."""
         return clean_env(

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import lits
-from conftest import S3, clean_env, copilot_exe
+from conftest import S3, clean_env, copilot_exe, record
 from flyteidl2.core import interface_pb2, literals_pb2
 
 
@@ -78,6 +78,7 @@ class Sidecar:
 
     def wait(self, timeout: float = 120) -> subprocess.CompletedProcess:
         out, err = self.proc.communicate(timeout=timeout)
+        record(out, err)
         return subprocess.CompletedProcess(self.proc.args, self.proc.returncode, out, err)
 
     def outputs(self) -> literals_pb2.LiteralMap:

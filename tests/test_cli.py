@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import lits
-from conftest import clean_env, run_copilot
+from conftest import clean_env, record, run_copilot
 
 
 def test_no_subcommand_prints_help_and_fails() -> None:
@@ -78,6 +78,7 @@ def test_file_store_download_never_imports_s3_backends(tmp_path: Path) -> None:
     res = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, env=clean_env()
     )
+    record(res.stdout, res.stderr)
     assert res.returncode == 0, res.stderr
     assert "LOADED []" in res.stdout
     assert (tmp_path / "in" / "f").read_text() == "local blob"

@@ -15,15 +15,13 @@ from pathlib import Path
 
 import lits
 import msgpack
-from conftest import ACCESS_KEY, REGION, S3, SECRET_KEY, run_copilot
+from conftest import S3, run_copilot
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from roundtrip import assert_equivalent
 from sidecar_helpers import Sidecar, run_main
 
-from copilot.config import StorageConfig
 from copilot.download import DownloadOptions, download_inputs
-from copilot.storage import Store
 from copilot.upload import UploadOptions, upload_outputs
 
 T = lits.T
@@ -252,21 +250,6 @@ def _materialize(s3: S3, lit, prefix: str, counter: list[int]) -> None:
         lit.scalar.blob.uri = s3.uri(key)
 
 
-def _store(s3: S3) -> Store:
-    return Store(
-        StorageConfig(
-            kind="s3",
-            stow_config={
-                "access_key_id": ACCESS_KEY,
-                "secret_key": SECRET_KEY,
-                "endpoint": s3.endpoint,
-                "region": REGION,
-                "disable_ssl": "true",
-            },
-        )
-    )
-
-
 @settings(
     max_examples=60,
     deadline=None,
@@ -283,7 +266,7 @@ def test_property_round_trip(s3_module: S3, tmp_path_factory, variables) -> None
     for name in inputs.literals:
         _materialize(s3, inputs.literals[name], f"{run}/data", counter)
     s3.put(f"{run}/inputs.pb", inputs.SerializeToString())
-    store = _store(s3)
+    store = s3.store()
     download_inputs(
         store,
         DownloadOptions(

@@ -12,7 +12,7 @@ from pathlib import Path
 import lits
 import msgpack
 import pytest
-from conftest import S3, clean_env, run_copilot
+from conftest import S3, clean_env, record, run_copilot
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -112,6 +112,7 @@ def test_run_echoes_every_type_through(tmp_path: Path) -> None:
         env=_env(tmp_path),
         timeout=120,
     )
+    record(res.stdout, res.stderr)
     assert res.returncode == 0, res.stderr
     assert "copied -42" in res.stderr  # the command's own output is shown
     out = json.loads(res.stdout)
@@ -292,6 +293,7 @@ def test_demo_script_prints_the_three_examples(tmp_path: Path) -> None:
     res = subprocess.run(
         [str(ROOT / "scripts" / "demo")], capture_output=True, text=True, env=env, timeout=300
     )
+    record(res.stdout, res.stderr)
     assert res.returncode == 0, res.stderr[-2000:]
     assert '"greeting": "Hello, my name is Ada."' in res.stdout
     assert '"result": 30' in res.stdout

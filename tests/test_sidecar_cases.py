@@ -13,7 +13,7 @@ from pathlib import Path
 import lits
 import msgpack
 import pytest
-from conftest import S3, clean_env, copilot_exe, run_copilot
+from conftest import S3, clean_env, copilot_exe, record, run_copilot
 from sidecar_helpers import Sidecar, typed_interface, wait_catches_sigterm
 
 T = lits.T
@@ -327,6 +327,7 @@ def test_shared_process_namespace_watcher(s3: S3, tmp_path: Path) -> None:
         env=clean_env(),
         timeout=60,
     )
+    record(res.stdout, res.stderr)
     assert "sidecar-exit=0" in res.stdout, res.stderr
     assert time.monotonic() - started >= 3
     assert s3.exists("meta/outputs.pb"), res.stderr

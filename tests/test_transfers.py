@@ -7,25 +7,10 @@ import os
 import threading
 from pathlib import Path
 
-from conftest import ACCESS_KEY, REGION, S3, SECRET_KEY
+from conftest import S3
 
 from copilot import _s3
-from copilot.config import StorageConfig
 from copilot.storage import Store, Transfer
-
-
-def _store(s3: S3, concurrency: int) -> Store:
-    cfg = StorageConfig(
-        kind="s3",
-        stow_config={
-            "access_key_id": ACCESS_KEY,
-            "secret_key": SECRET_KEY,
-            "endpoint": s3.endpoint,
-            "region": REGION,
-            "disable_ssl": "true",
-        },
-    )
-    return Store(cfg, concurrency=concurrency)
 
 
 def _sha(path: Path) -> str:
@@ -41,7 +26,7 @@ def test_multipart_upload_and_ranged_download_are_byte_identical(s3: S3, tmp_pat
     with open(big, "wb") as fh:
         for _ in range(150):
             fh.write(os.urandom(1 << 20))
-    store = _store(s3, 4)
+    store = s3.store(4)
     # 150 MiB: a multipart upload of 16 MiB parts, then a download in 64 MiB ranges.
     sent = store.upload([Transfer(str(big), s3.uri("x/big.bin"), "big", big.stat().st_size)])
     assert sent == 150 << 20
@@ -75,7 +60,7 @@ def test_upload_memory_budget_is_respected(s3: S3, tmp_path: Path, monkeypatch) 
     big = tmp_path / "big"
     big.write_bytes(os.urandom(16 << 20))
     files.append(Transfer(str(big), s3.uri("m/big"), "big", 16 << 20))
-    _store(s3, 8).upload(files)
+    s3.store(8).upload(files)
     assert 0 < peak[0] <= 6 << 20
     assert sorted(s3.keys("m/")) == sorted([f"m/f{i}" for i in range(12)] + ["m/big"])
     assert s3.get("m/big") == big.read_bytes()
@@ -84,7 +69,7 @@ def test_upload_memory_budget_is_respected(s3: S3, tmp_path: Path, monkeypatch) 
 def test_s3_transfers_never_exceed_the_concurrency_bound(s3: S3, tmp_path: Path) -> None:
     for i in range(40):
         s3.put(f"many/{i}", b"x" * 1000)
-    store = _store(s3, 3)
+    store = s3.store(3)
     fs = store.filesystem("s3")
     active: set[str] = set()
     peak = [0]
