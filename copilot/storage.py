@@ -337,17 +337,15 @@ class Store:
                 total += self._run_threads(fs, group, direction)
         return total
 
-    # One transfer, either direction; the temp-name-then-rename dance lives here.
+    # One transfer, either direction.  Downloads land under a temporary name and
+    # are renamed when complete; uploads to an object store are atomic already
+    # (local-to-local copies go through _run_local).
 
     def _tmp_for(self, t: Transfer, direction: str) -> str | None:
-        if direction == "get":
-            os.makedirs(os.path.dirname(t.dst) or ".", exist_ok=True)
-            return t.dst + _TMP_SUFFIX
-        if protocol_of(t.dst) == "file":
-            _, path = self.resolve(t.dst)
-            os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-            return path + _TMP_SUFFIX
-        return None
+        if direction != "get":
+            return None
+        os.makedirs(os.path.dirname(t.dst) or ".", exist_ok=True)
+        return t.dst + _TMP_SUFFIX
 
     def _finish(self, t: Transfer, direction: str, tmp: str | None) -> int:
         if direction == "get":
@@ -368,14 +366,9 @@ class Store:
             raise StorageError(
                 f"{t.label}: {t.src} changed size while it was uploaded ({t.size} then {got} bytes)"
             )
-        if tmp is not None:
-            _, path = self.resolve(t.dst)
-            os.replace(tmp, path)
         return got
 
-    def _fail(self, t: Transfer, direction: str, tmp: str | None, exc: Exception) -> CopilotError:
-        if tmp is not None:
-            _unlink_quietly(tmp)
+    def _fail(self, t: Transfer, direction: str, exc: Exception) -> CopilotError:
         uri = t.src if direction == "get" else t.dst
         action = "download" if direction == "get" else "upload to"
         return _labelled(storage_error(exc, uri, action), t.label)
@@ -424,7 +417,7 @@ class Store:
                     # and would lose what other workers add meanwhile.
                     done = await self.retry.acall(lambda t=t: attempt(t), t.label)
                 except Exception as exc:
-                    failure.append(self._fail(t, direction, None, exc))
+                    failure.append(self._fail(t, direction, exc))
                     return
                 copied += done
 
@@ -480,8 +473,6 @@ class Store:
             try:
                 if direction == "get":
                     fs.get_file(self.resolve(t.src)[1], tmp)
-                elif tmp is not None:
-                    fs.put_file(t.src, tmp)
                 else:
                     fs.put_file(t.src, self.resolve(t.dst)[1])
                 done = self._finish(t, direction, tmp)
@@ -499,7 +490,7 @@ class Store:
             try:
                 return self.retry.call(lambda: attempt(t), t.label)
             except Exception as exc:
-                failure.append(self._fail(t, direction, None, exc))
+                failure.append(self._fail(t, direction, exc))
                 return 0
 
         workers = min(self.concurrency, len(group)) or 1

@@ -220,7 +220,6 @@ def test_sigterm_during_download_writes_errors_pb_quickly(s3: S3, tmp_path: Path
     doc = lits.read_error_document(s3.get("run/errors.pb"))
     assert "interrupted by SIGTERM" in doc.message
     assert not (tmp_path / "in" / "slow").exists()
-    assert not list((tmp_path / "in").glob("*.copilot-part")) or True  # temp names only
 
 
 def test_sigkill_at_random_points_never_leaves_a_dangling_outputs_pb(

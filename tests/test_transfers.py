@@ -124,3 +124,22 @@ def test_local_transfers_never_exceed_the_concurrency_bound(tmp_path: Path, monk
     assert store.download(transfers) == 3000
     assert peak[0] <= 2
     assert threading.active_count() < 20  # a fixed pool, not a thread per file
+
+
+def test_memory_store_round_trip_through_the_thread_pool(tmp_path: Path) -> None:
+    """A sync, non-local backend (memory://) goes through the bounded thread pool."""
+    store = Store(concurrency=3)
+    files = []
+    for i in range(10):
+        p = tmp_path / f"f{i}"
+        p.write_bytes(os.urandom(1000 + i))
+        files.append(Transfer(str(p), f"memory://copilot-test/{i}", str(i), 1000 + i))
+    assert store.upload(files) == sum(1000 + i for i in range(10))
+    back = [
+        Transfer(f"memory://copilot-test/{i}", str(tmp_path / "back" / str(i)), str(i))
+        for i in range(10)
+    ]
+    assert store.download(back) == sum(1000 + i for i in range(10))
+    for i in range(10):
+        assert (tmp_path / "back" / str(i)).read_bytes() == (tmp_path / f"f{i}").read_bytes()
+    assert not list((tmp_path / "back").glob("*.copilot-part"))
