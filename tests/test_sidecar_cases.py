@@ -475,3 +475,34 @@ def test_do_not_upload_records_local_paths(s3: S3, tmp_path: Path) -> None:
     assert lm["report"].scalar.blob.uri == str(out / "report.csv")
     assert lm["n"].scalar.primitive.integer == 1
     assert s3.keys("raw/") == []
+
+
+def test_err_output_name_and_deprecated_start_timeout(s3: S3, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "n").write_text("not a number")
+    res = run_copilot(
+        [
+            *s3.stow_flags(),
+            "--err-output-name",
+            "failure.pb",
+            "-s",
+            "sidecar",
+            "--start-timeout",
+            "30s",
+            "--exit-watcher-type",
+            "noop",
+            "-o",
+            s3.uri("meta/"),
+            "-x",
+            s3.uri("raw/"),
+            "-f",
+            str(out),
+            "-i",
+            lits.b64(typed_interface({"n": INT})),
+        ]
+    )
+    assert res.returncode == 0, res.stderr
+    assert "deprecated" in res.stderr
+    assert s3.exists("meta/failure.pb") and not s3.exists("meta/errors.pb")
+    assert "expected int" in lits.read_error_document(s3.get("meta/failure.pb")).message
