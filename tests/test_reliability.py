@@ -243,30 +243,36 @@ def test_sigkill_at_random_points_never_leaves_a_dangling_outputs_pb(
         for p in out.rglob("*")
         if p.is_file() and p.name != "n"  # n is a primitive: in outputs.pb itself
     }
+
+    def start(prefix: str) -> subprocess.Popen:
+        args = [
+            copilot_exe(),
+            *flags_for(s3.endpoint),
+            "sidecar",
+            "--exit-watcher-type",
+            "noop",
+            "-o",
+            s3.uri(prefix),
+            "-x",
+            s3.uri(prefix + "raw"),
+            "-f",
+            str(out),
+            "-i",
+            iface,
+        ]
+        return subprocess.Popen(
+            args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=clean_env()
+        )
+
+    # One run to the end sets the window, so kills land anywhere in a run on any machine.
+    began = time.monotonic()
+    assert start("full/").wait(timeout=120) == 0
+    window = time.monotonic() - began
     completed = 0
     for run_no in range(50):
         prefix = f"k{run_no}/"
-        proc = subprocess.Popen(
-            [
-                copilot_exe(),
-                *flags_for(s3.endpoint),
-                "sidecar",
-                "--exit-watcher-type",
-                "noop",
-                "-o",
-                s3.uri(prefix),
-                "-x",
-                s3.uri(prefix + "raw"),
-                "-f",
-                str(out),
-                "-i",
-                iface,
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            env=clean_env(),
-        )
-        time.sleep(rng.uniform(0.2, 1.2))
+        proc = start(prefix)
+        time.sleep(rng.uniform(0.1, 1.3) * window)
         proc.kill()
         proc.wait()
         if not s3.exists(prefix + "outputs.pb"):
