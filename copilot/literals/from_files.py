@@ -34,7 +34,6 @@ from copilot.literals.text import (
 from copilot.literals.types import MULTIPART, is_none_type, type_name
 from copilot.storage import Transfer, join_uri, protocol_of
 
-MARKER_FILES = frozenset({"_SUCCESS", "_ERROR", "_START"})
 _TMP_SUFFIX = ".copilot-part"
 _TRIM = " \t\r\n"
 
