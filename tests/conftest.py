@@ -14,6 +14,14 @@ from pathlib import Path
 
 import pytest
 
+# CI runs the same generated examples every time (a gate should not be a lottery);
+# local runs explore new ones.
+from hypothesis import settings as _hsettings  # noqa: E402
+
+_hsettings.register_profile("ci", derandomize=True)
+if os.environ.get("CI"):
+    _hsettings.load_profile("ci")
+
 # Distinctive fake credentials: tests grep every output for them.
 ACCESS_KEY = "AKIACOPILOTTEST0001"
 SECRET_KEY = "s3cr3t/C0pilot+Value=XYZ"

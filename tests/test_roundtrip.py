@@ -210,7 +210,9 @@ def _typed_values():
 
 def _blob_types():
     """Files and directories; their content is uploaded by the test (``@`` placeholder URIs)."""
-    contents = st.binary(max_size=64)
+    # The text `null` in an Optional's file means None (README, output rules), so a
+    # File whose whole content is `null` cannot round-trip through an Optional[File].
+    contents = st.binary(max_size=64).filter(lambda b: b.strip(b" \t\r\n") != b"null")
     files = contents.map(
         lambda data: (lits.blob_type(fmt="txt"), lits.blob("@" + data.hex(), fmt="txt"))
     )
