@@ -111,6 +111,16 @@ def _retry_policy(attempts: int, timeout: float | None) -> Any:
     return RetryPolicy(attempts=attempts, deadline=deadline)
 
 
+def _watcher_option(flag: str, event: str) -> Any:
+    return click.option(
+        flag,
+        type=click.Choice(WATCHER_TYPES),
+        default="signal",
+        show_default=True,
+        help=f"How to know the main container has {event}.",
+    )
+
+
 _concurrency_option = click.option(
     "--concurrency",
     type=click.IntRange(min=1),
@@ -390,20 +400,8 @@ def download(
     default=None,
     help="YAML interface file instead of --interface.",
 )
-@click.option(
-    "--start-watcher-type",
-    type=click.Choice(WATCHER_TYPES),
-    default="signal",
-    show_default=True,
-    help="How to know the main container has started.",
-)
-@click.option(
-    "--exit-watcher-type",
-    type=click.Choice(WATCHER_TYPES),
-    default="signal",
-    show_default=True,
-    help="How to know the main container has finished.",
-)
+@_watcher_option("--start-watcher-type", "started")
+@_watcher_option("--exit-watcher-type", "finished")
 @click.option(
     "--max-primitive-bytes",
     type=click.IntRange(min=1),

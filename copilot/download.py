@@ -118,13 +118,6 @@ def check_against_interface(
         log.warning("input %r is not declared in the interface; laid out anyway", name)
 
 
-def _write_atomic(path: str, data: bytes) -> None:
-    tmp = path + ".copilot-part"
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-    os.replace(tmp, path)
-
-
 def render_values(values: dict[str, Any], fmt: str) -> bytes:
     """``inputs.json`` / ``inputs.yaml`` content: one object, variable -> value."""
     if fmt == "JSON":
@@ -157,12 +150,12 @@ def download_inputs(store: Store, opts: DownloadOptions) -> DownloadResult:
     laid = layout.lay_out(inputs)
     copied = store.download(laid.transfers)
 
-    _write_atomic(
+    store.write_bytes(
         os.path.join(root, "inputs.pb"), laid.literals.SerializeToString(deterministic=True)
     )
     if opts.format in ("JSON", "YAML"):
         name = "inputs.json" if opts.format == "JSON" else "inputs.yaml"
-        _write_atomic(os.path.join(root, name), render_values(laid.values, opts.format))
+        store.write_bytes(os.path.join(root, name), render_values(laid.values, opts.format))
     seconds = time.monotonic() - started
     log.info(
         "downloaded %d inputs (%d files, %d bytes) to %s in %.3fs",

@@ -337,35 +337,48 @@ class Store:
                 total += self._run_threads(fs, group, direction)
         return total
 
-    # One transfer, either direction.  Downloads land under a temporary name and
-    # are renamed when complete; uploads to an object store are atomic already
-    # (local-to-local copies go through _run_local).
+    # One transfer, either direction.  A download (and a local copy) lands under a
+    # temporary name and is renamed when complete; an upload to an object store
+    # is atomic already.
 
-    def _tmp_for(self, t: Transfer, direction: str) -> str | None:
+    @staticmethod
+    def _tmp_for(t: Transfer, direction: str) -> str | None:
         if direction != "get":
             return None
         os.makedirs(os.path.dirname(t.dst) or ".", exist_ok=True)
         return t.dst + _TMP_SUFFIX
 
-    def _finish(self, t: Transfer, direction: str, tmp: str | None) -> int:
-        if direction == "get":
-            assert tmp is not None
+    @contextmanager
+    def _attempt(self, tmp: str | None) -> Iterator[None]:
+        """Remove the temporary file of an attempt that failed."""
+        try:
+            yield
+        except BaseException:
+            if tmp is not None:
+                _unlink_quietly(tmp)
+            raise
+
+    def _finish(self, t: Transfer, direction: str, tmp: str | None, final: str, cb: Any) -> int:
+        """Check the size, move the temporary file into place, count the file."""
+        if tmp is None:
+            got = os.path.getsize(t.src)
+            if t.size is not None and got != t.size:
+                raise StorageError(
+                    f"{t.label}: {t.src} changed size while it was uploaded "
+                    f"({t.size} then {got} bytes)"
+                )
+        else:
             got = os.path.getsize(tmp)
             if t.size is not None and got != t.size:
-                _unlink_quietly(tmp)
+                what = "download of" if direction == "get" else "copy of"
                 err = StorageError(
-                    f"{t.label}: download of {display_uri(t.src)} ended short "
-                    f"({got} of {t.size} bytes)"
+                    f"{t.label}: {what} {display_uri(t.src)} ended short ({got} of {t.size} bytes)"
                 )
                 err.transient = True  # type: ignore[attr-defined]
                 raise err
-            os.replace(tmp, t.dst)
-            return got
-        got = os.path.getsize(t.src)
-        if t.size is not None and got != t.size:
-            raise StorageError(
-                f"{t.label}: {t.src} changed size while it was uploaded ({t.size} then {got} bytes)"
-            )
+            os.replace(tmp, final)
+        if cb is not None:
+            cb.finish(got)
         return got
 
     def _fail(self, t: Transfer, direction: str, exc: Exception) -> CopilotError:
@@ -386,10 +399,10 @@ class Store:
             budget = _s3.ByteBudget(_s3.UPLOAD_BUDGET)
 
         async def attempt(t: Transfer) -> int:
-            tmp = self._tmp_for(t, direction)
             cb = self._callback()
             kw = {"callback": cb} if cb is not None else {}
-            try:
+            tmp = self._tmp_for(t, direction)
+            with self._attempt(tmp):
                 if s3 and direction == "get":
                     await _s3.get_file(fs, self.resolve(t.src)[1], tmp, cb)
                 elif s3:
@@ -398,14 +411,7 @@ class Store:
                     await fs._get_file(self.resolve(t.src)[1], tmp, **kw)
                 else:
                     await fs._put_file(t.src, self.resolve(t.dst)[1], **kw)
-                done = self._finish(t, direction, tmp)
-            except BaseException:
-                if tmp is not None:
-                    _unlink_quietly(tmp)
-                raise
-            if cb is not None:
-                cb.finish(done)
-            return done
+                return self._finish(t, direction, tmp, t.dst, cb)
 
         async def worker() -> None:
             nonlocal copied
@@ -444,22 +450,11 @@ class Store:
                 made.add(parent)
             tmp = dst + _TMP_SUFFIX
             try:
-                shutil.copyfile(src, tmp)
-                got = os.path.getsize(tmp)
-                if t.size is not None and got != t.size:
-                    what = "download of" if direction == "get" else "copy of"
-                    raise StorageError(
-                        f"{what} {display_uri(t.src)} ended short ({got} of {t.size} bytes)"
-                    )
-                os.replace(tmp, dst)
+                with self._attempt(tmp):
+                    shutil.copyfile(src, tmp)
+                    copied += self._finish(t, direction, tmp, dst, self._callback())
             except Exception as exc:
-                _unlink_quietly(tmp)
-                uri = t.src if direction == "get" else t.dst
-                action = "download" if direction == "get" else "upload to"
-                raise _labelled(storage_error(exc, uri, action), t.label) from exc
-            copied += got
-            if self.progress is not None:
-                self.progress.advance(got, files=1)
+                raise self._fail(t, direction, exc) from exc
         return copied
 
     def _run_threads(self, fs: AbstractFileSystem, group: list[Transfer], direction: str) -> int:
@@ -469,20 +464,12 @@ class Store:
 
         def attempt(t: Transfer) -> int:
             tmp = self._tmp_for(t, direction)
-            cb = self._callback()
-            try:
+            with self._attempt(tmp):
                 if direction == "get":
                     fs.get_file(self.resolve(t.src)[1], tmp)
                 else:
                     fs.put_file(t.src, self.resolve(t.dst)[1])
-                done = self._finish(t, direction, tmp)
-            except BaseException:
-                if tmp is not None:
-                    _unlink_quietly(tmp)
-                raise
-            if cb is not None:
-                cb.finish(done)
-            return done
+                return self._finish(t, direction, tmp, t.dst, self._callback())
 
         def one(t: Transfer) -> int:
             if failure:

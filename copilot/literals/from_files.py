@@ -568,63 +568,28 @@ class OutputReader:
             if value is None:
                 return none_literal()
             raise bad()
-        if simple == types_pb2.INTEGER:
-            if isinstance(value, bool):
-                raise bad()
-            if isinstance(value, int):
-                return primitive_literal("integer", parse_int(str(value)))
-            if isinstance(value, float) and value.is_integer():
-                return primitive_literal("integer", parse_int(str(int(value))))
-            if isinstance(value, str):
-                try:
-                    return primitive_literal("integer", parse_int(value.strip(_TRIM)))
-                except ValueError:
-                    raise bad() from None
-            raise bad()
-        if simple == types_pb2.FLOAT:
-            if isinstance(value, bool):
-                raise bad()
-            if isinstance(value, int | float):
-                return primitive_literal("float_value", float(value))
-            if isinstance(value, str):
-                try:
-                    return primitive_literal("float_value", parse_float(value.strip(_TRIM)))
-                except ValueError:
-                    raise bad() from None
-            raise bad()
         if simple == types_pb2.STRING:
             if isinstance(value, str):
                 return primitive_literal("string_value", value)
             raise bad(" (quote it to make it a string)")
-        if simple == types_pb2.BOOLEAN:
-            if isinstance(value, bool):
-                return primitive_literal("boolean", value)
-            if isinstance(value, str):
-                try:
-                    return primitive_literal("boolean", parse_bool(value.strip(_TRIM)))
-                except ValueError:
-                    raise bad() from None
-            raise bad()
-        if simple == types_pb2.DATETIME:
-            if isinstance(value, _dt.date):  # datetime is a date too
+        if simple in _TEXT_PRIMITIVES:
+            try:
+                native = _native_primitive(value, simple)
+            except ValueError as exc:  # a number out of range
+                raise bad(f" ({exc})") from None
+            if native is not None:
+                return native
+            if isinstance(value, _dt.date):  # YAML reads timestamps itself
                 value = value.isoformat()
             if isinstance(value, str):
                 try:
-                    return primitive_literal("datetime", parse_timestamp(value.strip(_TRIM)))
+                    return self._primitive_from_text(value.strip(_TRIM), simple)
                 except ValueError as exc:
-                    raise bad(f" ({exc})") from None
+                    detailed = simple in (types_pb2.DATETIME, types_pb2.DURATION)
+                    raise bad(f" ({exc})" if detailed else "") from None
+            if simple == types_pb2.DURATION:
+                raise bad(" (give integer nanoseconds or a duration string)")
             raise bad()
-        if simple == types_pb2.DURATION:
-            if isinstance(value, bool):
-                raise bad()
-            if isinstance(value, int):
-                return primitive_literal("duration", value)
-            if isinstance(value, str):
-                try:
-                    return primitive_literal("duration", parse_duration_text(value.strip(_TRIM)))
-                except ValueError as exc:
-                    raise bad(f" ({exc})") from None
-            raise bad(" (give integer nanoseconds or a duration string)")
         if simple == types_pb2.BINARY:
             lit = Literal()
             if isinstance(value, bytes):
@@ -648,6 +613,27 @@ class OutputReader:
                 return lit
             raise bad()
         raise bad()
+
+
+# Primitives that may come as text in a document (a str is parsed as its file would be).
+_TEXT_PRIMITIVES = frozenset(
+    {types_pb2.INTEGER, types_pb2.FLOAT, types_pb2.BOOLEAN, types_pb2.DATETIME, types_pb2.DURATION}
+)
+
+
+def _native_primitive(value: Any, simple: int) -> Literal | None:
+    """A JSON/YAML number or boolean already of the declared kind (bools are not numbers)."""
+    if isinstance(value, bool):
+        return primitive_literal("boolean", value) if simple == types_pb2.BOOLEAN else None
+    if simple == types_pb2.INTEGER and isinstance(value, int):
+        return primitive_literal("integer", parse_int(str(value)))
+    if simple == types_pb2.INTEGER and isinstance(value, float) and value.is_integer():
+        return primitive_literal("integer", parse_int(str(int(value))))
+    if simple == types_pb2.FLOAT and isinstance(value, int | float):
+        return primitive_literal("float_value", float(value))
+    if simple == types_pb2.DURATION and isinstance(value, int):
+        return primitive_literal("duration", value)
+    return None
 
 
 def parse_document(data: bytes, path: str, label: str) -> Any:

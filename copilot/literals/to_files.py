@@ -188,25 +188,19 @@ class FileLayout:
             self._mkdir(path)
             return self.literal(lit, os.path.join(path, base), label)
         if lit.WhichOneof("value") == "collection":
-            self._mkdir(path)
             used: set[str] = set()
-            coll = literals_pb2.Literal()
-            coll.collection.SetInParent()
-            values = []
-            for i, item in enumerate(lit.collection.literals):
-                item_label = f"{label}[{i}]"
+
+            def own_name(i: int, item: literals_pb2.Literal) -> str:
                 item_blob = self._single_blob(item)
+                name = str(i)
                 if item_blob is not None:
-                    name = safe_name(basename_of(item_blob.uri), "file name", item_label)
-                else:
-                    name = str(i)
-                while name in used:
+                    name = safe_name(basename_of(item_blob.uri), "file name", f"{label}[{i}]")
+                while name in used:  # a clash gets the index in front, until unique
                     name = f"{i}_{name}"
                 used.add(name)
-                local, value = self.literal(item, os.path.join(path, name), item_label)
-                coll.collection.literals.add().CopyFrom(local)
-                values.append(value)
-            return coll, values
+                return name
+
+            return self._collection(lit, path, label, own_name)
         return self.literal(lit, path, label)
 
     # -- the walk ------------------------------------------------------------
@@ -234,15 +228,7 @@ class FileLayout:
         if which == "scalar":
             return self._scalar(lit, path, label)
         if which == "collection":
-            self._mkdir(path)
-            out = literals_pb2.Literal()
-            out.collection.SetInParent()
-            values = []
-            for i, item in enumerate(lit.collection.literals):
-                local, value = self.literal(item, os.path.join(path, str(i)), f"{label}[{i}]")
-                out.collection.literals.add().CopyFrom(local)
-                values.append(value)
-            return out, values
+            return self._collection(lit, path, label, lambda i, item: str(i))
         if which == "map":
             self._mkdir(path)
             out = literals_pb2.Literal()
@@ -260,6 +246,22 @@ class FileLayout:
         if which == "offloaded_metadata":
             raise DataError(f"{label}: offloaded literal was not resolved before layout")
         raise DataError(f"{label}: the literal holds no value")
+
+    def _collection(
+        self, lit: literals_pb2.Literal, path: str, label: str, name_for: Any
+    ) -> tuple[literals_pb2.Literal, list[Any]]:
+        """A list as a directory; ``name_for(i, item)`` names each entry."""
+        self._mkdir(path)
+        out = literals_pb2.Literal()
+        out.collection.SetInParent()
+        values = []
+        for i, item in enumerate(lit.collection.literals):
+            local, value = self.literal(
+                item, os.path.join(path, name_for(i, item)), f"{label}[{i}]"
+            )
+            out.collection.literals.add().CopyFrom(local)
+            values.append(value)
+        return out, values
 
     def _scalar(
         self, lit: literals_pb2.Literal, path: str, label: str
