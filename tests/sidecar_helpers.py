@@ -19,6 +19,25 @@ def typed_interface(outputs: dict, inputs: dict | None = None) -> interface_pb2.
     )
 
 
+def noop_sidecar_args(
+    s3: S3, outdir, *extra: str, flags=None, prefix: str = "meta/", raw: str = "raw/"
+) -> list[str]:
+    """`copilot ... sidecar` arguments for a run that does not wait (the noop watcher)."""
+    return [
+        *(s3.stow_flags() if flags is None else flags),
+        "sidecar",
+        "--exit-watcher-type",
+        "noop",
+        "-o",
+        s3.uri(prefix),
+        "-x",
+        s3.uri(raw),
+        "-f",
+        str(outdir),
+        *extra,
+    ]
+
+
 class Sidecar:
     """A `copilot sidecar` subprocess against a moto bucket."""
 

@@ -22,7 +22,7 @@ import pytest
 from conftest import ACCESS_KEY, REGION, S3, SECRET_KEY, clean_env, copilot_exe, record
 from faultproxy import FaultProxy
 from httpserve import FileServer
-from sidecar_helpers import typed_interface, wait_catches_sigterm
+from sidecar_helpers import noop_sidecar_args, typed_interface, wait_catches_sigterm
 
 T = lits.T
 
@@ -106,22 +106,7 @@ def test_download_and_sidecar_survive_thirty_percent_transient_faults(
             typed_interface({"tree": lits.blob_type(multipart=True), "big": lits.blob_type()})
         )
         res2 = run(
-            [
-                *flags_for(proxy.url),
-                "sidecar",
-                "--exit-watcher-type",
-                "noop",
-                "-o",
-                s3.uri("meta/"),
-                "-x",
-                s3.uri("raw/"),
-                "-f",
-                str(out),
-                "-i",
-                iface,
-                "--retries",
-                "8",
-            ]
+            noop_sidecar_args(s3, out, "-i", iface, "--retries", "8", flags=flags_for(proxy.url))
         )
         up_faults = dict(proxy.faults)
     assert res.returncode == 0 and not s3.exists("run/errors.pb"), res.stderr[-2000:]
@@ -159,22 +144,8 @@ def test_access_denied_everywhere_fails_within_seconds(s3: S3, tmp_path: Path) -
         out.mkdir()
         (out / "n").write_text("1")
         started2 = time.monotonic()
-        res2 = run(
-            [
-                *flags_for(proxy.url),
-                "sidecar",
-                "--exit-watcher-type",
-                "noop",
-                "-o",
-                s3.uri("meta/"),
-                "-x",
-                s3.uri("raw/"),
-                "-f",
-                str(out),
-                "-i",
-                lits.b64(typed_interface({"n": lits.simple(T.INTEGER)})),
-            ]
-        )
+        iface = lits.b64(typed_interface({"n": lits.simple(T.INTEGER)}))
+        res2 = run(noop_sidecar_args(s3, out, "-i", iface, flags=flags_for(proxy.url)))
         elapsed2 = time.monotonic() - started2
     assert res.returncode == 1 and elapsed < 10, (elapsed, res.stderr)
     assert f"{uri}: access denied" in res.stderr
@@ -245,20 +216,12 @@ def test_sigkill_at_random_points_never_leaves_a_dangling_outputs_pb(
     }
 
     def start(prefix: str) -> subprocess.Popen:
+        flags = flags_for(s3.endpoint)
         args = [
             copilot_exe(),
-            *flags_for(s3.endpoint),
-            "sidecar",
-            "--exit-watcher-type",
-            "noop",
-            "-o",
-            s3.uri(prefix),
-            "-x",
-            s3.uri(prefix + "raw"),
-            "-f",
-            str(out),
-            "-i",
-            iface,
+            *noop_sidecar_args(
+                s3, out, "-i", iface, flags=flags, prefix=prefix, raw=prefix + "raw"
+            ),
         ]
         return subprocess.Popen(
             args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=clean_env()
@@ -341,18 +304,13 @@ def test_both_commands_as_an_unprivileged_user_with_a_read_only_install(
             [
                 *drop,
                 exe,
-                *flags_for(s3.endpoint),
-                "sidecar",
-                "--exit-watcher-type",
-                "noop",
-                "-o",
-                s3.uri("meta/"),
-                "-x",
-                s3.uri("raw/"),
-                "-f",
-                str(work / "out"),
-                "-i",
-                lits.b64(typed_interface({"n": lits.simple(T.INTEGER)})),
+                *noop_sidecar_args(
+                    s3,
+                    work / "out",
+                    "-i",
+                    lits.b64(typed_interface({"n": lits.simple(T.INTEGER)})),
+                    flags=flags_for(s3.endpoint),
+                ),
             ],
             capture_output=True,
             text=True,

@@ -13,14 +13,12 @@ import lits
 import msgpack
 import pytest
 from conftest import S3, clean_env, record, run_copilot
+from sidecar_helpers import noop_sidecar_args
 
 ROOT = Path(__file__).resolve().parents[1]
 
-ALL_TYPES_TASK = """
-name: echo_everything
-input_data_dir: /var/inputs
-output_data_dir: /var/outputs
-inputs:
+# Every SPEC §6 type, as both an input and the output it is echoed to.
+ALL_TYPES = """\
   i: int
   f: float
   s: str
@@ -39,27 +37,15 @@ inputs:
   xs: list[int]
   scores: dict[str, float]
   reads: list[File]
-outputs:
-  i: int
-  f: float
-  s: str
-  b: bool
-  when: datetime
-  took: timedelta
-  raw: bytes
-  cfg: struct
-  color: {enum: [red, green]}
-  maybe: Optional[int]
-  nothing: Optional[str]
-  either: Union[int, str]
-  doc: File[txt]
-  tree: Dir
-  ds: StructuredDataset[parquet]
-  xs: list[int]
-  scores: dict[str, float]
-  reads: list[File]
-command: [/bin/sh, -c, "cp -R /var/inputs/. /var/outputs/ && echo copied {{.inputs.i}} >&2"]
 """
+ALL_TYPES_TASK = (
+    "name: echo_everything\n"
+    "input_data_dir: /var/inputs\n"
+    "output_data_dir: /var/outputs\n"
+    f"inputs:\n{ALL_TYPES}"
+    f"outputs:\n{ALL_TYPES}"
+    'command: [/bin/sh, -c, "cp -R /var/inputs/. /var/outputs/ && echo copied {{.inputs.i}} >&2"]\n'
+)
 
 
 def _env(tmp_path: Path) -> dict[str, str]:
@@ -209,21 +195,7 @@ def test_interface_encode_matches_the_yaml_file(s3: S3, tmp_path: Path) -> None:
         (out / "total").write_text("12")
         (out / "summary").write_text("ok")
         prefix = f"meta-{len(outs)}/"
-        r = run_copilot(
-            [
-                *s3.stow_flags(),
-                "sidecar",
-                "--exit-watcher-type",
-                "noop",
-                "-o",
-                s3.uri(prefix),
-                "-x",
-                s3.uri("raw/"),
-                "-f",
-                str(out),
-                *how,
-            ]
-        )
+        r = run_copilot(noop_sidecar_args(s3, out, *how, prefix=prefix))
         assert r.returncode == 0, r.stderr
         outs.append(s3.get(prefix + "outputs.pb"))
     assert outs[0] == outs[1]

@@ -14,7 +14,7 @@ import lits
 import msgpack
 import pytest
 from conftest import S3, clean_env, copilot_exe, record, run_copilot
-from sidecar_helpers import Sidecar, typed_interface, wait_catches_sigterm
+from sidecar_helpers import Sidecar, noop_sidecar_args, typed_interface, wait_catches_sigterm
 
 T = lits.T
 INT, STR, FLOAT = lits.simple(T.INTEGER), lits.simple(T.STRING), lits.simple(T.FLOAT)
@@ -483,23 +483,12 @@ def test_err_output_name_and_deprecated_start_timeout(s3: S3, tmp_path: Path) ->
     (out / "n").write_text("not a number")
     res = run_copilot(
         [
-            *s3.stow_flags(),
             "--err-output-name",
             "failure.pb",
             "-s",
-            "sidecar",
-            "--start-timeout",
-            "30s",
-            "--exit-watcher-type",
-            "noop",
-            "-o",
-            s3.uri("meta/"),
-            "-x",
-            s3.uri("raw/"),
-            "-f",
-            str(out),
-            "-i",
-            lits.b64(typed_interface({"n": INT})),
+            *noop_sidecar_args(
+                s3, out, "--start-timeout", "30s", "-i", lits.b64(typed_interface({"n": INT}))
+            ),
         ]
     )
     assert res.returncode == 0, res.stderr
