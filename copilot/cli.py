@@ -111,6 +111,21 @@ def _retry_policy(attempts: int, timeout: float | None) -> Any:
     return RetryPolicy(attempts=attempts, deadline=deadline)
 
 
+def _step_store(
+    settings: Settings, label: str, concurrency: int, retries: int, timeout: float | None
+) -> Store:
+    """The store a download or sidecar step uses: bounded, retrying, showing progress."""
+    from copilot.progress import Progress
+    from copilot.storage import Store
+
+    return Store(
+        settings.storage,
+        concurrency=concurrency,
+        progress=Progress(label),
+        retry=_retry_policy(retries, timeout),
+    )
+
+
 def _watcher_option(flag: str, event: str) -> Any:
     return click.option(
         flag,
@@ -318,17 +333,9 @@ def download(
 
     from copilot.download import DownloadOptions, download_inputs
     from copilot.messages import parse_base64_message
-    from copilot.progress import Progress
     from copilot.runner import call_with_deadline
-    from copilot.storage import Store
 
-    progress = Progress("download")
-    store = Store(
-        settings.storage,
-        concurrency=concurrency,
-        progress=progress,
-        retry=_retry_policy(retries, timeout),
-    )
+    store = _step_store(settings, "download", concurrency, retries, timeout)
     opts = DownloadOptions(
         from_remote=from_remote,
         to_local_dir=to_local_dir,
@@ -353,7 +360,8 @@ def download(
 
     try:
         call_with_deadline(step, timeout, "download", stop_on_signal=True)
-        progress.close()
+        if store.progress is not None:
+            store.progress.close()
     except (UsageError, KeyboardInterrupt):
         raise
     except Exception as exc:
@@ -450,16 +458,7 @@ def sidecar(
         if start_timeout is not None:
             log.warning("--start-timeout is deprecated; use --timeout")
         timeout = start_timeout if start_timeout is not None else 3600.0
-    from copilot.progress import Progress
-    from copilot.storage import Store
-
-    progress = Progress("upload")
-    store = Store(
-        settings.storage,
-        concurrency=concurrency,
-        progress=progress,
-        retry=_retry_policy(retries, None),
-    )
+    store = _step_store(settings, "upload", concurrency, retries, None)
     opts = UploadOptions(
         from_local_dir=from_local_dir,
         to_output_prefix=to_output_prefix,
@@ -500,7 +499,8 @@ def sidecar(
         # --timeout bounds the upload, so retries may run until then and no longer.
         store.retry = _retry_policy(retries, timeout)
         result = call_with_deadline(lambda: upload_outputs(store, opts, eager), timeout, "upload")
-        progress.close()
+        if store.progress is not None:
+            store.progress.close()
         if result.skipped_reason:
             log.warning("outputs not uploaded: %s", result.skipped_reason)
     except (UsageError, KeyboardInterrupt):

@@ -36,6 +36,21 @@ def flags_for(endpoint: str) -> list[str]:
     ]
 
 
+def download_args(endpoint: str, s3: S3, uri: str, local: Path, *extra: str) -> list[str]:
+    """`copilot download` through ``endpoint``; the error document goes to run/."""
+    return [
+        *flags_for(endpoint),
+        "download",
+        "-f",
+        uri,
+        "--to-output-prefix",
+        s3.uri("run/"),
+        "-o",
+        str(local),
+        *extra,
+    ]
+
+
 def run(args: list[str], timeout: float = 300) -> subprocess.CompletedProcess:
     res = subprocess.run(
         [copilot_exe(), *args],
@@ -83,20 +98,7 @@ def test_download_and_sidecar_survive_thirty_percent_transient_faults(
     )
     uri = s3.put("run/inputs.pb", inputs.SerializeToString())
     with FaultProxy(s3.endpoint, mode="mixed", rate=0.3, seed=11) as proxy:
-        res = run(
-            [
-                *flags_for(proxy.url),
-                "download",
-                "-f",
-                uri,
-                "--to-output-prefix",
-                s3.uri("run/"),
-                "-o",
-                str(tmp_path / "in"),
-                "--retries",
-                "8",
-            ]
-        )
+        res = run(download_args(proxy.url, s3, uri, tmp_path / "in", "--retries", "8"))
         down_faults = dict(proxy.faults)
         out = tmp_path / "out"
         out.mkdir()
@@ -127,18 +129,7 @@ def test_access_denied_everywhere_fails_within_seconds(s3: S3, tmp_path: Path) -
     uri = s3.put("run/inputs.pb", lits.literal_map({"a": lits.integer(1)}).SerializeToString())
     with FaultProxy(s3.endpoint, mode="403", rate=1.0) as proxy:
         started = time.monotonic()
-        res = run(
-            [
-                *flags_for(proxy.url),
-                "download",
-                "-f",
-                uri,
-                "--to-output-prefix",
-                s3.uri("run/"),
-                "-o",
-                str(tmp_path / "in"),
-            ]
-        )
+        res = run(download_args(proxy.url, s3, uri, tmp_path / "in"))
         elapsed = time.monotonic() - started
         out = tmp_path / "out"
         out.mkdir()
@@ -161,17 +152,7 @@ def test_sigterm_during_download_writes_errors_pb_quickly(s3: S3, tmp_path: Path
             lits.literal_map({"slow": lits.blob(f"{http.url}/stall")}).SerializeToString(),
         )
         proc = subprocess.Popen(
-            [
-                copilot_exe(),
-                *flags_for(s3.endpoint),
-                "download",
-                "-f",
-                uri,
-                "--to-output-prefix",
-                s3.uri("run/"),
-                "-o",
-                str(tmp_path / "in"),
-            ],
+            [copilot_exe(), *download_args(s3.endpoint, s3, uri, tmp_path / "in")],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -278,18 +259,7 @@ def test_both_commands_as_an_unprivileged_user_with_a_read_only_install(
         drop = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
         env = clean_env(HOME="/nonexistent", TMPDIR=str(work / "out"))
         res = subprocess.run(
-            [
-                *drop,
-                exe,
-                *flags_for(s3.endpoint),
-                "download",
-                "-f",
-                uri,
-                "--to-output-prefix",
-                s3.uri("run/"),
-                "-o",
-                str(work / "in"),
-            ],
+            [*drop, exe, *download_args(s3.endpoint, s3, uri, work / "in")],
             capture_output=True,
             text=True,
             env=env,
