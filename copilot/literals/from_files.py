@@ -353,6 +353,9 @@ class OutputReader:
         if not tree:
             self.transfers.append(Transfer(os.path.realpath(path), uri, label, st.st_size))
             return uri
+        # Symlinked directories are refused below, so a plain entry's real path is
+        # the tree's real path plus its relative path: no realpath() per file.
+        real_base = os.path.realpath(path)
         stack = [path]
         while stack:
             current = stack.pop()
@@ -376,10 +379,14 @@ class OutputReader:
                         )
                     stack.append(entry.path)
                     continue
-                rel = os.path.relpath(entry.path, path).replace(os.sep, "/")
-                self.transfers.append(
-                    Transfer(os.path.realpath(entry.path), join_uri(uri, rel), label, est.st_size)
+                rel = os.path.relpath(entry.path, path)
+                src = (
+                    os.path.realpath(entry.path)
+                    if entry.is_symlink()
+                    else os.path.join(real_base, rel)
                 )
+                rel = rel.replace(os.sep, "/")
+                self.transfers.append(Transfer(src, join_uri(uri, rel), label, est.st_size))
         return uri
 
     def _entries(self, path: str, label: str) -> list[str]:
