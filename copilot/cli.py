@@ -15,7 +15,12 @@ import click
 from copilot import __version__
 from copilot._argv import split_global_flags
 from copilot.config import Settings, configure_logging, resolve_settings
-from copilot.constants import DEFAULT_CONCURRENCY, DEFAULT_MAX_PRIMITIVE_BYTES
+from copilot.constants import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_MAX_PRIMITIVE_BYTES,
+    ERROR_DOCUMENT_NAME,
+    OUTPUTS_DOCUMENT_NAME,
+)
 from copilot.errors import INPUT_DOWNLOAD_FAILED, OUTPUT_UPLOAD_FAILED, CopilotError, UsageError
 from copilot.literals.text import parse_go_duration
 from copilot.watchers import WATCHER_TYPES
@@ -136,13 +141,36 @@ def _watcher_option(flag: str, event: str) -> Any:
     )
 
 
-_concurrency_option = click.option(
-    "--concurrency",
-    type=click.IntRange(min=1),
-    default=DEFAULT_CONCURRENCY,
-    show_default=True,
-    help="Transfers in flight at once.",
-)
+def _concurrency_option(fn: Any) -> Any:
+    fn = click.option(
+        "--concurrency-per-cpu",
+        type=int,
+        default=None,
+        help="Upstream's form: transfers = CPUs x N (1 to 1024; N <= 0 means 4). "
+        "An explicit --concurrency wins.",
+    )(fn)
+    return click.option(
+        "--concurrency",
+        type=click.IntRange(min=1),
+        default=DEFAULT_CONCURRENCY,
+        show_default=True,
+        help="Transfers in flight at once.",
+    )(fn)
+
+
+def _workers(concurrency: int, per_cpu: int | None) -> int:
+    """``--concurrency``, or upstream's ``--concurrency-per-cpu`` when only that was given."""
+    import os
+
+    ctx = click.get_current_context()
+    explicit = ctx.get_parameter_source("concurrency") not in (
+        click.core.ParameterSource.DEFAULT,
+        None,
+    )
+    if per_cpu is None or explicit:
+        return concurrency
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return min(1024, max(1, (cpus or 1) * (per_cpu if per_cpu > 0 else 4)))
 
 
 @click.group(cls=CopilotGroup, epilog=STORAGE_HELP, context_settings={"max_content_width": 100})
@@ -155,7 +183,7 @@ _concurrency_option = click.option(
 )
 @click.option(
     "--err-output-name",
-    default="errors.pb",
+    default=ERROR_DOCUMENT_NAME,
     show_default=True,
     help="Name of the error document under the output prefix.",
 )
@@ -220,7 +248,7 @@ def _fail(
     code: str,
     exc: BaseException,
     *,
-    overwrite: bool = True,
+    keep_download_error: bool = False,
 ) -> NoReturn:
     """Report a failed step: one line on stderr, the error document, the exit code."""
     from copilot.runner import as_copilot_error, write_error_document
@@ -239,14 +267,19 @@ def _fail(
         _exit_now(1)
     try:
         uri = write_error_document(
-            store, prefix, settings.err_output_name, code, err, overwrite=overwrite
+            store,
+            prefix,
+            settings.err_output_name,
+            code,
+            err,
+            keep_download_error=keep_download_error,
         )
     except CopilotError as werr:
         click.echo(line, err=True)
         click.echo(f"copilot {command}: error: {werr.message}", err=True)
         _exit_now(1)
     if uri is None:
-        log.warning("an error document already exists under %s; kept it", display_uri(prefix))
+        log.warning("download already recorded a failure under %s; kept it", display_uri(prefix))
     else:
         log.info("wrote error document %s", display_uri(uri))
     click.echo(line, err=True)
@@ -326,6 +359,7 @@ def download(
     input_interface: str,
     input_interface_file: str | None,
     concurrency: int,
+    concurrency_per_cpu: int | None,
     retries: int,
 ) -> None:
     """Fetch the task's inputs and lay them out as files in the input directory."""
@@ -335,6 +369,7 @@ def download(
     from copilot.messages import parse_base64_message
     from copilot.runner import call_with_deadline
 
+    concurrency = _workers(concurrency, concurrency_per_cpu)
     store = _step_store(settings, "download", concurrency, retries, timeout)
     opts = DownloadOptions(
         from_remote=from_remote,
@@ -369,7 +404,7 @@ def download(
 
 
 @main_group.command()
-@click.option("-o", "--to-output-prefix", default="", help="Where outputs.pb / errors.pb go.")
+@click.option("-o", "--to-output-prefix", default="", help="Where outputs.pb / error.pb go.")
 @click.option(
     "-x", "--to-raw-output", default="", help="Prefix for uploaded files and directories."
 )
@@ -384,7 +419,7 @@ def download(
     help="UPLOAD_EAGER sends File outputs as soon as they are complete; "
     "DO_NOT_UPLOAD records local paths and uploads nothing.",
 )
-@click.option("--meta-output-name", default="outputs.pb", show_default=True)
+@click.option("--meta-output-name", default=OUTPUTS_DOCUMENT_NAME, show_default=True)
 @click.option(
     "-t",
     "--timeout",
@@ -444,6 +479,7 @@ def sidecar(
     max_primitive_bytes: int,
     struct_encoding: str,
     concurrency: int,
+    concurrency_per_cpu: int | None,
     retries: int,
 ) -> None:
     """Wait for the main container, then turn its output files into typed outputs."""
@@ -458,6 +494,7 @@ def sidecar(
         if start_timeout is not None:
             log.warning("--start-timeout is deprecated; use --timeout")
         timeout = start_timeout if start_timeout is not None else 3600.0
+    concurrency = _workers(concurrency, concurrency_per_cpu)
     store = _step_store(settings, "upload", concurrency, retries, None)
     opts = UploadOptions(
         from_local_dir=from_local_dir,
@@ -513,7 +550,7 @@ def sidecar(
             to_output_prefix,
             OUTPUT_UPLOAD_FAILED,
             exc,
-            overwrite=False,
+            keep_download_error=True,
         )
 
 
@@ -562,13 +599,13 @@ def interface_decode(value: str) -> None:
     click.echo(yaml.safe_dump(render(kind, msg), sort_keys=False).rstrip())
 
 
-def _dump(data: object, fmt: str) -> str:
+def _dump(data: object, fmt: str, *, width: int = 80) -> str:
     import json
 
     if fmt == "yaml":
         import yaml
 
-        return yaml.safe_dump(data, sort_keys=False, allow_unicode=True).rstrip()
+        return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=width).rstrip()
     return json.dumps(data, indent=2, ensure_ascii=False, default=str)
 
 
@@ -669,6 +706,153 @@ def run(
         click.echo(f"copilot run: error document: {result.error}", err=True)
     click.echo(f"copilot run: run kept at {result.run_uri} (work dir {result.workdir})", err=True)
     sys.exit(result.exit_code)
+
+
+@main_group.command()
+@click.argument("task_file", type=click.Path(dir_okay=False))
+@click.option(
+    "--prefix",
+    required=True,
+    help="Store URI of the run (s3://bucket/runs/x): inputs.pb is read from it, "
+    "outputs.pb / error.pb go to it.",
+)
+@click.option(
+    "--image",
+    default=f"copilot:{__version__}",
+    show_default=True,
+    help="copilot's own image (the task file's image runs the main container).",
+)
+@click.option("--name", default="", help="Pod name (default: the task name as a DNS label).")
+@click.option("--namespace", default="", help="Namespace in the manifest (default: none).")
+@click.option(
+    "--inputs", "inputs_uri", default="", help="Inputs document [default: PREFIX/inputs.pb]."
+)
+@click.option("--raw-output", default="", help="Prefix for uploaded data [default: PREFIX/raw].")
+@click.option(
+    "--secret",
+    default="copilot-storage",
+    show_default=True,
+    help="Secret holding storage YAML files, mounted at /etc/flyte/copilot "
+    "(empty: none; credentials from the environment, e.g. IRSA).",
+)
+@click.option(
+    "-t",
+    "--timeout",
+    type=GO_DURATION,
+    default="1h",
+    show_default=True,
+    help="Bound on the upload; the grace period is this plus 30 s.",
+)
+@click.option(
+    "--download-timeout",
+    type=GO_DURATION,
+    default="1h",
+    show_default=True,
+    help="Bound on the download.",
+)
+@click.option(
+    "--copilot-cpu", default="500m", show_default=True, help="copilot's CPU (request = limit)."
+)
+@click.option(
+    "--copilot-memory",
+    default="128Mi",
+    show_default=True,
+    help="copilot's memory (request = limit).",
+)
+@click.option("--cpu", default="", help="Main container CPU (request = limit).")
+@click.option("--memory", default="", help="Main container memory (request = limit).")
+@click.option(
+    "--run-as-user", type=click.IntRange(min=0), default=None, help="uid for the main container."
+)
+@click.option("--service-account", default="", help="serviceAccountName (e.g. for IRSA).")
+@click.option(
+    "-i",
+    "--input",
+    "inputs",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="An input value, to render {{.inputs.NAME}} in the command (else read from --inputs).",
+)
+@click.option(
+    "-o", "--output", "fmt", type=click.Choice(("yaml", "json")), default="yaml", show_default=True
+)
+@click.pass_obj
+def pod(
+    settings: Settings,
+    task_file: str,
+    prefix: str,
+    image: str,
+    name: str,
+    namespace: str,
+    inputs_uri: str,
+    raw_output: str,
+    secret: str,
+    timeout: float,
+    download_timeout: float,
+    copilot_cpu: str,
+    copilot_memory: str,
+    cpu: str,
+    memory: str,
+    run_as_user: int | None,
+    service_account: str,
+    inputs: tuple[str, ...],
+    fmt: str,
+) -> None:
+    """Print the Kubernetes Pod that runs a task file: download, main, sidecar.
+
+    \b
+    The same layout Flyte's plugin builds, for orchestrators without it
+    (Argo, Tekton, Airflow's KubernetesPodOperator).  Needs Kubernetes 1.29 or
+    newer (native sidecars).  Storage settings come from --secret's files,
+    never from arguments.
+    """
+    from flyteidl2.core import literals_pb2
+
+    from copilot.pod import PodOptions, manifest, referenced_inputs
+    from copilot.run import input_literals, load_task, parse_assignments
+    from copilot.storage import join_uri
+
+    spec = load_task(task_file)
+    opts = PodOptions(
+        prefix=prefix,
+        image=image,
+        name=name,
+        namespace=namespace,
+        inputs_uri=inputs_uri,
+        raw_output=raw_output,
+        secret=secret,
+        timeout=timeout,
+        download_timeout=download_timeout,
+        log_level=4,
+        copilot_cpu=copilot_cpu,
+        copilot_memory=copilot_memory,
+        cpu=cpu,
+        memory=memory,
+        run_as_user=run_as_user,
+        service_account=service_account,
+    )
+    opts.validate()
+    literals = None
+    needed = referenced_inputs(spec)
+    if needed:
+        if inputs:
+            literals, transfers = input_literals(
+                spec, parse_assignments(list(inputs)), join_uri(opts.prefix, "data"), needed
+            )
+            if transfers:
+                raise UsageError(
+                    "pod: -i gives a local file or directory; a pod can only read "
+                    "remote ones (give its store URI)"
+                )
+        else:
+            from copilot.messages import parse_message
+            from copilot.storage import Store
+
+            data = Store(settings.storage).read_bytes(opts.inputs, what="read inputs")
+            literals = parse_message(literals_pb2.LiteralMap, data, opts.inputs)
+    elif inputs:
+        raise UsageError("pod: -i is only for rendering {{.inputs.NAME}}; the command names none")
+    click.echo(_dump(manifest(spec, opts, literals), fmt, width=1 << 16))
 
 
 def main(argv: list[str] | None = None) -> None:

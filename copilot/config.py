@@ -18,6 +18,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from copilot.constants import ERROR_DOCUMENT_NAME
 from copilot.errors import UsageError
 
 log = logging.getLogger("copilot")
@@ -389,7 +390,7 @@ class Settings:
     log_level: int = 3
     log_format: str = "text"
     show_source: bool = False
-    err_output_name: str = "errors.pb"
+    err_output_name: str = ERROR_DOCUMENT_NAME
     error_exit_code: int = 0
 
 
@@ -409,7 +410,7 @@ def resolve_settings(
     overrides: FlagOverrides,
     *,
     show_source: bool = False,
-    err_output_name: str = "errors.pb",
+    err_output_name: str = ERROR_DOCUMENT_NAME,
 ) -> Settings:
     """Combine YAML files and flags into :class:`Settings`."""
     tree = load_config_files(config_patterns)

@@ -6,3 +6,7 @@ DEFAULT_CONCURRENCY = 32
 DEFAULT_MAX_PRIMITIVE_BYTES = 1 << 20
 #: Largest file parsed whole: JSON/YAML documents, struct and binary values.
 MAX_DOCUMENT_BYTES = 256 << 20
+#: Where Flyte's output reader looks for a failure (flyteplugins ``ioutils.ErrorsSuffix``).
+ERROR_DOCUMENT_NAME = "error.pb"
+#: Where Flyte's output reader looks for the outputs.
+OUTPUTS_DOCUMENT_NAME = "outputs.pb"

@@ -9,6 +9,7 @@ bug and is reported as such.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 # Codes the Flyte plugin knows (upstream flytecopilot uses exactly these).
 INPUT_DOWNLOAD_FAILED = "InputDownloadFailed"
@@ -59,6 +60,18 @@ class ErrorInfo:
     message: str
     kind: str = RECOVERABLE
     origin: str = SYSTEM
+
+    @classmethod
+    def from_container_error(cls, err: Any) -> ErrorInfo:
+        """Read back a ``ContainerError`` (enum numbers as their names)."""
+        from flyteidl2.core import execution_pb2
+
+        return cls(
+            code=err.code,
+            message=err.message,
+            kind=execution_pb2.ContainerError.Kind.Name(err.kind),
+            origin=execution_pb2.ExecutionError.ErrorKind.Name(err.origin),
+        )
 
     def to_document(self) -> bytes:
         """Serialize as Flyte's ``ErrorDocument``."""

@@ -2,7 +2,7 @@
 
 The kind is detected by parsing the bytes as each candidate and keeping the
 first that parses *cleanly* (no unrecognised field anywhere, no empty value
-where one is required); the file name breaks ties (``errors.pb`` is an error
+where one is required); the file name breaks ties (``error.pb`` is an error
 document).  ``--as`` skips the guessing.
 """
 

@@ -4,7 +4,8 @@ The same steps a pod takes, in one process:
 
 1. store the typed inputs (local files are uploaded) and write ``inputs.pb``;
 2. ``download`` them into a fresh input dir;
-3. render ``{{.inputs.x}}`` in the command and run it, with the task's
+3. render Flyte's templates (``{{.inputs.x}}``, ``{{.OutputPrefix}}``, ...;
+   see :mod:`copilot.templates`) in the command and run it, with the task's
    declared data dirs mapped to the real local ones (or, with ``--docker``,
    bind-mounted at the declared paths);
 4. run the sidecar steps on the output dir (the process exit is the watcher);
@@ -18,7 +19,6 @@ another (``s3://bucket/prefix``); every run keeps its documents there under
 from __future__ import annotations
 
 import collections
-import json
 import os
 import re
 import shutil
@@ -27,22 +27,26 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from flyteidl2.core import interface_pb2, literals_pb2, types_pb2
 
 from copilot.config import load_yaml
+from copilot.constants import ERROR_DOCUMENT_NAME
 from copilot.download import DownloadOptions, download_inputs
 from copilot.errors import OUTPUT_UPLOAD_FAILED, CopilotError, UsageError
 from copilot.interface import variable_map
 from copilot.literals.from_files import OutputReader
-from copilot.literals.to_files import LAYOUTS, primitive_text_and_value, python_value
+from copilot.literals.to_files import LAYOUTS, python_value
 from copilot.runner import write_error_document
-from copilot.storage import Store, join_uri
+from copilot.storage import Store, Transfer, join_uri
+from copilot.templates import check as check_template
+from copilot.templates import render as render_template
+from copilot.templates import retry_key
 from copilot.upload import UploadOptions, upload_outputs
 
-TEMPLATE = re.compile(r"\{\{\s*\.inputs\.([^\s{}]+?)\s*\}\}", re.IGNORECASE)
 STDERR_TAIL_LINES = 20
 
 
@@ -153,75 +157,120 @@ class _Runner:
         self.workdir = os.path.join(workdir, self.run_id)
         self.indir = os.path.join(self.workdir, "inputs")
         self.outdir = os.path.join(self.workdir, "outputs")
+        self.stored = literals_pb2.LiteralMap()  # the inputs as stored, before download
+        self.inputs_uri = join_uri(self.run_uri, "inputs.pb")
 
     def store_inputs(self, given: dict[str, Any]) -> str:
         """Convert and upload the inputs; returns the URI of ``inputs.pb``."""
-        declared = {e.key: e.value.type for e in self.spec.interface.inputs.variables}
-        unknown = sorted(set(given) - set(declared))
-        if unknown:
-            raise UsageError(
-                f"unknown input {unknown[0]!r}; the task takes: {', '.join(declared) or 'none'}"
-            )
-        values = {**self.spec.defaults, **given}
-        missing = [n for n, lt in declared.items() if n not in values and not _optional(lt)]
-        if missing:
-            raise UsageError(f"missing input {missing[0]!r} (give it with -i {missing[0]}=VALUE)")
-        reader = OutputReader("/", join_uri(self.run_uri, "data"))
-        literals = literals_pb2.LiteralMap()
-        for name, lt in declared.items():
-            label = f"input {name!r}"
-            if name not in values:
-                literals.literals[name].CopyFrom(reader.from_value(None, lt, label))
-                continue
-            # Relative paths: from the task file for its defaults, else from here.
-            from_file = name in self.spec.defaults and name not in given
-            reader.base_dir = self.spec.base_dir if from_file else os.getcwd()
-            literals.literals[name].CopyFrom(
-                reader.from_value(_cli_value(values[name], lt), lt, label)
-            )
-        self.store.upload(reader.transfers)
-        uri = join_uri(self.run_uri, "inputs.pb")
+        literals, transfers = input_literals(self.spec, given, join_uri(self.run_uri, "data"))
+        self.store.upload(transfers)
         self.store.write_bytes(
-            uri, literals.SerializeToString(deterministic=True), what="write inputs"
+            self.inputs_uri, literals.SerializeToString(deterministic=True), what="write inputs"
+        )
+        self.stored = literals
+        return self.inputs_uri
+
+    def task_template_uri(self) -> str:
+        """``{{.TaskTemplatePath}}``: the task as Flyte's ``TaskTemplate``, stored on first use."""
+        from flyteidl2.core import identifier_pb2, tasks_pb2
+
+        spec = self.spec
+        template = tasks_pb2.TaskTemplate(
+            id=identifier_pb2.Identifier(
+                resource_type=identifier_pb2.TASK, name=spec.name, version=self.run_id
+            ),
+            type="raw-container",
+            interface=spec.interface,
+            container=tasks_pb2.Container(
+                image=spec.image,
+                command=spec.command,
+                args=spec.arguments,
+                data_config=tasks_pb2.DataLoadingConfig(
+                    enabled=True,
+                    input_path=spec.input_data_dir,
+                    output_path=spec.output_data_dir,
+                    format=tasks_pb2.DataLoadingConfig.LiteralMapFormat.Value(spec.metadata_format),
+                ),
+            ),
+        )
+        uri = join_uri(self.run_uri, "task.pb")
+        self.store.write_bytes(
+            uri, template.SerializeToString(deterministic=True), what="write task template"
         )
         return uri
 
-    def render(
-        self, local: literals_pb2.LiteralMap, values: dict[str, Any], docker: bool
-    ) -> list[str]:
-        """The command with ``{{.inputs.x}}`` rendered and (locally) the data dirs mapped."""
+    def template_values(self) -> dict[str, str | Callable[[], str]]:
+        """The run-wide template names, each as Flyte would give it for this run."""
+        raw = join_uri(self.run_uri, "raw")
+        return {
+            "input": self.inputs_uri,
+            "inputprefix": self.run_uri,
+            "outputprefix": self.run_uri,
+            "rawoutputdataprefix": raw,
+            "perretryuniquekey": retry_key("run-" + self.run_id),
+            "tasktemplatepath": self.task_template_uri,
+            "prevcheckpointprefix": '""',  # Flyte's value on a first attempt
+            "checkpointoutputprefix": join_uri(raw, "_flytecheckpoints"),
+            "namespace": "default",
+        }
 
-        def value_text(name: str) -> str:
-            if name not in local.literals:
-                raise UsageError(
-                    f"the command refers to {{{{.inputs.{name}}}}} but the task has no input "
-                    f"{name!r}"
-                )
-            lit = local.literals[name]
-            while lit.WhichOneof("value") == "scalar" and lit.scalar.WhichOneof("value") == "union":
-                lit = lit.scalar.union.value
-            if lit.WhichOneof("value") == "scalar":
-                kind = lit.scalar.WhichOneof("value")
-                if kind == "primitive":
-                    return primitive_text_and_value(lit.scalar.primitive)[0]
-                if kind == "none_type":
-                    return "null"
-                if kind in ("blob", "schema", "structured_dataset"):
-                    path = getattr(lit.scalar, kind).uri
-                    if docker:
-                        rel = os.path.relpath(path, self.indir)
-                        return self.spec.input_data_dir.rstrip("/") + "/" + rel
-                    return path
-            return json.dumps(values[name], separators=(",", ":"))
+    def parts(self) -> list[tuple[str, str]]:
+        """Every command and argument string with where it stands (for messages)."""
+        return [(f"command[{i}]", p) for i, p in enumerate(self.spec.command)] + [
+            (f"arguments[{i}]", p) for i, p in enumerate(self.spec.arguments)
+        ]
 
+    def check_templates(self) -> None:
+        declared = [e.key for e in self.spec.interface.inputs.variables]
+        for where, part in self.parts():
+            check_template(part, declared, where)
+
+    def render(self, docker: bool) -> list[str]:
+        """The command with Flyte's templates rendered and (locally) the data dirs mapped."""
+        values = self.template_values()
         rendered = []
-        for part in self.spec.command + self.spec.arguments:
-            text = TEMPLATE.sub(lambda m: value_text(m.group(1)), part)
+        for where, part in self.parts():
+            text = render_template(part, self.stored, values, where)
             if not docker:
                 text = _map_dir(text, self.spec.input_data_dir, self.indir)
                 text = _map_dir(text, self.spec.output_data_dir, self.outdir)
             rendered.append(text)
         return rendered
+
+
+def input_literals(
+    spec: TaskSpec, given: dict[str, Any], data_uri: str, only: set[str] | None = None
+) -> tuple[literals_pb2.LiteralMap, list[Transfer]]:
+    """The task's inputs from ``-i`` values and the task's defaults, as literals.
+
+    Local files and directories become uploads under ``data_uri`` (returned,
+    not run); every declared input must have a value unless it is Optional.
+    ``only`` limits both to those names.
+    """
+    declared = {e.key: e.value.type for e in spec.interface.inputs.variables}
+    if only is not None:
+        declared = {k: v for k, v in declared.items() if k in only or k in given}
+    unknown = sorted(set(given) - set(declared))
+    if unknown:
+        raise UsageError(
+            f"unknown input {unknown[0]!r}; the task takes: {', '.join(declared) or 'none'}"
+        )
+    values = {**spec.defaults, **given}
+    missing = [n for n, lt in declared.items() if n not in values and not _optional(lt)]
+    if missing:
+        raise UsageError(f"missing input {missing[0]!r} (give it with -i {missing[0]}=VALUE)")
+    reader = OutputReader("/", data_uri)
+    literals = literals_pb2.LiteralMap()
+    for name, lt in declared.items():
+        label = f"input {name!r}"
+        if name not in values:
+            literals.literals[name].CopyFrom(reader.from_value(None, lt, label))
+            continue
+        # Relative paths: from the task file for its defaults, else from here.
+        from_file = name in spec.defaults and name not in given
+        reader.base_dir = spec.base_dir if from_file else os.getcwd()
+        literals.literals[name].CopyFrom(reader.from_value(_cli_value(values[name], lt), lt, label))
+    return literals, reader.transfers
 
 
 def _safe(name: str) -> str:
@@ -301,9 +350,10 @@ def run_task(
 ) -> RunResult:
     """Run one task end to end; see the module docstring."""
     runner = _Runner(spec, store, store_root, workdir)
+    runner.check_templates()
     inputs_uri = runner.store_inputs(given)
     os.makedirs(runner.outdir, exist_ok=True)
-    downloaded = download_inputs(
+    download_inputs(
         store,
         DownloadOptions(
             from_remote=inputs_uri,
@@ -313,7 +363,7 @@ def run_task(
             interface=spec.interface.inputs,
         ),
     )
-    argv = runner.render(downloaded.literals, downloaded.values, docker)
+    argv = runner.render(docker)
     if docker:
         argv = _docker_command(spec, runner, argv)
     env = {
@@ -356,7 +406,7 @@ def run_task(
         outputs = {name: python_value(lit) for name, lit in result.literals.literals.items()}
     except CopilotError as exc:
         error = exc.message
-        write_error_document(store, runner.run_uri, "errors.pb", OUTPUT_UPLOAD_FAILED, exc)
+        write_error_document(store, runner.run_uri, ERROR_DOCUMENT_NAME, OUTPUT_UPLOAD_FAILED, exc)
     exit_code = status if status else (1 if error else 0)
     if not keep and exit_code == 0:
         shutil.rmtree(runner.workdir, ignore_errors=True)

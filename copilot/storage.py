@@ -242,6 +242,15 @@ class Store:
             else:
                 self.retry.call(lambda: fs.pipe_file(path, data), f"{what} {display_uri(uri)}")
 
+    def delete(self, uri: str) -> None:
+        """Remove one object; one that is already gone is not an error."""
+        fs, path = self.resolve(uri)
+        with _errors(uri, "delete"):
+            try:
+                self.retry.call(lambda: fs.rm_file(path), f"delete {display_uri(uri)}")
+            except FileNotFoundError:
+                pass
+
     def exists(self, uri: str) -> bool:
         fs, path = self.resolve(uri)
         with _errors(uri, "check"):

@@ -1,4 +1,4 @@
-"""Outputs: the output dir -> uploads + ``outputs.pb`` (or ``errors.pb``).
+"""Outputs: the output dir -> uploads + ``outputs.pb`` (or ``error.pb``).
 
 Order matters and is the point of this module:
 
@@ -20,7 +20,12 @@ from dataclasses import dataclass, field
 
 from flyteidl2.core import interface_pb2, literals_pb2
 
-from copilot.constants import DEFAULT_MAX_PRIMITIVE_BYTES, MAX_DOCUMENT_BYTES
+from copilot.constants import (
+    DEFAULT_MAX_PRIMITIVE_BYTES,
+    ERROR_DOCUMENT_NAME,
+    MAX_DOCUMENT_BYTES,
+    OUTPUTS_DOCUMENT_NAME,
+)
 from copilot.errors import NON_RECOVERABLE, RECOVERABLE, USER, CopilotError, DataError, UsageError
 from copilot.literals.from_files import OutputReader, parse_document
 from copilot.literals.types import MULTIPART, mismatch
@@ -54,8 +59,8 @@ class UploadOptions:
     interface: interface_pb2.TypedInterface | None = None
     format: str = "JSON"
     mode: str = "UPLOAD_ON_EXIT"
-    meta_output_name: str = "outputs.pb"
-    err_output_name: str = "errors.pb"
+    meta_output_name: str = OUTPUTS_DOCUMENT_NAME
+    err_output_name: str = ERROR_DOCUMENT_NAME
     max_primitive_bytes: int = DEFAULT_MAX_PRIMITIVE_BYTES
     struct_encoding: str = "msgpack"
 
@@ -308,10 +313,16 @@ def upload_outputs(
     empty = literals_pb2.LiteralMap()
     if not opts.declared():
         return UploadResult(None, empty, skipped_reason="the interface declares no outputs")
+    from copilot.runner import download_error
+
     err_uri = join_uri(opts.to_output_prefix, opts.err_output_name)
-    if store.exists(err_uri):
-        # The downloader (or an earlier step) already recorded the first cause.
-        return UploadResult(None, empty, skipped_reason=f"{err_uri} already exists")
+    earlier = download_error(store, err_uri)
+    if earlier is not None:
+        # download already recorded the first cause; the outputs cannot be right.
+        return UploadResult(
+            None, empty, skipped_reason=f"download failed first ({earlier.message})"
+        )
+    stale_error = store.exists(err_uri)  # an earlier sidecar run's own document
     reader = OutputReader(
         opts.from_local_dir,
         opts.to_raw_output,
@@ -319,17 +330,26 @@ def upload_outputs(
         max_primitive_bytes=opts.max_primitive_bytes,
         struct_encoding=opts.struct_encoding,
     )
-    user_error = read_user_error(reader, opts.from_local_dir)
-    if user_error is not None:
-        raise user_error
-    if opts.mode != "DO_NOT_UPLOAD" and not opts.to_raw_output:
-        raise UsageError("sidecar: --to-raw-output is required to upload files and directories")
-    literals = convert_outputs(opts, reader)
+    try:
+        user_error = read_user_error(reader, opts.from_local_dir)
+        if user_error is not None:
+            raise user_error
+        if opts.mode != "DO_NOT_UPLOAD" and not opts.to_raw_output:
+            raise UsageError("sidecar: --to-raw-output is required to upload files and directories")
+        literals = convert_outputs(opts, reader)
+    except DataError as exc:
+        # What the container wrote (or failed to write) is the container's failure.
+        exc.origin = USER
+        raise
     pending = reader.transfers
     if eager is not None:
         pending = [t for t in pending if not eager.still_valid(t)]
     copied = store.upload(pending)
     outputs_uri = join_uri(opts.to_output_prefix, opts.meta_output_name)
+    if stale_error:
+        # Flyte's reader checks the error document first: an earlier run's must go.
+        store.delete(err_uri)
+        log.info("removed %s left by an earlier sidecar run", err_uri)
     store.write_bytes(
         outputs_uri, literals.SerializeToString(deterministic=True), what="write outputs"
     )

@@ -109,10 +109,10 @@ class Sidecar:
         return self.s3.exists(self.prefix + "outputs.pb")
 
     def error(self):
-        return lits.read_error_document(self.s3.get(self.prefix + "errors.pb"))
+        return lits.read_error_document(self.s3.get(self.prefix + "error.pb"))
 
     def has_error(self) -> bool:
-        return self.s3.exists(self.prefix + "errors.pb")
+        return self.s3.exists(self.prefix + "error.pb")
 
 
 def wait_catches_sigterm(pid: int, seconds: float = 10) -> None:

@@ -30,7 +30,7 @@ def _download(s3: S3, inputs_uri: str, local: Path, *extra: str, flags=None, env
     )
 
 
-def _error(s3: S3, key: str = "out/errors.pb"):
+def _error(s3: S3, key: str = "out/error.pb"):
     assert s3.exists(key), f"no {key} written"
     return lits.read_error_document(s3.get(key))
 
@@ -334,7 +334,7 @@ def test_interface_that_matches_is_accepted(s3: S3, tmp_path: Path) -> None:
     )
     res = _download(s3, uri, tmp_path / "in", "-i", lits.b64(iface))
     assert res.returncode == 0, res.stderr
-    assert not s3.exists("out/errors.pb")
+    assert not s3.exists("out/error.pb")
     assert (tmp_path / "in" / "f").read_bytes() == b"a,b\n"
 
 

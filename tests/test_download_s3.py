@@ -148,7 +148,7 @@ def downloaded(s3_module: S3, tmp_path_factory: pytest.TempPathFactory):
             ]
         )
         assert result.returncode == 0, result.stderr
-        assert not s3.exists("run/out/errors.pb"), result.stderr
+        assert not s3.exists("run/out/error.pb"), result.stderr
         # The http server stays up for the tests that download again.
         yield base / "inputs", result, s3
 

@@ -111,13 +111,13 @@ def test_download_and_sidecar_survive_thirty_percent_transient_faults(
             noop_sidecar_args(s3, out, "-i", iface, "--retries", "8", flags=flags_for(proxy.url))
         )
         up_faults = dict(proxy.faults)
-    assert res.returncode == 0 and not s3.exists("run/errors.pb"), res.stderr[-2000:]
+    assert res.returncode == 0 and not s3.exists("run/error.pb"), res.stderr[-2000:]
     assert sum(down_faults.values()) >= 30, down_faults  # the faults really happened
     for path in tree.rglob("*.bin"):
         rel = path.relative_to(tree)
         assert (tmp_path / "in" / "tree" / rel).read_bytes() == path.read_bytes(), rel
     assert _sha((tmp_path / "in" / "big").read_bytes()) == _sha((payload / "big.bin").read_bytes())
-    assert res2.returncode == 0 and not s3.exists("meta/errors.pb"), res2.stderr[-2000:]
+    assert res2.returncode == 0 and not s3.exists("meta/error.pb"), res2.stderr[-2000:]
     assert sum(up_faults.values()) > sum(down_faults.values())
     for path in tree.rglob("*.bin"):
         assert s3.get(f"raw/tree/{path.relative_to(tree)}") == path.read_bytes()
@@ -169,7 +169,7 @@ def test_sigterm_during_download_writes_errors_pb_quickly(s3: S3, tmp_path: Path
         elapsed = time.monotonic() - started
     assert elapsed < 5, elapsed
     assert proc.returncode == 0, err
-    doc = lits.read_error_document(s3.get("run/errors.pb"))
+    doc = lits.read_error_document(s3.get("run/error.pb"))
     assert "interrupted by SIGTERM" in doc.message
     assert not (tmp_path / "in" / "slow").exists()
 
@@ -267,7 +267,7 @@ def test_both_commands_as_an_unprivileged_user_with_a_read_only_install(
             cwd=str(work),
         )
         record(res.stdout, res.stderr)
-        assert res.returncode == 0 and not s3.exists("run/errors.pb"), res.stderr
+        assert res.returncode == 0 and not s3.exists("run/error.pb"), res.stderr
         assert (work / "in" / "x").read_bytes() == b"payload"
         assert (work / "in" / "x").stat().st_uid == 65534
         res = subprocess.run(

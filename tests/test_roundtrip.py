@@ -116,7 +116,7 @@ def test_fixed_round_trip_through_both_commands(s3: S3, tmp_path: Path) -> None:
             lits.b64(lits.variable_map(types)),
         ]
     )
-    assert res.returncode == 0 and not s3.exists("run/errors.pb"), res.stderr
+    assert res.returncode == 0 and not s3.exists("run/error.pb"), res.stderr
     sc = Sidecar(s3, outdir, types, prefix="run/", raw="run/raw/")
     run_main(COPY_MAIN, str(indir), str(outdir))
     out = sc.terminate_and_wait()

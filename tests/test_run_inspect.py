@@ -185,7 +185,7 @@ def test_interface_encode_matches_the_yaml_file(s3: S3, tmp_path: Path) -> None:
             ]
         )
         assert r.returncode == 0, r.stderr
-        docs.append(lits.read_error_document(s3.get(prefix + "errors.pb")).message)
+        docs.append(lits.read_error_document(s3.get(prefix + "error.pb")).message)
     assert docs[0] == docs[1] == "input 'n': expected int, found str"
 
     outs = []
@@ -232,8 +232,8 @@ def test_inspect_outputs_errors_and_interfaces(tmp_path: Path) -> None:
             origin=lits.execution_pb2.ExecutionError.USER,
         )
     )
-    (tmp_path / "errors.pb").write_bytes(err.SerializeToString())
-    res = run_copilot(["inspect", "-o", "yaml", str(tmp_path / "errors.pb")])
+    (tmp_path / "error.pb").write_bytes(err.SerializeToString())
+    res = run_copilot(["inspect", "-o", "yaml", str(tmp_path / "error.pb")])
     assert res.returncode == 0, res.stderr
     assert "code: OutputUploadFailed" in res.stdout
     assert "kind: NON_RECOVERABLE" in res.stdout and "origin: USER" in res.stdout

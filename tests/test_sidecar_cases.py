@@ -93,7 +93,7 @@ def test_outputs_pb_document(s3: S3, tmp_path: Path) -> None:
     assert s3.get("raw/model.bin") == b"weights"
 
 
-# -- refusals: errors.pb with a precise message, never outputs.pb -----------------
+# -- refusals: error.pb with a precise message, never outputs.pb -----------------
 
 
 def _expect_error(sc: Sidecar, *fragments: str) -> str:
@@ -240,13 +240,13 @@ def test_download_error_document_is_never_overwritten(s3: S3, tmp_path: Path) ->
     first = lits.execution_pb2.ErrorDocument(
         error=lits.execution_pb2.ContainerError(code="InputDownloadFailed", message="first cause")
     ).SerializeToString()
-    s3.put("meta/errors.pb", first)
+    s3.put("meta/error.pb", first)
     out = tmp_path / "out"
     out.mkdir()
     (out / "n").write_text("not a number")
     sc = _noop_run(s3, out, {"n": INT})
     assert sc.result.returncode == 0
-    assert s3.get("meta/errors.pb") == first
+    assert s3.get("meta/error.pb") == first
     assert not sc.has_outputs()
 
 
@@ -493,5 +493,5 @@ def test_err_output_name_and_deprecated_start_timeout(s3: S3, tmp_path: Path) ->
     )
     assert res.returncode == 0, res.stderr
     assert "deprecated" in res.stderr
-    assert s3.exists("meta/failure.pb") and not s3.exists("meta/errors.pb")
+    assert s3.exists("meta/failure.pb") and not s3.exists("meta/error.pb")
     assert "expected int" in lits.read_error_document(s3.get("meta/failure.pb")).message

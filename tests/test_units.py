@@ -210,5 +210,5 @@ def test_safe_name_rejects(name: str) -> None:
 def test_uri_helpers() -> None:
     assert protocol_of("/var/x") == "file"
     assert protocol_of("S3://b/k") == "s3"
-    assert join_uri("s3://b/p/", "errors.pb") == "s3://b/p/errors.pb"
+    assert join_uri("s3://b/p/", "error.pb") == "s3://b/p/error.pb"
     assert display_uri("https://u:pw@h/x?X-Amz-Signature=abc") == "https://h/x"
