@@ -38,6 +38,7 @@ class FaultProxy:
         first: int = 0,
         seed: int = 0,
         stall_seconds: float = 5.0,
+        only_path: str = "",
     ) -> None:
         parts = urlsplit(upstream)
         self.upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
@@ -45,6 +46,7 @@ class FaultProxy:
         self.rate = rate
         self.first = first
         self.stall_seconds = stall_seconds
+        self.only_path = only_path  # fault only requests whose path holds this
         self.rng = random.Random(seed)
         self.lock = threading.Lock()
         self.requests = 0
@@ -74,7 +76,7 @@ class FaultProxy:
 
             def _handle(self) -> None:
                 body = self._body()
-                fault = owner.pick(self.command)
+                fault = owner.pick(self.command, self.path)
                 if fault in _ERRORS:
                     status, code, message = _ERRORS[fault]
                     xml = (
@@ -132,7 +134,9 @@ class FaultProxy:
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
-    def pick(self, method: str) -> str | None:
+    def pick(self, method: str, path: str = "") -> str | None:
+        if self.only_path and self.only_path not in path:
+            return None
         with self.lock:
             self.requests += 1
             n = self.requests

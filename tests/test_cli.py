@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import lits
+import pytest
 from conftest import clean_env, record, run_copilot
 
 
@@ -131,3 +132,46 @@ def _copilot() -> list[str]:
     from conftest import copilot_exe
 
     return [copilot_exe()]
+
+
+class _Captured(Exception):
+    pass
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        ([], 32),
+        (["--concurrency-per-cpu", "3"], "3x"),
+        (["--concurrency-per-cpu", "0"], "4x"),
+        (["--concurrency-per-cpu", "-2"], "4x"),
+        (["--concurrency-per-cpu", "100000"], 1024),
+        (["--concurrency-per-cpu", "3", "--concurrency", "5"], 5),
+        (["--concurrency", "7", "--concurrency-per-cpu", "3"], 7),
+    ],
+)
+@pytest.mark.parametrize("command", ["download", "sidecar"])
+def test_concurrency_per_cpu_maps_onto_concurrency(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, command: str, args: list[str], expected
+) -> None:
+    """Upstream's --concurrency-per-cpu (flyte PR #7730), with an explicit --concurrency winning."""
+    import os
+
+    from click.testing import CliRunner
+
+    import copilot.cli
+
+    seen: list[int] = []
+
+    def capture(settings, label, concurrency, retries, timeout):
+        seen.append(concurrency)
+        raise _Captured
+
+    monkeypatch.setattr(copilot.cli, "_step_store", capture)
+    common = ["-o", str(tmp_path)] if command == "download" else ["-f", str(tmp_path)]
+    result = CliRunner().invoke(copilot.cli.main_group, [command, *common, *args])
+    assert isinstance(result.exception, _Captured), result.output
+    cpus = len(os.sched_getaffinity(0))
+    if isinstance(expected, str):
+        expected = min(1024, cpus * int(expected[:-1]))
+    assert seen == [expected]

@@ -207,7 +207,7 @@ def _assert_contained(sandbox: Path, allowed: set[str]) -> None:
     assert {p.name for p in sandbox.iterdir()} <= allowed
 
 
-def test_missing_blob_gives_errors_pb(s3: S3, tmp_path: Path) -> None:
+def test_missing_blob_gives_error_pb(s3: S3, tmp_path: Path) -> None:
     inputs = lits.literal_map({"data": lits.blob(s3.uri("nope/missing.bin"))})
     uri = s3.put("in/inputs.pb", inputs.SerializeToString())
     res = _download(s3, uri, tmp_path / "in")
@@ -223,7 +223,7 @@ def test_missing_blob_gives_errors_pb(s3: S3, tmp_path: Path) -> None:
     assert not list((tmp_path / "in").rglob("*.copilot-part"))
 
 
-def test_corrupt_inputs_pb_gives_errors_pb(s3: S3, tmp_path: Path) -> None:
+def test_corrupt_inputs_pb_gives_error_pb(s3: S3, tmp_path: Path) -> None:
     uri = s3.put("in/inputs.pb", b"\xff\xfe this is not a protobuf \x00\x01")
     res = _download(s3, uri, tmp_path / "in")
     assert res.returncode == 0, res.stderr
@@ -233,14 +233,14 @@ def test_corrupt_inputs_pb_gives_errors_pb(s3: S3, tmp_path: Path) -> None:
     assert "Traceback" not in res.stderr
 
 
-def test_missing_inputs_pb_gives_errors_pb(s3: S3, tmp_path: Path) -> None:
+def test_missing_inputs_pb_gives_error_pb(s3: S3, tmp_path: Path) -> None:
     res = _download(s3, s3.uri("in/absent.pb"), tmp_path / "in")
     assert res.returncode == 0
     err = _error(s3)
     assert "read inputs" in err.message and "not found" in err.message
 
 
-def test_http_404_gives_errors_pb(s3: S3, tmp_path: Path) -> None:
+def test_http_404_gives_error_pb(s3: S3, tmp_path: Path) -> None:
     with FileServer({}) as http:
         inputs = lits.literal_map({"page": lits.blob(f"{http.url}/missing.txt?sig=abc")})
         uri = s3.put("in/inputs.pb", inputs.SerializeToString())
@@ -345,7 +345,7 @@ def test_garbage_interface_is_reported(s3: S3, tmp_path: Path) -> None:
     assert "--input-interface: not valid base64" in _error(s3).message
 
 
-def test_timeout_gives_errors_pb(s3: S3, tmp_path: Path) -> None:
+def test_timeout_gives_error_pb(s3: S3, tmp_path: Path) -> None:
     with FileServer({"/stall": b"late"}, stall_seconds=20) as http:
         inputs = lits.literal_map({"slow": lits.blob(f"{http.url}/stall")})
         uri = s3.put("in/inputs.pb", inputs.SerializeToString())

@@ -195,7 +195,10 @@ def test_options_for_image_namespace_secret_and_resources() -> None:
     [
         (["--prefix", "/local/path"], "must be a store URI"),
         (["--prefix", PREFIX, "--name", "Not_A_Label"], "is not a Kubernetes name"),
-        (["--prefix", PREFIX, "-i", "a=1", "-i", "b=2", "-i", "script.py={tmp}/x.py"], "local file"),
+        (
+            ["--prefix", PREFIX, "-i", "a=1", "-i", "b=2", "-i", "script.py={tmp}/x.py"],
+            "local file",
+        ),
     ],
 )
 def test_bad_options_are_one_line_errors(tmp_path: Path, args: list[str], message: str) -> None:
