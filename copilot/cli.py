@@ -21,7 +21,7 @@ from copilot.constants import (
     ERROR_DOCUMENT_NAME,
     OUTPUTS_DOCUMENT_NAME,
 )
-from copilot.errors import INPUT_DOWNLOAD_FAILED, OUTPUT_UPLOAD_FAILED, CopilotError, UsageError
+from copilot.errors import CopilotError, UsageError
 from copilot.literals.text import parse_go_duration
 from copilot.watchers import WATCHER_TYPES
 
@@ -63,13 +63,48 @@ class GoDuration(click.ParamType):
 GO_DURATION = GoDuration()
 
 
+def exit_code(exc: BaseException) -> int:
+    """The exit-code contract, in one place; prints the one line that goes with it.
+
+    0 success, and a failure recorded in the error document (as upstream;
+    ``--error-exit-code`` changes that); 1 failure; 2 bad arguments or
+    configuration, before anything is written; 130 interrupted.
+    """
+    if isinstance(exc, UsageError):
+        click.echo(f"copilot: error: {exc.message}", err=True)
+        return 2
+    if isinstance(exc, CopilotError):
+        click.echo(f"copilot: error: {exc.message}", err=True)
+        return 1
+    if isinstance(exc, KeyboardInterrupt):
+        click.echo("copilot: interrupted", err=True)
+        return 130
+    from copilot.errors import describe
+
+    # A bug: the traceback goes to the log (stderr) at any level, then one line.
+    log.error("internal error", exc_info=exc)
+    click.echo(f"copilot: internal error: {describe(exc)}", err=True)
+    return 1
+
+
 class CopilotGroup(click.Group):
-    """Takes the pflag-style global flags out of argv before click parses it."""
+    """Takes the pflag-style global flags out of argv; turns failures into exit codes."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        overrides, args = split_global_flags(list(args), self)
+        try:
+            overrides, args = split_global_flags(list(args), self)
+        except UsageError as exc:
+            raise click.exceptions.Exit(exit_code(exc)) from None
         ctx.meta["copilot.overrides"] = overrides
         return super().parse_args(ctx, args)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except (Exception, KeyboardInterrupt) as exc:
+            raise click.exceptions.Exit(exit_code(exc)) from None
 
 
 class UpperChoice(click.Choice):
@@ -105,30 +140,23 @@ _retries_option = click.option(
 )
 
 
-def _retry_policy(attempts: int, timeout: float | None) -> Any:
-    import time
-
-    from copilot.retry import RetryPolicy
-
-    # Retries stop a little before the step's timeout, so the error reported is
-    # the storage error itself rather than a bare "timed out".
-    deadline = time.monotonic() + 0.9 * timeout if timeout else None
-    return RetryPolicy(attempts=attempts, deadline=deadline)
-
-
-def _step_store(
-    settings: Settings, label: str, concurrency: int, retries: int, timeout: float | None
-) -> Store:
-    """The store a download or sidecar step uses: bounded, retrying, showing progress."""
+def _step_store(settings: Settings, label: str, concurrency: int) -> Store:
+    """The store a download or sidecar step uses: bounded and showing progress."""
     from copilot.progress import Progress
     from copilot.storage import Store
 
-    return Store(
-        settings.storage,
-        concurrency=concurrency,
-        progress=Progress(label),
-        retry=_retry_policy(retries, timeout),
-    )
+    return Store(settings.storage, concurrency=concurrency, progress=Progress(label))
+
+
+def _sigterm_token() -> Any:
+    """A token set when SIGTERM arrives (the handler itself only sets a flag)."""
+    from copilot import _signals
+    from copilot.cancel import CancelToken
+
+    _signals.install()
+    token = CancelToken()
+    token.follow(_signals.TERMINATED, "SIGTERM")
+    return token
 
 
 def _watcher_option(flag: str, event: str) -> Any:
@@ -221,85 +249,18 @@ def main_group(
     ctx.obj = settings
 
 
-def _prewarm(store: Store, uri: str) -> None:
-    """Import the backend and open its client while the main container runs.
+def _report(settings: Settings, command: str, exc: BaseException) -> NoReturn:
+    """One line on stderr for a failed step, then its exit code: 0 (as upstream) or
+    ``--error-exit-code`` once the error document is written, 1 when it could not be."""
+    from copilot.steps import StepFailed
 
-    Importing s3fs/aiobotocore and building a botocore client takes a few
-    hundred milliseconds; doing it now keeps it out of exit-to-outputs time.
-    """
-    import threading
-
-    from copilot.storage import protocol_of
-
-    def warm() -> None:
-        try:
-            store.filesystem(protocol_of(uri))
-        except Exception as exc:  # reported properly when the upload needs it
-            log.debug("prewarming the store failed: %s", exc)
-
-    threading.Thread(target=warm, name="copilot-prewarm", daemon=True).start()
-
-
-def _fail(
-    settings: Settings,
-    store: Store,
-    command: str,
-    prefix: str,
-    code: str,
-    exc: BaseException,
-    *,
-    keep_download_error: bool = False,
-) -> NoReturn:
-    """Report a failed step: one line on stderr, the error document, the exit code."""
-    from copilot.runner import as_copilot_error, write_error_document
-    from copilot.storage import display_uri
-
-    err = as_copilot_error(exc)
-    if not isinstance(exc, CopilotError):
-        log.debug("unexpected failure", exc_info=exc)
-    line = f"copilot {command}: error: {err.message}"
-    if not prefix:
-        click.echo(line, err=True)
-        click.echo(
-            f"copilot {command}: no --to-output-prefix given, so no error document was written",
-            err=True,
-        )
-        _exit_now(1)
-    try:
-        uri = write_error_document(
-            store,
-            prefix,
-            settings.err_output_name,
-            code,
-            err,
-            keep_download_error=keep_download_error,
-        )
-    except CopilotError as werr:
-        click.echo(line, err=True)
-        click.echo(f"copilot {command}: error: {werr.message}", err=True)
-        _exit_now(1)
-    if uri is None:
-        log.warning("download already recorded a failure under %s; kept it", display_uri(prefix))
-    else:
-        log.info("wrote error document %s", display_uri(uri))
-    click.echo(line, err=True)
-    _exit_now(settings.error_exit_code)
-
-
-def _exit_now(code: int) -> NoReturn:
-    """Leave at once once the outcome is recorded.
-
-    A transfer may still be stuck in a worker thread (a stalled server, the
-    step's timeout); waiting for it at interpreter exit would hang, and a
-    second SIGTERM during a slow teardown would kill the process with a
-    misleading status.
-    """
-    import os
-
-    logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+    assert isinstance(exc, StepFailed)
+    click.echo(f"copilot {command}: error: {exc.message}", err=True)
+    if exc.document is None:
+        if exc.note:
+            click.echo(f"copilot {command}: error: {exc.note}", err=True)
+        raise click.exceptions.Exit(1)
+    raise click.exceptions.Exit(settings.error_exit_code)
 
 
 @main_group.command()
@@ -365,12 +326,10 @@ def download(
     """Fetch the task's inputs and lay them out as files in the input directory."""
     from flyteidl2.core import interface_pb2
 
-    from copilot.download import DownloadOptions, download_inputs
+    from copilot import steps
+    from copilot.download import DownloadOptions
     from copilot.messages import parse_base64_message
-    from copilot.runner import call_with_deadline
 
-    concurrency = _workers(concurrency, concurrency_per_cpu)
-    store = _step_store(settings, "download", concurrency, retries, timeout)
     opts = DownloadOptions(
         from_remote=from_remote,
         to_local_dir=to_local_dir,
@@ -385,22 +344,25 @@ def download(
         from copilot.interface import load_interface_file
 
         opts.interface = load_interface_file(input_interface_file).inputs
-
-    def step() -> object:
-        if input_interface:
-            opts.interface = parse_base64_message(
-                interface_pb2.VariableMap, input_interface, "--input-interface"
-            )
-        return download_inputs(store, opts)
-
+    elif input_interface:
+        opts.interface = parse_base64_message(
+            interface_pb2.VariableMap, input_interface, "--input-interface", usage=True
+        )
+    store = _step_store(settings, "download", _workers(concurrency, concurrency_per_cpu))
     try:
-        call_with_deadline(step, timeout, "download", stop_on_signal=True)
+        steps.download(
+            store,
+            opts,
+            error_prefix=to_output_prefix,
+            error_name=settings.err_output_name,
+            limits=steps.StepLimits(timeout=timeout, retries=retries),
+            cancel=_sigterm_token(),
+        )
+    except steps.StepFailed as exc:
+        _report(settings, "download", exc)
+    finally:
         if store.progress is not None:
             store.progress.close()
-    except (UsageError, KeyboardInterrupt):
-        raise
-    except Exception as exc:
-        _fail(settings, store, "download", to_output_prefix, INPUT_DOWNLOAD_FAILED, exc)
 
 
 @main_group.command()
@@ -485,17 +447,15 @@ def sidecar(
     """Wait for the main container, then turn its output files into typed outputs."""
     from flyteidl2.core import interface_pb2
 
+    from copilot import steps
     from copilot.messages import parse_base64_message
-    from copilot.runner import call_with_deadline
-    from copilot.upload import UploadOptions, upload_outputs
+    from copilot.upload import UploadOptions
     from copilot.watchers import make_watcher
 
     if timeout is None:
         if start_timeout is not None:
             log.warning("--start-timeout is deprecated; use --timeout")
         timeout = start_timeout if start_timeout is not None else 3600.0
-    concurrency = _workers(concurrency, concurrency_per_cpu)
-    store = _step_store(settings, "upload", concurrency, retries, None)
     opts = UploadOptions(
         from_local_dir=from_local_dir,
         to_output_prefix=to_output_prefix,
@@ -514,44 +474,27 @@ def sidecar(
         from copilot.interface import load_interface_file
 
         opts.interface = load_interface_file(interface_file)
-    start = make_watcher(start_watcher_type, from_local_dir)
-    finish = make_watcher(exit_watcher_type, from_local_dir)
-
+    elif interface_b64:
+        opts.interface = parse_base64_message(
+            interface_pb2.TypedInterface, interface_b64, "--interface", usage=True
+        )
+    # SIGTERM is Kubernetes saying the main container has ended: it ends the
+    # waits, never the upload (which --timeout bounds).
+    ended = _sigterm_token()
+    store = _step_store(settings, "upload", _workers(concurrency, concurrency_per_cpu))
     try:
-        if interface_b64:
-            opts.interface = parse_base64_message(
-                interface_pb2.TypedInterface, interface_b64, "--interface"
-            )
-        if not opts.declared():
-            log.info("no outputs declared; nothing to upload")
-            return
-        _prewarm(store, to_output_prefix)
-        log.info("main container started (%s)", start.wait_to_start())
-        eager = None
-        if opts.mode == "UPLOAD_EAGER" and opts.to_raw_output:
-            from copilot.upload import EagerUploader
-
-            eager = EagerUploader(store, opts).start()
-        log.info("main container finished (%s)", finish.wait_to_exit())
-        # --timeout bounds the upload, so retries may run until then and no longer.
-        store.retry = _retry_policy(retries, timeout)
-        result = call_with_deadline(lambda: upload_outputs(store, opts, eager), timeout, "upload")
+        steps.sidecar(
+            store,
+            opts,
+            start=make_watcher(start_watcher_type, from_local_dir, ended),
+            finish=make_watcher(exit_watcher_type, from_local_dir, ended),
+            limits=steps.StepLimits(timeout=timeout, retries=retries),
+        )
+    except steps.StepFailed as exc:
+        _report(settings, "sidecar", exc)
+    finally:
         if store.progress is not None:
             store.progress.close()
-        if result.skipped_reason:
-            log.warning("outputs not uploaded: %s", result.skipped_reason)
-    except (UsageError, KeyboardInterrupt):
-        raise
-    except Exception as exc:
-        _fail(
-            settings,
-            store,
-            "sidecar",
-            to_output_prefix,
-            OUTPUT_UPLOAD_FAILED,
-            exc,
-            keep_download_error=True,
-        )
 
 
 @main_group.group()
@@ -705,7 +648,7 @@ def run(
     if result.error:
         click.echo(f"copilot run: error document: {result.error}", err=True)
     click.echo(f"copilot run: run kept at {result.run_uri} (work dir {result.workdir})", err=True)
-    sys.exit(result.exit_code)
+    raise click.exceptions.Exit(result.exit_code)
 
 
 @main_group.command()
@@ -859,30 +802,38 @@ def main(argv: list[str] | None = None) -> None:
     """Console entry point: expected failures are one line, never a traceback."""
     args = sys.argv[1:] if argv is None else argv
     try:
-        main_group.main(args=args, prog_name="copilot", standalone_mode=False)
+        rv = main_group.main(args=args, prog_name="copilot", standalone_mode=False)
+        code = rv if isinstance(rv, int) else 0
     except click.exceptions.NoArgsIsHelpError as exc:
         click.echo(exc.ctx.get_help() if exc.ctx else str(exc), err=True)
-        sys.exit(2)
+        code = 2
     except click.ClickException as exc:
         exc.show()
-        sys.exit(exc.exit_code)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
+        code = exc.exit_code
     except click.Abort:
         click.echo("copilot: aborted", err=True)
-        sys.exit(130)
-    except UsageError as exc:
-        click.echo(f"copilot: error: {exc.message}", err=True)
-        sys.exit(2)
-    except CopilotError as exc:
-        click.echo(f"copilot: error: {exc.message}", err=True)
-        sys.exit(1)
-    except KeyboardInterrupt:
-        click.echo("copilot: interrupted", err=True)
-        sys.exit(130)
-    except Exception as exc:  # a bug: one line, the traceback only at debug level
-        from copilot.errors import describe
+        code = 130
+    except (Exception, KeyboardInterrupt) as exc:  # raised before a command ran
+        code = exit_code(exc)
+    _leave(code)
 
-        log.debug("internal error", exc_info=exc)
-        click.echo(f"copilot: internal error: {describe(exc)}", err=True)
-        sys.exit(1)
+
+def _leave(code: int) -> NoReturn:
+    """Exit with ``code``; never wait for a thread a third-party library left behind."""
+    import os
+    import signal
+    import threading
+
+    # The outcome is recorded; a late SIGTERM must not turn it into a kill
+    # status while the interpreter tears down (which restores default handlers).
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    stuck = [t for t in threading.enumerate() if not t.daemon and t is not threading.main_thread()]
+    if stuck:
+        # A blocking call in a worker thread cannot be interrupted; the outcome is
+        # already recorded, so leave rather than hang at interpreter exit.
+        os._exit(code)
+    sys.exit(code)

@@ -13,7 +13,7 @@ from typing import TypeVar
 
 from google.protobuf.message import DecodeError, Message
 
-from copilot.errors import DataError
+from copilot.errors import DataError, UsageError
 
 M = TypeVar("M", bound=Message)
 
@@ -51,6 +51,15 @@ def decode_base64(text: str, what: str) -> bytes:
         raise DataError(f"{what}: not valid base64 ({len(text)} characters)") from None
 
 
-def parse_base64_message(cls: type[M], text: str, what: str) -> M:
-    """A protobuf message given on the command line as base64."""
-    return parse_message(cls, decode_base64(text, what), what)
+def parse_base64_message(cls: type[M], text: str, what: str, *, usage: bool = False) -> M:
+    """A protobuf message given on the command line as base64.
+
+    With ``usage`` a bad value is a :class:`UsageError` (a bad argument: exit 2,
+    nothing written) rather than bad data.
+    """
+    try:
+        return parse_message(cls, decode_base64(text, what), what)
+    except DataError as exc:
+        if usage:
+            raise UsageError(exc.message) from None
+        raise

@@ -22,6 +22,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
+from copilot.cancel import Cancelled, CancelToken
+
 log = logging.getLogger("copilot")
 T = TypeVar("T")
 
@@ -113,24 +115,44 @@ def is_transient(exc: BaseException) -> bool:
     return False
 
 
+#: Retries stop at this fraction of the time to the deadline, so the error
+#: reported is the storage error itself rather than a bare "timed out".
+DEADLINE_SHARE = 0.9
+
+
 @dataclass
 class RetryPolicy:
-    """How often and how long to retry; ``deadline`` is a ``time.monotonic()`` value."""
+    """How often and how long to retry.
+
+    ``cancel`` ends a back-off sleep at once; no retry is started that would
+    end after ``DEADLINE_SHARE`` of the way to its deadline.
+    """
 
     attempts: int = 5
     base: float = 0.2
     cap: float = 10.0
-    deadline: float | None = None
+    cancel: CancelToken | None = None
+
+    def __post_init__(self) -> None:
+        self._start = time.monotonic()
+
+    @property
+    def deadline(self) -> float | None:
+        end = self.cancel.deadline if self.cancel is not None else None
+        if end is None:
+            return None
+        return self._start + DEADLINE_SHARE * (end - self._start)
 
     def delay(self, attempt: int) -> float:
         """Full jitter: anywhere up to the exponential step, so retries spread out."""
         return random.uniform(0, min(self.cap, self.base * (2**attempt)))
 
     def _next(self, attempt: int, exc: BaseException, what: str) -> float | None:
-        if attempt + 1 >= self.attempts or not is_transient(exc):
+        if isinstance(exc, Cancelled) or attempt + 1 >= self.attempts or not is_transient(exc):
             return None
         pause = self.delay(attempt)
-        if self.deadline is not None and time.monotonic() + pause >= self.deadline:
+        deadline = self.deadline
+        if deadline is not None and time.monotonic() + pause >= deadline:
             return None
         log.info(
             "%s failed (%s); retry %d of %d in %.2fs",
@@ -145,13 +167,18 @@ class RetryPolicy:
     def call(self, fn: Callable[[], T], what: str) -> T:
         attempt = 0
         while True:
+            if self.cancel is not None:
+                self.cancel.raise_if_cancelled()
             try:
                 return fn()
             except Exception as exc:
                 pause = self._next(attempt, exc, what)
                 if pause is None:
                     raise
-            time.sleep(pause)
+            if self.cancel is not None and self.cancel.wait(pause):
+                raise Cancelled(self.cancel.reason)
+            if self.cancel is None:
+                time.sleep(pause)
             attempt += 1
 
     async def acall(self, fn: Callable[[], Awaitable[T]], what: str) -> T:

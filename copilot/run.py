@@ -33,19 +33,18 @@ from typing import Any
 
 from flyteidl2.core import interface_pb2, literals_pb2, types_pb2
 
+from copilot import steps
 from copilot.config import load_yaml
-from copilot.constants import ERROR_DOCUMENT_NAME
 from copilot.download import DownloadOptions, download_inputs
-from copilot.errors import OUTPUT_UPLOAD_FAILED, CopilotError, UsageError
+from copilot.errors import UsageError
 from copilot.interface import variable_map
 from copilot.literals.from_files import OutputReader
 from copilot.literals.to_files import LAYOUTS, python_value
-from copilot.runner import write_error_document
 from copilot.storage import Store, Transfer, join_uri
 from copilot.templates import check as check_template
 from copilot.templates import render as render_template
 from copilot.templates import retry_key
-from copilot.upload import UploadOptions, upload_outputs
+from copilot.upload import UploadOptions
 
 STDERR_TAIL_LINES = 20
 
@@ -402,11 +401,11 @@ def run_task(
     outputs: dict[str, Any] = {}
     error = ""
     try:
-        result = upload_outputs(store, uploads)
+        # The process has exited: the sidecar step with watchers that do not wait.
+        result = steps.sidecar(store, uploads, limits=steps.StepLimits(timeout=None))
         outputs = {name: python_value(lit) for name, lit in result.literals.literals.items()}
-    except CopilotError as exc:
+    except steps.StepFailed as exc:
         error = exc.message
-        write_error_document(store, runner.run_uri, ERROR_DOCUMENT_NAME, OUTPUT_UPLOAD_FAILED, exc)
     exit_code = status if status else (1 if error else 0)
     if not keep and exit_code == 0:
         shutil.rmtree(runner.workdir, ignore_errors=True)

@@ -11,16 +11,19 @@ name.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import copy
 import logging
 import os
 import shutil
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Coroutine, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
+from copilot.cancel import Cancelled, CancelToken
 from copilot.config import StorageConfig
 from copilot.constants import DEFAULT_CONCURRENCY
 from copilot.errors import NON_RECOVERABLE, CopilotError, StorageError
@@ -32,6 +35,7 @@ if TYPE_CHECKING:
     from copilot.progress import Progress, TransferCallback
 
 log = logging.getLogger("copilot")
+T = TypeVar("T")
 
 
 _TMP_SUFFIX = ".copilot-part"
@@ -144,15 +148,66 @@ class Store:
         concurrency: int = DEFAULT_CONCURRENCY,
         progress: Progress | None = None,
         retry: RetryPolicy | None = None,
+        cancel: CancelToken | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         self.config = config or StorageConfig()
         self.concurrency = concurrency
         self.progress = progress
-        self.retry = retry or RetryPolicy()
+        self.cancel = cancel or CancelToken()
+        self.retry = retry or RetryPolicy(cancel=self.cancel)
         self._filesystems: dict[str, AbstractFileSystem] = {}
         self._lock = threading.Lock()
+
+    def scoped(self, cancel: CancelToken, *, attempts: int | None = None) -> Store:
+        """This store (same filesystems and connections) under another token.
+
+        Each phase of a step gets its own view: its deadline and cancellation
+        reach every operation and retry made through the view, and nothing is
+        changed on the original.
+        """
+        view = copy.copy(self)
+        view.cancel = cancel
+        view.retry = RetryPolicy(
+            attempts=self.retry.attempts if attempts is None else attempts,
+            base=self.retry.base,
+            cap=self.retry.cap,
+            cancel=cancel,
+        )
+        return view
+
+    def _await(self, fs: AbstractFileSystem, coro: Coroutine[Any, Any, T]) -> T:
+        """Run ``coro`` on the filesystem's event loop until done or cancelled.
+
+        On cancel the task is cancelled on its loop, and this returns only once
+        it has finished unwinding (temporary files removed): nothing is left
+        running behind the caller.
+        """
+        self.cancel.raise_if_cancelled()
+        loop = fs.loop
+
+        async def runner() -> T:
+            task = asyncio.current_task()
+            assert task is not None
+            unregister = self.cancel.on_cancel(lambda: loop.call_soon_threadsafe(task.cancel))
+            try:
+                return await coro
+            finally:
+                unregister()
+
+        future = asyncio.run_coroutine_threadsafe(runner(), loop)
+        try:
+            return future.result()
+        except (asyncio.CancelledError, concurrent.futures.CancelledError):
+            raise Cancelled(self.cancel.reason or "cancelled") from None
+
+    def _call(self, fs: AbstractFileSystem, method: str, *args: Any, **kwargs: Any) -> Any:
+        """``fs.<method>(...)``, through the cancellable loop for async filesystems."""
+        if getattr(fs, "async_impl", False):
+            return self._await(fs, getattr(fs, "_" + method)(*args, **kwargs))
+        self.cancel.raise_if_cancelled()
+        return getattr(fs, method)(*args, **kwargs)
 
     # -- filesystems ---------------------------------------------------------
 
@@ -220,14 +275,16 @@ class Store:
         limit = self.config.max_download_mb * 1024 * 1024
         with _errors(uri, what):
             if limit > 0:
-                size = fs.size(path)
+                size = self._call(fs, "size", path)
                 if size is not None and size > limit:
                     raise StorageError(
                         f"{what} {display_uri(uri)}: {size} bytes is over the "
                         f"storage.limits.maxDownloadMBs limit of {self.config.max_download_mb} MB",
                         kind=NON_RECOVERABLE,
                     )
-            return self.retry.call(lambda: fs.cat_file(path), f"{what} {display_uri(uri)}")
+            return self.retry.call(
+                lambda: self._call(fs, "cat_file", path), f"{what} {display_uri(uri)}"
+            )
 
     def write_bytes(self, uri: str, data: bytes, *, what: str = "write") -> None:
         """Write a whole object; on local disk atomically (temp name, then rename)."""
@@ -240,26 +297,34 @@ class Store:
                     fh.write(data)
                 os.replace(tmp, path)
             else:
-                self.retry.call(lambda: fs.pipe_file(path, data), f"{what} {display_uri(uri)}")
+                self.retry.call(
+                    lambda: self._call(fs, "pipe_file", path, data), f"{what} {display_uri(uri)}"
+                )
 
     def delete(self, uri: str) -> None:
         """Remove one object; one that is already gone is not an error."""
         fs, path = self.resolve(uri)
         with _errors(uri, "delete"):
             try:
-                self.retry.call(lambda: fs.rm_file(path), f"delete {display_uri(uri)}")
+                self.retry.call(
+                    lambda: self._call(fs, "rm_file", path), f"delete {display_uri(uri)}"
+                )
             except FileNotFoundError:
                 pass
 
     def exists(self, uri: str) -> bool:
         fs, path = self.resolve(uri)
         with _errors(uri, "check"):
-            return bool(self.retry.call(lambda: fs.exists(path), f"check {display_uri(uri)}"))
+            return bool(
+                self.retry.call(lambda: self._call(fs, "exists", path), f"check {display_uri(uri)}")
+            )
 
     def is_file(self, uri: str) -> bool:
         fs, path = self.resolve(uri)
         with _errors(uri, "check"):
-            return bool(self.retry.call(lambda: fs.isfile(path), f"check {display_uri(uri)}"))
+            return bool(
+                self.retry.call(lambda: self._call(fs, "isfile", path), f"check {display_uri(uri)}")
+            )
 
     # -- trees ---------------------------------------------------------------
 
@@ -279,7 +344,8 @@ class Store:
         base = path.rstrip("/")
         with _errors(uri, "list"):
             found = self.retry.call(
-                lambda: fs.find(base, withdirs=True, detail=True), f"list {display_uri(uri)}"
+                lambda: self._call(fs, "find", base, withdirs=True, detail=True),
+                f"list {display_uri(uri)}",
             )
         entries: list[RemoteEntry] = []
         for name, info in sorted(found.items()):
@@ -339,9 +405,7 @@ class Store:
                 continue
             fs = self.filesystem(protocol)
             if getattr(fs, "async_impl", False):
-                from fsspec.asyn import sync
-
-                total += sync(fs.loop, self._run_async, fs, group, direction)
+                total += self._await(fs, self._run_async(fs, group, direction))
             else:
                 total += self._run_threads(fs, group, direction)
         return total
@@ -451,6 +515,7 @@ class Store:
         made: set[str] = set()
         copied = 0
         for t in group:
+            self.cancel.raise_if_cancelled()
             src = self.resolve(t.src)[1] if direction == "get" else t.src
             dst = t.dst if direction == "get" else self.resolve(t.dst)[1]
             parent = os.path.dirname(dst) or "."
@@ -481,7 +546,7 @@ class Store:
                 return self._finish(t, direction, tmp, t.dst, self._callback())
 
         def one(t: Transfer) -> int:
-            if failure:
+            if failure or self.cancel.cancelled:
                 return 0
             try:
                 return self.retry.call(lambda: attempt(t), t.label)
@@ -492,6 +557,7 @@ class Store:
         workers = min(self.concurrency, len(group)) or 1
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="copilot-io") as pool:
             copied = sum(pool.map(one, group))
+        self.cancel.raise_if_cancelled()
         if failure:
             raise failure[0]
         return copied

@@ -313,7 +313,7 @@ def upload_outputs(
     empty = literals_pb2.LiteralMap()
     if not opts.declared():
         return UploadResult(None, empty, skipped_reason="the interface declares no outputs")
-    from copilot.runner import download_error
+    from copilot.steps import download_error
 
     err_uri = join_uri(opts.to_output_prefix, opts.err_output_name)
     earlier = download_error(store, err_uri)

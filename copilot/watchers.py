@@ -2,9 +2,10 @@
 
 Every watcher has the same two calls.  ``wait_to_start`` returns once the main
 container is running (or at once if this watcher cannot tell); ``wait_to_exit``
-returns once it has finished.  Each wait also ends on SIGTERM: in a pod, that
-is Kubernetes telling a native sidecar the main container is done, whatever
-watcher was chosen.
+returns once it has finished.  Each wait also ends when the ``ended`` token is
+set — the CLI sets it on SIGTERM, which in a pod is Kubernetes telling a
+native sidecar the main container is done, whatever watcher was chosen — and
+raises :class:`~copilot.cancel.Cancelled` when the step's ``cancel`` token is.
 """
 
 from __future__ import annotations
@@ -12,10 +13,9 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import time
 from typing import Protocol
 
-from copilot import _signals
+from copilot.cancel import CancelToken
 from copilot.errors import UsageError
 
 log = logging.getLogger("copilot")
@@ -27,32 +27,64 @@ START_FILE = "_START"
 
 
 class Watcher(Protocol):
-    def wait_to_start(self) -> str: ...
+    def wait_to_start(self, cancel: CancelToken) -> str: ...
 
-    def wait_to_exit(self) -> str: ...
+    def wait_to_exit(self, cancel: CancelToken) -> str: ...
+
+
+class _Wake:
+    """Sleeps that end early when ``ended`` or ``cancel`` is set, or ``poke()`` is called."""
+
+    def __init__(self, ended: CancelToken, cancel: CancelToken) -> None:
+        self.ended = ended
+        self.cancel = cancel
+        self.event = threading.Event()
+        self._off = [t.on_cancel(self.event.set) for t in (ended, cancel)]
+
+    def poke(self) -> None:
+        self.event.set()
+
+    def sleep(self, seconds: float) -> bool:
+        """Wait up to ``seconds``; True once ``ended`` is set; raises if cancelled."""
+        self.event.wait(seconds)
+        self.event.clear()
+        self.cancel.raise_if_cancelled()
+        return self.ended.cancelled
+
+    def close(self) -> None:
+        for off in self._off:
+            off()
 
 
 class NoopWatcher:
     """Returns at once: the caller knows the main container is done."""
 
-    def wait_to_start(self) -> str:
+    def wait_to_start(self, cancel: CancelToken) -> str:
         return "noop"
 
-    def wait_to_exit(self) -> str:
+    def wait_to_exit(self, cancel: CancelToken) -> str:
+        cancel.raise_if_cancelled()
         return "noop"
 
 
 class SignalWatcher:
-    """Waits for SIGTERM (installed at process start, so an early one is kept)."""
+    """Waits for the ``ended`` token: SIGTERM, caught from process start so an early one is kept."""
 
-    def wait_to_start(self) -> str:
+    def __init__(self, ended: CancelToken) -> None:
+        self.ended = ended
+
+    def wait_to_start(self, cancel: CancelToken) -> str:
         return "signal watcher does not wait for a start"
 
-    def wait_to_exit(self) -> str:
+    def wait_to_exit(self, cancel: CancelToken) -> str:
         log.info("waiting for SIGTERM")
-        while not _signals.TERMINATED.wait(1.0):
-            pass
-        return "SIGTERM"
+        wake = _Wake(self.ended, cancel)
+        try:
+            while not wake.sleep(3600):
+                pass
+        finally:
+            wake.close()
+        return self.ended.reason or "SIGTERM"
 
 
 class FileWatcher:
@@ -63,8 +95,9 @@ class FileWatcher:
     began are seen at once.
     """
 
-    def __init__(self, directory: str, poll_seconds: float = 1.0) -> None:
+    def __init__(self, directory: str, ended: CancelToken, poll_seconds: float = 1.0) -> None:
         self.directory = directory
+        self.ended = ended
         self.poll_seconds = poll_seconds
 
     def _present(self, names: tuple[str, ...]) -> str | None:
@@ -73,20 +106,20 @@ class FileWatcher:
                 return name
         return None
 
-    def _wait_for(self, names: tuple[str, ...]) -> str:
+    def _wait_for(self, names: tuple[str, ...], cancel: CancelToken) -> str:
         os.makedirs(self.directory, exist_ok=True)
-        woken = threading.Event()
+        wake = _Wake(self.ended, cancel)
         observer = None
         try:
             from watchdog.events import FileSystemEventHandler
             from watchdog.observers import Observer
 
-            class _Wake(FileSystemEventHandler):
+            class _OnEvent(FileSystemEventHandler):
                 def on_any_event(self, event: object) -> None:
-                    woken.set()
+                    wake.poke()
 
             observer = Observer()
-            observer.schedule(_Wake(), self.directory, recursive=False)
+            observer.schedule(_OnEvent(), self.directory, recursive=False)
             observer.daemon = True
             observer.start()
         except Exception as exc:  # inotify limits, unsupported fs: polling still works
@@ -97,21 +130,21 @@ class FileWatcher:
                 found = self._present(names)
                 if found:
                     return found
-                if _signals.TERMINATED.is_set():
-                    return "SIGTERM"
-                woken.wait(self.poll_seconds)
-                woken.clear()
+                if self.ended.cancelled:
+                    return self.ended.reason or "SIGTERM"
+                wake.sleep(self.poll_seconds)
         finally:
+            wake.close()
             if observer is not None:
                 observer.stop()
 
-    def wait_to_start(self) -> str:
+    def wait_to_start(self, cancel: CancelToken) -> str:
         log.info("waiting for %s in %s", START_FILE, self.directory)
-        return self._wait_for((START_FILE,))
+        return self._wait_for((START_FILE,), cancel)
 
-    def wait_to_exit(self) -> str:
+    def wait_to_exit(self, cancel: CancelToken) -> str:
         log.info("waiting for %s or %s in %s", SUCCESS_FILE, ERROR_FILE, self.directory)
-        return self._wait_for((SUCCESS_FILE, ERROR_FILE))
+        return self._wait_for((SUCCESS_FILE, ERROR_FILE), cancel)
 
 
 def _is_copilot(cmdline: list[str]) -> bool:
@@ -127,7 +160,14 @@ class SharedProcessNSWatcher:
     and then none for ``cycles`` polls in a row.
     """
 
-    def __init__(self, proc: str = "/proc", poll_seconds: float = 1.0, cycles: int = 2) -> None:
+    def __init__(
+        self,
+        ended: CancelToken,
+        proc: str = "/proc",
+        poll_seconds: float = 1.0,
+        cycles: int = 2,
+    ) -> None:
+        self.ended = ended
         self.proc = proc
         self.poll_seconds = poll_seconds
         self.cycles = cycles
@@ -182,38 +222,48 @@ class SharedProcessNSWatcher:
             found.append(pid)
         return found
 
-    def wait_to_start(self) -> str:
+    def wait_to_start(self, cancel: CancelToken) -> str:
         log.info("waiting for the main container's processes to appear")
-        while not _signals.TERMINATED.is_set():
-            if self.others():
-                self._seen_other = True
-                return "process seen"
-            time.sleep(self.poll_seconds)
-        return "SIGTERM"
+        wake = _Wake(self.ended, cancel)
+        try:
+            while not self.ended.cancelled:
+                if self.others():
+                    self._seen_other = True
+                    return "process seen"
+                wake.sleep(self.poll_seconds)
+        finally:
+            wake.close()
+        return self.ended.reason or "SIGTERM"
 
-    def wait_to_exit(self) -> str:
+    def wait_to_exit(self, cancel: CancelToken) -> str:
         log.info("waiting for the main container's processes to exit")
+        wake = _Wake(self.ended, cancel)
         quiet = 0
-        while not _signals.TERMINATED.is_set():
-            if self.others():
-                self._seen_other = True
-                quiet = 0
-            elif self._seen_other:
-                quiet += 1
-                if quiet >= self.cycles:
-                    return "processes exited"
-            if _signals.TERMINATED.wait(self.poll_seconds):
-                break
-        return "SIGTERM"
+        try:
+            while not self.ended.cancelled:
+                if self.others():
+                    self._seen_other = True
+                    quiet = 0
+                elif self._seen_other:
+                    quiet += 1
+                    if quiet >= self.cycles:
+                        return "processes exited"
+                if wake.sleep(self.poll_seconds):
+                    break
+        finally:
+            wake.close()
+        return self.ended.reason or "SIGTERM"
 
 
-def make_watcher(kind: str, output_dir: str) -> Watcher:
+def make_watcher(kind: str, output_dir: str, ended: CancelToken | None = None) -> Watcher:
+    """A watcher by name; ``ended`` (SIGTERM, in the CLI) also ends its waits."""
+    ended = ended or CancelToken()
     if kind == "signal":
-        return SignalWatcher()
+        return SignalWatcher(ended)
     if kind == "file":
-        return FileWatcher(output_dir)
+        return FileWatcher(output_dir, ended)
     if kind == "shared-process-ns":
-        return SharedProcessNSWatcher()
+        return SharedProcessNSWatcher(ended)
     if kind == "noop":
         return NoopWatcher()
     raise UsageError(f"watcher type {kind!r} is not one of {', '.join(WATCHER_TYPES)}")

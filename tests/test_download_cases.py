@@ -341,8 +341,10 @@ def test_interface_that_matches_is_accepted(s3: S3, tmp_path: Path) -> None:
 def test_garbage_interface_is_reported(s3: S3, tmp_path: Path) -> None:
     uri = s3.put("in/inputs.pb", lits.literal_map({"a": lits.integer(1)}).SerializeToString())
     res = _download(s3, uri, tmp_path / "in", "-i", "!!not base64!!")
-    assert res.returncode == 0
-    assert "--input-interface: not valid base64" in _error(s3).message
+    # A bad argument: exit 2 and one line, before anything is written.
+    assert res.returncode == 2
+    assert res.stderr.strip() == "copilot: error: --input-interface: not valid base64 (14 characters)"
+    assert not s3.exists("out/error.pb") and not (tmp_path / "in").exists()
 
 
 def test_timeout_gives_error_pb(s3: S3, tmp_path: Path) -> None:

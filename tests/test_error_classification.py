@@ -25,7 +25,7 @@ from sidecar_helpers import typed_interface, wait_catches_sigterm
 from test_reliability import flags_for
 
 from copilot.errors import ErrorInfo
-from copilot.runner import as_copilot_error
+from copilot.steps import as_copilot_error
 
 USER, SYSTEM = "USER", "SYSTEM"
 RECOVERABLE, NON_RECOVERABLE = "RECOVERABLE", "NON_RECOVERABLE"

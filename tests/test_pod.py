@@ -207,8 +207,8 @@ def test_bad_options_are_one_line_errors(tmp_path: Path, args: list[str], messag
     result = CliRunner().invoke(
         main_group, ["pod", str(ROOT / "examples" / "script_runner.yaml"), *args]
     )
-    assert result.exit_code != 0
-    assert message in str(result.exception)
+    assert result.exit_code == 2
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
 def _doc_blocks() -> list[tuple[str, str, str]]:

@@ -235,5 +235,6 @@ def test_copilot_run_refuses_an_unknown_template_before_storing_anything(tmp_pat
     task.write_text("name: bad\ninputs: {}\noutputs: {}\ncommand: [echo, '{{.Nope}}']\n")
     home = tmp_path / "home"
     result = CliRunner().invoke(main_group, ["run", str(task)], env={"COPILOT_HOME": str(home)})
-    assert "unknown template {{.Nope}}" in str(result.exception)
+    assert result.exit_code == 2
+    assert "unknown template {{.Nope}}" in result.stderr
     assert not (home / "store").exists()
