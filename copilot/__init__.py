@@ -2,8 +2,12 @@
 
 The public surface is small; everything else is private to its module:
 
-- :func:`download_inputs` / :class:`DownloadOptions`: remote inputs -> files.
-- :func:`upload_outputs` / :class:`UploadOptions`: output files -> uploads + outputs.pb.
+- :func:`download` / :func:`sidecar`: the pod's two steps, with the protocol's
+  failure policy (``error.pb``), a :class:`StepLimits` bound and a
+  :class:`CancelToken`; they raise :class:`StepFailed`.
+- :class:`DownloadOptions` / :class:`UploadOptions`: what each step reads and writes.
+- :func:`download_inputs` / :func:`upload_outputs`: the same work without the
+  policy (no error document, no deadline).
 - :class:`Store`: storage access configured from :class:`StorageConfig`.
 - :class:`CopilotError`: every expected failure, with a one-line message.
 """
@@ -15,6 +19,12 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 __all__ = [
+    "CancelToken",
+    "Cancelled",
+    "StepFailed",
+    "StepLimits",
+    "download",
+    "sidecar",
     "CopilotError",
     "DownloadOptions",
     "DownloadResult",
@@ -27,22 +37,30 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from copilot.cancel import Cancelled, CancelToken
     from copilot.config import StorageConfig
-    from copilot.download import DownloadOptions, DownloadResult, download_inputs
     from copilot.errors import CopilotError
+    from copilot.inputs import DownloadOptions, DownloadResult, download_inputs
+    from copilot.outputs import UploadOptions, UploadResult, upload_outputs
+    from copilot.steps import StepFailed, StepLimits, download, sidecar
     from copilot.storage import Store
-    from copilot.upload import UploadOptions, UploadResult, upload_outputs
 
 _LAZY = {
+    "CancelToken": "copilot.cancel",
+    "Cancelled": "copilot.cancel",
+    "StepFailed": "copilot.steps",
+    "StepLimits": "copilot.steps",
+    "download": "copilot.steps",
+    "sidecar": "copilot.steps",
     "CopilotError": "copilot.errors",
-    "DownloadOptions": "copilot.download",
-    "DownloadResult": "copilot.download",
-    "download_inputs": "copilot.download",
+    "DownloadOptions": "copilot.inputs",
+    "DownloadResult": "copilot.inputs",
+    "download_inputs": "copilot.inputs",
     "Store": "copilot.storage",
     "StorageConfig": "copilot.config",
-    "UploadOptions": "copilot.upload",
-    "UploadResult": "copilot.upload",
-    "upload_outputs": "copilot.upload",
+    "UploadOptions": "copilot.outputs",
+    "UploadResult": "copilot.outputs",
+    "upload_outputs": "copilot.outputs",
 }
 
 

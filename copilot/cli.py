@@ -327,7 +327,7 @@ def download(
     from flyteidl2.core import interface_pb2
 
     from copilot import steps
-    from copilot.download import DownloadOptions
+    from copilot.inputs import DownloadOptions
     from copilot.messages import parse_base64_message
 
     opts = DownloadOptions(
@@ -449,7 +449,7 @@ def sidecar(
 
     from copilot import steps
     from copilot.messages import parse_base64_message
-    from copilot.upload import UploadOptions
+    from copilot.outputs import UploadOptions
     from copilot.watchers import make_watcher
 
     if timeout is None:

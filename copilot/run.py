@@ -35,16 +35,16 @@ from flyteidl2.core import interface_pb2, literals_pb2, types_pb2
 
 from copilot import steps
 from copilot.config import load_yaml
-from copilot.download import DownloadOptions, download_inputs
 from copilot.errors import UsageError
+from copilot.inputs import DownloadOptions, download_inputs
 from copilot.interface import variable_map
 from copilot.literals.from_files import OutputReader
 from copilot.literals.to_files import LAYOUTS, python_value
+from copilot.outputs import UploadOptions
 from copilot.storage import Store, Transfer, join_uri
 from copilot.templates import check as check_template
 from copilot.templates import render as render_template
 from copilot.templates import retry_key
-from copilot.upload import UploadOptions
 
 STDERR_TAIL_LINES = 20
 

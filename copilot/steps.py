@@ -27,7 +27,6 @@ from flyteidl2.core import execution_pb2, literals_pb2
 
 from copilot.cancel import CancelToken
 from copilot.constants import ERROR_DOCUMENT_NAME
-from copilot.download import DownloadOptions, DownloadResult, download_inputs
 from copilot.errors import (
     INPUT_DOWNLOAD_FAILED,
     OUTPUT_UPLOAD_FAILED,
@@ -37,9 +36,10 @@ from copilot.errors import (
     UsageError,
     describe,
 )
+from copilot.inputs import DownloadOptions, DownloadResult, download_inputs
 from copilot.literals.text import format_duration_ns
+from copilot.outputs import EagerUploader, UploadOptions, UploadResult, upload_outputs
 from copilot.storage import Store, display_uri, join_uri, protocol_of
-from copilot.upload import EagerUploader, UploadOptions, UploadResult, upload_outputs
 from copilot.watchers import NoopWatcher, Watcher
 
 log = logging.getLogger("copilot")

@@ -343,7 +343,9 @@ def test_garbage_interface_is_reported(s3: S3, tmp_path: Path) -> None:
     res = _download(s3, uri, tmp_path / "in", "-i", "!!not base64!!")
     # A bad argument: exit 2 and one line, before anything is written.
     assert res.returncode == 2
-    assert res.stderr.strip() == "copilot: error: --input-interface: not valid base64 (14 characters)"
+    assert (
+        res.stderr.strip() == "copilot: error: --input-interface: not valid base64 (14 characters)"
+    )
     assert not s3.exists("out/error.pb") and not (tmp_path / "in").exists()
 
 

@@ -19,12 +19,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from copilot.download import DownloadOptions, download_inputs
 from copilot.errors import CopilotError
+from copilot.inputs import DownloadOptions, download_inputs
 from copilot.interface import parse_type
 from copilot.messages import parse_base64_message
+from copilot.outputs import UploadOptions, upload_outputs
 from copilot.storage import Store
-from copilot.upload import UploadOptions, upload_outputs
 
 CASE_SECONDS = 10
 # tmpfs when there is one: thousands of tiny cases are file-system bound on disk.

@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 from roundtrip import assert_equivalent
 from sidecar_helpers import Sidecar, run_main
 
-from copilot.download import DownloadOptions, download_inputs
-from copilot.upload import UploadOptions, upload_outputs
+from copilot.inputs import DownloadOptions, download_inputs
+from copilot.outputs import UploadOptions, upload_outputs
 
 T = lits.T
 COPY_MAIN = """

@@ -381,8 +381,8 @@ def _scratch() -> Path:
 
 
 def _upload(root: Path, outputs: dict):
+    from copilot.outputs import UploadOptions, upload_outputs
     from copilot.storage import Store
-    from copilot.upload import UploadOptions, upload_outputs
 
     return upload_outputs(
         Store(),
