@@ -22,6 +22,8 @@ import hashlib
 import os
 from typing import Any
 
+from copilot.errors import Retryable
+
 # Sizes tuned with scripts/bench (S1, 512 MiB): 4 MiB reads and 64 MiB ranges
 # download ~1.6x faster than s3fs's get_file at a seventh of its memory; 16 MiB
 # parts under a 32 MiB budget upload faster than put_file with RSS under 150 MB.
@@ -38,10 +40,8 @@ PARTS_IN_FLIGHT = 8
 UPLOAD_BUDGET = 32 << 20
 
 
-class ShortRead(OSError):
+class ShortRead(OSError, Retryable):
     """A body that ended before its Content-Length, or did not match its checksum."""
-
-    transient = True
 
 
 class ByteBudget:

@@ -62,9 +62,13 @@ class CancelToken:
                 key = self._next
                 self._next += 1
                 self._callbacks[key] = callback
-                return lambda: self._callbacks.pop(key, None)  # type: ignore[func-returns-value]
+                return lambda: self._forget(key)
         callback()
         return lambda: None
+
+    def _forget(self, key: int) -> None:
+        with self._lock:
+            self._callbacks.pop(key, None)
 
     def raise_if_cancelled(self) -> None:
         if self._event.is_set():

@@ -23,7 +23,15 @@ from copilot.constants import (
 )
 from copilot.errors import CopilotError, UsageError
 from copilot.literals.text import parse_go_duration
-from copilot.watchers import WATCHER_TYPES
+from copilot.modes import (
+    Choice,
+    DownloadMode,
+    FileLayout,
+    MetadataFormat,
+    StructEncoding,
+    UploadMode,
+    WatcherType,
+)
 
 if TYPE_CHECKING:
     from copilot.storage import Store
@@ -107,15 +115,22 @@ class CopilotGroup(click.Group):
             raise click.exceptions.Exit(exit_code(exc)) from None
 
 
-class UpperChoice(click.Choice):
-    """An enum flag that also accepts lower case, shown and returned as Go spells it."""
+class EnumChoice(click.Choice):
+    """An enum flag: any case is accepted; values are shown and returned as Go spells them."""
+
+    def __init__(self, enum: type[Choice]) -> None:
+        super().__init__(enum.values())
+        self.enum = enum
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        return super().convert(str(value).upper(), param, ctx)
+        try:
+            return self.enum.parse(value, "").value
+        except UsageError:
+            self.fail(f"{value!r} is not one of {', '.join(self.enum.values())}", param, ctx)
 
 
-def _choice(values: tuple[str, ...]) -> click.Choice:
-    return UpperChoice(values)
+def _choice(enum: type[Choice]) -> click.Choice:
+    return EnumChoice(enum)
 
 
 def _format_option(help_text: str) -> Any:
@@ -123,7 +138,7 @@ def _format_option(help_text: str) -> Any:
         "-m",
         "--format",
         "fmt",
-        type=_choice(("JSON", "YAML", "PROTO")),
+        type=_choice(MetadataFormat),
         default="JSON",
         show_default=True,
         help=help_text,
@@ -162,7 +177,7 @@ def _sigterm_token() -> Any:
 def _watcher_option(flag: str, event: str) -> Any:
     return click.option(
         flag,
-        type=click.Choice(WATCHER_TYPES),
+        type=_choice(WatcherType),
         default="signal",
         show_default=True,
         help=f"How to know the main container has {event}.",
@@ -273,14 +288,14 @@ def _report(settings: Settings, command: str, exc: BaseException) -> NoReturn:
 @click.option(
     "-d",
     "--download-mode",
-    type=_choice(("DOWNLOAD_EAGER", "DOWNLOAD_STREAM", "DO_NOT_DOWNLOAD")),
+    type=_choice(DownloadMode),
     default="DOWNLOAD_EAGER",
     show_default=True,
     help="DO_NOT_DOWNLOAD writes only the metadata, keeping remote URIs.",
 )
 @click.option(
     "--file-input-layout",
-    type=_choice(("DIRECT", "NAMED_DIR")),
+    type=_choice(FileLayout),
     default="DIRECT",
     show_default=True,
     help="NAMED_DIR puts File inputs at <var>/<their own file name>.",
@@ -333,9 +348,9 @@ def download(
     opts = DownloadOptions(
         from_remote=from_remote,
         to_local_dir=to_local_dir,
-        format=fmt.upper(),
-        mode=download_mode.upper(),
-        layout=file_input_layout.upper(),
+        format=MetadataFormat.parse(fmt, "--format"),
+        mode=DownloadMode.parse(download_mode, "--download-mode"),
+        layout=FileLayout.parse(file_input_layout, "--file-input-layout"),
     )
     opts.validate()
     if input_interface and input_interface_file:
@@ -375,7 +390,7 @@ def download(
 @click.option(
     "-u",
     "--upload-mode",
-    type=_choice(("UPLOAD_ON_EXIT", "UPLOAD_EAGER", "DO_NOT_UPLOAD")),
+    type=_choice(UploadMode),
     default="UPLOAD_ON_EXIT",
     show_default=True,
     help="UPLOAD_EAGER sends File outputs as soon as they are complete; "
@@ -416,7 +431,7 @@ def download(
 )
 @click.option(
     "--struct-encoding",
-    type=click.Choice(("msgpack", "generic")),
+    type=_choice(StructEncoding),
     default="msgpack",
     show_default=True,
     help="Struct outputs as Binary msgpack (current SDKs) or a protobuf Struct.",
@@ -460,12 +475,12 @@ def sidecar(
         from_local_dir=from_local_dir,
         to_output_prefix=to_output_prefix,
         to_raw_output=to_raw_output,
-        format=fmt,
-        mode=upload_mode,
+        format=MetadataFormat.parse(fmt, "--format"),
+        mode=UploadMode.parse(upload_mode, "--upload-mode"),
         meta_output_name=meta_output_name,
         err_output_name=settings.err_output_name,
         max_primitive_bytes=max_primitive_bytes,
-        struct_encoding=struct_encoding,
+        struct_encoding=StructEncoding.parse(struct_encoding, "--struct-encoding"),
     )
     opts.validate()
     if interface_b64 and interface_file:

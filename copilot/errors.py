@@ -9,32 +9,64 @@ bug and is reported as such.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 
 # Codes the Flyte plugin knows (upstream flytecopilot uses exactly these).
 INPUT_DOWNLOAD_FAILED = "InputDownloadFailed"
 OUTPUT_UPLOAD_FAILED = "OutputUploadFailed"
 
-RECOVERABLE = "RECOVERABLE"
-NON_RECOVERABLE = "NON_RECOVERABLE"
-SYSTEM = "SYSTEM"
-USER = "USER"
+
+class ErrorKind(str, Enum):
+    """``ContainerError.kind``: whether the orchestrator may retry."""
+
+    RECOVERABLE = "RECOVERABLE"
+    NON_RECOVERABLE = "NON_RECOVERABLE"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Origin(str, Enum):
+    """``ContainerError.origin``: whose failure it is (which retry budget Flyte spends)."""
+
+    USER = "USER"
+    SYSTEM = "SYSTEM"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+RECOVERABLE = ErrorKind.RECOVERABLE
+NON_RECOVERABLE = ErrorKind.NON_RECOVERABLE
+USER = Origin.USER
+SYSTEM = Origin.SYSTEM
+
+
+class Retryable(Exception):
+    """Mixin for a lower-level failure that is worth trying again (a short read, say)."""
 
 
 class CopilotError(Exception):
-    """An expected failure: reported in one line and in the error document."""
+    """An expected failure: reported in one line and in the error document.
+
+    ``kind`` and ``origin`` go into the ``ContainerError``; ``retryable`` tells
+    the storage retry layer that trying the same operation again may succeed.
+    """
 
     def __init__(
         self,
         message: str,
         *,
-        kind: str = RECOVERABLE,
-        origin: str = SYSTEM,
+        kind: ErrorKind = RECOVERABLE,
+        origin: Origin = SYSTEM,
+        retryable: bool = False,
     ) -> None:
         super().__init__(message)
         self.message = message
-        self.kind = kind
-        self.origin = origin
+        self.kind = ErrorKind(kind)
+        self.origin = Origin(origin)
+        self.retryable = retryable
 
 
 class UsageError(CopilotError):
@@ -48,7 +80,7 @@ class StorageError(CopilotError):
 class DataError(CopilotError):
     """The data itself is wrong: a retry would fail the same way."""
 
-    def __init__(self, message: str, *, origin: str = SYSTEM) -> None:
+    def __init__(self, message: str, *, origin: Origin = SYSTEM) -> None:
         super().__init__(message, kind=NON_RECOVERABLE, origin=origin)
 
 
@@ -58,19 +90,20 @@ class ErrorInfo:
 
     code: str
     message: str
-    kind: str = RECOVERABLE
-    origin: str = SYSTEM
+    kind: ErrorKind = RECOVERABLE
+    origin: Origin = SYSTEM
 
     @classmethod
     def from_container_error(cls, err: Any) -> ErrorInfo:
         """Read back a ``ContainerError`` (enum numbers as their names)."""
         from flyteidl2.core import execution_pb2
 
+        origin = execution_pb2.ExecutionError.ErrorKind.Name(err.origin)
         return cls(
             code=err.code,
             message=err.message,
-            kind=execution_pb2.ContainerError.Kind.Name(err.kind),
-            origin=execution_pb2.ExecutionError.ErrorKind.Name(err.origin),
+            kind=ErrorKind(execution_pb2.ContainerError.Kind.Name(err.kind)),
+            origin=Origin(origin) if origin in Origin.__members__ else SYSTEM,
         )
 
     def to_document(self) -> bytes:
@@ -83,8 +116,8 @@ class ErrorInfo:
             error=execution_pb2.ContainerError(
                 code=self.code,
                 message=self.message,
-                kind=kinds.Value(self.kind),
-                origin=origins.Value(self.origin),
+                kind=kinds.Value(ErrorKind(self.kind).value),
+                origin=origins.Value(Origin(self.origin).value),
             )
         )
         return doc.SerializeToString()

@@ -22,15 +22,14 @@ from typing import Any
 from flyteidl2.core import interface_pb2, literals_pb2
 
 from copilot.errors import DataError, UsageError
-from copilot.literals.to_files import DIRECT, LAYOUTS, FileLayout
+from copilot.literals.to_files import InputWriter
 from copilot.literals.types import mismatch, type_name
 from copilot.messages import parse_message
+from copilot.modes import DownloadMode, FileLayout, MetadataFormat
 from copilot.storage import Store, display_uri
 
 log = logging.getLogger("copilot")
 
-FORMATS = ("JSON", "YAML", "PROTO")
-DOWNLOAD_MODES = ("DOWNLOAD_EAGER", "DOWNLOAD_STREAM", "DO_NOT_DOWNLOAD")
 
 #: How deep offloaded literals may point at further offloaded literals.
 MAX_OFFLOAD_DEPTH = 16
@@ -42,23 +41,20 @@ class DownloadOptions:
 
     from_remote: str
     to_local_dir: str
-    format: str = "JSON"
-    mode: str = "DOWNLOAD_EAGER"
-    layout: str = DIRECT
+    format: MetadataFormat = MetadataFormat.JSON
+    mode: DownloadMode = DownloadMode.DOWNLOAD_EAGER
+    layout: FileLayout = FileLayout.DIRECT
     interface: interface_pb2.VariableMap | None = None
 
     def validate(self) -> None:
+        """Required fields present; enum fields made members (text is accepted, any case)."""
         if not self.from_remote:
             raise UsageError("download: --from-remote is required")
         if not self.to_local_dir:
             raise UsageError("download: --to-local-dir is required")
-        for value, allowed, flag in (
-            (self.format, FORMATS, "--format"),
-            (self.mode, DOWNLOAD_MODES, "--download-mode"),
-            (self.layout, LAYOUTS, "--file-input-layout"),
-        ):
-            if value not in allowed:
-                raise UsageError(f"download: {flag} {value!r} is not one of {', '.join(allowed)}")
+        self.format = MetadataFormat.parse(self.format, "download: --format")
+        self.mode = DownloadMode.parse(self.mode, "download: --download-mode")
+        self.layout = FileLayout.parse(self.layout, "download: --file-input-layout")
 
 
 @dataclass
@@ -146,7 +142,9 @@ def download_inputs(store: Store, opts: DownloadOptions) -> DownloadResult:
         check_against_interface(inputs, opts.interface)
 
     os.makedirs(root, exist_ok=True)
-    layout = FileLayout(store, root, layout=opts.layout, fetch=opts.mode != "DO_NOT_DOWNLOAD")
+    layout = InputWriter(
+        store, root, layout=opts.layout, fetch=opts.mode != DownloadMode.DO_NOT_DOWNLOAD
+    )
     laid = layout.lay_out(inputs)
     copied = store.download(laid.transfers)
 

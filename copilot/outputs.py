@@ -30,14 +30,12 @@ from copilot.errors import NON_RECOVERABLE, RECOVERABLE, USER, CopilotError, Dat
 from copilot.literals.from_files import OutputReader, parse_document
 from copilot.literals.types import MULTIPART, mismatch
 from copilot.messages import parse_message
+from copilot.modes import MetadataFormat, StructEncoding, UploadMode
 from copilot.storage import Store, Transfer, join_uri, protocol_of
 from copilot.watchers import ERROR_FILE
 
 log = logging.getLogger("copilot")
 
-FORMATS = ("JSON", "YAML", "PROTO")
-UPLOAD_MODES = ("UPLOAD_ON_EXIT", "UPLOAD_EAGER", "DO_NOT_UPLOAD")
-STRUCT_ENCODINGS = ("msgpack", "generic")
 DOCUMENT_NAMES = {"JSON": "outputs.json", "YAML": "outputs.yaml", "PROTO": "outputs.pb"}
 
 #: The first line of ``_ERROR`` that marks a failure a retry cannot fix.
@@ -57,25 +55,24 @@ class UploadOptions:
     to_output_prefix: str
     to_raw_output: str = ""
     interface: interface_pb2.TypedInterface | None = None
-    format: str = "JSON"
-    mode: str = "UPLOAD_ON_EXIT"
+    format: MetadataFormat = MetadataFormat.JSON
+    mode: UploadMode = UploadMode.UPLOAD_ON_EXIT
     meta_output_name: str = OUTPUTS_DOCUMENT_NAME
     err_output_name: str = ERROR_DOCUMENT_NAME
     max_primitive_bytes: int = DEFAULT_MAX_PRIMITIVE_BYTES
-    struct_encoding: str = "msgpack"
+    struct_encoding: StructEncoding = StructEncoding.MSGPACK
 
     def validate(self) -> None:
+        """Required fields present; enum fields made members (text is accepted, any case)."""
         if not self.from_local_dir:
             raise UsageError("sidecar: --from-local-dir is required")
         if not self.to_output_prefix:
             raise UsageError("sidecar: --to-output-prefix is required")
-        for value, allowed, flag in (
-            (self.format, FORMATS, "--format"),
-            (self.mode, UPLOAD_MODES, "--upload-mode"),
-            (self.struct_encoding, STRUCT_ENCODINGS, "--struct-encoding"),
-        ):
-            if value not in allowed:
-                raise UsageError(f"sidecar: {flag} {value!r} is not one of {', '.join(allowed)}")
+        self.format = MetadataFormat.parse(self.format, "sidecar: --format")
+        self.mode = UploadMode.parse(self.mode, "sidecar: --upload-mode")
+        self.struct_encoding = StructEncoding.parse(
+            self.struct_encoding, "sidecar: --struct-encoding"
+        )
 
     def declared(self) -> list[tuple[str, interface_pb2.Variable]]:
         if self.interface is None:

@@ -195,7 +195,7 @@ def manifest(
     name = opts.name or dns_label(spec.name)
 
     def copilot_container(name: str, args: list[str], data_dir: str, volume: str) -> dict:
-        mounts = [{"name": volume, "mountPath": data_dir}]
+        mounts: list[dict[str, Any]] = [{"name": volume, "mountPath": data_dir}]
         if opts.secret:
             mounts.append({"name": "copilot-config", "mountPath": CONFIG_DIR, "readOnly": True})
         return {
@@ -239,9 +239,9 @@ def manifest(
             "--to-local-dir",
             spec.input_data_dir,
             "--format",
-            spec.metadata_format,
+            spec.metadata_format.value,
             "--file-input-layout",
-            spec.file_input_layout,
+            spec.file_input_layout.value,
             "--timeout",
             format_duration_ns(int(opts.download_timeout * 1e9)),
             "--input-interface",

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from copilot.cancel import Cancelled, CancelToken
+from copilot.errors import CopilotError, Retryable
 
 log = logging.getLogger("copilot")
 T = TypeVar("T")
@@ -90,7 +91,7 @@ def _status_and_code(exc: BaseException) -> tuple[int | None, str | None]:
 
 def is_transient(exc: BaseException) -> bool:
     """Whether trying again could succeed."""
-    if getattr(exc, "transient", False):
+    if isinstance(exc, Retryable) or (isinstance(exc, CopilotError) and exc.retryable):
         return True
     if isinstance(exc, FileNotFoundError | PermissionError | IsADirectoryError):
         return False

@@ -39,7 +39,8 @@ from copilot.errors import UsageError
 from copilot.inputs import DownloadOptions, download_inputs
 from copilot.interface import variable_map
 from copilot.literals.from_files import OutputReader
-from copilot.literals.to_files import LAYOUTS, python_value
+from copilot.literals.to_files import python_value
+from copilot.modes import FileLayout, MetadataFormat
 from copilot.outputs import UploadOptions
 from copilot.storage import Store, Transfer, join_uri
 from copilot.templates import check as check_template
@@ -68,8 +69,8 @@ class TaskSpec:
     defaults: dict[str, Any] = field(default_factory=dict)
     input_data_dir: str = "/var/inputs"
     output_data_dir: str = "/var/outputs"
-    metadata_format: str = "JSON"
-    file_input_layout: str = "DIRECT"
+    metadata_format: MetadataFormat = MetadataFormat.JSON
+    file_input_layout: FileLayout = FileLayout.DIRECT
     image: str = ""
     env: dict[str, str] = field(default_factory=dict)
     base_dir: str = "."
@@ -92,12 +93,12 @@ def load_task(path: str) -> TaskSpec:
     defaults: dict[str, Any] = {}
     inputs = variable_map(doc.get("inputs"), f"{where}: inputs", defaults)
     outputs = variable_map(doc.get("outputs"), f"{where}: outputs")
-    fmt = str(doc.get("metadata_format") or "JSON").upper()
-    layout = str(doc.get("file_input_layout") or "DIRECT").upper()
-    if fmt not in ("JSON", "YAML", "PROTO"):
-        raise UsageError(f"{where}: metadata_format must be JSON, YAML or PROTO, found {fmt}")
-    if layout not in LAYOUTS:
-        raise UsageError(f"{where}: file_input_layout must be DIRECT or NAMED_DIR, found {layout}")
+    fmt = MetadataFormat.parse(
+        str(doc.get("metadata_format") or "JSON"), f"{where}: metadata_format"
+    )
+    layout = FileLayout.parse(
+        str(doc.get("file_input_layout") or "DIRECT"), f"{where}: file_input_layout"
+    )
     env = doc.get("env") or {}
     if not isinstance(env, dict):
         raise UsageError(f"{where}: env must be a mapping")

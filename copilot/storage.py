@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import copy
+import functools
 import logging
 import os
 import shutil
@@ -26,7 +27,7 @@ from urllib.parse import urlsplit, urlunsplit
 from copilot.cancel import Cancelled, CancelToken
 from copilot.config import StorageConfig
 from copilot.constants import DEFAULT_CONCURRENCY
-from copilot.errors import NON_RECOVERABLE, CopilotError, StorageError
+from copilot.errors import NON_RECOVERABLE, RECOVERABLE, CopilotError, StorageError
 from copilot.retry import RetryPolicy
 
 if TYPE_CHECKING:
@@ -114,7 +115,7 @@ def storage_error(exc: BaseException, uri: str, action: str) -> CopilotError:
     if isinstance(exc, PermissionError):
         return StorageError(f"{action} {shown}: access denied", kind=NON_RECOVERABLE)
     if isinstance(status, int) and 400 <= status < 600:
-        kind = NON_RECOVERABLE if status in (401, 403, 404, 410) else "RECOVERABLE"
+        kind = NON_RECOVERABLE if status in (401, 403, 404, 410) else RECOVERABLE
         return StorageError(f"{action} {shown}: HTTP {status}", kind=kind)
     if isinstance(exc, asyncio.TimeoutError | TimeoutError):
         return StorageError(f"{action} {shown}: timed out")
@@ -444,11 +445,10 @@ class Store:
             got = os.path.getsize(tmp)
             if t.size is not None and got != t.size:
                 what = "download of" if direction == "get" else "copy of"
-                err = StorageError(
-                    f"{t.label}: {what} {display_uri(t.src)} ended short ({got} of {t.size} bytes)"
+                raise StorageError(
+                    f"{t.label}: {what} {display_uri(t.src)} ended short ({got} of {t.size} bytes)",
+                    retryable=True,
                 )
-                err.transient = True  # type: ignore[attr-defined]
-                raise err
             os.replace(tmp, final)
         if cb is not None:
             cb.finish(got)
@@ -476,7 +476,7 @@ class Store:
             kw = {"callback": cb} if cb is not None else {}
             tmp = self._tmp_for(t, direction)
             with self._attempt(tmp):
-                if s3 and direction == "get":
+                if s3 and tmp is not None:  # a download always lands under a temporary name
                     await _s3.get_file(fs, self.resolve(t.src)[1], tmp, cb)
                 elif s3:
                     await _s3.put_file(fs, t.src, self.resolve(t.dst)[1], budget, cb)
@@ -494,7 +494,7 @@ class Store:
                 try:
                     # Not `copied += await ...`: that reads `copied` before the await
                     # and would lose what other workers add meanwhile.
-                    done = await self.retry.acall(lambda t=t: attempt(t), t.label)
+                    done = await self.retry.acall(functools.partial(attempt, t), t.label)
                 except Exception as exc:
                     failure.append(self._fail(t, direction, exc))
                     return

@@ -17,10 +17,10 @@ from typing import Protocol
 
 from copilot.cancel import CancelToken
 from copilot.errors import UsageError
+from copilot.modes import WatcherType
 
 log = logging.getLogger("copilot")
 
-WATCHER_TYPES = ("signal", "file", "shared-process-ns", "noop")
 SUCCESS_FILE = "_SUCCESS"
 ERROR_FILE = "_ERROR"
 START_FILE = "_START"
@@ -255,15 +255,16 @@ class SharedProcessNSWatcher:
         return self.ended.reason or "SIGTERM"
 
 
-def make_watcher(kind: str, output_dir: str, ended: CancelToken | None = None) -> Watcher:
+def make_watcher(
+    kind: WatcherType | str, output_dir: str, ended: CancelToken | None = None
+) -> Watcher:
     """A watcher by name; ``ended`` (SIGTERM, in the CLI) also ends its waits."""
     ended = ended or CancelToken()
-    if kind == "signal":
+    kind = WatcherType.parse(kind, "watcher type")
+    if kind == WatcherType.SIGNAL:
         return SignalWatcher(ended)
-    if kind == "file":
+    if kind == WatcherType.FILE:
         return FileWatcher(output_dir, ended)
-    if kind == "shared-process-ns":
+    if kind == WatcherType.SHARED_PROCESS_NS:
         return SharedProcessNSWatcher(ended)
-    if kind == "noop":
-        return NoopWatcher()
-    raise UsageError(f"watcher type {kind!r} is not one of {', '.join(WATCHER_TYPES)}")
+    return NoopWatcher()

@@ -18,7 +18,7 @@ import datetime as _dt
 import json
 import os
 import stat
-from typing import Any
+from typing import Any, TypeAlias
 
 from flyteidl2.core import literals_pb2, types_pb2
 
@@ -37,8 +37,8 @@ from copilot.storage import Transfer, join_uri, protocol_of
 _TMP_SUFFIX = ".copilot-part"
 _TRIM = " \t\r\n"
 
-Literal = literals_pb2.Literal
-LiteralType = types_pb2.LiteralType
+Literal: TypeAlias = literals_pb2.Literal
+LiteralType: TypeAlias = types_pb2.LiteralType
 
 
 def _short(value: Any, limit: int = 60) -> str:

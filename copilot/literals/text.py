@@ -245,7 +245,7 @@ def parse_duration_text(text: str) -> int:
     m = _ISO_DURATION_RE.match(text)
     if m and any(m.groups()[1:]):
         sign, weeks, days, hours, minutes, seconds = m.groups()
-        total = Decimal(0)
+        exact = Decimal(0)
         for part, unit in (
             (weeks, 7 * 86400),
             (days, 86400),
@@ -254,8 +254,8 @@ def parse_duration_text(text: str) -> int:
             (seconds, 1),
         ):
             if part:
-                total += Decimal(part.replace(",", ".")) * unit * _NS
-        return (-1 if sign == "-" else 1) * int(total)
+                exact += Decimal(part.replace(",", ".")) * unit * _NS
+        return (-1 if sign == "-" else 1) * int(exact)
     raise ValueError(
         f"{text!r} is not a duration (use Go syntax like 1h2m3s, Python's 1 day, 2:03:04, "
         "or ISO 8601 like PT1H2M)"

@@ -29,11 +29,8 @@ from copilot.literals.text import (
     format_timestamp,
 )
 from copilot.literals.types import MULTIPART
+from copilot.modes import FileLayout
 from copilot.storage import Store, Transfer, basename_of
-
-DIRECT = "DIRECT"
-NAMED_DIR = "NAMED_DIR"
-LAYOUTS = (DIRECT, NAMED_DIR)
 
 # Files the downloader writes itself beside the inputs.
 METADATA_NAMES = frozenset({"inputs.pb", "inputs.json", "inputs.yaml"})
@@ -119,11 +116,11 @@ class LaidOut:
 
 def python_value(lit: literals_pb2.Literal) -> Any:
     """A literal as plain Python for people: blobs as URIs, msgpack structs decoded."""
-    layout = FileLayout(None, "", fetch=False, decode_msgpack=True)  # type: ignore[arg-type]
+    layout = InputWriter(None, "", fetch=False, decode_msgpack=True)  # type: ignore[arg-type]
     return layout.literal(lit, "", "value")[1]
 
 
-class FileLayout:
+class InputWriter:
     """Writes literals under ``root``; blobs become transfers unless ``fetch`` is off."""
 
     def __init__(
@@ -131,7 +128,7 @@ class FileLayout:
         store: Store,
         root: str,
         *,
-        layout: str = DIRECT,
+        layout: FileLayout = FileLayout.DIRECT,
         fetch: bool = True,
         decode_msgpack: bool = False,
     ) -> None:
@@ -157,7 +154,7 @@ class FileLayout:
             lit = inputs.literals[name]
             path = os.path.join(self.root, name)
             label = f"input {name!r}"
-            if self.layout == NAMED_DIR:
+            if self.layout == FileLayout.NAMED_DIR:
                 local, value = self._named(lit, path, label)
             else:
                 local, value = self.literal(lit, path, label)
@@ -173,7 +170,7 @@ class FileLayout:
             return None
         scalar = lit.scalar
         if scalar.WhichOneof("value") == "union":
-            return FileLayout._single_blob(scalar.union.value)
+            return InputWriter._single_blob(scalar.union.value)
         if scalar.WhichOneof("value") == "blob" and (
             scalar.blob.metadata.type.dimensionality != MULTIPART
         ):
