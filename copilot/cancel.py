@@ -94,19 +94,3 @@ class CancelToken:
         timer.name = "copilot-deadline"
         timer.start()
         return timer.cancel
-
-    def follow(self, event: threading.Event, reason: str) -> None:
-        """Cancel when ``event`` is set (a signal handler's flag), from a small thread.
-
-        A signal handler only sets a flag; the callbacks then run here, never
-        inside the handler, where they could deadlock on a lock the
-        interrupted code holds.
-        """
-
-        def watch() -> None:
-            while not event.wait(0.05):
-                if self.cancelled:
-                    return
-            self.cancel(reason)
-
-        threading.Thread(target=watch, name="copilot-signal", daemon=True).start()

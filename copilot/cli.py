@@ -168,9 +168,8 @@ def _sigterm_token() -> Any:
     from copilot import _signals
     from copilot.cancel import CancelToken
 
-    _signals.install()
     token = CancelToken()
-    token.follow(_signals.TERMINATED, "SIGTERM")
+    _signals.cancel_on_sigterm(token)
     return token
 
 

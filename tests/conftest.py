@@ -174,6 +174,30 @@ def s3_module(s3_endpoint: str) -> S3:
 def run_copilot(
     args: list[str], *, env: dict[str, str] | None = None, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
+    """The CLI in this process (click's CliRunner), as a user would see it: exit code and output.
+
+    Most tests run here, fast; the few about signals and the console entry
+    point start a real process (:func:`run_copilot_process`).
+    """
+    from click.testing import CliRunner
+
+    from copilot.cli import main_group
+
+    wanted = env if env is not None else clean_env()
+    overrides: dict[str, str | None] = {k: None for k in os.environ if k not in wanted}
+    overrides.update(wanted)
+    result = CliRunner().invoke(main_group, args, env=overrides, prog_name="copilot")
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    res = subprocess.CompletedProcess(args, result.exit_code, result.stdout, result.stderr)
+    record(res.stdout, res.stderr)
+    return res
+
+
+def run_copilot_process(
+    args: list[str], *, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """The installed console script in its own process."""
     res = subprocess.run(
         [copilot_exe(), *args],
         capture_output=True,

@@ -380,7 +380,18 @@ def test_unreachable_store_without_prefix_exits_nonzero(tmp_path: Path) -> None:
         "--storage.stow.config=region=us-east-1",
     ]
     res = run_copilot(
-        [*flags, "download", "-f", "s3://b/inputs.pb", "-o", str(tmp_path / "in"), "-t", "20s"],
+        [
+            *flags,
+            "download",
+            "-f",
+            "s3://b/inputs.pb",
+            "-o",
+            str(tmp_path / "in"),
+            "-t",
+            "20s",
+            "--retries",
+            "2",
+        ],
         env=clean_env(),
     )
     assert res.returncode != 0

@@ -160,6 +160,7 @@ def test_refused_output_is_the_users_failure(s3: S3, tmp_path: Path, what: str) 
 # -- storage and copilot's own trouble (origin SYSTEM) ---------------------------------
 
 
+@pytest.mark.slow
 def test_transient_storage_failure_past_retries_is_system_recoverable(
     s3: S3, tmp_path: Path
 ) -> None:
@@ -226,6 +227,7 @@ def test_download_timeout_is_system_recoverable(s3: S3, tmp_path: Path) -> None:
     assert "did not finish within the timeout of 1s" in message
 
 
+@pytest.mark.slow
 def test_upload_timeout_is_system_recoverable(s3: S3, tmp_path: Path) -> None:
     out = _out(tmp_path)
     (out / "report").write_bytes(b"data")

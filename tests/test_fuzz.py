@@ -198,6 +198,7 @@ FUZZ = settings(
 )
 
 
+@pytest.mark.slow
 @FUZZ
 @given(DOWNLOAD_INPUTS, INTERFACES)
 def test_download_never_fails_uncleanly(data: bytes, interface: str | None) -> None:
@@ -269,6 +270,7 @@ def _materialize(out: Path, entries: list) -> None:
             os.symlink(path, path)
 
 
+@pytest.mark.slow
 @FUZZ
 @given(OUTPUT_TYPES, ENTRIES, st.one_of(st.none(), st.binary(max_size=60)))
 def test_sidecar_never_fails_uncleanly(types: dict, entries: list, raw_iface) -> None:

@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import lits
+import pytest
 from conftest import clean_env
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,6 +26,7 @@ def test_dockerfile_runs_as_non_root_with_flyte_copilot_entrypoint() -> None:
     assert re.search(r"^FROM python:3\.\d+-slim", text, re.M)
 
 
+@pytest.mark.slow
 def test_image_install_steps_in_a_fresh_venv(installed_image: Path, tmp_path: Path) -> None:
     """scripts/install-image (what the Dockerfile runs) gives a working, read-only install."""
     exe = installed_image / "bin" / "flyte-copilot"

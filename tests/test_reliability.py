@@ -83,6 +83,7 @@ def payload(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_download_and_sidecar_survive_thirty_percent_transient_faults(
     s3: S3, payload: Path, tmp_path: Path
 ) -> None:
@@ -125,23 +126,29 @@ def test_download_and_sidecar_survive_thirty_percent_transient_faults(
     assert s3.exists("meta/outputs.pb")
 
 
-def test_access_denied_everywhere_fails_within_seconds(s3: S3, tmp_path: Path) -> None:
+def test_access_denied_everywhere_fails_without_retrying(s3: S3, tmp_path: Path) -> None:
+    """A permanent failure is never retried: one request per operation, then the error."""
     uri = s3.put("run/inputs.pb", lits.literal_map({"a": lits.integer(1)}).SerializeToString())
     with FaultProxy(s3.endpoint, mode="403", rate=1.0) as proxy:
-        started = time.monotonic()
-        res = run(download_args(proxy.url, s3, uri, tmp_path / "in"))
-        elapsed = time.monotonic() - started
+        res = run(["--logger.level=4", *download_args(proxy.url, s3, uri, tmp_path / "in")])
+        download_requests = proxy.requests
         out = tmp_path / "out"
         out.mkdir()
         (out / "n").write_text("1")
-        started2 = time.monotonic()
         iface = lits.b64(typed_interface({"n": lits.simple(T.INTEGER)}))
-        res2 = run(noop_sidecar_args(s3, out, "-i", iface, flags=flags_for(proxy.url)))
-        elapsed2 = time.monotonic() - started2
-    assert res.returncode == 1 and elapsed < 10, (elapsed, res.stderr)
+        res2 = run(
+            [
+                "--logger.level=4",
+                *noop_sidecar_args(s3, out, "-i", iface, flags=flags_for(proxy.url)),
+            ]
+        )
+    assert res.returncode == 1, res.stderr
     assert f"{uri}: access denied" in res.stderr
     assert "Traceback" not in res.stderr
-    assert res2.returncode == 1 and elapsed2 < 10, (elapsed2, res2.stderr)
+    # The inputs read, then the error document write: each refused once, neither retried.
+    assert download_requests == 2, download_requests
+    assert "retry" not in res.stderr and "retry" not in res2.stderr
+    assert res2.returncode == 1, res2.stderr
     assert "access denied" in res2.stderr and s3.uri("meta/") in res2.stderr
 
 
@@ -163,17 +170,17 @@ def test_sigterm_during_download_writes_error_pb_quickly(s3: S3, tmp_path: Path)
         proc.send_signal(signal.SIGTERM)
         time.sleep(0.1)
         proc.send_signal(signal.SIGTERM)  # a second one changes nothing
-        started = time.monotonic()
+        # The stalled server holds the transfer for 60 s: returning well before that
+        # (communicate's bound) shows the transfer was stopped, not waited out.
         out, err = proc.communicate(timeout=30)
         record(out, err)
-        elapsed = time.monotonic() - started
-    assert elapsed < 5, elapsed
     assert proc.returncode == 0, err
     doc = lits.read_error_document(s3.get("run/error.pb"))
     assert "interrupted by SIGTERM" in doc.message
     assert not (tmp_path / "in" / "slow").exists()
 
 
+@pytest.mark.slow
 def test_sigkill_at_random_points_never_leaves_a_dangling_outputs_pb(
     s3: S3, tmp_path: Path
 ) -> None:
@@ -236,6 +243,7 @@ def test_sigkill_at_random_points_never_leaves_a_dangling_outputs_pb(
     os.geteuid() != 0 or shutil.which("setpriv") is None,
     reason="needs root (to drop to another user) and setpriv",
 )
+@pytest.mark.slow
 def test_both_commands_as_an_unprivileged_user_with_a_read_only_install(
     s3: S3, installed_image: Path
 ) -> None:

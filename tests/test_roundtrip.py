@@ -15,6 +15,7 @@ from pathlib import Path
 
 import lits
 import msgpack
+import pytest
 from conftest import S3, run_copilot
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -257,6 +258,7 @@ def _materialize(s3: S3, lit, prefix: str, counter: list[int]) -> None:
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
+@pytest.mark.slow
 @given(st.dictionaries(NAMES, _typed_values(), min_size=1, max_size=4))
 def test_property_round_trip(s3_module: S3, tmp_path_factory, variables) -> None:
     s3 = s3_module

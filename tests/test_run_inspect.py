@@ -260,6 +260,7 @@ def test_inspect_non_flyte_file_is_one_line(tmp_path: Path, content: bytes) -> N
     assert len(lines) == 1 and "not a Flyte document" in lines[0]
 
 
+@pytest.mark.slow
 def test_demo_script_prints_the_three_examples(tmp_path: Path) -> None:
     env = clean_env(COPILOT_HOME=str(tmp_path / "home"), COPILOT_VENV=sys.prefix)
     res = subprocess.run(

@@ -7,6 +7,7 @@ import os
 import threading
 from pathlib import Path
 
+import pytest
 from conftest import S3
 
 from copilot import _s3
@@ -21,6 +22,7 @@ def _sha(path: Path) -> str:
     return h.hexdigest()
 
 
+@pytest.mark.slow
 def test_multipart_upload_and_ranged_download_are_byte_identical(s3: S3, tmp_path: Path) -> None:
     big = tmp_path / "big.bin"
     with open(big, "wb") as fh:
