@@ -22,6 +22,7 @@ optional format in brackets for blobs and datasets (``File[csv]``), and
 from __future__ import annotations
 
 import base64
+import json
 from typing import Any
 
 from flyteidl2.core import interface_pb2, types_pb2
@@ -54,8 +55,21 @@ _SIMPLE = {
 def _split_args(text: str, where: str) -> list[str]:
     """Split ``A, B[C, D], E`` at top-level commas."""
     parts, depth, start = [], 0, 0
+    quote = ""
+    escaped = False
     for i, ch in enumerate(text):
-        if ch == "[":
+        if quote:
+            # Inside a quoted enum value: only its closing quote matters.
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == quote:
+                quote = ""
+            continue
+        if ch in "\"'":
+            quote = ch
+        elif ch == "[":
             depth += 1
         elif ch == "]":
             depth -= 1
@@ -66,8 +80,22 @@ def _split_args(text: str, where: str) -> list[str]:
             start = i + 1
     if depth:
         raise UsageError(f"{where}: unbalanced '[' in {text!r}")
+    if quote:
+        raise UsageError(f"{where}: unclosed quote in {text!r}")
     parts.append(text[start:].strip())
     return [p for p in parts if p]
+
+
+def _unquote(value: str, where: str) -> str:
+    """An enum value: plain text, or a quoted string (JSON double or YAML single quotes)."""
+    if len(value) >= 2 and value[0] == value[-1] == '"':
+        try:
+            return str(json.loads(value))
+        except ValueError:
+            raise UsageError(f"{where}: bad quoted enum value {value}") from None
+    if len(value) >= 2 and value[0] == value[-1] == "'":
+        return value[1:-1].replace("''", "'")
+    return value
 
 
 def parse_type(spec: Any, where: str = "type") -> types_pb2.LiteralType:
@@ -119,7 +147,9 @@ def parse_type(spec: Any, where: str = "type") -> types_pb2.LiteralType:
             structured_dataset_type=types_pb2.StructuredDatasetType(format=args[0] if args else "")
         )
     if lower == "enum" and args:
-        return types_pb2.LiteralType(enum_type=types_pb2.EnumType(values=args))
+        return types_pb2.LiteralType(
+            enum_type=types_pb2.EnumType(values=[_unquote(a, where) for a in args])
+        )
     if lower in ("schema",):
         return types_pb2.LiteralType(schema=types_pb2.SchemaType())
     if lower in ("list", "typing.list") and len(args) == 1:

@@ -27,7 +27,14 @@ from urllib.parse import urlsplit, urlunsplit
 from copilot.cancel import Cancelled, CancelToken
 from copilot.config import StorageConfig
 from copilot.constants import DEFAULT_CONCURRENCY
-from copilot.errors import NON_RECOVERABLE, RECOVERABLE, CopilotError, StorageError
+from copilot.errors import (
+    NON_RECOVERABLE,
+    RECOVERABLE,
+    USER,
+    CopilotError,
+    DataError,
+    StorageError,
+)
 from copilot.retry import RetryPolicy
 
 if TYPE_CHECKING:
@@ -160,6 +167,8 @@ class Store:
         self.retry = retry or RetryPolicy(cancel=self.cancel)
         self._filesystems: dict[str, AbstractFileSystem] = {}
         self._lock = threading.Lock()
+        # Shared by every scoped view: one upload byte budget for the whole store.
+        self._shared: dict[str, Any] = {}
 
     def scoped(self, cancel: CancelToken, *, attempts: int | None = None) -> Store:
         """This store (same filesystems and connections) under another token.
@@ -455,6 +464,18 @@ class Store:
         return got
 
     def _fail(self, t: Transfer, direction: str, exc: Exception) -> CopilotError:
+        local = t.dst if direction == "get" else t.src
+        if isinstance(exc, OSError) and exc.filename is not None:
+            failed = os.path.abspath(os.fsdecode(exc.filename))
+            if failed in (os.path.abspath(local), os.path.abspath(local) + _TMP_SUFFIX):
+                # The local side failed, not the store: name the file and the cause.
+                if direction == "get":
+                    return _labelled(
+                        StorageError(f"cannot write {local}: {exc.strerror}"), t.label
+                    )
+                return _labelled(
+                    DataError(f"cannot read {local}: {exc.strerror}", origin=USER), t.label
+                )
         uri = t.src if direction == "get" else t.dst
         action = "download" if direction == "get" else "upload to"
         return _labelled(storage_error(exc, uri, action), t.label)
@@ -469,7 +490,11 @@ class Store:
         if s3:
             from copilot import _s3
 
-            budget = _s3.ByteBudget(_s3.UPLOAD_BUDGET)
+            # One budget per store (made on the loop that uses it), so uploads running
+            # side by side (the eager uploader, the exit upload) share one bound.
+            budget = self._shared.get("upload_budget")
+            if budget is None:
+                budget = self._shared["upload_budget"] = _s3.ByteBudget(_s3.UPLOAD_BUDGET)
 
         async def attempt(t: Transfer) -> int:
             cb = self._callback()

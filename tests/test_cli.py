@@ -176,3 +176,30 @@ def test_concurrency_per_cpu_maps_onto_concurrency(
     if isinstance(expected, str):
         expected = min(1024, cpus * int(expected[:-1]))
     assert seen == [expected]
+
+
+def test_a_bug_leaves_its_traceback_on_stderr_and_one_line_in_the_document(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """An internal error is reported as one, with its traceback at the default log level."""
+    from click.testing import CliRunner
+
+    import copilot.literals.to_files
+    from copilot.cli import main_group
+
+    def broken(self, inputs):
+        raise KeyError("a bug")
+
+    monkeypatch.setattr(copilot.literals.to_files.InputWriter, "lay_out", broken)
+    src = tmp_path / "inputs.pb"
+    src.write_bytes(lits.literal_map({"a": lits.integer(1)}).SerializeToString())
+    prefix = tmp_path / "meta"
+    result = CliRunner().invoke(
+        main_group,
+        ["download", "-f", str(src), "-o", str(tmp_path / "in"), "--to-output-prefix", str(prefix)],
+    )
+    assert result.exit_code == 0  # recorded in the document, as upstream
+    assert "Traceback (most recent call last)" in result.stderr
+    assert "KeyError: 'a bug'" in result.stderr
+    doc = lits.read_error_document((prefix / "error.pb").read_bytes())
+    assert doc.message == "internal error: KeyError: 'a bug'"

@@ -301,5 +301,33 @@ def test_both_commands_as_an_unprivileged_user_with_a_read_only_install(
         lm = lits.L.LiteralMap()
         lm.ParseFromString(s3.get("meta/outputs.pb"))
         assert lm.literals["n"].scalar.primitive.integer == 9
+        # A File output copilot may not read (EACCES): the container's failure, named.
+        (work / "out" / "f").write_bytes(b"secret")
+        os.chmod(work / "out" / "f", 0)
+        res = subprocess.run(
+            [
+                *drop,
+                exe,
+                *noop_sidecar_args(
+                    s3,
+                    work / "out",
+                    "-i",
+                    lits.b64(typed_interface({"f": lits.blob_type()})),
+                    flags=flags_for(s3.endpoint),
+                    prefix="meta2/",
+                ),
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+            cwd=str(work),
+        )
+        record(res.stdout, res.stderr)
+        assert res.returncode == 0, res.stderr
+        doc = lits.read_error_document(s3.get("meta2/error.pb"))
+        assert doc.message == f"output 'f': cannot read {work / 'out' / 'f'}: Permission denied"
+        assert doc.origin == lits.execution_pb2.ExecutionError.USER
+        assert "internal error" not in res.stderr
     finally:
         shutil.rmtree(work, ignore_errors=True)

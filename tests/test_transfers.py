@@ -41,6 +41,94 @@ def test_multipart_upload_and_ranged_download_are_byte_identical(s3: S3, tmp_pat
     assert not list(tmp_path.glob("*.copilot-part"))
 
 
+def test_a_ranged_download_never_fetches_the_whole_object_first(
+    s3: S3, tmp_path: Path, monkeypatch
+) -> None:
+    """Every GET of a big object asks for a range; the first range is kept, not dropped."""
+    monkeypatch.setattr(_s3, "RANGE_SIZE", 1 << 20)
+    data = os.urandom((3 << 20) + 5)
+    s3.put("r/big", data)
+    s3.put("r/empty", b"")
+    s3.put("r/small", b"tiny")
+    store = s3.store(4)
+    fs = store.filesystem("s3")
+    calls: list[tuple[str, str | None]] = []
+    original = fs._call_s3
+
+    async def recording(method, *args, **kwargs):
+        if method == "get_object":
+            calls.append((kwargs["Key"], kwargs.get("Range")))
+        return await original(method, *args, **kwargs)
+
+    monkeypatch.setattr(fs, "_call_s3", recording)
+    got = tmp_path / "big"
+    assert store.download([Transfer(s3.uri("r/big"), str(got), "big")]) == len(data)
+    assert got.read_bytes() == data
+    ranges = sorted(r for k, r in calls if k == "r/big")
+    assert len(ranges) == 4 and all(r is not None for r in ranges), ranges
+    assert "bytes=0-1048575" in ranges
+    # Small and empty objects still arrive whole (the empty one needs a plain GET).
+    store.download(
+        [
+            Transfer(s3.uri("r/empty"), str(tmp_path / "empty"), "empty"),
+            Transfer(s3.uri("r/small"), str(tmp_path / "small"), "small"),
+        ]
+    )
+    assert (tmp_path / "empty").read_bytes() == b"" and (tmp_path / "small").read_bytes() == b"tiny"
+    assert len([k for k, _ in calls if k == "r/small"]) == 1
+
+
+def test_the_upload_budget_is_one_bound_for_every_call(s3: S3, tmp_path: Path, monkeypatch) -> None:
+    """Two upload calls at once (the eager uploader and the exit upload) share the budget."""
+    monkeypatch.setattr(_s3, "UPLOAD_BUDGET", 3 << 20)
+    monkeypatch.setattr(_s3, "PART_SIZE", 5 << 20)
+    budgets: set[int] = set()
+    peak = [0]
+    original = _s3.ByteBudget.acquire
+
+    async def tracking(self, n):
+        await original(self, n)
+        budgets.add(id(self))
+        peak[0] = max(peak[0], self.used)
+
+    monkeypatch.setattr(_s3.ByteBudget, "acquire", tracking)
+    store = s3.store(8)
+    batches = []
+    for b in range(2):
+        batch = []
+        for i in range(6):
+            p = tmp_path / f"b{b}f{i}"
+            p.write_bytes(os.urandom(1 << 20))
+            batch.append(Transfer(str(p), s3.uri(f"u/b{b}f{i}"), p.name, 1 << 20))
+        batches.append(batch)
+    threads = [
+        threading.Thread(target=store.scoped(store.cancel).upload, args=(b,)) for b in batches
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert len(budgets) == 1, "each call made its own budget"
+    assert 0 < peak[0] <= 3 << 20
+    assert len(s3.keys("u/")) == 12
+
+
+def test_the_private_s3fs_and_fsspec_api_copilot_uses_is_there() -> None:
+    """The S3 fast path calls these; a release that changes them must fail here, loudly."""
+    import inspect
+
+    import fsspec.asyn
+    import s3fs
+
+    assert inspect.iscoroutinefunction(s3fs.S3FileSystem._call_s3)
+    for name in ("_cat_file", "_pipe_file", "_exists", "_isfile", "_find", "_size", "_rm_file"):
+        assert inspect.iscoroutinefunction(getattr(s3fs.S3FileSystem, name)), name
+    assert issubclass(s3fs.S3FileSystem, fsspec.asyn.AsyncFileSystem)
+    fs = s3fs.S3FileSystem(anon=True, skip_instance_cache=True)
+    assert fs.async_impl and fs.loop is not None
+    assert "_strip_protocol" in dir(fs)
+
+
 def test_upload_memory_budget_is_respected(s3: S3, tmp_path: Path, monkeypatch) -> None:
     """All uploads together never hold more than the byte budget in buffers."""
     monkeypatch.setattr(_s3, "UPLOAD_BUDGET", 6 << 20)

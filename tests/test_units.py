@@ -212,3 +212,76 @@ def test_uri_helpers() -> None:
     assert protocol_of("S3://b/k") == "s3"
     assert join_uri("s3://b/p/", "error.pb") == "s3://b/p/error.pb"
     assert display_uri("https://u:pw@h/x?X-Amz-Signature=abc") == "https://h/x"
+
+
+# -- type names: what type_name writes, parse_type reads back ----------------------------
+
+
+def _types() -> st.SearchStrategy:
+    from flyteidl2.core import types_pb2
+
+    simple = st.sampled_from(
+        [
+            types_pb2.INTEGER,
+            types_pb2.FLOAT,
+            types_pb2.STRING,
+            types_pb2.BOOLEAN,
+            types_pb2.DATETIME,
+            types_pb2.DURATION,
+            types_pb2.BINARY,
+            types_pb2.STRUCT,
+        ]
+    ).map(lambda s: types_pb2.LiteralType(simple=s))
+    fmt = st.sampled_from(["", "csv", "parquet", "fastq.gz"])
+    blob = st.builds(
+        lambda f, multi: types_pb2.LiteralType(
+            blob=types_pb2.BlobType(
+                format=f,
+                dimensionality=types_pb2.BlobType.MULTIPART if multi else types_pb2.BlobType.SINGLE,
+            )
+        ),
+        fmt,
+        st.booleans(),
+    )
+    enum = st.lists(st.text(min_size=0, max_size=8), min_size=1, max_size=4, unique=True).map(
+        lambda vs: types_pb2.LiteralType(enum_type=types_pb2.EnumType(values=vs))
+    )
+    dataset = fmt.map(
+        lambda f: types_pb2.LiteralType(
+            structured_dataset_type=types_pb2.StructuredDatasetType(format=f)
+        )
+    )
+    leaves = st.one_of(simple, blob, enum, dataset)
+
+    def extend(inner: st.SearchStrategy) -> st.SearchStrategy:
+        none = types_pb2.LiteralType(simple=types_pb2.NONE)
+        return st.one_of(
+            inner.map(lambda t: types_pb2.LiteralType(collection_type=t)),
+            inner.map(lambda t: types_pb2.LiteralType(map_value_type=t)),
+            inner.map(
+                lambda t: types_pb2.LiteralType(union_type=types_pb2.UnionType(variants=[t, none]))
+            ),
+            st.lists(inner, min_size=2, max_size=3).map(
+                lambda ts: types_pb2.LiteralType(union_type=types_pb2.UnionType(variants=ts))
+            ),
+        )
+
+    return st.recursive(leaves, extend, max_leaves=6)
+
+
+@given(_types())
+def test_parse_type_reads_back_what_type_name_writes(lt) -> None:
+    from copilot.interface import parse_type
+    from copilot.literals.types import type_name
+
+    assert parse_type(type_name(lt)) == lt
+
+
+@pytest.mark.parametrize(
+    "text", ["list[enum[a, b]]", 'dict[str, enum["a, b", "c]"]]', "Optional[enum[x y, 'it''s']]"]
+)
+def test_nested_enums_parse(text: str) -> None:
+    from copilot.interface import parse_type
+
+    lt = parse_type(text)
+    assert lt.WhichOneof("type") in ("collection_type", "map_value_type", "union_type")

@@ -6,6 +6,9 @@ Names follow what users write in Python (``int``, ``list[File]``,
 
 from __future__ import annotations
 
+import json
+import re
+
 from flyteidl2.core import literals_pb2, types_pb2
 
 SIMPLE_NAMES = {
@@ -43,6 +46,14 @@ SINGLE = types_pb2.BlobType.SINGLE
 MULTIPART = types_pb2.BlobType.MULTIPART
 
 
+_PLAIN_ENUM_VALUE = re.compile(r"^[^\s,\[\]\"'{}:]+(?: [^\s,\[\]\"'{}:]+)*$")
+
+
+def _enum_value(value: str) -> str:
+    """An enum value as written inside ``enum[...]``: quoted (JSON) unless plain."""
+    return value if _PLAIN_ENUM_VALUE.match(value) else json.dumps(value, ensure_ascii=False)
+
+
 def type_name(lt: types_pb2.LiteralType) -> str:
     """A Python-like spelling of a literal type."""
     which = lt.WhichOneof("type")
@@ -58,7 +69,7 @@ def type_name(lt: types_pb2.LiteralType) -> str:
     if which == "map_value_type":
         return f"dict[str, {type_name(lt.map_value_type)}]"
     if which == "enum_type":
-        return "enum[" + ", ".join(lt.enum_type.values) + "]"
+        return "enum[" + ", ".join(_enum_value(v) for v in lt.enum_type.values) + "]"
     if which == "union_type":
         variants = list(lt.union_type.variants)
         non_none = [v for v in variants if not is_none_type(v)]
