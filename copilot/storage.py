@@ -492,9 +492,9 @@ class Store:
 
             # One budget per store (made on the loop that uses it), so uploads running
             # side by side (the eager uploader, the exit upload) share one bound.
-            budget = self._shared.get("upload_budget")
-            if budget is None:
-                budget = self._shared["upload_budget"] = _s3.ByteBudget(_s3.UPLOAD_BUDGET)
+            budget: _s3.ByteBudget = self._shared.setdefault(
+                "upload_budget", _s3.ByteBudget(_s3.UPLOAD_BUDGET)
+            )
 
         async def attempt(t: Transfer) -> int:
             cb = self._callback()
