@@ -21,8 +21,8 @@ from copilot.constants import (
     ERROR_DOCUMENT_NAME,
     OUTPUTS_DOCUMENT_NAME,
 )
+from copilot.durations import parse_go_duration
 from copilot.errors import CopilotError, UsageError
-from copilot.literals.text import parse_go_duration
 from copilot.modes import (
     Choice,
     DownloadMode,
@@ -342,7 +342,7 @@ def download(
 
     from copilot import steps
     from copilot.inputs import DownloadOptions
-    from copilot.messages import parse_base64_message
+    from copilot.protobuf import parse_base64_message
 
     opts = DownloadOptions(
         from_remote=from_remote,
@@ -462,8 +462,8 @@ def sidecar(
     from flyteidl2.core import interface_pb2
 
     from copilot import steps
-    from copilot.messages import parse_base64_message
     from copilot.outputs import UploadOptions
+    from copilot.protobuf import parse_base64_message
     from copilot.watchers import make_watcher
 
     if timeout is None:
@@ -547,8 +547,8 @@ def interface_decode(value: str) -> None:
     """Print a base64 TypedInterface or VariableMap in the YAML syntax."""
     import yaml
 
-    from copilot.inspect import detect, render
-    from copilot.messages import decode_base64
+    from copilot.documents import detect, render
+    from copilot.protobuf import decode_base64
 
     kind, msg = detect(decode_base64(value, "interface"), "interface")
     if kind not in ("TypedInterface", "VariableMap"):
@@ -582,7 +582,7 @@ def _dump(data: object, fmt: str, *, width: int = 80) -> str:
 @click.pass_obj
 def inspect(settings: Settings, uri: str, as_kind: str | None, fmt: str, raw: bool) -> None:
     """Print a LiteralMap, Literal, ErrorDocument or interface from any store."""
-    from copilot.inspect import detect, parse_as, render
+    from copilot.documents import detect, parse_as, render
     from copilot.storage import Store
 
     if uri == "-":
@@ -802,7 +802,7 @@ def pod(
                     "remote ones (give its store URI)"
                 )
         else:
-            from copilot.messages import parse_message
+            from copilot.protobuf import parse_message
             from copilot.storage import Store
 
             data = Store(settings.storage).read_bytes(opts.inputs, what="read inputs")

@@ -20,6 +20,7 @@ from typing import Any
 
 from copilot.constants import ERROR_DOCUMENT_NAME
 from copilot.errors import UsageError
+from copilot.yamlfile import load_yaml
 
 log = logging.getLogger("copilot")
 
@@ -168,20 +169,6 @@ class FlagOverrides:
                 raise UsageError(f"{flag}: expected an integer, found {raw!r}") from None
         else:
             _set_path(tree, key, raw)
-
-
-def load_yaml(path: str, what: str) -> Any:
-    """Parse one YAML (or JSON) file; a clear UsageError naming ``what`` if it cannot."""
-    import yaml
-
-    try:
-        with open(path, encoding="utf-8") as fh:
-            return yaml.safe_load(fh)
-    except OSError as exc:
-        raise UsageError(f"{what} {path}: cannot read it ({exc.strerror})") from None
-    except yaml.YAMLError as exc:
-        detail = str(exc).splitlines()[0] if str(exc) else "invalid"
-        raise UsageError(f"{what} {path}: not valid YAML ({detail})") from None
 
 
 def load_config_files(patterns: list[str]) -> dict[str, Any]:

@@ -10,3 +10,9 @@ MAX_DOCUMENT_BYTES = 256 << 20
 ERROR_DOCUMENT_NAME = "error.pb"
 #: Where Flyte's output reader looks for the outputs.
 OUTPUTS_DOCUMENT_NAME = "outputs.pb"
+#: Completion markers the main container writes in the output dir: ``_ERROR``
+#: (its own failure, whose content is the message), ``_SUCCESS`` and ``_START``
+#: (for the ``file`` watcher).
+ERROR_FILE = "_ERROR"
+SUCCESS_FILE = "_SUCCESS"
+START_FILE = "_START"

@@ -24,8 +24,8 @@ from flyteidl2.core import interface_pb2, literals_pb2
 from copilot.errors import DataError, UsageError
 from copilot.literals.to_files import InputWriter
 from copilot.literals.types import mismatch, type_name
-from copilot.messages import parse_message
 from copilot.modes import DownloadMode, FileLayout, MetadataFormat
+from copilot.protobuf import parse_message
 from copilot.storage import Store, display_uri
 
 log = logging.getLogger("copilot")

@@ -222,7 +222,7 @@ def typed_interface(doc: Any, where: str = "interface") -> interface_pb2.TypedIn
 
 def load_interface_file(path: str) -> interface_pb2.TypedInterface:
     """Read an interface YAML (or JSON) file."""
-    from copilot.config import load_yaml
+    from copilot.yamlfile import load_yaml
 
     return typed_interface(load_yaml(path, "interface file"), f"interface file {path}")
 

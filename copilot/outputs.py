@@ -23,16 +23,16 @@ from flyteidl2.core import interface_pb2, literals_pb2
 from copilot.constants import (
     DEFAULT_MAX_PRIMITIVE_BYTES,
     ERROR_DOCUMENT_NAME,
+    ERROR_FILE,
     MAX_DOCUMENT_BYTES,
     OUTPUTS_DOCUMENT_NAME,
 )
 from copilot.errors import NON_RECOVERABLE, RECOVERABLE, USER, CopilotError, DataError, UsageError
 from copilot.literals.from_files import OutputReader, parse_document
 from copilot.literals.types import MULTIPART, mismatch
-from copilot.messages import parse_message
 from copilot.modes import MetadataFormat, StructEncoding, UploadMode
+from copilot.protobuf import parse_message
 from copilot.storage import Store, Transfer, join_uri, protocol_of
-from copilot.watchers import ERROR_FILE
 
 log = logging.getLogger("copilot")
 

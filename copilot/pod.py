@@ -30,9 +30,9 @@ from typing import Any
 from flyteidl2.core import literals_pb2
 
 from copilot.constants import ERROR_DOCUMENT_NAME
+from copilot.durations import format_duration_ns
 from copilot.errors import UsageError
 from copilot.interface import encode
-from copilot.literals.text import format_duration_ns
 from copilot.run import TaskSpec
 from copilot.storage import join_uri
 from copilot.templates import check as check_template

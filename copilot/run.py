@@ -34,7 +34,6 @@ from typing import Any
 from flyteidl2.core import interface_pb2, literals_pb2, types_pb2
 
 from copilot import steps
-from copilot.config import load_yaml
 from copilot.errors import UsageError
 from copilot.inputs import DownloadOptions, download_inputs
 from copilot.interface import variable_map
@@ -46,6 +45,7 @@ from copilot.storage import Store, Transfer, join_uri
 from copilot.templates import check as check_template
 from copilot.templates import render as render_template
 from copilot.templates import retry_key
+from copilot.yamlfile import load_yaml
 
 STDERR_TAIL_LINES = 20
 
@@ -148,7 +148,7 @@ def _cli_value(text: Any, lt: types_pb2.LiteralType) -> Any:
     return text
 
 
-class _Runner:
+class LocalRun:
     def __init__(self, spec: TaskSpec, store: Store, store_root: str, workdir: str) -> None:
         self.spec = spec
         self.store = store
@@ -314,7 +314,7 @@ def _stream(pipe: Any, sink: Any, tail: collections.deque | None) -> None:
     pipe.close()
 
 
-def _docker_command(spec: TaskSpec, runner: _Runner, argv: list[str]) -> list[str]:
+def _docker_command(spec: TaskSpec, runner: LocalRun, argv: list[str]) -> list[str]:
     docker = shutil.which("docker")
     if docker is None:
         raise UsageError("--docker: no docker command on PATH")
@@ -349,7 +349,7 @@ def run_task(
     keep: bool = True,
 ) -> RunResult:
     """Run one task end to end; see the module docstring."""
-    runner = _Runner(spec, store, store_root, workdir)
+    runner = LocalRun(spec, store, store_root, workdir)
     runner.check_templates()
     inputs_uri = runner.store_inputs(given)
     os.makedirs(runner.outdir, exist_ok=True)

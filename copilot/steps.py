@@ -27,6 +27,7 @@ from flyteidl2.core import execution_pb2, literals_pb2
 
 from copilot.cancel import CancelToken
 from copilot.constants import ERROR_DOCUMENT_NAME
+from copilot.durations import format_duration_ns
 from copilot.errors import (
     INPUT_DOWNLOAD_FAILED,
     OUTPUT_UPLOAD_FAILED,
@@ -37,7 +38,6 @@ from copilot.errors import (
     describe,
 )
 from copilot.inputs import DownloadOptions, DownloadResult, download_inputs
-from copilot.literals.text import format_duration_ns
 from copilot.outputs import EagerUploader, UploadOptions, UploadResult, upload_outputs
 from copilot.storage import Store, display_uri, join_uri, protocol_of
 from copilot.watchers import NoopWatcher, Watcher
@@ -96,7 +96,7 @@ def download_error(store: Store, uri: str) -> ErrorInfo | None:
     the sidecar must keep: a document an earlier sidecar run wrote is its own
     and may be replaced, so a re-run by hand is never blocked by it.
     """
-    from copilot.messages import parse_message
+    from copilot.protobuf import parse_message
 
     if not store.exists(uri):
         return None

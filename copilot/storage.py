@@ -470,9 +470,7 @@ class Store:
             if failed in (os.path.abspath(local), os.path.abspath(local) + _TMP_SUFFIX):
                 # The local side failed, not the store: name the file and the cause.
                 if direction == "get":
-                    return _labelled(
-                        StorageError(f"cannot write {local}: {exc.strerror}"), t.label
-                    )
+                    return _labelled(StorageError(f"cannot write {local}: {exc.strerror}"), t.label)
                 return _labelled(
                     DataError(f"cannot read {local}: {exc.strerror}", origin=USER), t.label
                 )

@@ -16,14 +16,11 @@ import threading
 from typing import Protocol
 
 from copilot.cancel import CancelToken
+from copilot.constants import ERROR_FILE, START_FILE, SUCCESS_FILE
 from copilot.errors import UsageError
 from copilot.modes import WatcherType
 
 log = logging.getLogger("copilot")
-
-SUCCESS_FILE = "_SUCCESS"
-ERROR_FILE = "_ERROR"
-START_FILE = "_START"
 
 
 class Watcher(Protocol):

@@ -22,8 +22,8 @@ from hypothesis import strategies as st
 from copilot.errors import CopilotError
 from copilot.inputs import DownloadOptions, download_inputs
 from copilot.interface import parse_type
-from copilot.messages import parse_base64_message
 from copilot.outputs import UploadOptions, upload_outputs
+from copilot.protobuf import parse_base64_message
 from copilot.storage import Store
 
 CASE_SECONDS = 10

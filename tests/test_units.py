@@ -9,13 +9,9 @@ from hypothesis import strategies as st
 from copilot._argv import split_global_flags
 from copilot.cli import main_group
 from copilot.config import FlagOverrides, StorageConfig, parse_pairs, resolve_settings
+from copilot.durations import format_duration_ns, parse_go_duration
 from copilot.errors import UsageError
-from copilot.literals.text import (
-    format_duration_ns,
-    format_float,
-    format_timestamp,
-    parse_go_duration,
-)
+from copilot.literals.text import format_float, format_timestamp
 from copilot.literals.to_files import safe_name
 from copilot.storage import display_uri, join_uri, protocol_of
 

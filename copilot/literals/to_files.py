@@ -21,10 +21,10 @@ from typing import Any
 
 from flyteidl2.core import literals_pb2
 
+from copilot.durations import format_duration_ns
 from copilot.errors import DataError
 from copilot.literals.text import (
     duration_ns,
-    format_duration_ns,
     format_float,
     format_timestamp,
 )

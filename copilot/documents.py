@@ -97,7 +97,7 @@ def detect(data: bytes, name: str = "") -> tuple[str, Message]:
 
 
 def parse_as(data: bytes, kind: str, name: str = "") -> Message:
-    from copilot.messages import parse_message
+    from copilot.protobuf import parse_message
 
     return parse_message(KINDS[kind], data, name or "input")
 
