@@ -215,6 +215,37 @@ class StorageConfig:
     multi_container: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def __repr__(self) -> str:
+        # Printed, logged or in a traceback, a configuration never shows a credential.
+        return f"StorageConfig({self.redacted()!r})"
+
+    __str__ = __repr__
+
+    @classmethod
+    def s3(
+        cls,
+        *,
+        region: str = "",
+        endpoint: str = "",
+        access_key_id: str = "",
+        secret_key: str = "",
+        token: str = "",
+        use_ssl: bool = True,
+        path_style: bool = True,
+    ) -> StorageConfig:
+        """S3 (or MinIO) for library callers, with typed options; empty values are left
+        to the environment (IRSA, instance profiles, ``AWS_*`` variables)."""
+        stow = {
+            "region": region,
+            "endpoint": endpoint,
+            "access_key_id": access_key_id,
+            "secret_key": secret_key,
+            "token": token,
+            "disable_ssl": "false" if use_ssl else "true",
+            "disable_force_path_style": "false" if path_style else "true",
+        }
+        return cls(kind="s3", stow_config={k: v for k, v in stow.items() if v})
+
     @classmethod
     def from_tree(cls, tree: dict[str, Any]) -> StorageConfig:
         stow = tree.get("stow") or {}

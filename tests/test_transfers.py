@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from conftest import S3
 
-from copilot import _s3
 from copilot.storage import Store, Transfer
+from copilot.storage import s3 as _s3
 
 
 def _sha(path: Path) -> str:

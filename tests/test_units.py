@@ -281,3 +281,40 @@ def test_nested_enums_parse(text: str) -> None:
 
     lt = parse_type(text)
     assert lt.WhichOneof("type") in ("collection_type", "map_value_type", "union_type")
+
+
+def test_configuration_never_prints_a_credential() -> None:
+    from copilot.config import Settings
+
+    cfg = StorageConfig.s3(access_key_id="AKIAEXAMPLE", secret_key="s3cr3t", token="tok3n")
+    for text in (repr(cfg), str(cfg), repr(Settings(storage=cfg)), f"{cfg}"):
+        assert "AKIAEXAMPLE" not in text and "s3cr3t" not in text and "tok3n" not in text
+        assert "***" in text
+
+
+def test_typed_s3_options_for_library_callers() -> None:
+    cfg = StorageConfig.s3(
+        region="eu-west-1", endpoint="minio:9000", access_key_id="k", secret_key="s", use_ssl=False
+    )
+    opts = cfg.s3_options()
+    assert opts["key"] == "k" and opts["secret"] == "s" and opts["use_ssl"] is False
+    assert opts["client_kwargs"] == {
+        "endpoint_url": "http://minio:9000",
+        "region_name": "eu-west-1",
+    }
+    assert opts["config_kwargs"]["s3"]["addressing_style"] == "path"
+    assert StorageConfig.s3(path_style=False, endpoint="https://x").s3_options()["config_kwargs"][
+        "s3"
+    ] == {"addressing_style": "virtual"}
+    assert StorageConfig.s3().s3_options() == {}  # everything from the environment
+
+
+def test_every_backend_is_one_table_entry() -> None:
+    from copilot.storage.backends import BACKENDS, backend_for
+
+    assert {"s3", "gs", "abfs", "file", "http", "https", "memory"} <= set(BACKENDS)
+    assert backend_for("s3").bounded_s3_transfers and not backend_for("gs").bounded_s3_transfers
+    assert backend_for("gs").install == "copilot[gcs]"
+    assert backend_for("abfs").install == "copilot[azure]"
+    assert backend_for("http").read_only
+    assert protocol_of("abfss://c@a.dfs.core.windows.net/x") == "abfs"

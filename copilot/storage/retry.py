@@ -24,6 +24,7 @@ from typing import TypeVar
 
 from copilot.cancel import Cancelled, CancelToken
 from copilot.errors import CopilotError, Retryable
+from copilot.storage.errors import http_status
 
 log = logging.getLogger("copilot")
 T = TypeVar("T")
@@ -80,13 +81,13 @@ _TRANSIENT_CLASSES = frozenset(
 
 
 def _status_and_code(exc: BaseException) -> tuple[int | None, str | None]:
+    """HTTP status and service error code (botocore ``Error.Code``, azure ``error_code``)."""
+    code = None
     response = getattr(exc, "response", None)
     if isinstance(response, dict):
-        error = response.get("Error") or {}
-        meta = response.get("ResponseMetadata") or {}
-        return meta.get("HTTPStatusCode"), error.get("Code")
-    status = getattr(exc, "status", None)
-    return (status if isinstance(status, int) else None), None
+        code = (response.get("Error") or {}).get("Code")
+    code = code or getattr(exc, "error_code", None)
+    return http_status(exc), (str(code) if code else None)
 
 
 def is_transient(exc: BaseException) -> bool:

@@ -22,20 +22,21 @@ from collections.abc import Coroutine, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 from copilot.cancel import Cancelled, CancelToken
 from copilot.config import StorageConfig
 from copilot.constants import DEFAULT_CONCURRENCY
 from copilot.errors import (
     NON_RECOVERABLE,
-    RECOVERABLE,
     USER,
     CopilotError,
     DataError,
     StorageError,
 )
-from copilot.retry import RetryPolicy
+from copilot.storage.backends import backend_for
+from copilot.storage.errors import _errors, _first_line, storage_error
+from copilot.storage.retry import RetryPolicy
+from copilot.storage.uris import basename_of, display_uri, protocol_of
 
 if TYPE_CHECKING:
     from fsspec import AbstractFileSystem
@@ -47,40 +48,6 @@ T = TypeVar("T")
 
 
 _TMP_SUFFIX = ".copilot-part"
-
-
-def protocol_of(uri: str) -> str:
-    """The URI's scheme, ``file`` for plain paths."""
-    if "://" not in uri:
-        return "file"
-    scheme = uri.split("://", 1)[0].lower()
-    return {"s3a": "s3", "gcs": "gs", "az": "abfs"}.get(scheme, scheme)
-
-
-def display_uri(uri: str) -> str:
-    """A URI safe to print: user info and query strings (signatures) removed."""
-    if "://" not in uri:
-        return uri
-    try:
-        parts = urlsplit(uri)
-    except ValueError:
-        return uri.split("?", 1)[0]
-    netloc = parts.netloc.rsplit("@", 1)[-1]
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
-
-
-def join_uri(prefix: str, *names: str) -> str:
-    """Join names under a prefix with exactly one ``/`` between parts."""
-    out = prefix.rstrip("/")
-    for name in names:
-        out = out + "/" + name.strip("/")
-    return out
-
-
-def basename_of(uri: str) -> str:
-    """Last path segment of a URI (query and fragment ignored)."""
-    path = urlsplit(uri).path if "://" in uri else uri
-    return path.rstrip("/").rsplit("/", 1)[-1]
 
 
 @dataclass(frozen=True)
@@ -104,39 +71,6 @@ class Transfer:
     dst: str
     label: str
     size: int | None = None
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
-def storage_error(exc: BaseException, uri: str, action: str) -> CopilotError:
-    """Turn a backend exception into one clear line that names the object."""
-    if isinstance(exc, CopilotError):
-        return exc
-    shown = display_uri(uri)
-    status = getattr(exc, "status", None) or getattr(exc, "code", None)
-    if isinstance(exc, FileNotFoundError):
-        return StorageError(f"{action} {shown}: not found", kind=NON_RECOVERABLE)
-    if isinstance(exc, PermissionError):
-        return StorageError(f"{action} {shown}: access denied", kind=NON_RECOVERABLE)
-    if isinstance(status, int) and 400 <= status < 600:
-        kind = NON_RECOVERABLE if status in (401, 403, 404, 410) else RECOVERABLE
-        return StorageError(f"{action} {shown}: HTTP {status}", kind=kind)
-    if isinstance(exc, asyncio.TimeoutError | TimeoutError):
-        return StorageError(f"{action} {shown}: timed out")
-    return StorageError(f"{action} {shown}: {_first_line(exc)}")
-
-
-@contextmanager
-def _errors(uri: str, action: str) -> Iterator[None]:
-    try:
-        yield
-    except CopilotError:
-        raise
-    except Exception as exc:
-        raise storage_error(exc, uri, action) from exc
 
 
 def _unlink_quietly(path: str) -> None:
@@ -221,24 +155,6 @@ class Store:
 
     # -- filesystems ---------------------------------------------------------
 
-    def _options(self, protocol: str) -> dict[str, Any]:
-        if protocol == "s3":
-            opts = self.config.s3_options()
-            opts.setdefault("use_listings_cache", False)
-            # One connection per transfer in flight (botocore's pool holds 10 by default).
-            cfg = opts.setdefault("config_kwargs", {})
-            cfg.setdefault("max_pool_connections", max(10, self.concurrency * 2))
-            # botocore retries single requests a little; copilot.retry retries whole operations.
-            cfg.setdefault("retries", {"max_attempts": 2, "mode": "standard"})
-            return opts
-        if protocol == "gs":
-            return self.config.gcs_options()
-        if protocol in ("abfs", "abfss", "az"):
-            return self.config.azure_options()
-        if protocol == "file":
-            return {"auto_mkdir": True}
-        return {}
-
     def filesystem(self, protocol: str) -> AbstractFileSystem:
         """The run's filesystem for a protocol, created (and imported) on first use."""
         with self._lock:
@@ -246,15 +162,12 @@ class Store:
             if fs is None:
                 import fsspec
 
+                backend = backend_for(protocol)
+                options = backend.options(self.config, self.concurrency)
                 try:
-                    fs = fsspec.filesystem(
-                        protocol, skip_instance_cache=True, **self._options(protocol)
-                    )
+                    fs = fsspec.filesystem(protocol, skip_instance_cache=True, **options)
                 except (ImportError, ValueError) as exc:
-                    hint = {
-                        "gs": " (install copilot[gcs])",
-                        "abfs": " (install copilot[azure])",
-                    }.get(protocol, "")
+                    hint = f" (install {backend.install})" if backend.install else ""
                     raise StorageError(
                         f"storage {protocol}://: backend not available{hint}: {_first_line(exc)}",
                         kind=NON_RECOVERABLE,
@@ -484,9 +397,10 @@ class Store:
         queue: Iterator[Transfer] = iter(group)
         failure: list[BaseException] = []
         copied = 0
-        s3 = protocol_of(group[0].src if direction == "get" else group[0].dst) == "s3"
+        remote = group[0].src if direction == "get" else group[0].dst
+        s3 = backend_for(protocol_of(remote)).bounded_s3_transfers
         if s3:
-            from copilot import _s3
+            from copilot.storage import s3 as _s3
 
             # One budget per store (made on the loop that uses it), so uploads running
             # side by side (the eager uploader, the exit upload) share one bound.

@@ -1,0 +1,67 @@
+"""Every store copilot can reach, one table entry each (like fsspec's registry).
+
+An entry says which fsspec protocol serves the store, where the code lives
+(imported only when a URI needs it), how to install it when it is missing, how
+copilot's configuration becomes the filesystem's keyword arguments, and which
+transfer path it takes.  Adding a store is adding an entry, not new branches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from copilot.config import StorageConfig
+
+
+@dataclass(frozen=True)
+class Backend:
+    """One kind of store."""
+
+    protocol: str
+    #: The module that implements it (for messages; fsspec imports it lazily).
+    module: str
+    #: What to install when the module is missing ("" when copilot depends on it).
+    install: str
+    #: copilot's configuration (and the transfer concurrency) as fsspec keyword arguments.
+    options: Callable[[StorageConfig, int], dict[str, Any]]
+    #: Transfers through copilot's bounded-memory S3 code rather than fsspec's own.
+    bounded_s3_transfers: bool = False
+    #: Inputs only: a store that cannot be written or listed.
+    read_only: bool = False
+
+
+def _s3(config: StorageConfig, concurrency: int) -> dict[str, Any]:
+    opts = config.s3_options()
+    opts.setdefault("use_listings_cache", False)
+    # One connection per transfer in flight (botocore's pool holds 10 by default).
+    cfg = opts.setdefault("config_kwargs", {})
+    cfg.setdefault("max_pool_connections", max(10, concurrency * 2))
+    # botocore retries one request a little (a dropped connection mid-part);
+    # copilot.storage.retry retries whole operations and is the only loop.
+    cfg.setdefault("retries", {"max_attempts": 2, "mode": "standard"})
+    return opts
+
+
+def _none(config: StorageConfig, concurrency: int) -> dict[str, Any]:
+    return {}
+
+
+BACKENDS: dict[str, Backend] = {
+    b.protocol: b
+    for b in (
+        Backend("s3", "s3fs", "", _s3, bounded_s3_transfers=True),
+        Backend("gs", "gcsfs", "copilot[gcs]", lambda c, n: c.gcs_options()),
+        Backend("abfs", "adlfs", "copilot[azure]", lambda c, n: c.azure_options()),
+        Backend("file", "fsspec", "", lambda c, n: {"auto_mkdir": True}),
+        Backend("memory", "fsspec", "", _none),
+        Backend("http", "fsspec", "", _none, read_only=True),
+        Backend("https", "fsspec", "", _none, read_only=True),
+    )
+}
+
+
+def backend_for(protocol: str) -> Backend:
+    """The table entry for ``protocol``; an unknown one still goes through fsspec."""
+    return BACKENDS.get(protocol) or Backend(protocol, "fsspec", "", _none)

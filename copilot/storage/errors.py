@@ -1,0 +1,68 @@
+"""The one place where backend exceptions become copilot's errors.
+
+Whatever the backend (botocore, gcsfs, azure-core, aiohttp, the OS), a failure
+leaves the storage package as a :class:`~copilot.errors.StorageError` with one
+line naming the action and the object, and a kind that says whether a retry
+can help.  Credentials never appear: URIs are shown without user info or
+query strings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from copilot.errors import NON_RECOVERABLE, RECOVERABLE, CopilotError, StorageError
+from copilot.storage.uris import display_uri
+
+
+def http_status(exc: BaseException) -> int | None:
+    """The HTTP status a backend exception carries, wherever that backend keeps it.
+
+    botocore: ``response["ResponseMetadata"]["HTTPStatusCode"]``; aiohttp and
+    s3fs: ``status``; gcsfs: ``code``; azure-core: ``status_code``.
+    """
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        status = (response.get("ResponseMetadata") or {}).get("HTTPStatusCode")
+        if isinstance(status, int):
+            return status
+    for attr in ("status", "status_code", "code"):
+        value = getattr(exc, attr, None)
+        if isinstance(value, int) and 100 <= value < 600:
+            return value
+    return None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def storage_error(exc: BaseException, uri: str, action: str) -> CopilotError:
+    """Turn a backend exception into one clear line that names the object."""
+    if isinstance(exc, CopilotError):
+        return exc
+    shown = display_uri(uri)
+    status = http_status(exc)
+    if isinstance(exc, FileNotFoundError):
+        return StorageError(f"{action} {shown}: not found", kind=NON_RECOVERABLE)
+    if isinstance(exc, PermissionError):
+        return StorageError(f"{action} {shown}: access denied", kind=NON_RECOVERABLE)
+    if isinstance(status, int) and 400 <= status < 600:
+        kind = NON_RECOVERABLE if status in (401, 403, 404, 410) else RECOVERABLE
+        return StorageError(f"{action} {shown}: HTTP {status}", kind=kind)
+    if isinstance(exc, asyncio.TimeoutError | TimeoutError):
+        return StorageError(f"{action} {shown}: timed out")
+    return StorageError(f"{action} {shown}: {_first_line(exc)}")
+
+
+@contextmanager
+def _errors(uri: str, action: str) -> Iterator[None]:
+    try:
+        yield
+    except CopilotError:
+        raise
+    except Exception as exc:
+        raise storage_error(exc, uri, action) from exc
