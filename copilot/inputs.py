@@ -24,6 +24,7 @@ from flyteidl2.core import interface_pb2, literals_pb2
 from copilot.errors import DataError, UsageError
 from copilot.literals.to_files import InputWriter
 from copilot.literals.types import mismatch, type_name
+from copilot.literals.walk import walk
 from copilot.modes import DownloadMode, FileLayout, MetadataFormat
 from copilot.protobuf import parse_message
 from copilot.storage import Store, display_uri
@@ -69,31 +70,33 @@ class DownloadResult:
     seconds: float
 
 
-def inline_offloaded(store: Store, lit: literals_pb2.Literal, label: str, depth: int = 0) -> None:
-    """Replace, in place, every offloaded literal under ``lit`` by the literal it points to."""
-    which = lit.WhichOneof("value")
-    if which == "offloaded_metadata":
-        if depth >= MAX_OFFLOAD_DEPTH:
-            raise DataError(
-                f"{label}: offloaded literals nest deeper than {MAX_OFFLOAD_DEPTH} levels"
+def inline_offloaded(store: Store, lit: literals_pb2.Literal, label: str) -> None:
+    """Replace, in place, every offloaded literal under ``lit`` by the literal it points to.
+
+    Offloaded literals may hold more of them; past ``MAX_OFFLOAD_DEPTH`` levels
+    (counted along each path from the top) the data is refused, so a cycle of
+    documents cannot keep the download going forever.
+    """
+
+    def visit(node: literals_pb2.Literal, node_label: str, depth: int) -> int:
+        while node.WhichOneof("value") == "offloaded_metadata":
+            if depth >= MAX_OFFLOAD_DEPTH:
+                raise DataError(
+                    f"{node_label}: offloaded literals nest deeper than {MAX_OFFLOAD_DEPTH} levels"
+                )
+            uri = node.offloaded_metadata.uri
+            if not uri:
+                raise DataError(f"{node_label}: offloaded literal has an empty URI")
+            raw = store.read_bytes(uri, what=f"{node_label}: read offloaded literal")
+            node.CopyFrom(
+                parse_message(
+                    literals_pb2.Literal, raw, f"{node_label}: offloaded literal {display_uri(uri)}"
+                )
             )
-        uri = lit.offloaded_metadata.uri
-        if not uri:
-            raise DataError(f"{label}: offloaded literal has an empty URI")
-        raw = store.read_bytes(uri, what=f"{label}: read offloaded literal")
-        inner = parse_message(
-            literals_pb2.Literal, raw, f"{label}: offloaded literal {display_uri(uri)}"
-        )
-        lit.CopyFrom(inner)
-        inline_offloaded(store, lit, label, depth + 1)
-    elif which == "collection":
-        for i, item in enumerate(lit.collection.literals):
-            inline_offloaded(store, item, f"{label}[{i}]", depth)
-    elif which == "map":
-        for key, item in lit.map.literals.items():
-            inline_offloaded(store, item, f"{label}[{key!r}]", depth)
-    elif which == "scalar" and lit.scalar.WhichOneof("value") == "union":
-        inline_offloaded(store, lit.scalar.union.value, label, depth)
+            depth += 1
+        return depth
+
+    walk(lit, label, visit, 0)
 
 
 def check_against_interface(

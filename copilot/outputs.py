@@ -30,6 +30,7 @@ from copilot.constants import (
 from copilot.errors import NON_RECOVERABLE, RECOVERABLE, USER, CopilotError, DataError, UsageError
 from copilot.literals.from_files import OutputReader, parse_document
 from copilot.literals.types import MULTIPART, mismatch
+from copilot.literals.walk import blobs
 from copilot.modes import MetadataFormat, StructEncoding, UploadMode
 from copilot.protobuf import parse_message
 from copilot.storage import Store, Transfer, join_uri, protocol_of
@@ -127,7 +128,7 @@ class _Document:
         if st is None:
             return
         label = "outputs document"
-        data = reader._read(self.path, st, MAX_DOCUMENT_BYTES, "an outputs document", label)
+        data = reader.read(self.path, st, MAX_DOCUMENT_BYTES, "an outputs document", label)
         if fmt == "PROTO":
             self.literals = parse_message(literals_pb2.LiteralMap, data, self.path)
             return
@@ -154,33 +155,16 @@ def _adopt_literal(
         raise DataError(reason)
     out = literals_pb2.Literal()
     out.CopyFrom(lit)
-
-    def walk(node: literals_pb2.Literal, node_label: str) -> None:
-        which = node.WhichOneof("value")
-        if which == "collection":
-            for i, item in enumerate(node.collection.literals):
-                walk(item, f"{node_label}[{i}]")
-        elif which == "map":
-            for key, item in node.map.literals.items():
-                walk(item, f"{node_label}[{key!r}]")
-        elif which == "scalar":
-            kind = node.scalar.WhichOneof("value")
-            if kind == "union":
-                walk(node.scalar.union.value, node_label)
-            elif kind in ("blob", "schema", "structured_dataset"):
-                holder = getattr(node.scalar, kind)
-                uri = holder.uri
-                if "://" in uri and protocol_of(uri) != "file":
-                    return
-                local = uri.removeprefix("file://")
-                path = local if os.path.isabs(local) else os.path.join(reader.root, local)
-                st = reader.inspect(path, node_label)
-                if st is None:
-                    raise DataError(f"{node_label}: {path} named in outputs.pb does not exist")
-                tree = stat.S_ISDIR(st.st_mode)
-                holder.uri = reader._plan(path, st, node_label, tree=tree)
-
-    walk(out, label)
+    for _, holder, node_label in blobs(out, label):
+        uri = holder.uri
+        if "://" in uri and protocol_of(uri) != "file":
+            continue  # already remote: recorded as given
+        local = uri.removeprefix("file://")
+        path = local if os.path.isabs(local) else os.path.join(reader.root, local)
+        st = reader.inspect(path, node_label)
+        if st is None:
+            raise DataError(f"{node_label}: {path} named in outputs.pb does not exist")
+        holder.uri = reader.plan(path, st, node_label, tree=stat.S_ISDIR(st.st_mode))
     return out
 
 

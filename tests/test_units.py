@@ -12,7 +12,7 @@ from copilot.config import FlagOverrides, StorageConfig, parse_pairs, resolve_se
 from copilot.durations import format_duration_ns, parse_go_duration
 from copilot.errors import UsageError
 from copilot.literals.text import format_float, format_timestamp
-from copilot.literals.to_files import safe_name
+from copilot.paths import safe_name
 from copilot.storage import display_uri, join_uri, protocol_of
 
 

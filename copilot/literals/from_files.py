@@ -32,6 +32,7 @@ from copilot.literals.text import (
     parse_timestamp,
 )
 from copilot.literals.types import MULTIPART, is_none_type, type_name
+from copilot.paths import kind_of_mode, short_path, within
 from copilot.storage import Transfer, join_uri, protocol_of
 
 _TMP_SUFFIX = ".copilot-part"
@@ -44,29 +45,6 @@ LiteralType: TypeAlias = types_pb2.LiteralType
 def _short(value: Any, limit: int = 60) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _kind_of_mode(mode: int) -> str:
-    if stat.S_ISFIFO(mode):
-        return "a FIFO"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    if stat.S_ISCHR(mode):
-        return "a character device"
-    if stat.S_ISBLK(mode):
-        return "a block device"
-    return "not a regular file"
-
-
-def short_path(path: str, limit: int = 160) -> str:
-    """A path fit for a one-line message (deeply nested ones are elided in the middle)."""
-    if len(path) <= limit:
-        return path
-    return path[: limit // 2] + "…" + path[-limit // 2 :]
-
-
-def _within(path: str, root: str) -> bool:
-    return path == root or path.startswith(root.rstrip("/") + "/")
 
 
 # -- literal constructors --------------------------------------------------------
@@ -133,7 +111,7 @@ class OutputReader:
             raise DataError(f"{label}: cannot read {short_path(path)}: {exc.strerror}") from None
         if stat.S_ISLNK(st.st_mode):
             target = os.path.realpath(path)
-            if not _within(target, self.root):
+            if not within(target, self.root):
                 try:
                     shown = os.readlink(path)
                 except OSError:
@@ -150,7 +128,7 @@ class OutputReader:
         if stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode):
             return st
         raise DataError(
-            f"{label}: {path} is {_kind_of_mode(st.st_mode)}, not a regular file or "
+            f"{label}: {path} is {kind_of_mode(st.st_mode)}, not a regular file or "
             "directory; refused"
         )
 
@@ -175,7 +153,7 @@ class OutputReader:
             )
         return os.path.join(directory, matches[0]) if matches else None
 
-    def _read(self, path: str, st: os.stat_result, limit: int, what: str, label: str) -> bytes:
+    def read(self, path: str, st: os.stat_result, limit: int, what: str, label: str) -> bytes:
         if not stat.S_ISREG(st.st_mode):
             raise DataError(f"{label}: {path}: expected a file holding {what}, found a directory")
         if st.st_size > limit:
@@ -192,7 +170,7 @@ class OutputReader:
         return data
 
     def _text(self, path: str, st: os.stat_result, lt: LiteralType, label: str) -> str:
-        data = self._read(path, st, self.max_primitive_bytes, f"a {type_name(lt)} value", label)
+        data = self.read(path, st, self.max_primitive_bytes, f"a {type_name(lt)} value", label)
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -224,14 +202,14 @@ class OutputReader:
             multipart = lt.blob.dimensionality == MULTIPART
             return self._blob(path, st, lt, label, tree=multipart)
         if which == "structured_dataset_type":
-            uri = self._plan(path, st, label, tree=stat.S_ISDIR(st.st_mode))
+            uri = self.plan(path, st, label, tree=stat.S_ISDIR(st.st_mode))
             lit = Literal()
             sd = lit.scalar.structured_dataset
             sd.uri = uri
             sd.metadata.structured_dataset_type.CopyFrom(lt.structured_dataset_type)
             return lit
         if which == "schema":
-            uri = self._plan(path, st, label, tree=stat.S_ISDIR(st.st_mode))
+            uri = self.plan(path, st, label, tree=stat.S_ISDIR(st.st_mode))
             lit = Literal()
             lit.scalar.schema.uri = uri
             lit.scalar.schema.type.CopyFrom(lt.schema)
@@ -253,12 +231,12 @@ class OutputReader:
         if simple == types_pb2.NONE:
             return none_literal()
         if simple == types_pb2.BINARY:
-            data = self._read(path, st, MAX_DOCUMENT_BYTES, "a binary value", label)
+            data = self.read(path, st, MAX_DOCUMENT_BYTES, "a binary value", label)
             lit = Literal()
             lit.scalar.binary.value = data
             return lit
         if simple == types_pb2.STRUCT:
-            data = self._read(path, st, MAX_DOCUMENT_BYTES, "a struct", label)
+            data = self.read(path, st, MAX_DOCUMENT_BYTES, "a struct", label)
             return self._struct(self._parse_struct(data, path, label), label)
         text = self._text(path, st, lt, label)
         if simple == types_pb2.ERROR:
@@ -341,11 +319,11 @@ class OutputReader:
                 f"{label}: {path}: expected a file ({type_name(lt)}), found a directory"
             )
         lit = Literal()
-        lit.scalar.blob.uri = self._plan(path, st, label, tree=tree)
+        lit.scalar.blob.uri = self.plan(path, st, label, tree=tree)
         lit.scalar.blob.metadata.type.CopyFrom(lt.blob)
         return lit
 
-    def _plan(self, path: str, st: os.stat_result, label: str, *, tree: bool) -> str:
+    def plan(self, path: str, st: os.stat_result, label: str, *, tree: bool) -> str:
         """Plan uploads for a file or a whole tree; returns the URI the literal will hold."""
         if not self.upload:
             return os.path.abspath(path)
@@ -438,7 +416,7 @@ class OutputReader:
     # -- documents and structs ----------------------------------------------------
 
     def _document(self, path: str, st: os.stat_result, label: str, want: type) -> Any:
-        data = self._read(path, st, MAX_DOCUMENT_BYTES, "a JSON or YAML document", label)
+        data = self.read(path, st, MAX_DOCUMENT_BYTES, "a JSON or YAML document", label)
         value = parse_document(data, path, label)
         if not isinstance(value, want):
             noun = "an array" if want is list else "an object"
@@ -558,7 +536,7 @@ class OutputReader:
             return lit
         local = value.removeprefix("file://")
         path = local if os.path.isabs(local) else os.path.join(self.base_dir, local)
-        if not _within(os.path.normpath(path), self.root) and not _within(
+        if not within(os.path.normpath(path), self.root) and not within(
             os.path.realpath(path), self.root
         ):
             raise DataError(f"{label}: path {value} is outside the output directory; refused")

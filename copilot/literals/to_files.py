@@ -30,39 +30,11 @@ from copilot.literals.text import (
 )
 from copilot.literals.types import MULTIPART
 from copilot.modes import FileLayout
+from copilot.paths import safe_name, safe_relpath
 from copilot.storage import Store, Transfer, basename_of
 
 # Files the downloader writes itself beside the inputs.
 METADATA_NAMES = frozenset({"inputs.pb", "inputs.json", "inputs.yaml"})
-
-
-def safe_name(name: str, what: str, label: str) -> str:
-    """Return ``name`` if it is one plain path component, else raise naming it."""
-    bad = None
-    if name in ("", ".", ".."):
-        bad = "is empty or a dot name" if not name else f"is {name!r}"
-    elif "/" in name or "\\" in name:
-        bad = "contains a path separator"
-    elif "\x00" in name:
-        bad = "contains a NUL byte"
-    elif len(name.encode("utf-8", "surrogatepass")) > 255:
-        bad = f"is {len(name)} characters long (a file name holds at most 255 bytes)"
-    if bad:
-        shown = name if len(name) <= 80 else name[:77] + "..."
-        raise DataError(
-            f"{label}: {what} {shown!r} {bad}; it cannot be used as a file name "
-            "inside the input directory"
-        )
-    return name
-
-
-def safe_relpath(rel: str, label: str) -> str:
-    """Check every component of a relative object path (``a/b/c``)."""
-    if rel.startswith("/"):
-        raise DataError(f"{label}: object path {rel!r} is absolute")
-    for part in rel.split("/"):
-        safe_name(part, "object path component", label)
-    return rel
 
 
 def _json_float(value: float) -> Any:
