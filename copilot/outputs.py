@@ -28,8 +28,9 @@ from copilot.constants import (
     OUTPUTS_DOCUMENT_NAME,
 )
 from copilot.errors import NON_RECOVERABLE, RECOVERABLE, USER, CopilotError, DataError, UsageError
-from copilot.literals.from_files import OutputReader, parse_document
+from copilot.literals.from_files import OutputReader
 from copilot.literals.types import MULTIPART, mismatch
+from copilot.literals.values import parse_document
 from copilot.literals.walk import blobs
 from copilot.modes import MetadataFormat, StructEncoding, UploadMode
 from copilot.protobuf import parse_message

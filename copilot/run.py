@@ -37,7 +37,7 @@ from copilot import steps
 from copilot.errors import UsageError
 from copilot.inputs import DownloadOptions, download_inputs
 from copilot.interface import variable_map
-from copilot.literals.from_files import OutputReader
+from copilot.literals.from_files import GivenValue, literals_from_values
 from copilot.literals.to_files import python_value
 from copilot.modes import FileLayout, MetadataFormat
 from copilot.outputs import UploadOptions
@@ -259,18 +259,14 @@ def input_literals(
     missing = [n for n, lt in declared.items() if n not in values and not _optional(lt)]
     if missing:
         raise UsageError(f"missing input {missing[0]!r} (give it with -i {missing[0]}=VALUE)")
-    reader = OutputReader("/", data_uri)
-    literals = literals_pb2.LiteralMap()
+    given_values = {}
     for name, lt in declared.items():
-        label = f"input {name!r}"
-        if name not in values:
-            literals.literals[name].CopyFrom(reader.from_value(None, lt, label))
-            continue
         # Relative paths: from the task file for its defaults, else from here.
         from_file = name in spec.defaults and name not in given
-        reader.base_dir = spec.base_dir if from_file else os.getcwd()
-        literals.literals[name].CopyFrom(reader.from_value(_cli_value(values[name], lt), lt, label))
-    return literals, reader.transfers
+        base = spec.base_dir if from_file else os.getcwd()
+        value = _cli_value(values[name], lt) if name in values else None
+        given_values[name] = GivenValue(value, lt, base)
+    return literals_from_values(given_values, data_uri)
 
 
 def _safe(name: str) -> str:

@@ -12,26 +12,26 @@ refused, as are FIFOs (never opened, so never blocked on), sockets and devices.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import datetime as _dt
-import json
 import os
 import stat
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, TypeAlias
 
 from flyteidl2.core import literals_pb2, types_pb2
 
 from copilot.constants import DEFAULT_MAX_PRIMITIVE_BYTES, MAX_DOCUMENT_BYTES
 from copilot.errors import DataError
-from copilot.literals.text import (
-    parse_bool,
-    parse_duration_text,
-    parse_float,
-    parse_int,
-    parse_timestamp,
-)
 from copilot.literals.types import MULTIPART, is_none_type, type_name
+from copilot.literals.values import (
+    ValueReader,
+    _short,
+    none_literal,
+    parse_document,
+    primitive_from_text,
+    remote_literal,
+    union_literal,
+)
 from copilot.paths import kind_of_mode, short_path, within
 from copilot.storage import Transfer, join_uri, protocol_of
 
@@ -42,42 +42,7 @@ Literal: TypeAlias = literals_pb2.Literal
 LiteralType: TypeAlias = types_pb2.LiteralType
 
 
-def _short(value: Any, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-# -- literal constructors --------------------------------------------------------
-
-
-def primitive_literal(which: str, value: Any) -> Literal:
-    lit = Literal()
-    prim = lit.scalar.primitive
-    if which == "datetime":
-        prim.datetime.seconds, prim.datetime.nanos = value
-    elif which == "duration":
-        seconds, nanos = divmod(abs(value), 1_000_000_000)
-        sign = -1 if value < 0 else 1
-        prim.duration.seconds, prim.duration.nanos = sign * seconds, sign * nanos
-    else:
-        setattr(prim, which, value)
-    return lit
-
-
-def none_literal() -> Literal:
-    lit = Literal()
-    lit.scalar.none_type.SetInParent()
-    return lit
-
-
-def union_literal(inner: Literal, variant: LiteralType) -> Literal:
-    lit = Literal()
-    lit.scalar.union.value.CopyFrom(inner)
-    lit.scalar.union.type.CopyFrom(variant)
-    return lit
-
-
-class OutputReader:
+class OutputReader(ValueReader):
     """Converts files under ``root`` into literals; blobs go under ``raw_prefix``."""
 
     def __init__(
@@ -90,14 +55,13 @@ class OutputReader:
         struct_encoding: str = "msgpack",
         base_dir: str | None = None,
     ) -> None:
+        super().__init__(struct_encoding=struct_encoding)
         self.root = os.path.realpath(root)
         # Relative paths in documents and values are taken from here.
         self.base_dir = os.path.realpath(base_dir) if base_dir else self.root
         self.raw_prefix = raw_prefix
         self.upload = upload
         self.max_primitive_bytes = max_primitive_bytes
-        self.struct_encoding = struct_encoding
-        self.transfers: list[Transfer] = []
 
     # -- finding and checking paths ---------------------------------------------
 
@@ -244,33 +208,9 @@ class OutputReader:
             lit.scalar.error.message = text
             return lit
         try:
-            return self._primitive_from_text(text, simple)
+            return primitive_from_text(text, simple)
         except ValueError as exc:
             raise DataError(f"{label}: {path}: expected {type_name(lt)}, found {exc}") from None
-
-    @staticmethod
-    def _primitive_from_text(text: str, simple: int) -> Literal:
-        if simple == types_pb2.INTEGER:
-            return primitive_literal("integer", parse_int(text))
-        if simple == types_pb2.FLOAT:
-            return primitive_literal("float_value", parse_float(text))
-        if simple == types_pb2.STRING:
-            return primitive_literal("string_value", text)
-        if simple == types_pb2.BOOLEAN:
-            return primitive_literal("boolean", parse_bool(text))
-        if simple == types_pb2.DATETIME:
-            return primitive_literal("datetime", parse_timestamp(text))
-        if simple == types_pb2.DURATION:
-            return primitive_literal("duration", parse_duration_text(text))
-        raise ValueError(f"unsupported simple type {simple}")
-
-    def _enum(self, text: str, lt: LiteralType, label: str, where: str) -> Literal:
-        values = list(lt.enum_type.values)
-        if text not in values:
-            raise DataError(
-                f"{label}: {where}: expected one of {', '.join(values)}, found {_short(text)}"
-            )
-        return primitive_literal("string_value", text)
 
     def _union_from_path(
         self, path: str, st: os.stat_result | None, lt: LiteralType, label: str
@@ -291,20 +231,6 @@ class OutputReader:
             f"{path}: expected {type_name(lt)}, but no variant fits",
             lambda variant: self.from_path(path, variant, label),
         )
-
-    def _first_variant(self, lt: LiteralType, label: str, failure: str, convert: Any) -> Literal:
-        """The first non-none variant that converts; planned uploads of failed tries are dropped."""
-        reasons = []
-        for variant in lt.union_type.variants:
-            if is_none_type(variant):
-                continue
-            mark = len(self.transfers)
-            try:
-                return union_literal(convert(variant), variant)
-            except DataError as exc:
-                del self.transfers[mark:]
-                reasons.append(exc.message.removeprefix(label + ": "))
-        raise DataError(f"{label}: {failure} (" + "; ".join(reasons) + ")")
 
     def _blob(
         self, path: str, st: os.stat_result, lt: LiteralType, label: str, *, tree: bool
@@ -447,93 +373,12 @@ class OutputReader:
             )
         return value
 
-    def _struct(self, value: dict, label: str) -> Literal:
-        lit = Literal()
-        if self.struct_encoding == "generic":
-            try:
-                lit.scalar.generic.update(_jsonable(value))
-            except (ValueError, TypeError) as exc:
-                raise DataError(
-                    f"{label}: struct cannot be stored as generic JSON: {exc}"
-                ) from None
-            return lit
-        import msgpack
-
-        try:
-            lit.scalar.binary.value = msgpack.packb(value, use_bin_type=True, datetime=True)
-        except (TypeError, ValueError) as exc:
-            raise DataError(f"{label}: struct cannot be encoded as msgpack: {exc}") from None
-        lit.scalar.binary.tag = "msgpack"
-        return lit
-
-    # -- from a value (outputs.json / .yaml, list and map documents) -----------------
-
-    def from_value(self, value: Any, lt: LiteralType, label: str) -> Literal:
-        which = lt.WhichOneof("type")
-        if which == "union_type":
-            variants = list(lt.union_type.variants)
-            none_variant = next((v for v in variants if is_none_type(v)), None)
-            if value is None and none_variant is not None:
-                return union_literal(none_literal(), none_variant)
-            return self._first_variant(
-                lt,
-                label,
-                f"expected {type_name(lt)}, found {_short(value)}",
-                lambda variant: self.from_value(value, variant, label),
-            )
-        if which == "simple":
-            return self._simple_from_value(value, lt, label)
-        if which == "enum_type":
-            if not isinstance(value, str):
-                raise DataError(f"{label}: expected {type_name(lt)}, found {_short(value)}")
-            return self._enum(value, lt, label, "value")
-        if which == "collection_type":
-            if not isinstance(value, list):
-                raise DataError(
-                    f"{label}: expected {type_name(lt)} as an array, found {_short(value)}"
-                )
-            lit = Literal()
-            lit.collection.SetInParent()
-            for i, item in enumerate(value):
-                lit.collection.literals.add().CopyFrom(
-                    self.from_value(item, lt.collection_type, f"{label}[{i}]")
-                )
-            return lit
-        if which == "map_value_type":
-            if not isinstance(value, dict):
-                raise DataError(
-                    f"{label}: expected {type_name(lt)} as an object, found {_short(value)}"
-                )
-            lit = Literal()
-            lit.map.SetInParent()
-            for key, item in value.items():
-                lit.map.literals[str(key)].CopyFrom(
-                    self.from_value(item, lt.map_value_type, f"{label}[{str(key)!r}]")
-                )
-            return lit
-        if which in ("blob", "structured_dataset_type", "schema"):
-            return self._path_value(value, lt, label)
-        raise DataError(f"{label}: outputs of type {type_name(lt)} are not supported")
-
-    def _path_value(self, value: Any, lt: LiteralType, label: str) -> Literal:
+    def path_value(self, value: Any, lt: LiteralType, label: str) -> Literal:
         """A File/Dir/dataset given by path in a document: inside the output dir, or remote."""
         if not isinstance(value, str) or not value:
             raise DataError(f"{label}: expected {type_name(lt)} as a path, found {_short(value)}")
         if "://" in value and protocol_of(value) != "file":
-            lit = Literal()
-            which = lt.WhichOneof("type")
-            if which == "blob":
-                lit.scalar.blob.uri = value
-                lit.scalar.blob.metadata.type.CopyFrom(lt.blob)
-            elif which == "schema":
-                lit.scalar.schema.uri = value
-                lit.scalar.schema.type.CopyFrom(lt.schema)
-            else:
-                lit.scalar.structured_dataset.uri = value
-                lit.scalar.structured_dataset.metadata.structured_dataset_type.CopyFrom(
-                    lt.structured_dataset_type
-                )
-            return lit
+            return remote_literal(value, lt)
         local = value.removeprefix("file://")
         path = local if os.path.isabs(local) else os.path.join(self.base_dir, local)
         if not within(os.path.normpath(path), self.root) and not within(
@@ -542,116 +387,32 @@ class OutputReader:
             raise DataError(f"{label}: path {value} is outside the output directory; refused")
         return self.from_path(path, lt, label)
 
-    def _simple_from_value(self, value: Any, lt: LiteralType, label: str) -> Literal:
-        simple = lt.simple
-        expected = type_name(lt)
 
-        def bad(extra: str = "") -> DataError:
-            return DataError(f"{label}: expected {expected}, found {_short(value)}{extra}")
+@dataclass(frozen=True)
+class GivenValue:
+    """A value a person gave for an input (``-i``, a task file's default)."""
 
-        if simple == types_pb2.NONE:
-            if value is None:
-                return none_literal()
-            raise bad()
-        if simple == types_pb2.STRING:
-            if isinstance(value, str):
-                return primitive_literal("string_value", value)
-            raise bad(" (quote it to make it a string)")
-        if simple in _TEXT_PRIMITIVES:
-            try:
-                native = _native_primitive(value, simple)
-            except ValueError as exc:  # a number out of range
-                raise bad(f" ({exc})") from None
-            if native is not None:
-                return native
-            if isinstance(value, _dt.date):  # YAML reads timestamps itself
-                value = value.isoformat()
-            if isinstance(value, str):
-                try:
-                    return self._primitive_from_text(value.strip(_TRIM), simple)
-                except ValueError as exc:
-                    detailed = simple in (types_pb2.DATETIME, types_pb2.DURATION)
-                    raise bad(f" ({exc})" if detailed else "") from None
-            if simple == types_pb2.DURATION:
-                raise bad(" (give integer nanoseconds or a duration string)")
-            raise bad()
-        if simple == types_pb2.BINARY:
-            lit = Literal()
-            if isinstance(value, bytes):
-                lit.scalar.binary.value = value
-                return lit
-            if isinstance(value, str):
-                try:
-                    lit.scalar.binary.value = base64.b64decode(value, validate=True)
-                    return lit
-                except (binascii.Error, ValueError):
-                    raise bad(" (binary values are base64 text)") from None
-            raise bad()
-        if simple == types_pb2.STRUCT:
-            if isinstance(value, dict):
-                return self._struct(value, label)
-            raise bad()
-        if simple == types_pb2.ERROR:
-            if isinstance(value, str):
-                lit = Literal()
-                lit.scalar.error.message = value
-                return lit
-            raise bad()
-        raise bad()
+    value: Any
+    type: LiteralType
+    #: Where a relative path in the value is taken from.
+    base_dir: str
 
 
-# Primitives that may come as text in a document (a str is parsed as its file would be).
-_TEXT_PRIMITIVES = frozenset(
-    {types_pb2.INTEGER, types_pb2.FLOAT, types_pb2.BOOLEAN, types_pb2.DATETIME, types_pb2.DURATION}
-)
+def literals_from_values(
+    values: Mapping[str, GivenValue], data_uri: str
+) -> tuple[literals_pb2.LiteralMap, list[Transfer]]:
+    """Values as literals, the way ``copilot run`` stores a task's inputs.
 
-
-def _native_primitive(value: Any, simple: int) -> Literal | None:
-    """A JSON/YAML number or boolean already of the declared kind (bools are not numbers)."""
-    if isinstance(value, bool):
-        return primitive_literal("boolean", value) if simple == types_pb2.BOOLEAN else None
-    if simple == types_pb2.INTEGER and isinstance(value, int):
-        return primitive_literal("integer", parse_int(str(value)))
-    if simple == types_pb2.INTEGER and isinstance(value, float) and value.is_integer():
-        return primitive_literal("integer", parse_int(str(int(value))))
-    if simple == types_pb2.FLOAT and isinstance(value, int | float):
-        return primitive_literal("float_value", float(value))
-    if simple == types_pb2.DURATION and isinstance(value, int):
-        return primitive_literal("duration", value)
-    return None
-
-
-def parse_document(data: bytes, path: str, label: str) -> Any:
-    """JSON first (exact numbers), then YAML; one clear error if it is neither."""
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise DataError(
-            f"{label}: {path}: expected a JSON or YAML document, found a byte that is "
-            f"not UTF-8 at offset {exc.start}"
-        ) from None
-    try:
-        return json.loads(text)
-    except ValueError:
-        pass
-    import yaml
-
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        detail = str(exc).splitlines()[0] if str(exc) else "invalid"
-        raise DataError(
-            f"{label}: {path}: expected a JSON or YAML document, found neither ({detail})"
-        ) from None
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, _dt.datetime | _dt.date):
-        return value.isoformat()
-    if isinstance(value, bytes):
-        return base64.b64encode(value).decode("ascii")
-    return value
+    Numbers, text and YAML values convert as in an outputs document; a local
+    file or directory anywhere on this machine becomes an upload under
+    ``data_uri`` (planned and returned, not run); a remote URI is kept.
+    """
+    literals = literals_pb2.LiteralMap()
+    transfers: list[Transfer] = []
+    for name, given in values.items():
+        reader = OutputReader("/", data_uri, base_dir=given.base_dir)
+        literals.literals[name].CopyFrom(
+            reader.from_value(given.value, given.type, f"input {name!r}")
+        )
+        transfers.extend(reader.transfers)
+    return literals, transfers
