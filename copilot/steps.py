@@ -80,6 +80,15 @@ def as_copilot_error(exc: BaseException) -> CopilotError:
     return CopilotError(f"internal error: {describe(exc)}")
 
 
+def _cause(
+    exc: BaseException, token: CancelToken, what: str, timeout: float | None
+) -> CopilotError:
+    """Why a step failed: its cancellation when the token was set, else the error itself."""
+    if token.cancelled:
+        return _cancel_message(what, token.reason, timeout)
+    return as_copilot_error(exc)
+
+
 def _cancel_message(what: str, reason: str, timeout: float | None) -> CopilotError:
     if reason == "timeout" and timeout:
         limit = format_duration_ns(int(timeout * 1e9))
@@ -187,11 +196,7 @@ def download(
     except UsageError:
         raise
     except Exception as exc:
-        err = (
-            _cancel_message("download", token.reason, limits.timeout)
-            if token.cancelled
-            else as_copilot_error(exc)
-        )
+        err = _cause(exc, token, "download", limits.timeout)
         raise _record_failure(
             store, error_prefix, error_name, INPUT_DOWNLOAD_FAILED, err, keep_download_error=False
         ) from None
@@ -256,11 +261,7 @@ def sidecar(
     except UsageError:
         raise
     except Exception as exc:
-        err = (
-            _cancel_message("upload", token.reason, limits.timeout)
-            if token.cancelled
-            else as_copilot_error(exc)
-        )
+        err = _cause(exc, token, "upload", limits.timeout)
         raise _record_failure(
             store,
             opts.to_output_prefix,
