@@ -318,3 +318,85 @@ def test_every_backend_is_one_table_entry() -> None:
     assert backend_for("abfs").install == "copilot[azure]"
     assert backend_for("http").read_only
     assert protocol_of("abfss://c@a.dfs.core.windows.net/x") == "abfs"
+
+
+# -- what is worth retrying -----------------------------------------------------------
+
+
+class _BotoLike(Exception):
+    def __init__(self, status: int, code: str) -> None:
+        super().__init__(code)
+        self.response = {"Error": {"Code": code}, "ResponseMetadata": {"HTTPStatusCode": status}}
+
+
+class _Status(Exception):
+    def __init__(self, attr: str, status: int) -> None:
+        super().__init__(f"HTTP {status}")
+        setattr(self, attr, status)
+
+
+class ServerDisconnectedError(Exception):  # named like aiohttp's, as the classifier sees it
+    pass
+
+
+@pytest.mark.parametrize(
+    ("exc", "transient"),
+    [
+        (_BotoLike(503, "SlowDown"), True),
+        (_BotoLike(500, "InternalError"), True),
+        (_BotoLike(400, "RequestTimeout"), True),
+        (_BotoLike(403, "AccessDenied"), False),
+        (_BotoLike(404, "NoSuchKey"), False),
+        (_BotoLike(404, "NoSuchBucket"), False),
+        (_BotoLike(403, "InvalidAccessKeyId"), False),
+        (_Status("status", 502), True),
+        (_Status("status_code", 503), True),  # azure-core
+        (_Status("code", 429), True),  # gcsfs
+        (_Status("code", 401), False),
+        (_Status("status_code", 404), False),
+        (ServerDisconnectedError(), True),
+        (ConnectionResetError(), True),
+        (TimeoutError(), True),
+        (FileNotFoundError(), False),
+        (PermissionError(), False),
+        (ValueError("a bug"), False),
+    ],
+)
+def test_retry_classification(exc: BaseException, transient: bool) -> None:
+    from copilot.storage.retry import is_transient
+
+    assert is_transient(exc) is transient
+
+
+def test_a_short_read_and_a_retryable_error_are_retried() -> None:
+    from copilot.errors import StorageError
+    from copilot.storage.retry import is_transient
+    from copilot.storage.s3 import ShortRead
+
+    assert is_transient(ShortRead("expected 10 bytes, received 3"))
+    assert is_transient(StorageError("ended short", retryable=True))
+    assert not is_transient(StorageError("not found"))
+
+
+def test_retries_stop_at_the_attempts_and_never_after_the_deadline() -> None:
+    from copilot.cancel import CancelToken
+    from copilot.storage.retry import RetryPolicy
+
+    calls = []
+
+    def flaky() -> None:
+        calls.append(1)
+        raise ConnectionResetError("dropped")
+
+    policy = RetryPolicy(attempts=3, base=0.001, cap=0.001)
+    with pytest.raises(ConnectionResetError):
+        policy.call(flaky, "x")
+    assert len(calls) == 3
+    # With a deadline already (almost) reached, no retry is started.
+    token = CancelToken()
+    token.cancel_after(0.001)
+    calls.clear()
+    late = RetryPolicy(attempts=10, base=5, cap=5, cancel=token)
+    with pytest.raises(ConnectionResetError):
+        late.call(flaky, "x")
+    assert len(calls) == 1

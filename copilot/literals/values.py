@@ -13,6 +13,7 @@ import base64
 import binascii
 import datetime as _dt
 import json
+from collections.abc import Callable
 from typing import Any, TypeAlias
 
 from flyteidl2.core import literals_pb2, types_pb2
@@ -127,7 +128,9 @@ class ValueReader:
             )
         return primitive_literal("string_value", text)
 
-    def _first_variant(self, lt: LiteralType, label: str, failure: str, convert: Any) -> Literal:
+    def _first_variant(
+        self, lt: LiteralType, label: str, failure: str, convert: Callable[[LiteralType], Literal]
+    ) -> Literal:
         """The first non-none variant that converts; planned uploads of failed tries are dropped."""
         reasons = []
         for variant in lt.union_type.variants:

@@ -30,6 +30,10 @@ class Backend:
     bounded_s3_transfers: bool = False
     #: Inputs only: a store that cannot be written or listed.
     read_only: bool = False
+    #: The service's own error codes that are worth retrying, and that never are
+    #: (HTTP status and connection failures are classified for every backend).
+    transient_codes: frozenset[str] = frozenset()
+    permanent_codes: frozenset[str] = frozenset()
 
 
 def _s3(config: StorageConfig, concurrency: int) -> dict[str, Any]:
@@ -44,6 +48,35 @@ def _s3(config: StorageConfig, concurrency: int) -> dict[str, Any]:
     return opts
 
 
+# S3's error codes (botocore puts them in ``response["Error"]["Code"]``).
+_S3_TRANSIENT = frozenset(
+    {
+        "SlowDown",
+        "Throttling",
+        "ThrottlingException",
+        "RequestTimeout",
+        "RequestTimeTooSkewed",
+        "InternalError",
+        "ServiceUnavailable",
+        "RequestLimitExceeded",
+        "TooManyRequests",
+    }
+)
+_S3_PERMANENT = frozenset(
+    {
+        "AccessDenied",
+        "InvalidAccessKeyId",
+        "SignatureDoesNotMatch",
+        "NoSuchBucket",
+        "NoSuchKey",
+        "InvalidBucketName",
+        "AllAccessDisabled",
+        "ExpiredToken",
+        "InvalidToken",
+    }
+)
+
+
 def _none(config: StorageConfig, concurrency: int) -> dict[str, Any]:
     return {}
 
@@ -51,7 +84,15 @@ def _none(config: StorageConfig, concurrency: int) -> dict[str, Any]:
 BACKENDS: dict[str, Backend] = {
     b.protocol: b
     for b in (
-        Backend("s3", "s3fs", "", _s3, bounded_s3_transfers=True),
+        Backend(
+            "s3",
+            "s3fs",
+            "",
+            _s3,
+            bounded_s3_transfers=True,
+            transient_codes=_S3_TRANSIENT,
+            permanent_codes=_S3_PERMANENT,
+        ),
         Backend("gs", "gcsfs", "copilot[gcs]", lambda c, n: c.gcs_options()),
         Backend("abfs", "adlfs", "copilot[azure]", lambda c, n: c.azure_options()),
         Backend("file", "fsspec", "", lambda c, n: {"auto_mkdir": True}),
@@ -65,3 +106,8 @@ BACKENDS: dict[str, Backend] = {
 def backend_for(protocol: str) -> Backend:
     """The table entry for ``protocol``; an unknown one still goes through fsspec."""
     return BACKENDS.get(protocol) or Backend(protocol, "fsspec", "", _none)
+
+
+#: Every backend's codes together: an exception does not say which store raised it.
+TRANSIENT_CODES = frozenset().union(*(b.transient_codes for b in BACKENDS.values()))
+PERMANENT_CODES = frozenset().union(*(b.permanent_codes for b in BACKENDS.values()))

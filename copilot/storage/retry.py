@@ -24,37 +24,12 @@ from typing import TypeVar
 
 from copilot.cancel import Cancelled, CancelToken
 from copilot.errors import CopilotError, Retryable
+from copilot.storage.backends import PERMANENT_CODES, TRANSIENT_CODES
 from copilot.storage.errors import http_status
 
 log = logging.getLogger("copilot")
 T = TypeVar("T")
 
-_TRANSIENT_CODES = frozenset(
-    {
-        "SlowDown",
-        "Throttling",
-        "ThrottlingException",
-        "RequestTimeout",
-        "RequestTimeTooSkewed",
-        "InternalError",
-        "ServiceUnavailable",
-        "RequestLimitExceeded",
-        "TooManyRequests",
-    }
-)
-_PERMANENT_CODES = frozenset(
-    {
-        "AccessDenied",
-        "InvalidAccessKeyId",
-        "SignatureDoesNotMatch",
-        "NoSuchBucket",
-        "NoSuchKey",
-        "InvalidBucketName",
-        "AllAccessDisabled",
-        "ExpiredToken",
-        "InvalidToken",
-    }
-)
 # Exception classes (by name, so no backend is imported to test for them).
 _TRANSIENT_CLASSES = frozenset(
     {
@@ -101,9 +76,9 @@ def is_transient(exc: BaseException) -> bool:
     while current is not None and id(current) not in seen:
         seen.add(id(current))
         status, code = _status_and_code(current)
-        if code in _PERMANENT_CODES:
+        if code in PERMANENT_CODES:
             return False
-        if code in _TRANSIENT_CODES:
+        if code in TRANSIENT_CODES:
             return True
         if status is not None:
             return status >= 500 or status in (408, 429)

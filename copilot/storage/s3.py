@@ -20,9 +20,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from copilot.errors import Retryable
+
+if TYPE_CHECKING:
+    from copilot.progress import TransferCallback
 
 # Sizes tuned with scripts/bench (S1, 512 MiB): 4 MiB reads and 64 MiB ranges
 # download ~1.6x faster than s3fs's get_file at a seventh of its memory; 16 MiB
@@ -67,7 +70,9 @@ def _split(path: str) -> tuple[str, str]:
     return bucket, key
 
 
-async def _drain(body: Any, fd: int, offset: int, callback: Any, digest: Any = None) -> int:
+async def _drain(
+    body: Any, fd: int, offset: int, callback: TransferCallback | None, digest: Any = None
+) -> int:
     start = offset
     try:
         while True:
@@ -107,7 +112,7 @@ async def _first_range(fs: Any, bucket: str, key: str) -> tuple[dict, int]:
     return resp, int(resp.get("ContentLength") or 0)
 
 
-async def get_file(fs: Any, path: str, lpath: str, callback: Any = None) -> int:
+async def get_file(fs: Any, path: str, lpath: str, callback: TransferCallback | None = None) -> int:
     """Download ``bucket/key`` to ``lpath``; returns the bytes written."""
     bucket, key = _split(path)
     resp, size = await _first_range(fs, bucket, key)
@@ -155,7 +160,9 @@ def _md5_etag(resp: dict) -> str | None:
     return None
 
 
-async def put_file(fs: Any, lpath: str, path: str, budget: ByteBudget, callback: Any = None) -> int:
+async def put_file(
+    fs: Any, lpath: str, path: str, budget: ByteBudget, callback: TransferCallback | None = None
+) -> int:
     """Upload ``lpath`` to ``bucket/key``; returns the bytes sent."""
     bucket, key = _split(path)
     size = os.path.getsize(lpath)

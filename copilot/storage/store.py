@@ -354,7 +354,14 @@ class Store:
                 _unlink_quietly(tmp)
             raise
 
-    def _finish(self, t: Transfer, direction: str, tmp: str | None, final: str, cb: Any) -> int:
+    def _finish(
+        self,
+        t: Transfer,
+        direction: str,
+        tmp: str | None,
+        final: str,
+        cb: TransferCallback | None,
+    ) -> int:
         """Check the size, move the temporary file into place, count the file."""
         if tmp is None:
             got = os.path.getsize(t.src)
