@@ -349,6 +349,7 @@ def test_garbage_interface_is_reported(s3: S3, tmp_path: Path) -> None:
     assert not s3.exists("out/error.pb") and not (tmp_path / "in").exists()
 
 
+@pytest.mark.slow
 def test_timeout_gives_error_pb(s3: S3, tmp_path: Path) -> None:
     with FileServer({"/stall": b"late"}, stall_seconds=20) as http:
         inputs = lits.literal_map({"slow": lits.blob(f"{http.url}/stall")})
@@ -373,6 +374,7 @@ def test_do_not_download_writes_only_metadata(s3: S3, tmp_path: Path) -> None:
     assert lm.literals["big"].scalar.blob.uri == s3.uri("d/big.bin")
 
 
+@pytest.mark.slow
 def test_unreachable_store_without_prefix_exits_nonzero(tmp_path: Path) -> None:
     flags = [
         "--storage.stow.kind=s3",

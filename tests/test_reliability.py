@@ -152,6 +152,7 @@ def test_access_denied_everywhere_fails_without_retrying(s3: S3, tmp_path: Path)
     assert "access denied" in res2.stderr and s3.uri("meta/") in res2.stderr
 
 
+@pytest.mark.slow
 def test_sigterm_during_download_writes_error_pb_quickly(s3: S3, tmp_path: Path) -> None:
     with FileServer({"/stall": b"never"}, stall_seconds=60) as http:
         uri = s3.put(

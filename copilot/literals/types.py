@@ -46,7 +46,7 @@ SINGLE = types_pb2.BlobType.SINGLE
 MULTIPART = types_pb2.BlobType.MULTIPART
 
 
-_PLAIN_ENUM_VALUE = re.compile(r"^[^\s,\[\]\"'{}:]+(?: [^\s,\[\]\"'{}:]+)*$")
+_PLAIN_ENUM_VALUE = re.compile(r"^[^\s,\[\]\"'{}:]+(?: [^\s,\[\]\"'{}:]+)*\Z")
 
 
 def _enum_value(value: str) -> str:
