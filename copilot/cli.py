@@ -173,6 +173,12 @@ def _sigterm_token() -> Any:
     return token
 
 
+def _timeout_option(help_text: str) -> Any:
+    return click.option(
+        "-t", "--timeout", type=GO_DURATION, default="1h", show_default=True, help=help_text
+    )
+
+
 def _watcher_option(flag: str, event: str) -> Any:
     return click.option(
         flag,
@@ -299,14 +305,7 @@ def _report(settings: Settings, command: str, exc: BaseException) -> NoReturn:
     show_default=True,
     help="NAMED_DIR puts File inputs at <var>/<their own file name>.",
 )
-@click.option(
-    "-t",
-    "--timeout",
-    type=GO_DURATION,
-    default="1h",
-    show_default=True,
-    help="Bound on the whole download (Go duration syntax).",
-)
+@_timeout_option("Bound on the whole download (Go duration syntax).")
 @click.option(
     "-i",
     "--input-interface",
@@ -692,14 +691,7 @@ def run(
     help="Secret holding storage YAML files, mounted at /etc/flyte/copilot "
     "(empty: none; credentials from the environment, e.g. IRSA).",
 )
-@click.option(
-    "-t",
-    "--timeout",
-    type=GO_DURATION,
-    default="1h",
-    show_default=True,
-    help="Bound on the upload; the grace period is this plus 30 s.",
-)
+@_timeout_option("Bound on the upload; the grace period is this plus 30 s.")
 @click.option(
     "--download-timeout",
     type=GO_DURATION,

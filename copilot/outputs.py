@@ -27,6 +27,7 @@ from copilot.constants import (
     MAX_DOCUMENT_BYTES,
     OUTPUTS_DOCUMENT_NAME,
 )
+from copilot.error_documents import download_error
 from copilot.errors import NON_RECOVERABLE, RECOVERABLE, USER, CopilotError, DataError, UsageError
 from copilot.literals.from_files import OutputReader
 from copilot.literals.types import MULTIPART, mismatch
@@ -295,8 +296,6 @@ def upload_outputs(
     empty = literals_pb2.LiteralMap()
     if not opts.declared():
         return UploadResult(None, empty, skipped_reason="the interface declares no outputs")
-    from copilot.steps import download_error
-
     err_uri = join_uri(opts.to_output_prefix, opts.err_output_name)
     earlier = download_error(store, err_uri)
     if earlier is not None:

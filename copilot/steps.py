@@ -23,17 +23,16 @@ import logging
 import threading
 from dataclasses import dataclass
 
-from flyteidl2.core import execution_pb2, literals_pb2
+from flyteidl2.core import literals_pb2
 
 from copilot.cancel import CancelToken
 from copilot.constants import ERROR_DOCUMENT_NAME
 from copilot.durations import format_duration_ns
+from copilot.error_documents import write_error_document
 from copilot.errors import (
     INPUT_DOWNLOAD_FAILED,
     OUTPUT_UPLOAD_FAILED,
     CopilotError,
-    DataError,
-    ErrorInfo,
     UsageError,
     describe,
 )
@@ -96,50 +95,6 @@ def _cancel_message(what: str, reason: str, timeout: float | None) -> CopilotErr
     if reason == "SIGTERM":
         return CopilotError(f"{what} was interrupted by SIGTERM before it finished")
     return CopilotError(f"{what} was cancelled ({reason})")
-
-
-def download_error(store: Store, uri: str) -> ErrorInfo | None:
-    """The failure ``download`` recorded at ``uri``, if the document there is one.
-
-    Only download's document (code ``InputDownloadFailed``) is a first cause
-    the sidecar must keep: a document an earlier sidecar run wrote is its own
-    and may be replaced, so a re-run by hand is never blocked by it.
-    """
-    from copilot.protobuf import parse_message
-
-    if not store.exists(uri):
-        return None
-    try:
-        doc = parse_message(
-            execution_pb2.ErrorDocument, store.read_bytes(uri, what="read error document"), uri
-        )
-    except DataError:
-        return None  # not a document anybody can read: nothing to keep
-    if doc.error.code != INPUT_DOWNLOAD_FAILED:
-        return None
-    return ErrorInfo.from_container_error(doc.error)
-
-
-def write_error_document(
-    store: Store,
-    prefix: str,
-    name: str,
-    code: str,
-    err: CopilotError,
-    *,
-    keep_download_error: bool = False,
-) -> str | None:
-    """Write ``ErrorDocument`` to ``<prefix>/<name>``; returns its URI.
-
-    With ``keep_download_error`` a document that ``download`` already wrote
-    there is kept (the first cause is never lost) and None is returned.
-    """
-    uri = join_uri(prefix, name)
-    if keep_download_error and download_error(store, uri) is not None:
-        return None
-    info = ErrorInfo(code=code, message=err.message, kind=err.kind, origin=err.origin)
-    store.write_bytes(uri, info.to_document(), what="write error document")
-    return uri
 
 
 def _record_failure(
