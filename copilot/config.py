@@ -58,6 +58,37 @@ LOGGER_KEYS: dict[str, str] = {
     "formatter.type": "str",
 }
 
+# The ``--storage.stow.config`` keys each stow kind takes (Go's stow names,
+# plus ``endpoint`` / ``connection_string`` for emulators and private
+# endpoints).  Anything else is a typo, and an error: a misspelt endpoint key
+# must not silently send data to the public cloud.
+STOW_KEYS: dict[str, tuple[str, ...]] = {
+    "s3": (
+        "auth_type",
+        "access_key_id",
+        "secret_key",
+        "secret_key_path",
+        "token",
+        "region",
+        "endpoint",
+        "disable_ssl",
+        "disable_force_path_style",
+        "v2_signing",
+    ),
+    "google": ("json", "project_id", "scopes", "endpoint", "credentials_path"),
+    "azure": (
+        "account",
+        "key",
+        "domain_suffix",
+        "base_url",
+        "upload_concurrency",
+        "endpoint",
+        "connection_string",
+    ),
+    "local": ("path",),
+}
+STOW_KIND_ALIASES = {"gcs": "google", "gs": "google", "abfs": "azure", "minio": "s3"}
+
 # Keys whose values are credentials: masked wherever configuration is shown.
 SECRET_KEYS = frozenset(
     {
@@ -92,14 +123,22 @@ def parse_bool(value: Any, name: str) -> bool:
 
 
 def parse_pairs(value: str, name: str) -> dict[str, str]:
-    """Parse ``K=V[,K=V...]`` as pflag's StringToString does.
+    """Parse ``K=V[,K=V...]`` as pflag's StringToString does: one CSV record.
 
-    A comma starts a new pair only when the text after it holds an ``=``, so
-    values with commas (``secret_key=a,b``) survive.
+    A field in double quotes keeps its commas and ``=`` (``"json={""a"": 1}"``,
+    quotes doubled inside, as Go's csv reads them), so a service-account JSON
+    arrives whole.  An unquoted field without ``=`` continues the previous
+    value (``secret_key=a,b``), which pflag would refuse.
     """
+    import csv
+
+    try:
+        fields = next(csv.reader([value], skipinitialspace=False), [])
+    except csv.Error as exc:
+        raise UsageError(f"{name}: cannot read {value!r} as KEY=VALUE pairs ({exc})") from None
     pairs: dict[str, str] = {}
     last: str | None = None
-    for piece in value.split(","):
+    for piece in fields:
         if "=" in piece:
             key, _, val = piece.partition("=")
             key = key.strip()
@@ -202,6 +241,24 @@ def _str(value: Any) -> str:
     return "" if value is None else str(value)
 
 
+def _check_stow_keys(kind: str, config: dict[str, str]) -> None:
+    """Every ``stow.config`` key must be one the chosen kind takes."""
+    import difflib
+
+    kind = STOW_KIND_ALIASES.get(kind, kind)
+    allowed = STOW_KEYS.get(kind)
+    if allowed is None:
+        return  # no kind chosen (the environment decides): nothing to check against
+    for key in config:
+        if key not in allowed:
+            near = difflib.get_close_matches(key, allowed, n=1)
+            hint = f" (did you mean {near[0]}?)" if near else ""
+            raise UsageError(
+                f"storage.stow.config: unknown key {key!r} for kind {kind}{hint}; "
+                f"valid keys: {', '.join(allowed)}"
+            )
+
+
 @dataclass
 class StorageConfig:
     """The storage section, normalised; knows how to configure each fsspec backend."""
@@ -268,11 +325,14 @@ class StorageConfig:
             raise UsageError(
                 f"storage.limits.maxDownloadMBs: expected an integer, found {limit!r}"
             ) from None
+        kind = _str(stow.get("kind")).lower()
+        stow_config = {str(k): _str(v) for k, v in raw_cfg.items()}
+        _check_stow_keys(kind or _str(tree.get("type")).lower(), stow_config)
         return cls(
             type=_str(tree.get("type")).lower(),
             container=_str(tree.get("container")),
-            kind=_str(stow.get("kind")).lower(),
-            stow_config={str(k): _str(v) for k, v in raw_cfg.items()},
+            kind=kind,
+            stow_config=stow_config,
             connection={str(k): v for k, v in conn.items()},
             max_download_mb=limit,
             multi_container=parse_bool(
@@ -361,6 +421,8 @@ class StorageConfig:
         return opts
 
     def gcs_options(self) -> dict[str, Any]:
+        """gcsfs keyword arguments from the google stow keys (the environment otherwise:
+        ``GOOGLE_APPLICATION_CREDENTIALS``, ``STORAGE_EMULATOR_HOST``, workload identity)."""
         stow = self.stow_config if self._kind_is("google", "gcs") else {}
         opts: dict[str, Any] = {}
         if stow.get("project_id"):
@@ -374,15 +436,58 @@ class StorageConfig:
                 raise UsageError("storage stow.config json: not valid JSON credentials") from None
         elif stow.get("credentials_path"):
             opts["token"] = stow["credentials_path"]
+        scopes = _str(stow.get("scopes"))
+        if scopes:
+            # Go's stow takes OAuth scopes; gcsfs takes the access level they grant.
+            if "read_only" in scopes:
+                opts["access"] = "read_only"
+            elif "full_control" in scopes or "cloud-platform" in scopes:
+                opts["access"] = "full_control"
+            else:
+                opts["access"] = "read_write"
+        endpoint = _str(stow.get("endpoint")).strip()
+        if endpoint:
+            opts["endpoint_url"] = endpoint
+            opts.setdefault("token", "anon")  # an emulator or private endpoint
         return opts
 
     def azure_options(self) -> dict[str, Any]:
+        """adlfs keyword arguments from the azure stow keys (the environment otherwise:
+        ``AZURE_STORAGE_CONNECTION_STRING``, ``AZURE_STORAGE_ACCOUNT_NAME``/``_KEY``,
+        workload identity)."""
         stow = self.stow_config if self._kind_is("azure") else {}
         opts: dict[str, Any] = {}
-        if stow.get("account"):
-            opts["account_name"] = stow["account"]
-        if stow.get("key"):
-            opts["account_key"] = stow["key"]
+        account = _str(stow.get("account")).strip()
+        key = _str(stow.get("key")).strip()
+        endpoint = _str(stow.get("endpoint") or stow.get("base_url")).strip()
+        suffix = _str(stow.get("domain_suffix")).strip()
+        if stow.get("connection_string"):
+            opts["connection_string"] = _str(stow["connection_string"])
+        elif key or endpoint or suffix:
+            # As a connection string: adlfs lets AZURE_STORAGE_CONNECTION_STRING
+            # beat an account key given as such, and a non-default endpoint
+            # (Azurite, a sovereign cloud, a private link) has no other form.
+            scheme = endpoint.split("://", 1)[0] if "://" in endpoint else "https"
+            parts = [f"DefaultEndpointsProtocol={scheme}"]
+            if account:
+                parts.append(f"AccountName={account}")
+            if key:
+                parts.append(f"AccountKey={key}")
+            if endpoint:
+                parts.append(f"BlobEndpoint={endpoint}")
+            else:
+                parts.append(f"EndpointSuffix={suffix or 'core.windows.net'}")
+            opts["connection_string"] = ";".join(parts) + ";"
+        elif account:
+            opts["account_name"] = account  # credentials from the environment (identity)
+        if stow.get("upload_concurrency"):
+            try:
+                opts["max_concurrency"] = int(_str(stow["upload_concurrency"]))
+            except ValueError:
+                raise UsageError(
+                    "storage stow.config upload_concurrency: expected an integer, "
+                    f"found {stow['upload_concurrency']!r}"
+                ) from None
         return opts
 
     def redacted(self) -> dict[str, Any]:

@@ -285,3 +285,21 @@ def installed_image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
                 with contextlib.suppress(OSError):
                     os.chmod(os.path.join(dirpath, name), 0o755)
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def gcs_server():
+    """fake-gcs-server (the Go server from its PyPI wheel) on a free loopback port."""
+    from emulators import fake_gcs_server
+
+    with fake_gcs_server() as gcs:
+        yield gcs
+
+
+@pytest.fixture(scope="session")
+def azure_server():
+    """Azurite (npm) on a free loopback port."""
+    from emulators import azurite
+
+    with azurite() as azure:
+        yield azure

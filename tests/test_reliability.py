@@ -126,6 +126,7 @@ def test_download_and_sidecar_survive_thirty_percent_transient_faults(
     assert s3.exists("meta/outputs.pb")
 
 
+@pytest.mark.slow
 def test_access_denied_everywhere_fails_without_retrying(s3: S3, tmp_path: Path) -> None:
     """A permanent failure is never retried: one request per operation, then the error."""
     uri = s3.put("run/inputs.pb", lits.literal_map({"a": lits.integer(1)}).SerializeToString())

@@ -8,6 +8,7 @@ transfer path it takes.  Adding a store is adding an entry, not new branches.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -77,6 +78,16 @@ _S3_PERMANENT = frozenset(
 )
 
 
+def _gcs(config: StorageConfig, concurrency: int) -> dict[str, Any]:
+    # gcsfs 2026.x looks up every bucket's type (zonal / hierarchical) through a
+    # gRPC control API first: without credentials that warns on every call, and
+    # against an emulator or a private endpoint it stalls a minute per call.
+    # copilot reads and writes plain objects, so it is off unless a user turns
+    # it on in the environment.
+    os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
+    return config.gcs_options()
+
+
 def _none(config: StorageConfig, concurrency: int) -> dict[str, Any]:
     return {}
 
@@ -93,7 +104,7 @@ BACKENDS: dict[str, Backend] = {
             transient_codes=_S3_TRANSIENT,
             permanent_codes=_S3_PERMANENT,
         ),
-        Backend("gs", "gcsfs", "copilot[gcs]", lambda c, n: c.gcs_options()),
+        Backend("gs", "gcsfs", "copilot[gcs]", _gcs),
         Backend("abfs", "adlfs", "copilot[azure]", lambda c, n: c.azure_options()),
         Backend("file", "fsspec", "", lambda c, n: {"auto_mkdir": True}),
         Backend("memory", "fsspec", "", _none),

