@@ -14,7 +14,7 @@ import click
 
 from copilot import __version__
 from copilot._argv import split_global_flags
-from copilot.config import Settings, configure_logging, resolve_settings
+from copilot.config import STOW_KEYS, Settings, configure_logging, resolve_settings
 from copilot.constants import (
     DEFAULT_CONCURRENCY,
     DEFAULT_MAX_PRIMITIVE_BYTES,
@@ -38,18 +38,33 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("copilot")
 
-STORAGE_HELP = """\b
+
+def _stow_keys_help() -> str:
+    import textwrap
+
+    lines = []
+    for kind, keys in STOW_KEYS.items():
+        text = f"{kind}: " + ", ".join(keys)
+        lines += textwrap.wrap(text, 76, initial_indent="      ", subsequent_indent="        ")
+    return "\n".join(lines)
+
+
+STORAGE_HELP = (
+    """\b
 Storage and logging (flytestdlib keys; before or after the subcommand):
   --storage.type s3|minio|stow|local|mem   --storage.container BUCKET
   --storage.stow.kind s3|google|azure|local
-  --storage.stow.config KEY=VAL[,KEY=VAL]  (repeatable; s3 keys: auth_type,
-      access_key_id, secret_key, secret_key_path, token, region, endpoint,
-      disable_ssl, disable_force_path_style, v2_signing)
+  --storage.stow.config KEY=VAL[,KEY=VAL]  (repeatable; CSV, quote a value
+      holding , or =). Keys per kind:
+"""
+    + _stow_keys_help()
+    + """
   --storage.connection.{endpoint,auth-type,access-key,secret-key,region,disable-ssl}
   --storage.limits.maxDownloadMBs N        --storage.enable-multicontainer
   --logger.level 0-5 (3 warn, 4 info, 5 debug)   --logger.formatter.type text|json
 Kubernetes client flags (--kubeconfig, --namespace, ...) are accepted and ignored.
 """
+)
 
 
 class GoDuration(click.ParamType):

@@ -587,7 +587,32 @@ def configure_logging(settings: Settings) -> None:
         if settings.show_source:
             fmt = "%(asctime)s %(levelname)s %(filename)s:%(lineno)d %(message)s"
         handler.setFormatter(logging.Formatter(fmt))
-    root = logging.getLogger("copilot")
-    root.handlers[:] = [handler]
-    root.setLevel(_go_level_to_logging(settings.log_level))
-    root.propagate = False
+    level = _go_level_to_logging(settings.log_level)
+    ours = logging.getLogger("copilot")
+    ours.handlers[:] = [handler]
+    ours.setLevel(level)
+    ours.propagate = False
+    # Libraries (gcsfs, azure-core, botocore, aiohttp) log through the same
+    # format, so JSON stays JSON, and only warnings and errors, even when
+    # debugging: botocore's debug lines carry request headers (an access key's
+    # id among them).  Their tracebacks only at debug level: copilot reports
+    # the failure itself, in one line.
+    library = logging.StreamHandler(sys.stderr)
+    library.setFormatter(handler.formatter)
+    library.setLevel(max(level, logging.WARNING))
+    if level > logging.DEBUG:
+        library.addFilter(_drop_traceback)
+    library._copilot = True  # type: ignore[attr-defined]
+    top = logging.getLogger()
+    top.handlers[:] = [h for h in top.handlers if not getattr(h, "_copilot", False)]
+    top.addHandler(library)
+    top.setLevel(min(top.level or logging.WARNING, library.level))
+    logging.captureWarnings(True)
+
+
+def _drop_traceback(record: logging.LogRecord) -> bool:
+    """Keep a library's log line, without the traceback it carries."""
+    record.exc_info = None
+    record.exc_text = None
+    record.stack_info = None
+    return True

@@ -220,7 +220,11 @@ def record(*texts: str | None) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Fail the run if any credential appears in anything copilot printed."""
+    """Fail the run if anything copilot printed holds a credential or a traceback.
+
+    Every expected failure is one line; at the default log level no traceback,
+    copilot's or a library's, reaches stderr.
+    """
     text = "\n".join(CAPTURED)
     CAPTURE_LOG.write_text(text)
     leaked = [s for s in (SECRET_KEY, ACCESS_KEY) if s in text]
@@ -229,6 +233,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             f"\nSECRET LEAK: {len(leaked)} credential value(s) found in copilot output; "
             f"see {CAPTURE_LOG}"
         )
+        session.exitstatus = 1
+    if "Traceback (most recent call last)" in text:
+        print(f"\nTRACEBACK: copilot printed a traceback during the tests; see {CAPTURE_LOG}")
         session.exitstatus = 1
 
 

@@ -23,6 +23,14 @@ def test_help_lists_storage_flags() -> None:
     assert res.returncode == 0
     assert "--storage.stow.config" in res.stdout
     assert "--err-output-name" in res.stdout
+    # The stow keys, per kind, straight from the table that also checks them.
+    from copilot.config import STOW_KEYS
+
+    text = " ".join(res.stdout.split())
+    for kind, keys in STOW_KEYS.items():
+        assert f"{kind}: {keys[0]}," in text or f"{kind}: {keys[0]}" in text
+        for key in keys:
+            assert key in text
 
 
 def test_invalid_enum_names_the_allowed_values(tmp_path: Path) -> None:
