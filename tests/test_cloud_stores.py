@@ -256,3 +256,59 @@ def test_a_service_account_json_arrives_whole_through_the_flag() -> None:
     assert pairs["project_id"] == "p"
     # Unquoted values with commas still continue the previous value.
     assert parse_pairs("secret_key=a,b,region=r", "x") == {"secret_key": "a,b", "region": "r"}
+
+
+@pytest.mark.parametrize("kind", ["s3", "google", "azure"])
+def test_a_missing_bucket_on_upload_is_named(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """copilot never creates buckets (Go's stow would): the error names the missing one."""
+    if kind == "s3":
+        s3 = request.getfixturevalue("s3")
+        flags, meta, raw = s3.stow_flags(), s3.uri("run/"), "s3://no-such-bucket-x1/raw"
+        read = lambda key: s3.get(key)  # noqa: E731
+    else:
+        store = request.getfixturevalue("gcs" if kind == "google" else "azure")
+        if kind == "google":
+            server = request.getfixturevalue("gcs_server")
+            flags = [
+                "--storage.stow.kind=google",
+                "--storage.stow.config",
+                f"endpoint={server.endpoint}",
+            ]
+        else:
+            server = request.getfixturevalue("azure_server")
+            flags = [
+                "--storage.stow.kind=azure",
+                "--storage.stow.config",
+                f"account={server.account}",
+                "--storage.stow.config",
+                f"key={server.key}",
+                "--storage.stow.config",
+                f"endpoint={server.blob_endpoint}",
+            ]
+        meta, raw = store.uri("run/"), f"{store.protocol}://no-such-bucket-x1/raw"
+        read = store.get
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "f").write_bytes(b"x")
+    res = run_copilot(
+        [
+            *flags,
+            "sidecar",
+            "--exit-watcher-type",
+            "noop",
+            "-o",
+            meta,
+            "-x",
+            raw,
+            "-f",
+            str(out),
+            "-i",
+            lits.b64(typed_interface({"f": lits.blob_type()})),
+        ]
+    )
+    assert res.returncode == 0, res.stderr
+    doc = lits.read_error_document(read("run/error.pb"))
+    assert "the bucket 'no-such-bucket-x1' does not exist" in doc.message
+    assert doc.kind == lits.execution_pb2.ContainerError.NON_RECOVERABLE

@@ -396,7 +396,16 @@ class Store:
                 )
         uri = t.src if direction == "get" else t.dst
         action = "download" if direction == "get" else "upload to"
-        return _labelled(storage_error(exc, uri, action), t.label)
+        err = storage_error(exc, uri, action)
+        if direction == "put" and err.message.endswith(": not found") and "://" in uri:
+            # Nothing is "not found" on upload but the bucket itself.
+            bucket = uri.split("://", 1)[1].split("/", 1)[0]
+            err = StorageError(
+                f"upload to {display_uri(uri)}: the bucket {bucket!r} does not exist "
+                "(copilot does not create buckets)",
+                kind=NON_RECOVERABLE,
+            )
+        return _labelled(err, t.label)
 
     async def _run_async(
         self, fs: AbstractFileSystem, group: list[Transfer], direction: str
