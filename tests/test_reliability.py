@@ -268,37 +268,32 @@ def test_both_commands_as_an_unprivileged_user_with_a_read_only_install(
         exe = str(installed_image / "bin" / "flyte-copilot")
         drop = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
         env = clean_env(HOME="/nonexistent", TMPDIR=str(work / "out"))
-        res = subprocess.run(
-            [*drop, exe, *download_args(s3.endpoint, s3, uri, work / "in")],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=120,
-            cwd=str(work),
-        )
-        record(res.stdout, res.stderr)
+
+        def as_nobody(args: list[str]) -> subprocess.CompletedProcess:
+            res = subprocess.run(
+                [*drop, exe, *args],
+                capture_output=True,
+                text=True,
+                env=env,
+                timeout=120,
+                cwd=str(work),
+            )
+            record(res.stdout, res.stderr)
+            return res
+
+        def sidecar(outputs: dict, prefix: str) -> subprocess.CompletedProcess:
+            iface = lits.b64(typed_interface(outputs))
+            return as_nobody(
+                noop_sidecar_args(
+                    s3, work / "out", "-i", iface, flags=flags_for(s3.endpoint), prefix=prefix
+                )
+            )
+
+        res = as_nobody(download_args(s3.endpoint, s3, uri, work / "in"))
         assert res.returncode == 0 and not s3.exists("run/error.pb"), res.stderr
         assert (work / "in" / "x").read_bytes() == b"payload"
         assert (work / "in" / "x").stat().st_uid == 65534
-        res = subprocess.run(
-            [
-                *drop,
-                exe,
-                *noop_sidecar_args(
-                    s3,
-                    work / "out",
-                    "-i",
-                    lits.b64(typed_interface({"n": lits.simple(T.INTEGER)})),
-                    flags=flags_for(s3.endpoint),
-                ),
-            ],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=120,
-            cwd=str(work),
-        )
-        record(res.stdout, res.stderr)
+        res = sidecar({"n": lits.simple(T.INTEGER)}, "meta/")
         assert res.returncode == 0, res.stderr
         lm = lits.L.LiteralMap()
         lm.ParseFromString(s3.get("meta/outputs.pb"))
@@ -306,26 +301,7 @@ def test_both_commands_as_an_unprivileged_user_with_a_read_only_install(
         # A File output copilot may not read (EACCES): the container's failure, named.
         (work / "out" / "f").write_bytes(b"secret")
         os.chmod(work / "out" / "f", 0)
-        res = subprocess.run(
-            [
-                *drop,
-                exe,
-                *noop_sidecar_args(
-                    s3,
-                    work / "out",
-                    "-i",
-                    lits.b64(typed_interface({"f": lits.blob_type()})),
-                    flags=flags_for(s3.endpoint),
-                    prefix="meta2/",
-                ),
-            ],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=120,
-            cwd=str(work),
-        )
-        record(res.stdout, res.stderr)
+        res = sidecar({"f": lits.blob_type()}, "meta2/")
         assert res.returncode == 0, res.stderr
         doc = lits.read_error_document(s3.get("meta2/error.pb"))
         assert doc.message == f"output 'f': cannot read {work / 'out' / 'f'}: Permission denied"
