@@ -400,3 +400,30 @@ def test_retries_stop_at_the_attempts_and_never_after_the_deadline() -> None:
     with pytest.raises(ConnectionResetError):
         late.call(flaky, "x")
     assert len(calls) == 1
+
+
+class _AzureLike(Exception):
+    """Shaped like azure-core's HttpResponseError: status_code and error_code."""
+
+    def __init__(self, status: int, code: str) -> None:
+        super().__init__(code)
+        self.status_code = status
+        self.error_code = code
+
+
+@pytest.mark.parametrize(
+    ("exc", "transient"),
+    [
+        (_AzureLike(503, "ServerBusy"), True),
+        (_AzureLike(500, "OperationTimedOut"), True),
+        (_AzureLike(403, "AuthenticationFailed"), False),
+        (_AzureLike(403, "AuthorizationFailure"), False),
+        (_AzureLike(404, "ContainerNotFound"), False),
+        # The service's code decides even against a status that alone would retry.
+        (_AzureLike(500, "AccountIsDisabled"), False),
+    ],
+)
+def test_azure_error_codes_from_the_backend_table(exc: BaseException, transient: bool) -> None:
+    from copilot.storage.retry import is_transient
+
+    assert is_transient(exc) is transient

@@ -78,6 +78,25 @@ _S3_PERMANENT = frozenset(
 )
 
 
+# Azure Blob's error codes (azure-core puts them in ``error_code``).
+_AZURE_TRANSIENT = frozenset({"ServerBusy", "OperationTimedOut", "InternalError"})
+_AZURE_PERMANENT = frozenset(
+    {
+        "AuthenticationFailed",
+        "AuthorizationFailure",
+        "AuthorizationPermissionMismatch",
+        "InvalidAuthenticationInfo",
+        "ContainerNotFound",
+        "BlobNotFound",
+        "ResourceNotFound",
+        "AccountIsDisabled",
+    }
+)
+# GCS's JSON API reasons (gcsfs keeps the HTTP status too, which decides most cases).
+_GCS_TRANSIENT = frozenset({"rateLimitExceeded", "backendError", "internalError"})
+_GCS_PERMANENT = frozenset({"forbidden", "notFound", "authError", "required"})
+
+
 def _gcs(config: StorageConfig, concurrency: int) -> dict[str, Any]:
     # gcsfs 2026.x looks up every bucket's type (zonal / hierarchical) through a
     # gRPC control API first: without credentials that warns on every call, and
@@ -104,8 +123,22 @@ BACKENDS: dict[str, Backend] = {
             transient_codes=_S3_TRANSIENT,
             permanent_codes=_S3_PERMANENT,
         ),
-        Backend("gs", "gcsfs", "copilot[gcs]", _gcs),
-        Backend("abfs", "adlfs", "copilot[azure]", lambda c, n: c.azure_options()),
+        Backend(
+            "gs",
+            "gcsfs",
+            "copilot[gcs]",
+            _gcs,
+            transient_codes=_GCS_TRANSIENT,
+            permanent_codes=_GCS_PERMANENT,
+        ),
+        Backend(
+            "abfs",
+            "adlfs",
+            "copilot[azure]",
+            lambda c, n: c.azure_options(),
+            transient_codes=_AZURE_TRANSIENT,
+            permanent_codes=_AZURE_PERMANENT,
+        ),
         Backend("file", "fsspec", "", lambda c, n: {"auto_mkdir": True}),
         Backend("memory", "fsspec", "", _none),
         Backend("http", "fsspec", "", _none, read_only=True),
