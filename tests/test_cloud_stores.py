@@ -312,3 +312,56 @@ def test_a_missing_bucket_on_upload_is_named(
     doc = lits.read_error_document(read("run/error.pb"))
     assert "the bucket 'no-such-bucket-x1' does not exist" in doc.message
     assert doc.kind == lits.execution_pb2.ContainerError.NON_RECOVERABLE
+
+
+def _flags_via(kind: str, endpoint: str, server: Any) -> list[str]:
+    if kind == "google":
+        return ["--storage.stow.kind=google", "--storage.stow.config", f"endpoint={endpoint}"]
+    return [
+        "--storage.stow.kind=azure",
+        "--storage.stow.config",
+        f"account={server.account}",
+        "--storage.stow.config",
+        f"key={server.key}",
+        "--storage.stow.config",
+        f"endpoint={endpoint}/{server.account}",
+    ]
+
+
+@pytest.mark.parametrize("kind", ["google", "azure"])
+def test_a_stalled_transfer_ends_at_the_timeout_with_the_document_written(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """The deadline cancels a GCS or Azure transfer on fsspec's loop, as it does an S3 one."""
+    from faultproxy import FaultProxy
+
+    store = request.getfixturevalue("gcs" if kind == "google" else "azure")
+    server = request.getfixturevalue("gcs_server" if kind == "google" else "azure_server")
+    upstream = server.endpoint if kind == "google" else server.blob_endpoint.rsplit("/", 1)[0]
+    store.put("data/slow.bin", b"x" * 1000)
+    inputs = lits.literal_map({"slow": lits.blob(store.uri("data/slow.bin"))})
+    inputs_uri = store.put("run/inputs.pb", inputs.SerializeToString())
+    with FaultProxy(
+        upstream, mode="stall", rate=1.0, stall_seconds=60, only_path="slow.bin"
+    ) as proxy:
+        res = run_copilot(
+            [
+                *_flags_via(kind, proxy.url, server),
+                "download",
+                "-f",
+                inputs_uri,
+                "--to-output-prefix",
+                store.uri("run/"),
+                "-o",
+                str(tmp_path / "in"),
+                "-t",
+                "2s",
+            ]
+        )
+        stalled = proxy.faults.get("stall", 0)
+    assert res.returncode == 0, res.stderr
+    assert stalled, "the transfer never reached the stalled object"
+    doc = lits.read_error_document(store.get("run/error.pb"))
+    assert doc.message == "download did not finish within the timeout of 2s"
+    assert not (tmp_path / "in" / "slow").exists()
+    assert not list((tmp_path / "in").rglob("*.copilot-part"))
