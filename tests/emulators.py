@@ -135,53 +135,31 @@ class Azure:
 
 
 @contextmanager
-def fake_gcs_server() -> Iterator[GCS]:
+def _serving(argv: list[str], what: str) -> Iterator[int]:
+    """Run a server on a free loopback port (``{port}`` in ``argv``) until the block ends."""
     port = _free_port()
     proc = subprocess.Popen(
-        [
-            fake_gcs_binary(),
-            "-scheme",
-            "http",
-            "-backend",
-            "memory",
-            "-host",
-            "127.0.0.1",
-            "-port",
-            str(port),
-            "-log-level",
-            "error",
-        ],
+        [a.replace("{port}", str(port)) for a in argv],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     try:
-        _wait_for_port(proc, port, "fake-gcs-server")
-        yield GCS(f"http://127.0.0.1:{port}")
+        _wait_for_port(proc, port, what)
+        yield port
     finally:
         _stop(proc)
 
 
 @contextmanager
+def fake_gcs_server() -> Iterator[GCS]:
+    argv = [fake_gcs_binary(), "-scheme", "http", "-backend", "memory", "-host", "127.0.0.1"]
+    with _serving([*argv, "-port", "{port}", "-log-level", "error"], "fake-gcs-server") as port:
+        yield GCS(f"http://127.0.0.1:{port}")
+
+
+@contextmanager
 def azurite() -> Iterator[Azure]:
-    port = _free_port()
-    proc = subprocess.Popen(
-        [
-            "node",
-            azurite_main(),
-            "--blobHost",
-            "127.0.0.1",
-            "--blobPort",
-            str(port),
-            "--inMemoryPersistence",
-            "--skipApiVersionCheck",
-            "--loose",
-            "--silent",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        _wait_for_port(proc, port, "Azurite")
+    argv = ["node", azurite_main(), "--blobHost", "127.0.0.1", "--blobPort", "{port}"]
+    flags = ["--inMemoryPersistence", "--skipApiVersionCheck", "--loose", "--silent"]
+    with _serving([*argv, *flags], "Azurite") as port:
         yield Azure(f"http://127.0.0.1:{port}/{AZURITE_ACCOUNT}")
-    finally:
-        _stop(proc)

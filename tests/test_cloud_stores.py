@@ -73,6 +73,35 @@ def azure(azure_server: Azure) -> Store:
     return Store("abfs", fs, container)
 
 
+def _stow_flags(kind: str, server: Any, endpoint: str = "") -> list[str]:
+    """``--storage.stow.*`` flags for an emulator, at its own address or at ``endpoint``
+    (a fault proxy in front of it)."""
+    if kind == "google":
+        return [
+            "--storage.stow.kind=google",
+            "--storage.stow.config",
+            f"endpoint={endpoint or server.endpoint}",
+        ]
+    blob = f"{endpoint}/{server.account}" if endpoint else server.blob_endpoint
+    return [
+        "--storage.stow.kind=azure",
+        "--storage.stow.config",
+        f"account={server.account}",
+        "--storage.stow.config",
+        f"key={server.key}",
+        "--storage.stow.config",
+        f"endpoint={blob}",
+    ]
+
+
+def _download(
+    flags: list[str], inputs_uri: str, store: Store, local: Path, *extra: str, env=None
+) -> Any:
+    """``download`` of ``inputs_uri`` into ``local``, error document under ``run/``."""
+    args = [*flags, "download", "-f", inputs_uri, "--to-output-prefix", store.uri("run/")]
+    return run_copilot([*args, "-o", str(local), *extra], env=env)
+
+
 def _round_trip(store: Store, tmp_path: Path, root_flags: list[str], env: dict[str, str]) -> None:
     # Inputs: an int, a str, a File and a nested Dir, written with the backend's client.
     store.put("data/x.txt", b"payload")
@@ -89,19 +118,7 @@ def _round_trip(store: Store, tmp_path: Path, root_flags: list[str], env: dict[s
     )
     inputs_uri = store.put("run/inputs.pb", inputs.SerializeToString())
     local = tmp_path / "in"
-    res = run_copilot(
-        [
-            *root_flags,
-            "download",
-            "-f",
-            inputs_uri,
-            "--to-output-prefix",
-            store.uri("run/"),
-            "-o",
-            str(local),
-        ],
-        env=env,
-    )
+    res = _download(root_flags, inputs_uri, store, local, env=env)
     assert res.returncode == 0, res.stderr
     assert not store.exists("run/error.pb"), res.stderr
     assert (local / "n").read_text() == "42"
@@ -155,9 +172,7 @@ def test_gcs_configured_by_stow_flags_with_an_endpoint(
 ) -> None:
     flags = [
         "--storage.type=stow",
-        "--storage.stow.kind=google",
-        "--storage.stow.config",
-        f"endpoint={gcs_server.endpoint}",
+        *_stow_flags("google", gcs_server),
         "--storage.stow.config",
         f"project_id={gcs_server.project}",
     ]
@@ -172,16 +187,7 @@ def test_gcs_configured_by_the_environment(gcs: Store, gcs_server: GCS, tmp_path
 def test_azure_configured_by_stow_flags_only(
     azure: Store, azure_server: Azure, tmp_path: Path
 ) -> None:
-    flags = [
-        "--storage.type=stow",
-        "--storage.stow.kind=azure",
-        "--storage.stow.config",
-        f"account={azure_server.account}",
-        "--storage.stow.config",
-        f"key={azure_server.key}",
-        "--storage.stow.config",
-        f"endpoint={azure_server.blob_endpoint}",
-    ]
+    flags = ["--storage.type=stow", *_stow_flags("azure", azure_server)]
     # A connection string in the environment pointing elsewhere must not win over the flags.
     env = clean_env(
         AZURE_STORAGE_CONNECTION_STRING="DefaultEndpointsProtocol=http;AccountName=wrong;"
@@ -269,24 +275,8 @@ def test_a_missing_bucket_on_upload_is_named(
         read = lambda key: s3.get(key)  # noqa: E731
     else:
         store = request.getfixturevalue("gcs" if kind == "google" else "azure")
-        if kind == "google":
-            server = request.getfixturevalue("gcs_server")
-            flags = [
-                "--storage.stow.kind=google",
-                "--storage.stow.config",
-                f"endpoint={server.endpoint}",
-            ]
-        else:
-            server = request.getfixturevalue("azure_server")
-            flags = [
-                "--storage.stow.kind=azure",
-                "--storage.stow.config",
-                f"account={server.account}",
-                "--storage.stow.config",
-                f"key={server.key}",
-                "--storage.stow.config",
-                f"endpoint={server.blob_endpoint}",
-            ]
+        server = request.getfixturevalue("gcs_server" if kind == "google" else "azure_server")
+        flags = _stow_flags(kind, server)
         meta, raw = store.uri("run/"), f"{store.protocol}://no-such-bucket-x1/raw"
         read = store.get
     out = tmp_path / "out"
@@ -314,20 +304,6 @@ def test_a_missing_bucket_on_upload_is_named(
     assert doc.kind == lits.execution_pb2.ContainerError.NON_RECOVERABLE
 
 
-def _flags_via(kind: str, endpoint: str, server: Any) -> list[str]:
-    if kind == "google":
-        return ["--storage.stow.kind=google", "--storage.stow.config", f"endpoint={endpoint}"]
-    return [
-        "--storage.stow.kind=azure",
-        "--storage.stow.config",
-        f"account={server.account}",
-        "--storage.stow.config",
-        f"key={server.key}",
-        "--storage.stow.config",
-        f"endpoint={endpoint}/{server.account}",
-    ]
-
-
 @pytest.mark.parametrize("kind", ["google", "azure"])
 def test_a_stalled_transfer_ends_at_the_timeout_with_the_document_written(
     kind: str, request: pytest.FixtureRequest, tmp_path: Path
@@ -344,20 +320,8 @@ def test_a_stalled_transfer_ends_at_the_timeout_with_the_document_written(
     with FaultProxy(
         upstream, mode="stall", rate=1.0, stall_seconds=60, only_path="slow.bin"
     ) as proxy:
-        res = run_copilot(
-            [
-                *_flags_via(kind, proxy.url, server),
-                "download",
-                "-f",
-                inputs_uri,
-                "--to-output-prefix",
-                store.uri("run/"),
-                "-o",
-                str(tmp_path / "in"),
-                "-t",
-                "2s",
-            ]
-        )
+        flags = _stow_flags(kind, server, endpoint=proxy.url)
+        res = _download(flags, inputs_uri, store, tmp_path / "in", "-t", "2s")
         stalled = proxy.faults.get("stall", 0)
     assert res.returncode == 0, res.stderr
     assert stalled, "the transfer never reached the stalled object"
