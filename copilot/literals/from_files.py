@@ -22,11 +22,13 @@ from flyteidl2.core import literals_pb2, types_pb2
 
 from copilot.constants import DEFAULT_MAX_PRIMITIVE_BYTES, MAX_DOCUMENT_BYTES
 from copilot.errors import DataError
-from copilot.literals.types import MULTIPART, is_none_type, type_name
+from copilot.literals.types import MULTIPART, type_name
 from copilot.literals.values import (
+    TRIM,
     ValueReader,
     _short,
     none_literal,
+    optional_none,
     parse_document,
     primitive_from_text,
     remote_literal,
@@ -36,7 +38,6 @@ from copilot.paths import kind_of_mode, short_path, within
 from copilot.storage import Transfer, join_uri, protocol_of
 
 _TMP_SUFFIX = ".copilot-part"
-_TRIM = " \t\r\n"
 
 Literal: TypeAlias = literals_pb2.Literal
 LiteralType: TypeAlias = types_pb2.LiteralType
@@ -142,7 +143,7 @@ class OutputReader(ValueReader):
                 f"{label}: {path}: expected {type_name(lt)} as UTF-8 text, found a byte "
                 f"that is not UTF-8 at offset {exc.start}"
             ) from None
-        return text.strip(_TRIM)
+        return text.strip(TRIM)
 
     def remote_for(self, path: str) -> str:
         rel = os.path.relpath(path, self.root).replace(os.sep, "/")
@@ -215,15 +216,14 @@ class OutputReader(ValueReader):
     def _union_from_path(
         self, path: str, st: os.stat_result | None, lt: LiteralType, label: str
     ) -> Literal:
-        variants = list(lt.union_type.variants)
-        none_variant = next((v for v in variants if is_none_type(v)), None)
+        none_variant = optional_none(lt)
         if st is None:
             if none_variant is not None:
                 return union_literal(none_literal(), none_variant)
             raise DataError(f"{label}: expected {type_name(lt)} at {path}, found nothing there")
         if none_variant is not None and stat.S_ISREG(st.st_mode) and st.st_size <= 64:
             with open(path, "rb") as fh:
-                if fh.read().strip(_TRIM.encode()) == b"null":
+                if fh.read().strip(TRIM.encode()) == b"null":
                     return union_literal(none_literal(), none_variant)
         return self._first_variant(
             lt,

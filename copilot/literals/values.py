@@ -88,6 +88,11 @@ def primitive_from_text(text: str, simple: int) -> Literal:
     raise ValueError(f"unsupported simple type {simple}")
 
 
+def optional_none(lt: LiteralType) -> LiteralType | None:
+    """A union type's none variant (what makes it an Optional), if it has one."""
+    return next((v for v in lt.union_type.variants if is_none_type(v)), None)
+
+
 def remote_literal(uri: str, lt: LiteralType) -> Literal:
     """A File, Dir, schema or dataset literal for data already in a store."""
     lit = Literal()
@@ -166,8 +171,7 @@ class ValueReader:
     def from_value(self, value: Any, lt: LiteralType, label: str) -> Literal:
         which = lt.WhichOneof("type")
         if which == "union_type":
-            variants = list(lt.union_type.variants)
-            none_variant = next((v for v in variants if is_none_type(v)), None)
+            none_variant = optional_none(lt)
             if value is None and none_variant is not None:
                 return union_literal(none_literal(), none_variant)
             return self._first_variant(
