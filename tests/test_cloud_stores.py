@@ -304,6 +304,7 @@ def test_a_missing_bucket_on_upload_is_named(
     assert doc.kind == lits.execution_pb2.ContainerError.NON_RECOVERABLE
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["google", "azure"])
 def test_a_stalled_transfer_ends_at_the_timeout_with_the_document_written(
     kind: str, request: pytest.FixtureRequest, tmp_path: Path
