@@ -11,7 +11,7 @@ import pytest
 from conftest import S3
 
 from copilot.storage import Store, Transfer
-from copilot.storage import s3 as _s3
+from copilot.storage import chunked as _s3
 
 
 def _sha(path: Path) -> str:
@@ -127,6 +127,33 @@ def test_the_private_s3fs_and_fsspec_api_copilot_uses_is_there() -> None:
     fs = s3fs.S3FileSystem(anon=True, skip_instance_cache=True)
     assert fs.async_impl and fs.loop is not None
     assert "_strip_protocol" in dir(fs)
+
+
+def test_the_private_gcsfs_and_azure_api_copilot_uses_is_there() -> None:
+    """The GCS and Azure fast paths and retry bounds rely on these; fail loudly if they move."""
+    import inspect
+
+    import gcsfs
+    import gcsfs.core
+    from azure.storage.blob.aio import BlobServiceClient
+
+    from copilot.storage.backends import _GCS_RETRYING
+
+    for name in _GCS_RETRYING:
+        method = getattr(gcsfs.GCSFileSystem, name)
+        assert inspect.iscoroutinefunction(method.__wrapped__), name
+    for name in ("initiate_upload", "simple_upload"):
+        assert inspect.iscoroutinefunction(getattr(gcsfs.core, name)), name
+    for name in ("_set_session", "_get_headers", "_get_params", "url", "split_path"):
+        assert callable(getattr(gcsfs.GCSFileSystem, name)), name
+    client = BlobServiceClient.from_connection_string(
+        "DefaultEndpointsProtocol=http;AccountName=a;AccountKey=YWJj;BlobEndpoint=http://127.0.0.1:9/a;"
+    )
+    policy = client._config.retry_policy
+    assert policy in client._pipeline._impl_policies
+    for name in ("total_retries", "connect_retries", "read_retries", "status_retries"):
+        assert isinstance(getattr(policy, name), int), name
+    assert client._config.max_single_get_size and client._config.max_chunk_get_size
 
 
 def test_upload_memory_budget_is_respected(s3: S3, tmp_path: Path, monkeypatch) -> None:

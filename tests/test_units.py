@@ -313,7 +313,9 @@ def test_every_backend_is_one_table_entry() -> None:
     from copilot.storage.backends import BACKENDS, backend_for
 
     assert {"s3", "gs", "abfs", "file", "http", "https", "memory"} <= set(BACKENDS)
-    assert backend_for("s3").bounded_s3_transfers and not backend_for("gs").bounded_s3_transfers
+    for protocol, module in (("s3", "s3"), ("gs", "gcs"), ("abfs", "azure")):
+        assert backend_for(protocol).transfers == f"copilot.storage.{module}"
+    assert not backend_for("file").transfers and not backend_for("memory").transfers
     assert backend_for("gs").install == "copilot[gcs]"
     assert backend_for("abfs").install == "copilot[azure]"
     assert backend_for("http").read_only
@@ -370,8 +372,8 @@ def test_retry_classification(exc: BaseException, transient: bool) -> None:
 
 def test_a_short_read_and_a_retryable_error_are_retried() -> None:
     from copilot.errors import StorageError
+    from copilot.storage.chunked import ShortRead
     from copilot.storage.retry import is_transient
-    from copilot.storage.s3 import ShortRead
 
     assert is_transient(ShortRead("expected 10 bytes, received 3"))
     assert is_transient(StorageError("ended short", retryable=True))

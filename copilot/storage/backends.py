@@ -27,8 +27,12 @@ class Backend:
     install: str
     #: copilot's configuration (and the transfer concurrency) as fsspec keyword arguments.
     options: Callable[[StorageConfig, int], dict[str, Any]]
-    #: Transfers through copilot's bounded-memory S3 code rather than fsspec's own.
-    bounded_s3_transfers: bool = False
+    #: The module with copilot's bounded-memory ``get_file`` / ``put_file`` for this
+    #: store (see :mod:`copilot.storage.chunked`); "" uses fsspec's own.
+    transfers: str = ""
+    #: Adjusts a new filesystem: copilot's retry layer must be the only one that
+    #: loops, so each backend's own is cut down to (at most) one extra try.
+    prepare: Callable[[Any], None] | None = None
     #: Inputs only: a store that cannot be written or listed.
     read_only: bool = False
     #: The service's own error codes that are worth retrying, and that never are
@@ -107,6 +111,32 @@ def _gcs(config: StorageConfig, concurrency: int) -> dict[str, Any]:
     return config.gcs_options()
 
 
+def _one_try(fs: Any) -> None:
+    # s3fs's own loop around botocore's retries: botocore's two attempts are enough.
+    fs.retries = 1
+
+
+def _gcs_prepare(fs: Any) -> None:
+    """gcsfs wraps its request methods in a loop of 6 tries with pauses of up to
+    32 s, fixed when the class is defined: this instance uses the unwrapped ones."""
+    import types
+
+    for name in _GCS_RETRYING:
+        inner = getattr(getattr(type(fs), name, None), "__wrapped__", None)
+        if inner is not None:
+            setattr(fs, name, types.MethodType(inner, fs))
+
+
+#: gcsfs methods decorated with its retry loop.
+_GCS_RETRYING = ("_request", "_get_file_request", "_get_file_concurrent")
+
+
+def _azure_prepare(fs: Any) -> None:
+    from copilot.storage import azure
+
+    azure.prepare(fs)
+
+
 def _none(config: StorageConfig, concurrency: int) -> dict[str, Any]:
     return {}
 
@@ -119,7 +149,8 @@ BACKENDS: dict[str, Backend] = {
             "s3fs",
             "",
             _s3,
-            bounded_s3_transfers=True,
+            transfers="copilot.storage.s3",
+            prepare=_one_try,
             transient_codes=_S3_TRANSIENT,
             permanent_codes=_S3_PERMANENT,
         ),
@@ -128,6 +159,8 @@ BACKENDS: dict[str, Backend] = {
             "gcsfs",
             "copilot[gcs]",
             _gcs,
+            transfers="copilot.storage.gcs",
+            prepare=_gcs_prepare,
             transient_codes=_GCS_TRANSIENT,
             permanent_codes=_GCS_PERMANENT,
         ),
@@ -136,6 +169,8 @@ BACKENDS: dict[str, Backend] = {
             "adlfs",
             "copilot[azure]",
             lambda c, n: c.azure_options(),
+            transfers="copilot.storage.azure",
+            prepare=_azure_prepare,
             transient_codes=_AZURE_TRANSIENT,
             permanent_codes=_AZURE_PERMANENT,
         ),

@@ -1,68 +1,26 @@
-"""S3 transfers with memory bounded by design, whatever the file size.
+"""S3 transfers in bounded memory (the plan is in :mod:`copilot.storage.chunked`).
 
 s3fs's own ``_get_file`` / ``_put_file`` hold whole parts in memory (up to ten
 50 MiB parts at once, and a whole file under 100 MiB for a single PUT), so a
-large object or many medium ones can use gigabytes.  Here:
-
-- a download streams each response body in 4 MiB reads straight to disk; a
-  large object is fetched as several byte ranges at once, each streamed to its
-  offset with ``pwrite``;
-- an upload sends a small file in one PUT and a large one as a multipart
-  upload of 16 MiB parts; every buffer is taken from a shared byte budget, so
-  all uploads together never hold more than the budget in memory.
-
-Requests go through s3fs's ``_call_s3``, which keeps its session, credentials
-and retries.
+large object or many medium ones can use gigabytes.  Requests here go through
+s3fs's ``_call_s3``, which keeps its session, credentials and botocore's
+single-request retry.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import os
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
-from copilot.errors import Retryable
+from copilot.storage import chunked
+from copilot.storage.chunked import ByteBudget, ShortRead
 
 if TYPE_CHECKING:
     from copilot.progress import TransferCallback
 
-# Sizes tuned with scripts/bench (S1, 512 MiB): 4 MiB reads and 64 MiB ranges
-# download ~1.6x faster than s3fs's get_file at a seventh of its memory; 16 MiB
-# parts under a 32 MiB budget upload faster than put_file with RSS under 150 MB.
-READ_CHUNK = 4 << 20
-#: Objects bigger than one range are downloaded as concurrent ranges.
-RANGE_SIZE = 64 << 20
-#: Files up to this size go up in one PUT; bigger ones as multipart uploads.
-PART_SIZE = 16 << 20
 MAX_PARTS = 10_000
-#: Ranges or parts of one file in flight at once.
-PARTS_IN_FLIGHT = 8
-#: Bytes all uploads together may hold in memory.
-UPLOAD_BUDGET = 32 << 20
-
-
-class ShortRead(OSError, Retryable):
-    """A body that ended before its Content-Length, or did not match its checksum."""
-
-
-class ByteBudget:
-    """Admits a buffer when it fits under the cap (a lone oversize one always fits)."""
-
-    def __init__(self, cap: int) -> None:
-        self.cap = cap
-        self.used = 0
-        self._cond = asyncio.Condition()
-
-    async def acquire(self, n: int) -> None:
-        async with self._cond:
-            await self._cond.wait_for(lambda: self.used == 0 or self.used + n <= self.cap)
-            self.used += n
-
-    async def release(self, n: int) -> None:
-        async with self._cond:
-            self.used -= n
-            self._cond.notify_all()
 
 
 def _split(path: str) -> tuple[str, str]:
@@ -70,24 +28,12 @@ def _split(path: str) -> tuple[str, str]:
     return bucket, key
 
 
-async def _drain(
-    body: Any, fd: int, offset: int, callback: TransferCallback | None, digest: Any = None
-) -> int:
-    start = offset
+async def _chunks(body: Any) -> AsyncIterator[bytes]:
     try:
-        while True:
-            chunk = await body.read(READ_CHUNK)
-            if not chunk:
-                break
-            if digest is not None:
-                digest.update(chunk)
-            os.pwrite(fd, chunk, offset)
-            offset += len(chunk)
-            if callback is not None:
-                callback.relative_update(len(chunk))
+        while chunk := await body.read(chunked.READ_CHUNK):
+            yield chunk
     finally:
         body.close()
-    return offset - start
 
 
 async def _first_range(fs: Any, bucket: str, key: str) -> tuple[dict, int]:
@@ -99,7 +45,7 @@ async def _first_range(fs: Any, bucket: str, key: str) -> tuple[dict, int]:
     """
     try:
         resp = await fs._call_s3(
-            "get_object", Bucket=bucket, Key=key, Range=f"bytes=0-{RANGE_SIZE - 1}"
+            "get_object", Bucket=bucket, Key=key, Range=f"bytes=0-{chunked.RANGE_SIZE - 1}"
         )
     except Exception as exc:
         text = str(exc)
@@ -118,31 +64,23 @@ async def get_file(fs: Any, path: str, lpath: str, callback: TransferCallback | 
     resp, size = await _first_range(fs, bucket, key)
     fd = os.open(lpath, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
-        if size <= RANGE_SIZE:
+        if size <= chunked.RANGE_SIZE:
             # The whole object came in this one response: its MD5 ETag still applies.
             digest = hashlib.md5(usedforsecurity=False) if _md5_etag(resp) else None
-            written = await _drain(resp["Body"], fd, 0, callback, digest)
+            written = await chunked.write_at(_chunks(resp["Body"]), fd, 0, callback, digest)
             if digest is not None and written == size and digest.hexdigest() != _md5_etag(resp):
                 raise ShortRead(f"checksum mismatch: the data does not match ETag {resp['ETag']}")
         else:
-            # Big: keep the first range, fetch the others side by side.
             os.ftruncate(fd, size)
-            gate = asyncio.Semaphore(PARTS_IN_FLIGHT)
 
-            async def one(start: int) -> int:
-                async with gate:
-                    end = min(start + RANGE_SIZE, size) - 1
-                    part = await fs._call_s3(
-                        "get_object", Bucket=bucket, Key=key, Range=f"bytes={start}-{end}"
-                    )
-                    return await _drain(part["Body"], fd, start, callback)
+            async def fetch(start: int, end: int) -> int:
+                part = await fs._call_s3(
+                    "get_object", Bucket=bucket, Key=key, Range=f"bytes={start}-{end}"
+                )
+                return await chunked.write_at(_chunks(part["Body"]), fd, start, callback)
 
-            async def first() -> int:
-                async with gate:
-                    return await _drain(resp["Body"], fd, 0, callback)
-
-            parts = [first(), *(one(s) for s in range(RANGE_SIZE, size, RANGE_SIZE))]
-            written = sum(await asyncio.gather(*parts))
+            first = chunked.write_at(_chunks(resp["Body"]), fd, 0, callback)
+            written = await chunked.rest_in_ranges(size, first, fetch)
     finally:
         os.close(fd)
     if written != size:
@@ -166,12 +104,10 @@ async def put_file(
     """Upload ``lpath`` to ``bucket/key``; returns the bytes sent."""
     bucket, key = _split(path)
     size = os.path.getsize(lpath)
-    part = max(PART_SIZE, -(-size // MAX_PARTS))
+    part = chunked.part_size(size, MAX_PARTS)
     if size <= part:
-        await budget.acquire(size)
+        data = await chunked.read_small(lpath, size, budget)
         try:
-            with open(lpath, "rb") as fh:
-                data = fh.read()
             await fs._call_s3("put_object", Bucket=bucket, Key=key, Body=data)
         finally:
             await budget.release(size)
@@ -181,41 +117,21 @@ async def put_file(
 
     mpu = await fs._call_s3("create_multipart_upload", Bucket=bucket, Key=key)
     upload_id = mpu["UploadId"]
-    gate = asyncio.Semaphore(PARTS_IN_FLIGHT)
-    fd = os.open(lpath, os.O_RDONLY)
 
-    async def one(number: int, offset: int) -> dict[str, Any]:
-        length = min(part, size - offset)
-        async with gate:
-            await budget.acquire(length)
-            try:
-                data = os.pread(fd, length, offset)
-                if len(data) != length:
-                    raise OSError(f"{lpath} shrank while it was uploaded")
-                resp = await fs._call_s3(
-                    "upload_part",
-                    Bucket=bucket,
-                    Key=key,
-                    UploadId=upload_id,
-                    PartNumber=number,
-                    Body=data,
-                )
-            finally:
-                await budget.release(length)
-        if callback is not None:
-            callback.relative_update(length)
+    async def send(number: int, offset: int, data: bytes) -> dict[str, Any]:
+        resp = await fs._call_s3(
+            "upload_part", Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=data
+        )
         return {"PartNumber": number, "ETag": resp["ETag"]}
 
     try:
-        parts = await asyncio.gather(
-            *(one(i + 1, off) for i, off in enumerate(range(0, size, part)))
-        )
+        parts = await chunked.in_parts(lpath, size, part, budget, send, callback)
         await fs._call_s3(
             "complete_multipart_upload",
             Bucket=bucket,
             Key=key,
             UploadId=upload_id,
-            MultipartUpload={"Parts": list(parts)},
+            MultipartUpload={"Parts": parts},
         )
     except BaseException:
         try:
@@ -223,6 +139,4 @@ async def put_file(
         except Exception:
             pass  # the original failure is what matters
         raise
-    finally:
-        os.close(fd)
     return size

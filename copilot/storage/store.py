@@ -14,6 +14,7 @@ import asyncio
 import concurrent.futures
 import copy
 import functools
+import importlib
 import logging
 import os
 import shutil
@@ -33,6 +34,7 @@ from copilot.errors import (
     DataError,
     StorageError,
 )
+from copilot.storage import chunked
 from copilot.storage.backends import backend_for
 from copilot.storage.errors import _errors, _first_line, storage_error
 from copilot.storage.retry import RetryPolicy
@@ -172,8 +174,8 @@ class Store:
                         f"storage {protocol}://: backend not available{hint}: {_first_line(exc)}",
                         kind=NON_RECOVERABLE,
                     ) from None
-                if hasattr(fs, "retries"):
-                    fs.retries = 1  # no third layer of retries under botocore's and copilot's
+                if backend.prepare is not None:
+                    backend.prepare(fs)
                 self._filesystems[protocol] = fs
             return fs
 
@@ -414,25 +416,23 @@ class Store:
         failure: list[BaseException] = []
         copied = 0
         remote = group[0].src if direction == "get" else group[0].dst
-        s3 = backend_for(protocol_of(remote)).bounded_s3_transfers
-        if s3:
-            from copilot.storage import s3 as _s3
-
-            # One budget per store (made on the loop that uses it), so uploads running
-            # side by side (the eager uploader, the exit upload) share one bound.
-            budget: _s3.ByteBudget = self._shared.setdefault(
-                "upload_budget", _s3.ByteBudget(_s3.UPLOAD_BUDGET)
-            )
+        module = backend_for(protocol_of(remote)).transfers
+        bounded = importlib.import_module(module) if module else None
+        # One budget per store (made on the loop that uses it), so uploads running
+        # side by side (the eager uploader, the exit upload) share one bound.
+        budget: chunked.ByteBudget = self._shared.setdefault(
+            "upload_budget", chunked.ByteBudget(chunked.UPLOAD_BUDGET)
+        )
 
         async def attempt(t: Transfer) -> int:
             cb = self._callback()
             kw = {"callback": cb} if cb is not None else {}
             tmp = self._tmp_for(t, direction)
             with self._attempt(tmp):
-                if s3 and tmp is not None:  # a download always lands under a temporary name
-                    await _s3.get_file(fs, self.resolve(t.src)[1], tmp, cb)
-                elif s3:
-                    await _s3.put_file(fs, t.src, self.resolve(t.dst)[1], budget, cb)
+                if bounded is not None and tmp is not None:  # a download lands under a temp name
+                    await bounded.get_file(fs, self.resolve(t.src)[1], tmp, cb)
+                elif bounded is not None:
+                    await bounded.put_file(fs, t.src, self.resolve(t.dst)[1], budget, cb)
                 elif direction == "get":
                     await fs._get_file(self.resolve(t.src)[1], tmp, **kw)
                 else:
