@@ -71,8 +71,8 @@ class S3:
                 return out
             token = resp["NextContinuationToken"]
 
-    def store(self, concurrency: int = 32):
-        """An in-process copilot Store configured for this server."""
+    def store(self, concurrency: int = 32, endpoint: str | None = None):
+        """An in-process copilot Store configured for this server (or ``endpoint``)."""
         from copilot.config import StorageConfig
         from copilot.storage import Store
 
@@ -81,7 +81,7 @@ class S3:
             stow_config={
                 "access_key_id": ACCESS_KEY,
                 "secret_key": SECRET_KEY,
-                "endpoint": self.endpoint,
+                "endpoint": endpoint or self.endpoint,
                 "region": REGION,
                 "disable_ssl": "true",
             },
@@ -97,8 +97,19 @@ class S3:
             AWS_ENDPOINT_URL_S3=self.endpoint,
         )
 
-    def stow_flags(self) -> list[str]:
-        """Root flags exactly as Flyte's plugin builds them (SPEC §2)."""
+    protocol = "s3"
+
+    @property
+    def upstream(self) -> str:
+        return self.endpoint
+
+    def put_file(self, key: str, path: str) -> str:
+        self.client.upload_file(path, self.bucket, key)
+        return self.uri(key)
+
+    def stow_flags(self, endpoint: str | None = None) -> list[str]:
+        """Root flags exactly as Flyte's plugin builds them (SPEC §2), optionally
+        pointed at another endpoint (a fault proxy in front of this server)."""
         return [
             "--storage.limits.maxDownloadMBs=0",
             "--logger.level=4",
@@ -112,7 +123,7 @@ class S3:
             "--storage.stow.config",
             f"secret_key={SECRET_KEY}",
             "--storage.stow.config",
-            f"endpoint={self.endpoint}",
+            f"endpoint={endpoint or self.endpoint}",
             "--storage.stow.config",
             f"region={REGION}",
             "--storage.stow.config",
@@ -292,6 +303,22 @@ def installed_image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
                 with contextlib.suppress(OSError):
                     os.chmod(os.path.join(dirpath, name), 0o755)
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(params=("s3", "gs", "abfs"))
+def remote(request: pytest.FixtureRequest):
+    """A fresh bucket on each object store in turn: S3 (moto), GCS, Azure Blob."""
+    from stores import make_remote
+
+    return make_remote(request.param, request)
+
+
+@pytest.fixture(scope="module", params=("s3", "gs", "abfs"))
+def remote_module(request: pytest.FixtureRequest):
+    """One bucket per module on each object store in turn."""
+    from stores import make_remote
+
+    return make_remote(request.param, request)
 
 
 @pytest.fixture(scope="session")

@@ -1,10 +1,11 @@
 """A fault-injecting HTTP proxy for the tests: loopback only, bounded, deterministic by seed.
 
-It stands in front of moto's S3 server and, for the first ``first`` requests or
-a ``rate`` fraction of them, answers with a fault instead of (or instead of
-all of) the real response:
+It stands in front of a storage server (moto, fake-gcs-server, Azurite) and,
+for the first ``first`` requests or a ``rate`` fraction of them, answers with a
+fault instead of (or instead of all of) the real response:
 
-- ``500`` / ``503`` (SlowDown) / ``403`` (AccessDenied): an S3 error document;
+- ``500`` / ``503`` (SlowDown) / ``403`` (AccessDenied): an error document (S3's
+  shape; every backend classifies these by their HTTP status);
 - ``drop``: the connection is closed without an answer;
 - ``stall``: nothing is sent for ``stall_seconds``, then the connection closes;
 - ``truncate``: the real response, with its full Content-Length, cut off halfway;
@@ -51,6 +52,8 @@ class FaultProxy:
         self.lock = threading.Lock()
         self.requests = 0
         self.faults: dict[str, int] = {}
+        #: Every request seen: (method, path, Range header, or Azure's x-ms-range).
+        self.seen: list[tuple[str, str, str | None]] = []
         self.closed = threading.Event()
         owner = self
 
@@ -76,6 +79,9 @@ class FaultProxy:
 
             def _handle(self) -> None:
                 body = self._body()
+                with owner.lock:
+                    ranged = self.headers.get("Range") or self.headers.get("x-ms-range")
+                    owner.seen.append((self.command, self.path, ranged))
                 fault = owner.pick(self.command, self.path)
                 if fault in _ERRORS:
                     status, code, message = _ERRORS[fault]

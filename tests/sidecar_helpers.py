@@ -7,10 +7,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import lits
-from conftest import S3, clean_env, copilot_exe, record
+from conftest import clean_env, copilot_exe, record
 from flyteidl2.core import interface_pb2, literals_pb2
+
+if TYPE_CHECKING:
+    from stores import Remote
 
 
 def typed_interface(outputs: dict, inputs: dict | None = None) -> interface_pb2.TypedInterface:
@@ -20,7 +24,7 @@ def typed_interface(outputs: dict, inputs: dict | None = None) -> interface_pb2.
 
 
 def noop_sidecar_args(
-    s3: S3, outdir, *extra: str, flags=None, prefix: str = "meta/", raw: str = "raw/"
+    s3: Remote, outdir, *extra: str, flags=None, prefix: str = "meta/", raw: str = "raw/"
 ) -> list[str]:
     """`copilot ... sidecar` arguments for a run that does not wait (the noop watcher)."""
     return [
@@ -39,11 +43,11 @@ def noop_sidecar_args(
 
 
 class Sidecar:
-    """A `copilot sidecar` subprocess against a moto bucket."""
+    """A `copilot sidecar` subprocess against a bucket on one of the test stores."""
 
     def __init__(
         self,
-        s3: S3,
+        s3: Remote,
         outdir: Path,
         outputs: dict,
         *extra: str,

@@ -104,16 +104,20 @@ async def write_at(
 
 
 async def rest_in_ranges(
-    size: int, first: Awaitable[int], fetch: Callable[[int, int], Awaitable[int]]
+    size: int,
+    first: Awaitable[int],
+    fetch: Callable[[int, int], Awaitable[int]],
+    step: int | None = None,
 ) -> int:
     """Finish a download whose first range is in hand: fetch the others beside it.
 
     ``first`` writes the range already requested; ``fetch(start, end)`` requests
     and writes bytes ``start..end`` (inclusive).  At most ``PARTS_IN_FLIGHT``
-    ranges run at once.  Returns the bytes written.
+    ranges run at once, each ``step`` (``RANGE_SIZE``) bytes long.  Returns the
+    bytes written.
     """
     gate = asyncio.Semaphore(PARTS_IN_FLIGHT)
-    step = RANGE_SIZE
+    step = step or RANGE_SIZE
 
     async def gated(job: Awaitable[int]) -> int:
         async with gate:

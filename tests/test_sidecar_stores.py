@@ -1,4 +1,4 @@
-"""`copilot sidecar` against a real S3 server, for every row of SPEC §6.
+"""`copilot sidecar` against real S3, GCS and Azure Blob servers, for every row of SPEC §6.
 
 As in a pod: the sidecar starts first with the signal watcher, a separate
 "main container" process writes the files, then SIGTERM tells the sidecar the
@@ -17,6 +17,7 @@ import msgpack
 import pytest
 from conftest import S3
 from sidecar_helpers import Sidecar, run_main
+from stores import Remote
 
 T = lits.T
 INT, FLOAT, STR, BOOL = (lits.simple(k) for k in (T.INTEGER, T.FLOAT, T.STRING, T.BOOLEAN))
@@ -293,8 +294,8 @@ def _(lit, s3, sc):
 
 
 @pytest.fixture(scope="module")
-def sidecar_run(s3_module: S3, tmp_path_factory: pytest.TempPathFactory):
-    s3 = s3_module
+def sidecar_run(remote_module: Remote, tmp_path_factory: pytest.TempPathFactory):
+    s3 = remote_module
     base = tmp_path_factory.mktemp("sidecar")
     outdir = base / "outputs"
     sc = Sidecar(s3, outdir, {name: lt for name, (lt, _, _) in ROWS.items()})

@@ -1,4 +1,4 @@
-"""`copilot download` against a real S3 server, called exactly as Flyte calls it.
+"""`copilot download` against real S3, GCS and Azure Blob servers, called exactly as Flyte calls it.
 
 One inputs document holds a variable for every row of SPEC §4; a single
 download lays it out and each row is then checked byte for byte.
@@ -14,9 +14,10 @@ from pathlib import Path
 import lits
 import pytest
 import yaml
-from conftest import S3, run_copilot
+from conftest import run_copilot
 from flyteidl2.core import literals_pb2
 from httpserve import FileServer
+from stores import Remote
 
 RNG = random.Random(1234)
 FILE_BYTES = bytes(RNG.getrandbits(8) for _ in range(300_000))
@@ -104,7 +105,7 @@ ROWS = {
 }
 
 
-def _put_remote_data(s3: S3) -> None:
+def _put_remote_data(s3: Remote) -> None:
     s3.put("data/file.bin", FILE_BYTES)
     for rel, data in TREE.items():
         s3.put(f"data/tree/{rel}", data)
@@ -122,8 +123,8 @@ def _put_remote_data(s3: S3) -> None:
 
 
 @pytest.fixture(scope="module")
-def downloaded(s3_module: S3, tmp_path_factory: pytest.TempPathFactory):
-    s3 = s3_module
+def downloaded(remote_module: Remote, tmp_path_factory: pytest.TempPathFactory):
+    s3 = remote_module
     _put_remote_data(s3)
     base = tmp_path_factory.mktemp("download")
     with FileServer({"/files/remote.txt": b"served over http\n"}) as http:
@@ -131,6 +132,7 @@ def downloaded(s3_module: S3, tmp_path_factory: pytest.TempPathFactory):
         remote = s3.put("run/inputs.pb", inputs.SerializeToString())
         result = run_copilot(
             [
+                "--logger.level=4",
                 *s3.stow_flags(),
                 "download",
                 "--from-remote",

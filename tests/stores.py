@@ -1,0 +1,147 @@
+"""One test interface over S3 (moto), GCS (fake-gcs-server) and Azure Blob (Azurite).
+
+Storage tests take the parametrized ``remote`` fixture (conftest) and see a
+:class:`Remote`: a fresh bucket or container, reached for setup and checks
+with the backend's own client, and the root flags a Flyte user would pass
+copilot for it, optionally through a fault proxy in front of the server.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, Protocol
+
+from conftest import S3
+from emulators import GCS, Azure
+
+#: Every object store the storage tests run against.
+PROTOCOLS = ("s3", "gs", "abfs")
+
+
+class Remote(Protocol):
+    protocol: str
+    bucket: str
+
+    #: The server's base URL (what a fault proxy forwards to).
+    @property
+    def upstream(self) -> str: ...
+
+    def uri(self, key: str) -> str: ...
+    def put(self, key: str, data: bytes) -> str: ...
+    def put_file(self, key: str, path: str) -> str: ...
+    def get(self, key: str) -> bytes: ...
+    def exists(self, key: str) -> bool: ...
+    def keys(self, prefix: str = "") -> list[str]: ...
+    def stow_flags(self, endpoint: str | None = None) -> list[str]: ...
+    def store(self, concurrency: int = 32, endpoint: str | None = None) -> Any: ...
+
+
+class FsspecBucket:
+    """A bucket reached through the backend's own fsspec filesystem (not copilot's)."""
+
+    protocol = ""
+    kind = ""
+
+    def __init__(self, fs: Any, bucket: str) -> None:
+        self.fs = fs
+        self.bucket = bucket
+
+    def uri(self, key: str) -> str:
+        return f"{self.protocol}://{self.bucket}/{key.lstrip('/')}"
+
+    def put(self, key: str, data: bytes) -> str:
+        self.fs.pipe_file(f"{self.bucket}/{key}", data)
+        return self.uri(key)
+
+    def put_file(self, key: str, path: str) -> str:
+        self.fs.put_file(path, f"{self.bucket}/{key}")
+        return self.uri(key)
+
+    def get(self, key: str) -> bytes:
+        return bytes(self.fs.cat_file(f"{self.bucket}/{key}"))
+
+    def exists(self, key: str) -> bool:
+        self.fs.invalidate_cache()
+        return bool(self.fs.exists(f"{self.bucket}/{key}"))
+
+    def stow_config(self, endpoint: str | None = None) -> dict[str, str]:
+        raise NotImplementedError
+
+    def stow_flags(self, endpoint: str | None = None) -> list[str]:
+        flags = ["--storage.type=stow", f"--storage.stow.kind={self.kind}"]
+        for key, value in self.stow_config(endpoint).items():
+            flags += ["--storage.stow.config", f"{key}={value}"]
+        return flags
+
+    def store(self, concurrency: int = 32, endpoint: str | None = None) -> Any:
+        """An in-process copilot Store configured for this server (or ``endpoint``)."""
+        from copilot.config import StorageConfig
+        from copilot.storage import Store
+
+        config = StorageConfig(kind=self.kind, stow_config=self.stow_config(endpoint))
+        return Store(config, concurrency=concurrency)
+
+    def keys(self, prefix: str = "") -> list[str]:
+        self.fs.invalidate_cache()
+        root = f"{self.bucket}/"
+        found = self.fs.find(f"{self.bucket}/{prefix}".rstrip("/"))
+        return sorted(p[len(root) :] for p in found if p.startswith(root + prefix))
+
+
+class GCSBucket(FsspecBucket):
+    protocol = "gs"
+    kind = "google"
+
+    def __init__(self, server: GCS) -> None:
+        import gcsfs
+
+        bucket = f"copilot-{uuid.uuid4().hex[:10]}"
+        server.create_bucket(bucket)
+        fs = gcsfs.GCSFileSystem(endpoint_url=server.endpoint, token="anon", project=server.project)
+        super().__init__(fs, bucket)
+        self.server = server
+
+    @property
+    def upstream(self) -> str:
+        return self.server.endpoint
+
+    def stow_config(self, endpoint: str | None = None) -> dict[str, str]:
+        return {"endpoint": endpoint or self.server.endpoint}
+
+
+class AzureContainer(FsspecBucket):
+    protocol = "abfs"
+    kind = "azure"
+
+    def __init__(self, server: Azure) -> None:
+        import adlfs
+
+        container = f"copilot-{uuid.uuid4().hex[:10]}"
+        server.create_container(container)
+        fs = adlfs.AzureBlobFileSystem(connection_string=server.connection_string)
+        super().__init__(fs, container)
+        self.server = server
+
+    @property
+    def upstream(self) -> str:
+        return self.server.blob_endpoint.rsplit("/", 1)[0]
+
+    def stow_config(self, endpoint: str | None = None) -> dict[str, str]:
+        blob = f"{endpoint}/{self.server.account}" if endpoint else self.server.blob_endpoint
+        return {"account": self.server.account, "key": self.server.key, "endpoint": blob}
+
+
+def make_remote(protocol: str, request: Any) -> Remote:
+    """A fresh bucket on the session's server for ``protocol``."""
+    if protocol == "s3":
+        from conftest import _make_bucket
+
+        return _make_bucket(request.getfixturevalue("s3_endpoint"))
+    if protocol == "gs":
+        return GCSBucket(request.getfixturevalue("gcs_server"))
+    if protocol == "abfs":
+        return AzureContainer(request.getfixturevalue("azure_server"))
+    raise ValueError(protocol)
+
+
+__all__ = ["PROTOCOLS", "S3", "AzureContainer", "GCSBucket", "Remote", "make_remote"]
