@@ -330,3 +330,54 @@ def test_a_stalled_transfer_ends_at_the_timeout_with_the_document_written(
     assert doc.message == "download did not finish within the timeout of 2s"
     assert not (tmp_path / "in" / "slow").exists()
     assert not list((tmp_path / "in").rglob("*.copilot-part"))
+
+
+@pytest.mark.parametrize(
+    ("protocol", "flags"),
+    [
+        (
+            "s3",
+            [
+                "--storage.stow.kind=s3",
+                "--storage.stow.config=endpoint=http://no-such-host.invalid:9,region=us-east-1",
+                "--storage.stow.config=access_key_id=a,secret_key=b",
+            ],
+        ),
+        (
+            "gs",
+            [
+                "--storage.stow.kind=google",
+                "--storage.stow.config=endpoint=http://no-such-host.invalid:9",
+            ],
+        ),
+        (
+            "abfs",
+            [
+                "--storage.stow.kind=azure",
+                "--storage.stow.config=account=a,key=YWJj",
+                "--storage.stow.config=endpoint=http://no-such-host.invalid:9/a",
+            ],
+        ),
+    ],
+)
+def test_a_store_host_that_does_not_resolve_is_retried_once_and_named(
+    protocol: str, flags: list[str], tmp_path: Path
+) -> None:
+    res = run_copilot(
+        [
+            "--logger.level=4",
+            *flags,
+            "download",
+            "-f",
+            f"{protocol}://c/inputs.pb",
+            "-o",
+            str(tmp_path),
+        ]
+    )
+    assert res.returncode == 1
+    assert (
+        f"read inputs {protocol}://c/inputs.pb: the store's host 'no-such-host.invalid' "
+        "could not be resolved (DNS); check the endpoint" in res.stderr
+    )
+    assert "retry 1 of" in res.stderr and "retry 2 of" not in res.stderr
+    assert "did not finish within the timeout" not in res.stderr

@@ -11,9 +11,10 @@ import pytest
 from conftest import ACCESS_KEY, REGION, S3, SECRET_KEY, clean_env, run_copilot
 from flyteidl2.core import literals_pb2
 from httpserve import FileServer
+from stores import Remote
 
 
-def _download(s3: S3, inputs_uri: str, local: Path, *extra: str, flags=None, env=None):
+def _download(s3: Remote, inputs_uri: str, local: Path, *extra: str, flags=None, env=None):
     return run_copilot(
         [
             *(s3.stow_flags() if flags is None else flags),
@@ -30,7 +31,7 @@ def _download(s3: S3, inputs_uri: str, local: Path, *extra: str, flags=None, env
     )
 
 
-def _error(s3: S3, key: str = "out/error.pb"):
+def _error(s3: Remote, key: str = "out/error.pb"):
     assert s3.exists(key), f"no {key} written"
     return lits.read_error_document(s3.get(key))
 
@@ -207,7 +208,8 @@ def _assert_contained(sandbox: Path, allowed: set[str]) -> None:
     assert {p.name for p in sandbox.iterdir()} <= allowed
 
 
-def test_missing_blob_gives_error_pb(s3: S3, tmp_path: Path) -> None:
+def test_missing_blob_gives_error_pb(remote: Remote, tmp_path: Path) -> None:
+    s3 = remote
     inputs = lits.literal_map({"data": lits.blob(s3.uri("nope/missing.bin"))})
     uri = s3.put("in/inputs.pb", inputs.SerializeToString())
     res = _download(s3, uri, tmp_path / "in")
@@ -233,7 +235,8 @@ def test_corrupt_inputs_pb_gives_error_pb(s3: S3, tmp_path: Path) -> None:
     assert "Traceback" not in res.stderr
 
 
-def test_missing_inputs_pb_gives_error_pb(s3: S3, tmp_path: Path) -> None:
+def test_missing_inputs_pb_gives_error_pb(remote: Remote, tmp_path: Path) -> None:
+    s3 = remote
     res = _download(s3, s3.uri("in/absent.pb"), tmp_path / "in")
     assert res.returncode == 0
     err = _error(s3)

@@ -23,6 +23,7 @@ from copilot.storage.chunked import ByteBudget, ShortRead
 
 if TYPE_CHECKING:
     from copilot.progress import TransferCallback
+    from copilot.storage.retry import RetryPolicy
 
 MAX_BLOCKS = 50_000
 #: Range size for a download.  Each range is read in ``READ_CHUNK`` requests one
@@ -98,7 +99,13 @@ def _blob_size(stream: Any) -> int:
     return int(total) if "/" in content_range and total.isdigit() else int(stream.properties.size)
 
 
-async def get_file(fs: Any, path: str, lpath: str, callback: TransferCallback | None = None) -> int:
+async def get_file(
+    fs: Any,
+    path: str,
+    lpath: str,
+    callback: TransferCallback | None = None,
+    retry: RetryPolicy | None = None,
+) -> int:
     """Download ``container/blob`` to ``lpath``; returns the bytes written."""
     container, blob, version_id = _split(fs, path)
     step = RANGE_SIZE
@@ -129,7 +136,7 @@ async def get_file(fs: Any, path: str, lpath: str, callback: TransferCallback | 
                     return got
 
                 head = chunked.write_at(_chunks(first), fd, 0, callback)
-                written = await chunked.rest_in_ranges(size, head, fetch, step)
+                written = await chunked.rest_in_ranges(size, head, fetch, step, retry)
     finally:
         os.close(fd)
     if written != size:
@@ -144,7 +151,12 @@ def _if_match() -> Any:
 
 
 async def put_file(
-    fs: Any, lpath: str, path: str, budget: ByteBudget, callback: TransferCallback | None = None
+    fs: Any,
+    lpath: str,
+    path: str,
+    budget: ByteBudget,
+    callback: TransferCallback | None = None,
+    retry: RetryPolicy | None = None,
 ) -> int:
     """Upload ``lpath`` to ``container/blob``; returns the bytes sent."""
     from azure.storage.blob import BlobBlock
@@ -169,7 +181,7 @@ async def put_file(
             await client.stage_block(block_id, data, length=len(data))
             return block_id
 
-        ids = await chunked.in_parts(lpath, size, part, budget, send, callback)
+        ids = await chunked.in_parts(lpath, size, part, budget, send, callback, retry=retry)
         # Uncommitted blocks of a failed upload are discarded by the service (7 days).
         await client.commit_block_list([BlobBlock(block_id=i) for i in ids])
     return size

@@ -25,6 +25,7 @@ from copilot.errors import Retryable
 
 if TYPE_CHECKING:
     from copilot.progress import TransferCallback
+    from copilot.storage.retry import RetryPolicy
 
 T = TypeVar("T")
 
@@ -84,6 +85,10 @@ async def all_or_none(jobs: Sequence[Awaitable[T]]) -> list[T]:
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
+async def _again(retry: RetryPolicy | None, fn: Callable[[], Awaitable[T]], what: str) -> T:
+    return await (retry.acall(fn, what) if retry is not None else fn())
+
+
 async def write_at(
     chunks: AsyncIterator[bytes],
     fd: int,
@@ -108,13 +113,14 @@ async def rest_in_ranges(
     first: Awaitable[int],
     fetch: Callable[[int, int], Awaitable[int]],
     step: int | None = None,
+    retry: RetryPolicy | None = None,
 ) -> int:
     """Finish a download whose first range is in hand: fetch the others beside it.
 
     ``first`` writes the range already requested; ``fetch(start, end)`` requests
     and writes bytes ``start..end`` (inclusive).  At most ``PARTS_IN_FLIGHT``
-    ranges run at once, each ``step`` (``RANGE_SIZE``) bytes long.  Returns the
-    bytes written.
+    ranges run at once, each ``step`` (``RANGE_SIZE``) bytes long; a range that
+    fails transiently is fetched again under ``retry``.  Returns the bytes written.
     """
     gate = asyncio.Semaphore(PARTS_IN_FLIGHT)
     step = step or RANGE_SIZE
@@ -124,8 +130,9 @@ async def rest_in_ranges(
             return await job
 
     async def one(start: int) -> int:
+        end = min(start + step, size) - 1
         async with gate:
-            return await fetch(start, min(start + step, size) - 1)
+            return await _again(retry, lambda: fetch(start, end), f"range {start}-{end}")
 
     parts: list[Awaitable[int]] = [gated(first), *(one(s) for s in range(step, size, step))]
     return sum(await all_or_none(parts))
@@ -146,10 +153,12 @@ async def in_parts(
     callback: TransferCallback | None,
     *,
     in_flight: int | None = None,
+    retry: RetryPolicy | None = None,
 ) -> list[Any]:
     """Read ``lpath`` in ``part``-sized pieces under ``budget`` and ``send(number, offset, data)``
-    each; returns what every ``send`` returned, in order.  ``in_flight=1`` sends them
-    one after another (a resumable upload must)."""
+    each; returns what every ``send`` returned, in order.  A part that fails
+    transiently is sent again under ``retry`` (one lost part must not cost the
+    whole file).  ``in_flight=1`` sends them one after another."""
     gate = asyncio.Semaphore(in_flight or PARTS_IN_FLIGHT)
     fd = os.open(lpath, os.O_RDONLY)
 
@@ -161,7 +170,7 @@ async def in_parts(
                 data = os.pread(fd, length, offset)
                 if len(data) != length:
                     raise OSError(f"{lpath} shrank while it was uploaded")
-                result = await send(number, offset, data)
+                result = await _again(retry, lambda: send(number, offset, data), f"part {number}")
             finally:
                 await budget.release(length)
         if callback is not None:

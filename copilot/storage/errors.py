@@ -10,8 +10,10 @@ query strings.
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
+from urllib.parse import urlsplit
 
 from copilot.errors import NON_RECOVERABLE, RECOVERABLE, CopilotError, StorageError
 from copilot.storage.uris import display_uri
@@ -21,7 +23,8 @@ def http_status(exc: BaseException) -> int | None:
     """The HTTP status a backend exception carries, wherever that backend keeps it.
 
     botocore: ``response["ResponseMetadata"]["HTTPStatusCode"]``; aiohttp and
-    s3fs: ``status``; gcsfs: ``code``; azure-core: ``status_code``.
+    s3fs: ``status``; gcsfs: ``code`` (and a bare ``OSError`` for 403); azure-core:
+    ``status_code``.
     """
     response = getattr(exc, "response", None)
     if isinstance(response, dict):
@@ -32,7 +35,52 @@ def http_status(exc: BaseException) -> int | None:
         value = getattr(exc, attr, None)
         if isinstance(value, int) and 100 <= value < 600:
             return value
+    if type(exc) is OSError and str(exc).startswith("Forbidden: "):
+        return 403  # gcsfs turns a 403 into a bare OSError("Forbidden: <url>")
     return None
+
+
+_DNS_TEXT = (
+    "Name or service not known",
+    "Temporary failure in name resolution",
+    "nodename nor servname provided",
+    "No address associated with hostname",
+)
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and all(current is not e for e in seen):
+        seen.append(current)
+        current = current.__cause__ or current.__context__
+    return seen
+
+
+def dns_failure(exc: BaseException) -> str | None:
+    """The store host that could not be resolved, when a DNS lookup is what failed.
+
+    Returns the host name ("" when the exceptions do not say which), or None
+    for any other failure.  aiohttp keeps ``host`` and the ``socket.gaierror``;
+    botocore keeps the endpoint URL.
+    """
+    host = ""
+    failed = False
+    for err in _chain(exc):
+        name = getattr(err, "host", None)
+        url = (getattr(err, "kwargs", None) or {}).get("endpoint_url")
+        if not host and isinstance(name, str):
+            host = name
+        elif not host and isinstance(url, str):
+            host = urlsplit(url).hostname or ""
+        if (
+            isinstance(err, socket.gaierror)
+            or isinstance(getattr(err, "os_error", None), socket.gaierror)
+            or type(err).__name__ == "ClientConnectorDNSError"
+            or any(t in str(err) for t in _DNS_TEXT)
+        ):
+            failed = True
+    return host if failed else None
 
 
 def _first_line(exc: BaseException) -> str:
@@ -50,6 +98,19 @@ def storage_error(exc: BaseException, uri: str, action: str) -> CopilotError:
         return StorageError(f"{action} {shown}: not found", kind=NON_RECOVERABLE)
     if isinstance(exc, PermissionError):
         return StorageError(f"{action} {shown}: access denied", kind=NON_RECOVERABLE)
+    if status in (401, 403):
+        return StorageError(
+            f"{action} {shown}: access denied (HTTP {status})", kind=NON_RECOVERABLE
+        )
+    if status == 404:
+        return StorageError(f"{action} {shown}: not found", kind=NON_RECOVERABLE)
+    host = dns_failure(exc)
+    if host is not None:
+        named = f"the store's host {host!r}" if host else "the store's host"
+        return StorageError(
+            f"{action} {shown}: {named} could not be resolved (DNS); check the endpoint",
+            kind=NON_RECOVERABLE,
+        )
     if isinstance(status, int) and 400 <= status < 600:
         kind = NON_RECOVERABLE if status in (401, 403, 404, 410) else RECOVERABLE
         return StorageError(f"{action} {shown}: HTTP {status}", kind=kind)

@@ -24,6 +24,7 @@ from copilot.storage.chunked import ByteBudget, ShortRead
 
 if TYPE_CHECKING:
     from copilot.progress import TransferCallback
+    from copilot.storage.retry import RetryPolicy
 
 #: Files up to this size go up in one multipart request (its body is built in memory).
 SIMPLE_UPLOAD = 5 << 20
@@ -93,7 +94,13 @@ def _md5(resp: Any) -> str | None:
     return None
 
 
-async def get_file(fs: Any, path: str, lpath: str, callback: TransferCallback | None = None) -> int:
+async def get_file(
+    fs: Any,
+    path: str,
+    lpath: str,
+    callback: TransferCallback | None = None,
+    retry: RetryPolicy | None = None,
+) -> int:
     """Download ``bucket/key`` to ``lpath``; returns the bytes written."""
     await fs._set_session()
     step = chunked.RANGE_SIZE
@@ -119,7 +126,7 @@ async def get_file(fs: Any, path: str, lpath: str, callback: TransferCallback | 
                     return got
 
                 head = chunked.write_at(_chunks(first), fd, 0, callback)
-                written = await chunked.rest_in_ranges(size, head, fetch)
+                written = await chunked.rest_in_ranges(size, head, fetch, None, retry)
     finally:
         os.close(fd)
     if written != size:
@@ -128,7 +135,12 @@ async def get_file(fs: Any, path: str, lpath: str, callback: TransferCallback | 
 
 
 async def put_file(
-    fs: Any, lpath: str, path: str, budget: ByteBudget, callback: TransferCallback | None = None
+    fs: Any,
+    lpath: str,
+    path: str,
+    budget: ByteBudget,
+    callback: TransferCallback | None = None,
+    retry: RetryPolicy | None = None,
 ) -> int:
     """Upload ``lpath`` to ``bucket/key``; returns the bytes sent."""
     from gcsfs.core import initiate_upload, simple_upload

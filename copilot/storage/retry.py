@@ -3,7 +3,8 @@
 Transient failures — HTTP 5xx and 429, throttling (``SlowDown``), connections
 refused, reset or dropped, timeouts, a body that ended short — are retried with
 exponential backoff and full jitter, bounded both by a number of attempts and
-by the step's deadline (``--timeout``).  Permanent ones — 403, 404, bad
+by the step's deadline (``--timeout``).  A store host whose name does not
+resolve is tried twice, then reported as such.  Permanent ones — 403, 404, bad
 credentials, a missing bucket — fail at once: retrying them only delays the
 error the user needs to see.
 
@@ -25,7 +26,7 @@ from typing import TypeVar
 from copilot.cancel import Cancelled, CancelToken
 from copilot.errors import CopilotError, Retryable
 from copilot.storage.backends import PERMANENT_CODES, TRANSIENT_CODES
-from copilot.storage.errors import http_status
+from copilot.storage.errors import dns_failure, http_status
 
 log = logging.getLogger("copilot")
 T = TypeVar("T")
@@ -127,6 +128,8 @@ class RetryPolicy:
     def _next(self, attempt: int, exc: BaseException, what: str) -> float | None:
         if isinstance(exc, Cancelled) or attempt + 1 >= self.attempts or not is_transient(exc):
             return None
+        if attempt >= 1 and dns_failure(exc) is not None:
+            return None  # a name that did not resolve twice is a wrong endpoint, not a blip
         pause = self.delay(attempt)
         deadline = self.deadline
         if deadline is not None and time.monotonic() + pause >= deadline:

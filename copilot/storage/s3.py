@@ -19,6 +19,7 @@ from copilot.storage.chunked import ByteBudget, ShortRead
 
 if TYPE_CHECKING:
     from copilot.progress import TransferCallback
+    from copilot.storage.retry import RetryPolicy
 
 MAX_PARTS = 10_000
 
@@ -58,7 +59,13 @@ async def _first_range(fs: Any, bucket: str, key: str) -> tuple[dict, int]:
     return resp, int(resp.get("ContentLength") or 0)
 
 
-async def get_file(fs: Any, path: str, lpath: str, callback: TransferCallback | None = None) -> int:
+async def get_file(
+    fs: Any,
+    path: str,
+    lpath: str,
+    callback: TransferCallback | None = None,
+    retry: RetryPolicy | None = None,
+) -> int:
     """Download ``bucket/key`` to ``lpath``; returns the bytes written."""
     bucket, key = _split(path)
     resp, size = await _first_range(fs, bucket, key)
@@ -80,7 +87,7 @@ async def get_file(fs: Any, path: str, lpath: str, callback: TransferCallback | 
                 return await chunked.write_at(_chunks(part["Body"]), fd, start, callback)
 
             first = chunked.write_at(_chunks(resp["Body"]), fd, 0, callback)
-            written = await chunked.rest_in_ranges(size, first, fetch)
+            written = await chunked.rest_in_ranges(size, first, fetch, None, retry)
     finally:
         os.close(fd)
     if written != size:
@@ -99,7 +106,12 @@ def _md5_etag(resp: dict) -> str | None:
 
 
 async def put_file(
-    fs: Any, lpath: str, path: str, budget: ByteBudget, callback: TransferCallback | None = None
+    fs: Any,
+    lpath: str,
+    path: str,
+    budget: ByteBudget,
+    callback: TransferCallback | None = None,
+    retry: RetryPolicy | None = None,
 ) -> int:
     """Upload ``lpath`` to ``bucket/key``; returns the bytes sent."""
     bucket, key = _split(path)
@@ -125,7 +137,7 @@ async def put_file(
         return {"PartNumber": number, "ETag": resp["ETag"]}
 
     try:
-        parts = await chunked.in_parts(lpath, size, part, budget, send, callback)
+        parts = await chunked.in_parts(lpath, size, part, budget, send, callback, retry=retry)
         await fs._call_s3(
             "complete_multipart_upload",
             Bucket=bucket,

@@ -430,9 +430,10 @@ class Store:
             tmp = self._tmp_for(t, direction)
             with self._attempt(tmp):
                 if bounded is not None and tmp is not None:  # a download lands under a temp name
-                    await bounded.get_file(fs, self.resolve(t.src)[1], tmp, cb)
+                    await bounded.get_file(fs, self.resolve(t.src)[1], tmp, cb, self.retry)
                 elif bounded is not None:
-                    await bounded.put_file(fs, t.src, self.resolve(t.dst)[1], budget, cb)
+                    dst = self.resolve(t.dst)[1]
+                    await bounded.put_file(fs, t.src, dst, budget, cb, self.retry)
                 elif direction == "get":
                     await fs._get_file(self.resolve(t.src)[1], tmp, **kw)
                 else:
