@@ -42,7 +42,76 @@ def noop_sidecar_args(
     ]
 
 
-class Sidecar:
+class _Documents:
+    """What a finished sidecar left in the store."""
+
+    s3: Remote
+    prefix: str
+
+    def outputs(self) -> literals_pb2.LiteralMap:
+        lm = literals_pb2.LiteralMap()
+        lm.ParseFromString(self.s3.get(self.prefix + "outputs.pb"))
+        return lm
+
+    def has_outputs(self) -> bool:
+        return self.s3.exists(self.prefix + "outputs.pb")
+
+    def error(self):
+        return lits.read_error_document(self.s3.get(self.prefix + "error.pb"))
+
+    def has_error(self) -> bool:
+        return self.s3.exists(self.prefix + "error.pb")
+
+
+def _sidecar_args(
+    s3: Remote,
+    outdir: Path,
+    outputs: dict,
+    extra: tuple[str, ...],
+    prefix: str,
+    raw: str,
+    watcher: str,
+) -> list[str]:
+    return [
+        *s3.stow_flags(),
+        "sidecar",
+        "--timeout",
+        "1h0m0s",
+        "--to-raw-output",
+        s3.uri(raw),
+        "--to-output-prefix",
+        s3.uri(prefix),
+        "--from-local-dir",
+        str(outdir),
+        "--interface",
+        lits.b64(typed_interface(outputs)),
+        "--exit-watcher-type",
+        watcher,
+        *extra,
+    ]
+
+
+class FinishedSidecar(_Documents):
+    """A sidecar run to the end in this process with the noop watcher (nothing to wait for)."""
+
+    def __init__(
+        self,
+        s3: Remote,
+        outdir: Path,
+        outputs: dict,
+        *extra: str,
+        prefix: str = "meta/",
+        raw: str = "raw/",
+    ) -> None:
+        from conftest import run_copilot
+
+        self.s3 = s3
+        self.prefix = prefix
+        outdir.mkdir(parents=True, exist_ok=True)
+        self.result = run_copilot(_sidecar_args(s3, outdir, outputs, extra, prefix, raw, "noop"))
+
+
+class Sidecar(_Documents):
     """A `copilot sidecar` subprocess against a bucket on one of the test stores."""
 
     def __init__(
@@ -57,26 +126,8 @@ class Sidecar:
     ) -> None:
         self.s3 = s3
         self.prefix = prefix
-        self.raw = raw
         outdir.mkdir(parents=True, exist_ok=True)
-        args = [
-            copilot_exe(),
-            *s3.stow_flags(),
-            "sidecar",
-            "--timeout",
-            "1h0m0s",
-            "--to-raw-output",
-            s3.uri(raw),
-            "--to-output-prefix",
-            s3.uri(prefix),
-            "--from-local-dir",
-            str(outdir),
-            "--interface",
-            lits.b64(typed_interface(outputs)),
-            "--exit-watcher-type",
-            watcher,
-            *extra,
-        ]
+        args = [copilot_exe(), *_sidecar_args(s3, outdir, outputs, extra, prefix, raw, watcher)]
         self.proc = subprocess.Popen(
             args,
             stdout=subprocess.PIPE,
@@ -103,20 +154,6 @@ class Sidecar:
         out, err = self.proc.communicate(timeout=timeout)
         record(out, err)
         return subprocess.CompletedProcess(self.proc.args, self.proc.returncode, out, err)
-
-    def outputs(self) -> literals_pb2.LiteralMap:
-        lm = literals_pb2.LiteralMap()
-        lm.ParseFromString(self.s3.get(self.prefix + "outputs.pb"))
-        return lm
-
-    def has_outputs(self) -> bool:
-        return self.s3.exists(self.prefix + "outputs.pb")
-
-    def error(self):
-        return lits.read_error_document(self.s3.get(self.prefix + "error.pb"))
-
-    def has_error(self) -> bool:
-        return self.s3.exists(self.prefix + "error.pb")
 
 
 def wait_catches_sigterm(pid: int, seconds: float = 10) -> None:

@@ -14,17 +14,20 @@ import lits
 import msgpack
 import pytest
 from conftest import S3, clean_env, copilot_exe, record, run_copilot
-from sidecar_helpers import Sidecar, noop_sidecar_args, typed_interface, wait_catches_sigterm
+from sidecar_helpers import (
+    FinishedSidecar,
+    Sidecar,
+    noop_sidecar_args,
+    typed_interface,
+    wait_catches_sigterm,
+)
 
 T = lits.T
 INT, STR, FLOAT = lits.simple(T.INTEGER), lits.simple(T.STRING), lits.simple(T.FLOAT)
 
 
-def _noop_run(s3: S3, outdir: Path, outputs: dict, *extra: str) -> Sidecar:
-    sc = Sidecar(s3, outdir, outputs, *extra, watcher="noop")
-    res = sc.wait()
-    sc.result = res
-    return sc
+def _noop_run(s3: S3, outdir: Path, outputs: dict, *extra: str) -> FinishedSidecar:
+    return FinishedSidecar(s3, outdir, outputs, *extra)
 
 
 # -- whole-outputs documents ------------------------------------------------------
