@@ -370,6 +370,71 @@ def s6_exit_to_outputs(b: Bench) -> None:
           "<=0.5 s")
 
 
+def s7_cloud_large_file(b: Bench, size_mb: int) -> None:
+    """S1 for GCS (fake-gcs-server) and Azure Blob (Azurite), each against its backend's
+    own get_file / put_file, in the same run on the same server."""
+    import uuid
+
+    from emulators import azurite, fake_gcs_server
+    from sidecar_helpers import typed_interface
+
+    src = b.work / "s7.bin"
+    with open(src, "wb") as fh:
+        chunk = os.urandom(1 << 20)
+        for _ in range(size_mb):
+            fh.write(chunk)
+    with fake_gcs_server() as gcs, azurite() as azure:
+        bucket = f"bench-{uuid.uuid4().hex[:8]}"
+        gcs.create_bucket(bucket)
+        azure.create_container(bucket)
+        stores = {
+            "GCS": ("gs", ["--storage.stow.kind=google", f"--storage.stow.config=endpoint={gcs.endpoint}"],
+                    f"import gcsfs\nfs = gcsfs.GCSFileSystem(endpoint_url={gcs.endpoint!r}, "
+                    "token='anon')\n", "gcsfs"),
+            "Azure": ("abfs", ["--storage.stow.kind=azure", "--storage.stow.config",
+                               f"connection_string={azure.connection_string}"],
+                      "import adlfs\nfs = adlfs.AzureBlobFileSystem("
+                      f"connection_string={azure.connection_string!r})\n", "adlfs"),
+        }
+        for label, (proto, flags, prelude, lib) in stores.items():
+            key = f"{bucket}/s7/large.bin"
+            measure([PY, "-c", prelude + f"fs.put_file({str(src)!r}, {key!r})"])
+            body = lits.literal_map({"big": lits.blob(f"{proto}://{key}")}).SerializeToString()
+            (b.work / "s7-inputs.pb").write_bytes(body)
+            measure([PY, "-c", prelude + f"fs.put_file({str(b.work / 's7-inputs.pb')!r}, "
+                     f"'{bucket}/s7/inputs.pb')"])
+
+            def down(proto=proto, flags=flags) -> Sample:
+                return measure([COPILOT, *flags, "download", "-f", f"{proto}://{bucket}/s7/inputs.pb",
+                                "-o", str(b.fresh("s7-in")), "-m", "PROTO"])
+
+            mine = repeat(down, b.runs)
+            base = repeat(lambda prelude=prelude, key=key: measure(
+                [PY, "-c", prelude + f"fs.get_file({key!r}, {str(b.fresh('s7-base'))!r})"]), b.runs)
+            b.row("S7", f"{label}: download File {size_mb} MiB", mine, base, f"{lib} get_file",
+                  "<=1.10, <=150 MB")
+            out = b.work / "s7-out"
+            out.mkdir(exist_ok=True)
+            if not (out / "big").exists():
+                os.link(src, out / "big")
+            iface = lits.b64(typed_interface({"big": lits.blob_type()}))
+
+            def up(proto=proto, flags=flags) -> Sample:
+                return measure([COPILOT, *flags, "sidecar", "--exit-watcher-type", "noop",
+                                "-o", f"{proto}://{bucket}/s7/up/", "-x", f"{proto}://{bucket}/s7/raw",
+                                "-f", str(out), "-i", iface])
+
+            mine = repeat(up, b.runs)
+            base = repeat(lambda prelude=prelude: measure(
+                [PY, "-c", prelude + f"fs.put_file({str(src)!r}, '{bucket}/s7/base.bin')"]), b.runs)
+            b.row("S7", f"{label}: sidecar File {size_mb} MiB", mine, base, f"{lib} put_file",
+                  "<=1.10, <=150 MB")
+            for p in [*b.work.glob("s7-in-*"), *b.work.glob("s7-base-*")]:
+                shutil.rmtree(p) if p.is_dir() else p.unlink()
+    shutil.rmtree(b.work / "s7-out", ignore_errors=True)
+    src.unlink()
+
+
 # -- report ----------------------------------------------------------------------------------
 
 
@@ -377,20 +442,24 @@ def versions() -> dict[str, str]:
     from importlib.metadata import version
 
     out = {"python": platform.python_version()}
-    for pkg in ("copilot", "s3fs", "fsspec", "aiobotocore", "flyteidl2", "protobuf", "moto"):
+    for pkg in ("copilot", "s3fs", "gcsfs", "adlfs", "azure-storage-blob", "fsspec",
+                "aiobotocore", "flyteidl2", "protobuf", "moto"):
         with contextlib.suppress(Exception):
             out[pkg] = version(pkg)
     return out
 
 
-def write_report(rows: list[dict], args: argparse.Namespace, seconds: float) -> str:
+def write_report(
+    rows: list[dict], args: argparse.Namespace, seconds: float, kept: list[str]
+) -> str:
     lines = [
         "# Benchmarks",
         "",
         "Written by `scripts/bench` (the latest run). Every time is the median of "
         f"{args.runs} runs after one warm-up, measured as the wall time of a whole process "
         "(start-up included); copilot and its baseline run in the same session against the "
-        "same moto S3 server, which runs in its own process on loopback. RSS is copilot's "
+        "same server on loopback, in its own process: moto (S3) for S1-S6, fake-gcs-server "
+        "and Azurite for S7. RSS is copilot's "
         "peak resident memory (`wait4`). A ratio below 1 means copilot was faster.",
         "",
         f"- command: `{' '.join(['scripts/bench', *sys.argv[1:]])}`",
@@ -403,6 +472,9 @@ def write_report(rows: list[dict], args: argparse.Namespace, seconds: float) -> 
         "| scenario | what | copilot | baseline | baseline time | ratio | copilot RSS | target |",
         "|---|---|---|---|---|---|---|---|",
     ]
+    if kept:
+        lines.insert(-3, "- scenarios not run this time keep their rows from the previous report")
+        lines.extend(kept)
     for r in rows:
         lines.append(
             f"| {r['scenario']} | {r['what']} | {r['copilot_s']:.3f} s | {r['baseline']} | "
@@ -416,7 +488,8 @@ def main() -> None:
     parser.add_argument("--size-mb", type=int, default=512, help="S1 file size (MiB)")
     parser.add_argument("--files", type=int, default=2000, help="S2/S3 file count")
     parser.add_argument("--runs", type=int, default=3, help="measured runs per figure")
-    parser.add_argument("--only", default="S1,S2,S3,S4,S5,S6", help="scenarios to run")
+    parser.add_argument("--cloud-size-mb", type=int, default=256, help="S7 file size (MiB)")
+    parser.add_argument("--only", default="S1,S2,S3,S4,S5,S6,S7", help="scenarios to run")
     parser.add_argument("--s5-ints", type=int, default=10_000, help="S5 smaller list[int] size")
     parser.add_argument("--s5-files", type=int, default=1000, help="S5 smaller list[File] size")
     parser.add_argument("--no-write", action="store_true", help="do not update docs/BENCHMARKS.md")
@@ -433,13 +506,20 @@ def main() -> None:
             ("S2", lambda: s2_many_files(b, args.files)),
             ("S1", lambda: s1_large_file(b, args.size_mb)),
             ("S5", lambda: s5_scale(b, args.s5_ints, args.s5_files)),
+            ("S7", lambda: s7_cloud_large_file(b, args.cloud_size_mb)),
         ]
         for name, step in steps:
             if name in only:
                 print(f"{name} ...", flush=True)
                 step()
         rows = b.rows
-    report = write_report(rows, args, time.perf_counter() - started)
+    previous = ROOT / "docs" / "BENCHMARKS.md"
+    kept = [
+        line
+        for line in (previous.read_text().splitlines() if previous.exists() else [])
+        if line.startswith("| S") and line.split("|")[1].strip() not in only
+    ]
+    report = write_report(rows, args, time.perf_counter() - started, kept)
     print()
     print(report)
     if not args.no_write:

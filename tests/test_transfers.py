@@ -55,10 +55,10 @@ def test_a_ranged_download_never_fetches_the_whole_object_first(
     remote: Remote, tmp_path: Path, monkeypatch
 ) -> None:
     """Every GET of a big object asks for a range; the first range is kept, not dropped."""
-    from copilot.storage import azure
+    from copilot.storage import azure, gcs
 
-    monkeypatch.setattr(chunked, "RANGE_SIZE", 1 << 20)
-    monkeypatch.setattr(azure, "RANGE_SIZE", 1 << 20)
+    for module in (chunked, azure, gcs):
+        monkeypatch.setattr(module, "RANGE_SIZE", 1 << 20)
     data = os.urandom((3 << 20) + 5)
     remote.put("r/bigobj", data)
     remote.put("r/emptyobj", b"")

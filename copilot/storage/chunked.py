@@ -114,6 +114,7 @@ async def rest_in_ranges(
     fetch: Callable[[int, int], Awaitable[int]],
     step: int | None = None,
     retry: RetryPolicy | None = None,
+    in_flight: int | None = None,
 ) -> int:
     """Finish a download whose first range is in hand: fetch the others beside it.
 
@@ -122,7 +123,7 @@ async def rest_in_ranges(
     ranges run at once, each ``step`` (``RANGE_SIZE``) bytes long; a range that
     fails transiently is fetched again under ``retry``.  Returns the bytes written.
     """
-    gate = asyncio.Semaphore(PARTS_IN_FLIGHT)
+    gate = asyncio.Semaphore(in_flight or PARTS_IN_FLIGHT)
     step = step or RANGE_SIZE
 
     async def gated(job: Awaitable[int]) -> int:
