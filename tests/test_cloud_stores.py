@@ -9,7 +9,6 @@ own client.
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ import pytest
 from conftest import clean_env, run_copilot
 from emulators import GCS, Azure
 from sidecar_helpers import typed_interface
+from stores import AzureContainer, FsspecBucket, GCSBucket
 
 T = lits.T
 INTERFACE = {
@@ -28,49 +28,17 @@ INTERFACE = {
 }
 
 
-class Store:
-    """One bucket/container on an emulator, reached with the backend's own client."""
-
-    def __init__(self, protocol: str, fs: Any, bucket: str) -> None:
-        self.protocol = protocol
-        self.fs = fs
-        self.bucket = bucket
-
-    def uri(self, key: str) -> str:
-        return f"{self.protocol}://{self.bucket}/{key}"
-
-    def put(self, key: str, data: bytes) -> str:
-        self.fs.pipe_file(f"{self.bucket}/{key}", data)
-        return self.uri(key)
-
-    def get(self, key: str) -> bytes:
-        return bytes(self.fs.cat_file(f"{self.bucket}/{key}"))
-
-    def exists(self, key: str) -> bool:
-        self.fs.invalidate_cache()
-        return bool(self.fs.exists(f"{self.bucket}/{key}"))
+Store = FsspecBucket
 
 
 @pytest.fixture
 def gcs(gcs_server: GCS) -> Store:
-    import gcsfs
-
-    bucket = f"copilot-{uuid.uuid4().hex[:10]}"
-    gcs_server.create_bucket(bucket)
-    fs = gcsfs.GCSFileSystem(
-        endpoint_url=gcs_server.endpoint, token="anon", project=gcs_server.project
-    )
-    return Store("gs", fs, bucket)
+    return GCSBucket(gcs_server)
 
 
 @pytest.fixture
 def azure(azure_server: Azure) -> Store:
-    import adlfs
-
-    container = f"copilot-{uuid.uuid4().hex[:10]}"
-    azure_server.create_container(container)
-    fs = adlfs.AzureBlobFileSystem(connection_string=azure_server.connection_string)
-    return Store("abfs", fs, container)
+    return AzureContainer(azure_server)
 
 
 def _stow_flags(kind: str, server: Any, endpoint: str = "") -> list[str]:

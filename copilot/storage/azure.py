@@ -174,14 +174,13 @@ async def put_file(
     client = fs.service_client.get_blob_client(container, blob)
     with _plain_errors(path):
         if size <= part:
-            data = await chunked.read_small(lpath, size, budget)
-            try:
-                await client.upload_blob(data, length=size, overwrite=True, max_concurrency=1)
-            finally:
-                await budget.release(size)
-            if callback is not None:
-                callback.relative_update(size)
-            return size
+
+            async def put(data: bytes) -> Any:
+                return await client.upload_blob(
+                    data, length=len(data), overwrite=True, max_concurrency=1
+                )
+
+            return await chunked.send_whole(lpath, size, budget, put, callback)
 
         async def send(number: int, offset: int, data: bytes) -> str:
             block_id = base64.b64encode(f"copilot-{number:08d}".encode()).decode()

@@ -187,12 +187,22 @@ async def in_parts(
         os.close(fd)
 
 
-async def read_small(lpath: str, size: int, budget: ByteBudget) -> bytes:
-    """A whole small file, its bytes counted in the budget until the caller releases them."""
+async def send_whole(
+    lpath: str,
+    size: int,
+    budget: ByteBudget,
+    send: Callable[[bytes], Awaitable[Any]],
+    callback: TransferCallback | None,
+) -> int:
+    """Send a small file in one request: its bytes are read whole, counted in the
+    budget while the request runs.  Returns the bytes sent."""
     await budget.acquire(size)
     try:
         with open(lpath, "rb") as fh:
-            return fh.read()
-    except BaseException:
+            data = fh.read()
+        await send(data)
+    finally:
         await budget.release(size)
-        raise
+    if callback is not None:
+        callback.relative_update(len(data))
+    return len(data)

@@ -152,14 +152,11 @@ async def put_file(
     size = os.path.getsize(lpath)
     content_type = mimetypes.guess_type(lpath)[0] or "application/octet-stream"
     if size <= SIMPLE_UPLOAD:
-        data = await chunked.read_small(lpath, size, budget)
-        try:
-            await simple_upload(fs, bucket, key, data, content_type=content_type)
-        finally:
-            await budget.release(size)
-        if callback is not None:
-            callback.relative_update(size)
-        return size
+
+        async def put(data: bytes) -> Any:
+            return await simple_upload(fs, bucket, key, data, content_type=content_type)
+
+        return await chunked.send_whole(lpath, size, budget, put, callback)
 
     location = await initiate_upload(fs, bucket, key, content_type)
     headers = {

@@ -118,14 +118,11 @@ async def put_file(
     size = os.path.getsize(lpath)
     part = chunked.part_size(size, MAX_PARTS)
     if size <= part:
-        data = await chunked.read_small(lpath, size, budget)
-        try:
-            await fs._call_s3("put_object", Bucket=bucket, Key=key, Body=data)
-        finally:
-            await budget.release(size)
-        if callback is not None:
-            callback.relative_update(len(data))
-        return len(data)
+
+        async def put(data: bytes) -> Any:
+            return await fs._call_s3("put_object", Bucket=bucket, Key=key, Body=data)
+
+        return await chunked.send_whole(lpath, size, budget, put, callback)
 
     mpu = await fs._call_s3("create_multipart_upload", Bucket=bucket, Key=key)
     upload_id = mpu["UploadId"]
