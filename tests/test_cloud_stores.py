@@ -17,7 +17,7 @@ import pytest
 from conftest import clean_env, run_copilot
 from emulators import GCS, Azure
 from sidecar_helpers import typed_interface
-from stores import AzureContainer, FsspecBucket, GCSBucket
+from stores import AzureContainer, FsspecBucket, GCSBucket, Remote
 
 T = lits.T
 INTERFACE = {
@@ -28,49 +28,27 @@ INTERFACE = {
 }
 
 
-Store = FsspecBucket
-
-
 @pytest.fixture
-def gcs(gcs_server: GCS) -> Store:
+def gcs(gcs_server: GCS) -> FsspecBucket:
     return GCSBucket(gcs_server)
 
 
 @pytest.fixture
-def azure(azure_server: Azure) -> Store:
+def azure(azure_server: Azure) -> FsspecBucket:
     return AzureContainer(azure_server)
 
 
-def _stow_flags(kind: str, server: Any, endpoint: str = "") -> list[str]:
-    """``--storage.stow.*`` flags for an emulator, at its own address or at ``endpoint``
-    (a fault proxy in front of it)."""
-    if kind == "google":
-        return [
-            "--storage.stow.kind=google",
-            "--storage.stow.config",
-            f"endpoint={endpoint or server.endpoint}",
-        ]
-    blob = f"{endpoint}/{server.account}" if endpoint else server.blob_endpoint
-    return [
-        "--storage.stow.kind=azure",
-        "--storage.stow.config",
-        f"account={server.account}",
-        "--storage.stow.config",
-        f"key={server.key}",
-        "--storage.stow.config",
-        f"endpoint={blob}",
-    ]
-
-
 def _download(
-    flags: list[str], inputs_uri: str, store: Store, local: Path, *extra: str, env=None
+    flags: list[str], inputs_uri: str, store: FsspecBucket, local: Path, *extra: str, env=None
 ) -> Any:
     """``download`` of ``inputs_uri`` into ``local``, error document under ``run/``."""
     args = [*flags, "download", "-f", inputs_uri, "--to-output-prefix", store.uri("run/")]
     return run_copilot([*args, "-o", str(local), *extra], env=env)
 
 
-def _round_trip(store: Store, tmp_path: Path, root_flags: list[str], env: dict[str, str]) -> None:
+def _round_trip(
+    store: FsspecBucket, tmp_path: Path, root_flags: list[str], env: dict[str, str]
+) -> None:
     # Inputs: an int, a str, a File and a nested Dir, written with the backend's client.
     store.put("data/x.txt", b"payload")
     store.put("data/tree/top.txt", b"top")
@@ -136,26 +114,27 @@ def _round_trip(store: Store, tmp_path: Path, root_flags: list[str], env: dict[s
 
 
 def test_gcs_configured_by_stow_flags_with_an_endpoint(
-    gcs: Store, gcs_server: GCS, tmp_path: Path
+    gcs: FsspecBucket, gcs_server: GCS, tmp_path: Path
 ) -> None:
     flags = [
-        "--storage.type=stow",
-        *_stow_flags("google", gcs_server),
+        *gcs.stow_flags(),
         "--storage.stow.config",
         f"project_id={gcs_server.project}",
     ]
     _round_trip(gcs, tmp_path, flags, clean_env())
 
 
-def test_gcs_configured_by_the_environment(gcs: Store, gcs_server: GCS, tmp_path: Path) -> None:
+def test_gcs_configured_by_the_environment(
+    gcs: FsspecBucket, gcs_server: GCS, tmp_path: Path
+) -> None:
     env = clean_env(STORAGE_EMULATOR_HOST=gcs_server.endpoint)
     _round_trip(gcs, tmp_path, ["--storage.type=stow", "--storage.stow.kind=google"], env)
 
 
 def test_azure_configured_by_stow_flags_only(
-    azure: Store, azure_server: Azure, tmp_path: Path
+    azure: FsspecBucket, azure_server: Azure, tmp_path: Path
 ) -> None:
-    flags = ["--storage.type=stow", *_stow_flags("azure", azure_server)]
+    flags = azure.stow_flags()
     # A connection string in the environment pointing elsewhere must not win over the flags.
     env = clean_env(
         AZURE_STORAGE_CONNECTION_STRING="DefaultEndpointsProtocol=http;AccountName=wrong;"
@@ -165,7 +144,7 @@ def test_azure_configured_by_stow_flags_only(
 
 
 def test_azure_configured_by_a_config_file_only(
-    azure: Store, azure_server: Azure, tmp_path: Path
+    azure: FsspecBucket, azure_server: Azure, tmp_path: Path
 ) -> None:
     config = tmp_path / "storage.yaml"
     config.write_text(
@@ -232,21 +211,10 @@ def test_a_service_account_json_arrives_whole_through_the_flag() -> None:
     assert parse_pairs("secret_key=a,b,region=r", "x") == {"secret_key": "a,b", "region": "r"}
 
 
-@pytest.mark.parametrize("kind", ["s3", "google", "azure"])
-def test_a_missing_bucket_on_upload_is_named(
-    kind: str, request: pytest.FixtureRequest, tmp_path: Path
-) -> None:
+def test_a_missing_bucket_on_upload_is_named(remote: Remote, tmp_path: Path) -> None:
     """copilot never creates buckets (Go's stow would): the error names the missing one."""
-    if kind == "s3":
-        s3 = request.getfixturevalue("s3")
-        flags, meta, raw = s3.stow_flags(), s3.uri("run/"), "s3://no-such-bucket-x1/raw"
-        read = lambda key: s3.get(key)  # noqa: E731
-    else:
-        store = request.getfixturevalue("gcs" if kind == "google" else "azure")
-        server = request.getfixturevalue("gcs_server" if kind == "google" else "azure_server")
-        flags = _stow_flags(kind, server)
-        meta, raw = store.uri("run/"), f"{store.protocol}://no-such-bucket-x1/raw"
-        read = store.get
+    flags, meta = remote.stow_flags(), remote.uri("run/")
+    raw, read = f"{remote.protocol}://no-such-bucket-x1/raw", remote.get
     out = tmp_path / "out"
     out.mkdir()
     (out / "f").write_bytes(b"x")
@@ -281,15 +249,13 @@ def test_a_stalled_transfer_ends_at_the_timeout_with_the_document_written(
     from faultproxy import FaultProxy
 
     store = request.getfixturevalue("gcs" if kind == "google" else "azure")
-    server = request.getfixturevalue("gcs_server" if kind == "google" else "azure_server")
-    upstream = server.endpoint if kind == "google" else server.blob_endpoint.rsplit("/", 1)[0]
     store.put("data/slow.bin", b"x" * 1000)
     inputs = lits.literal_map({"slow": lits.blob(store.uri("data/slow.bin"))})
     inputs_uri = store.put("run/inputs.pb", inputs.SerializeToString())
     with FaultProxy(
-        upstream, mode="stall", rate=1.0, stall_seconds=60, only_path="slow.bin"
+        store.upstream, mode="stall", rate=1.0, stall_seconds=60, only_path="slow.bin"
     ) as proxy:
-        flags = _stow_flags(kind, server, endpoint=proxy.url)
+        flags = store.stow_flags(proxy.url)
         res = _download(flags, inputs_uri, store, tmp_path / "in", "-t", "2s")
         stalled = proxy.faults.get("stall", 0)
     assert res.returncode == 0, res.stderr

@@ -22,7 +22,6 @@ from faultproxy import FaultProxy
 from flyteidl2.core import execution_pb2
 from httpserve import FileServer
 from sidecar_helpers import typed_interface, wait_catches_sigterm
-from test_reliability import flags_for
 
 from copilot.errors import ErrorInfo
 from copilot.steps import as_copilot_error
@@ -168,7 +167,7 @@ def test_transient_storage_failure_past_retries_is_system_recoverable(
     (out / "report").write_bytes(b"data")
     with FaultProxy(s3.endpoint, mode="503", rate=1.0, only_path="/raw/") as proxy:
         code, origin, kind, message = sidecar_fails(
-            s3, out, {"report": lits.blob_type()}, "--retries", "2", flags=flags_for(proxy.url)
+            s3, out, {"report": lits.blob_type()}, "--retries", "2", flags=s3.stow_flags(proxy.url)
         )
     assert (code, origin, kind) == (UP, SYSTEM, RECOVERABLE)
     assert "raw/report" in message
@@ -179,7 +178,7 @@ def test_permanent_storage_failure_is_system_non_recoverable(s3: S3, tmp_path: P
     (out / "report").write_bytes(b"data")
     with FaultProxy(s3.endpoint, mode="403", rate=1.0, only_path="/raw/") as proxy:
         code, origin, kind, message = sidecar_fails(
-            s3, out, {"report": lits.blob_type()}, flags=flags_for(proxy.url)
+            s3, out, {"report": lits.blob_type()}, flags=s3.stow_flags(proxy.url)
         )
     assert (code, origin, kind) == (UP, SYSTEM, NON_RECOVERABLE)
     assert "access denied" in message
@@ -234,7 +233,7 @@ def test_upload_timeout_is_system_recoverable(s3: S3, tmp_path: Path) -> None:
     with FaultProxy(
         s3.endpoint, mode="stall", rate=1.0, stall_seconds=20, only_path="/raw/"
     ) as proxy:
-        args = flyte_sidecar(s3, out, {"report": lits.blob_type()}, flags=flags_for(proxy.url))
+        args = flyte_sidecar(s3, out, {"report": lits.blob_type()}, flags=s3.stow_flags(proxy.url))
         args[args.index("1h0m0s")] = "2s"
         res = run_copilot(args)
     assert res.returncode == 0, res.stderr

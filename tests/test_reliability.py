@@ -20,21 +20,12 @@ from pathlib import Path
 
 import lits
 import pytest
-from conftest import ACCESS_KEY, REGION, S3, SECRET_KEY, clean_env, copilot_exe, record
+from conftest import S3, clean_env, copilot_exe, record
 from faultproxy import FaultProxy
 from sidecar_helpers import noop_sidecar_args, typed_interface, wait_catches_sigterm
 from stores import Remote
 
 T = lits.T
-
-
-def flags_for(endpoint: str) -> list[str]:
-    return [
-        "--storage.type=stow",
-        "--storage.stow.kind=s3",
-        f"--storage.stow.config=endpoint={endpoint},region={REGION},disable_ssl=true",
-        f"--storage.stow.config=access_key_id={ACCESS_KEY},secret_key={SECRET_KEY}",
-    ]
 
 
 def download_args(flags: list[str], store: Remote, uri: str, local: Path, *extra: str) -> list[str]:
@@ -297,13 +288,9 @@ def test_both_commands_as_an_unprivileged_user_with_a_read_only_install(
 
         def sidecar(outputs: dict, prefix: str) -> subprocess.CompletedProcess:
             iface = lits.b64(typed_interface(outputs))
-            return as_nobody(
-                noop_sidecar_args(
-                    s3, work / "out", "-i", iface, flags=flags_for(s3.endpoint), prefix=prefix
-                )
-            )
+            return as_nobody(noop_sidecar_args(s3, work / "out", "-i", iface, prefix=prefix))
 
-        res = as_nobody(download_args(flags_for(s3.endpoint), s3, uri, work / "in"))
+        res = as_nobody(download_args(s3.stow_flags(), s3, uri, work / "in"))
         assert res.returncode == 0 and not s3.exists("run/error.pb"), res.stderr
         assert (work / "in" / "x").read_bytes() == b"payload"
         assert (work / "in" / "x").stat().st_uid == 65534

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import base64
 import os
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 from copilot.storage import chunked
-from copilot.storage.chunked import ByteBudget, ShortRead
+from copilot.storage.chunked import ByteBudget
 
 if TYPE_CHECKING:
     from copilot.progress import TransferCallback
@@ -57,27 +57,6 @@ def prepare(fs: Any) -> None:
     config.max_chunk_get_size = chunked.READ_CHUNK
 
 
-def _split(fs: Any, path: str) -> tuple[str, str, str | None]:
-    container, blob, version_id = fs.split_path(path)
-    return container, blob, version_id
-
-
-@contextmanager
-def _plain_errors(path: str) -> Iterator[None]:
-    """Not found and access denied as the OS errors every backend's caller understands."""
-    from azure.core.exceptions import HttpResponseError
-
-    try:
-        yield
-    except HttpResponseError as exc:
-        code = getattr(exc, "error_code", None) or exc.status_code
-        if exc.status_code == 404:
-            raise FileNotFoundError(2, f"not found ({code})", path) from exc
-        if exc.status_code in (401, 403):
-            raise PermissionError(13, f"access denied ({code})", path) from exc
-        raise
-
-
 async def _chunks(stream: Any) -> AsyncIterator[bytes]:
     async for chunk in stream.chunks():
         yield chunk
@@ -112,49 +91,36 @@ async def get_file(
     retry: RetryPolicy | None = None,
 ) -> int:
     """Download ``container/blob`` to ``lpath``; returns the bytes written."""
-    container, blob, version_id = _split(fs, path)
-    step = RANGE_SIZE
-    fd = os.open(lpath, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        with _plain_errors(path):
-            client = fs.service_client.get_blob_client(container, blob)
-            first = await _first_range(client, step, version_id)
-            size = _blob_size(first)
-            etag = first.properties.etag
-            if size <= step:
-                written = await chunked.write_at(_chunks(first), fd, 0, callback)
-            else:
-                os.ftruncate(fd, size)
-
-                async def fetch(start: int, end: int) -> int:
-                    stream = await client.download_blob(
-                        offset=start,
-                        length=end - start + 1,
-                        version_id=version_id,
-                        max_concurrency=1,
-                        etag=etag,
-                        match_condition=_if_match(),
-                    )
-                    got = await chunked.write_at(_chunks(stream), fd, start, callback)
-                    if got != end - start + 1:
-                        raise ShortRead(f"range {start}-{end}: received {got} bytes")
-                    return got
-
-                head = chunked.write_at(_chunks(first), fd, 0, callback)
-                written = await chunked.rest_in_ranges(
-                    size, head, fetch, step, retry, RANGES_IN_FLIGHT
-                )
-    finally:
-        os.close(fd)
-    if written != size:
-        raise ShortRead(f"expected {size} bytes, received {written}")
-    return written
-
-
-def _if_match() -> Any:
     from azure.core import MatchConditions
 
-    return MatchConditions.IfNotModified
+    container, blob, version_id = fs.split_path(path)
+    client = fs.service_client.get_blob_client(container, blob)
+    stream = await _first_range(client, RANGE_SIZE, version_id)
+    size = _blob_size(stream)
+    first = chunked.FirstRange(size, _chunks(stream), size <= RANGE_SIZE)
+    etag = stream.properties.etag
+
+    @asynccontextmanager
+    async def open_range(start: int, end: int) -> AsyncIterator[AsyncIterator[bytes]]:
+        part = await client.download_blob(
+            offset=start,
+            length=end - start + 1,
+            version_id=version_id,
+            max_concurrency=1,
+            etag=etag,
+            match_condition=MatchConditions.IfNotModified,
+        )
+        yield _chunks(part)
+
+    return await chunked.download(
+        lpath,
+        first,
+        open_range,
+        callback,
+        step=RANGE_SIZE,
+        retry=retry,
+        in_flight=RANGES_IN_FLIGHT,
+    )
 
 
 async def put_file(
@@ -168,30 +134,29 @@ async def put_file(
     """Upload ``lpath`` to ``container/blob``; returns the bytes sent."""
     from azure.storage.blob import BlobBlock
 
-    container, blob, _ = _split(fs, path)
+    container, blob, _ = fs.split_path(path)
     size = os.path.getsize(lpath)
     part = chunked.part_size(size, MAX_BLOCKS, BLOCK_SIZE)
     client = fs.service_client.get_blob_client(container, blob)
-    with _plain_errors(path):
-        if size <= part:
+    if size <= part:
 
-            async def put(data: bytes) -> Any:
-                return await client.upload_blob(
-                    data, length=len(data), overwrite=True, max_concurrency=1
-                )
+        async def put(data: bytes) -> Any:
+            return await client.upload_blob(
+                data, length=len(data), overwrite=True, max_concurrency=1
+            )
 
-            return await chunked.send_whole(lpath, size, budget, put, callback)
+        return await chunked.send_whole(lpath, size, budget, put, callback)
 
-        async def send(number: int, offset: int, data: bytes) -> str:
-            block_id = base64.b64encode(f"copilot-{number:08d}".encode()).decode()
-            await client.stage_block(block_id, data, length=len(data))
-            return block_id
+    async def send(number: int, offset: int, data: bytes) -> str:
+        block_id = base64.b64encode(f"copilot-{number:08d}".encode()).decode()
+        await client.stage_block(block_id, data, length=len(data))
+        return block_id
 
-        # upload_concurrency (adlfs's max_concurrency) can lower the blocks in flight.
-        in_flight = min(getattr(fs, "max_concurrency", None) or PARTS, PARTS)
-        ids = await chunked.in_parts(
-            lpath, size, part, budget, send, callback, in_flight=in_flight, retry=retry
-        )
-        # Uncommitted blocks of a failed upload are discarded by the service (7 days).
-        await client.commit_block_list([BlobBlock(block_id=i) for i in ids])
+    # upload_concurrency (adlfs's max_concurrency) can lower the blocks in flight.
+    in_flight = min(getattr(fs, "max_concurrency", None) or PARTS, PARTS)
+    ids = await chunked.in_parts(
+        lpath, size, part, budget, send, callback, in_flight=in_flight, retry=retry
+    )
+    # Uncommitted blocks of a failed upload are discarded by the service (7 days).
+    await client.commit_block_list([BlobBlock(block_id=i) for i in ids])
     return size

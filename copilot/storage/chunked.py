@@ -17,8 +17,11 @@ them to exercise the multi-part paths with small files).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from copilot.errors import Retryable
@@ -108,35 +111,75 @@ async def write_at(
     return offset - start
 
 
-async def rest_in_ranges(
-    size: int,
-    first: Awaitable[int],
-    fetch: Callable[[int, int], Awaitable[int]],
-    step: int | None = None,
+@dataclass
+class FirstRange:
+    """The answer to a download's first request, which asked for bytes ``0..step-1``."""
+
+    #: The whole object's size.
+    size: int
+    #: That response's body.
+    chunks: AsyncIterator[bytes]
+    #: The body is the whole object (it fitted in one range, or the server ignored
+    #: the Range header).
+    whole: bool
+    #: The whole object's MD5 (hex), checked when ``whole`` and known.
+    md5: str | None = None
+
+
+async def download(
+    lpath: str,
+    first: FirstRange,
+    open_range: Callable[[int, int], AbstractAsyncContextManager[AsyncIterator[bytes]]],
+    callback: TransferCallback | None,
+    *,
+    step: int,
     retry: RetryPolicy | None = None,
     in_flight: int | None = None,
 ) -> int:
-    """Finish a download whose first range is in hand: fetch the others beside it.
+    """Write an object to ``lpath``: the first response's body, then every other
+    ``step``-sized range beside it.
 
-    ``first`` writes the range already requested; ``fetch(start, end)`` requests
-    and writes bytes ``start..end`` (inclusive).  At most ``PARTS_IN_FLIGHT``
-    ranges run at once, each ``step`` (``RANGE_SIZE``) bytes long; a range that
-    fails transiently is fetched again under ``retry``.  Returns the bytes written.
+    ``open_range(start, end)`` requests bytes ``start..end`` (inclusive) and gives
+    their body.  At most ``in_flight`` (``PARTS_IN_FLIGHT``) ranges run at once;
+    one that fails transiently is fetched again under ``retry``; one that ends
+    short, or a whole body that does not match its MD5, is a :class:`ShortRead`.
+    Returns the bytes written.
     """
-    gate = asyncio.Semaphore(in_flight or PARTS_IN_FLIGHT)
-    step = step or RANGE_SIZE
+    size = first.size
+    fd = os.open(lpath, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        if first.whole:
+            digest = hashlib.md5(usedforsecurity=False) if first.md5 else None
+            written = await write_at(first.chunks, fd, 0, callback, digest)
+            if digest is not None and written == size and digest.hexdigest() != first.md5:
+                raise ShortRead("checksum mismatch: the data does not match the object's MD5")
+        else:
+            os.ftruncate(fd, size)
+            gate = asyncio.Semaphore(in_flight or PARTS_IN_FLIGHT)
 
-    async def gated(job: Awaitable[int]) -> int:
-        async with gate:
-            return await job
+            async def head() -> int:
+                async with gate:
+                    return await write_at(first.chunks, fd, 0, callback)
 
-    async def one(start: int) -> int:
-        end = min(start + step, size) - 1
-        async with gate:
-            return await _again(retry, lambda: fetch(start, end), f"range {start}-{end}")
+            async def fetch(start: int, end: int) -> int:
+                async with open_range(start, end) as chunks:
+                    got = await write_at(chunks, fd, start, callback)
+                if got != end - start + 1:
+                    raise ShortRead(f"range {start}-{end}: received {got} bytes")
+                return got
 
-    parts: list[Awaitable[int]] = [gated(first), *(one(s) for s in range(step, size, step))]
-    return sum(await all_or_none(parts))
+            async def one(start: int) -> int:
+                end = min(start + step, size) - 1
+                async with gate:
+                    return await _again(retry, lambda: fetch(start, end), f"range {start}-{end}")
+
+            parts = [head(), *(one(s) for s in range(step, size, step))]
+            written = sum(await all_or_none(parts))
+    finally:
+        os.close(fd)
+    if written != size:
+        raise ShortRead(f"expected {size} bytes, received {written}")
+    return written
 
 
 def part_size(size: int, max_parts: int, preferred: int | None = None) -> int:
@@ -159,7 +202,7 @@ async def in_parts(
     """Read ``lpath`` in ``part``-sized pieces under ``budget`` and ``send(number, offset, data)``
     each; returns what every ``send`` returned, in order.  A part that fails
     transiently is sent again under ``retry`` (one lost part must not cost the
-    whole file).  ``in_flight=1`` sends them one after another."""
+    whole file); at most ``in_flight`` (``PARTS_IN_FLIGHT``) are in flight."""
     gate = asyncio.Semaphore(in_flight or PARTS_IN_FLIGHT)
     fd = os.open(lpath, os.O_RDONLY)
 
@@ -178,10 +221,8 @@ async def in_parts(
             callback.relative_update(length)
         return result
 
-    offsets = list(enumerate(range(0, size, part), start=1))
+    offsets = enumerate(range(0, size, part), start=1)
     try:
-        if in_flight == 1:
-            return [await one(number, offset) for number, offset in offsets]
         return await all_or_none([one(number, offset) for number, offset in offsets])
     finally:
         os.close(fd)

@@ -48,7 +48,8 @@ _DNS_TEXT = (
 )
 
 
-def _chain(exc: BaseException) -> list[BaseException]:
+def causes(exc: BaseException) -> list[BaseException]:
+    """``exc`` and what caused it, outermost first (each once, whatever the cycles)."""
     seen: list[BaseException] = []
     current: BaseException | None = exc
     while current is not None and all(current is not e for e in seen):
@@ -66,7 +67,7 @@ def dns_failure(exc: BaseException) -> str | None:
     """
     host = ""
     failed = False
-    for err in _chain(exc):
+    for err in causes(exc):
         name = getattr(err, "host", None)
         url = (getattr(err, "kwargs", None) or {}).get("endpoint_url")
         if not host and isinstance(name, str):

@@ -12,7 +12,6 @@ Requests use gcsfs's session, credentials and URLs.
 from __future__ import annotations
 
 import base64
-import hashlib
 import mimetypes
 import os
 from collections.abc import AsyncIterator
@@ -20,7 +19,7 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 from copilot.storage import chunked
-from copilot.storage.chunked import ByteBudget, ShortRead
+from copilot.storage.chunked import ByteBudget
 
 if TYPE_CHECKING:
     from copilot.progress import TransferCallback
@@ -35,14 +34,11 @@ SIMPLE_UPLOAD = 5 << 20
 STREAM_CHUNK = 1 << 20
 
 
-def _error(status: int, text: str, path: str) -> Exception:
-    """The exception for a failed response, with its HTTP status kept for classification."""
+def _error(status: int, text: str) -> Exception:
+    """A failed response as gcsfs's own error, its HTTP status kept for
+    :mod:`copilot.storage.errors` to classify and name."""
     from gcsfs.retry import HttpError
 
-    if status == 404:
-        return FileNotFoundError(2, "not found", path)
-    if status in (401, 403):
-        return PermissionError(13, f"access denied (HTTP {status})", path)
     return HttpError({"code": status, "message": text[:200] or f"HTTP {status}"})
 
 
@@ -62,11 +58,11 @@ async def _ranged_get(fs: Any, path: str, start: int, end: int, generation: str 
                 timeout=fs.requests_timeout,
             ) as whole:
                 if whole.status >= 400:
-                    raise _error(whole.status, await whole.text(), path)
+                    raise _error(whole.status, await whole.text())
                 yield whole
             return
         if resp.status >= 400:
-            raise _error(resp.status, await resp.text(), path)
+            raise _error(resp.status, await resp.text())
         yield resp
 
 
@@ -106,35 +102,20 @@ async def get_file(
 ) -> int:
     """Download ``bucket/key`` to ``lpath``; returns the bytes written."""
     await fs._set_session()
-    step = RANGE_SIZE
-    fd = os.open(lpath, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        async with _ranged_get(fs, path, 0, step - 1, None) as first:
-            size = _total_size(first)
-            generation = first.headers.get("x-goog-generation")
-            if size <= step or first.status != 206:  # all of it in this one response
-                expected = _md5(first)
-                digest = hashlib.md5(usedforsecurity=False) if expected else None
-                written = await chunked.write_at(_chunks(first), fd, 0, callback, digest)
-                if digest is not None and written == size and digest.hexdigest() != expected:
-                    raise ShortRead("checksum mismatch: the data does not match the object's MD5")
-            else:
-                os.ftruncate(fd, size)
+    async with _ranged_get(fs, path, 0, RANGE_SIZE - 1, None) as resp:
+        size = _total_size(resp)
+        whole = size <= RANGE_SIZE or resp.status != 206  # all of it in this one response
+        first = chunked.FirstRange(size, _chunks(resp), whole, _md5(resp))
+        generation = resp.headers.get("x-goog-generation")
 
-                async def fetch(start: int, end: int) -> int:
-                    async with _ranged_get(fs, path, start, end, generation) as resp:
-                        got = await chunked.write_at(_chunks(resp), fd, start, callback)
-                    if got != end - start + 1:
-                        raise ShortRead(f"range {start}-{end}: received {got} bytes")
-                    return got
+        @asynccontextmanager
+        async def open_range(start: int, end: int) -> AsyncIterator[AsyncIterator[bytes]]:
+            async with _ranged_get(fs, path, start, end, generation) as part:
+                yield _chunks(part)
 
-                head = chunked.write_at(_chunks(first), fd, 0, callback)
-                written = await chunked.rest_in_ranges(size, head, fetch, step, retry)
-    finally:
-        os.close(fd)
-    if written != size:
-        raise ShortRead(f"expected {size} bytes, received {written}")
-    return written
+        return await chunked.download(
+            lpath, first, open_range, callback, step=RANGE_SIZE, retry=retry
+        )
 
 
 async def put_file(

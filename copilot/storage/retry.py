@@ -26,7 +26,7 @@ from typing import TypeVar
 from copilot.cancel import Cancelled, CancelToken
 from copilot.errors import CopilotError, Retryable
 from copilot.storage.backends import PERMANENT_CODES, TRANSIENT_CODES
-from copilot.storage.errors import dns_failure, http_status
+from copilot.storage.errors import causes, dns_failure, http_status
 
 log = logging.getLogger("copilot")
 T = TypeVar("T")
@@ -72,10 +72,7 @@ def is_transient(exc: BaseException) -> bool:
         return True
     if isinstance(exc, FileNotFoundError | PermissionError | IsADirectoryError):
         return False
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
+    for current in causes(exc):
         status, code = _status_and_code(current)
         if code in PERMANENT_CODES:
             return False
@@ -89,7 +86,6 @@ def is_transient(exc: BaseException) -> bool:
         text = str(current)
         if any(code in text for code in ("SlowDown", "reduce your request rate")):
             return True
-        current = current.__cause__ or current.__context__
     return False
 
 

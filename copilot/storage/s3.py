@@ -9,13 +9,13 @@ single-request retry.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 from copilot.storage import chunked
-from copilot.storage.chunked import ByteBudget, ShortRead
+from copilot.storage.chunked import ByteBudget
 
 if TYPE_CHECKING:
     from copilot.progress import TransferCallback
@@ -69,30 +69,18 @@ async def get_file(
     """Download ``bucket/key`` to ``lpath``; returns the bytes written."""
     bucket, key = _split(path)
     resp, size = await _first_range(fs, bucket, key)
-    fd = os.open(lpath, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        if size <= chunked.RANGE_SIZE:
-            # The whole object came in this one response: its MD5 ETag still applies.
-            digest = hashlib.md5(usedforsecurity=False) if _md5_etag(resp) else None
-            written = await chunked.write_at(_chunks(resp["Body"]), fd, 0, callback, digest)
-            if digest is not None and written == size and digest.hexdigest() != _md5_etag(resp):
-                raise ShortRead(f"checksum mismatch: the data does not match ETag {resp['ETag']}")
-        else:
-            os.ftruncate(fd, size)
+    # A whole object in one response: its MD5 ETag (when it is one) still applies.
+    whole = size <= chunked.RANGE_SIZE
+    first = chunked.FirstRange(size, _chunks(resp["Body"]), whole, _md5_etag(resp))
 
-            async def fetch(start: int, end: int) -> int:
-                part = await fs._call_s3(
-                    "get_object", Bucket=bucket, Key=key, Range=f"bytes={start}-{end}"
-                )
-                return await chunked.write_at(_chunks(part["Body"]), fd, start, callback)
+    @asynccontextmanager
+    async def open_range(start: int, end: int) -> AsyncIterator[AsyncIterator[bytes]]:
+        part = await fs._call_s3("get_object", Bucket=bucket, Key=key, Range=f"bytes={start}-{end}")
+        yield _chunks(part["Body"])
 
-            first = chunked.write_at(_chunks(resp["Body"]), fd, 0, callback)
-            written = await chunked.rest_in_ranges(size, first, fetch, None, retry)
-    finally:
-        os.close(fd)
-    if written != size:
-        raise ShortRead(f"expected {size} bytes, received {written}")
-    return written
+    return await chunked.download(
+        lpath, first, open_range, callback, step=chunked.RANGE_SIZE, retry=retry
+    )
 
 
 def _md5_etag(resp: dict) -> str | None:
