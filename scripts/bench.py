@@ -65,7 +65,11 @@ def measure(argv: list[str], *, cwd: str | None = None, extra_env: dict | None =
         e.update(extra_env)
     start = time.perf_counter()
     proc = subprocess.Popen(
-        argv, cwd=cwd, env=e, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+        argv,
+        cwd=cwd,
+        env=e,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
     _, status, usage = os.wait4(proc.pid, 0)
@@ -89,6 +93,19 @@ def repeat(
         if i:
             samples.append(sample)
     return statistics.median(s.seconds for s in samples), max(s.rss_mb for s in samples)
+
+
+def side_by_side(
+    mine: Callable[[], Sample], base: Callable[[], Sample], runs: int
+) -> tuple[tuple[float, float], tuple[float, float]]:
+    """Like :func:`repeat` for two commands, their runs alternated so that drift on a
+    shared machine (the emulator and the client on the same cores) hits both alike."""
+    pairs = [(mine(), base()) for _ in range(runs + 1)][1:]
+
+    def summary(samples: list[Sample]) -> tuple[float, float]:
+        return statistics.median(s.seconds for s in samples), max(s.rss_mb for s in samples)
+
+    return summary([m for m, _ in pairs]), summary([b for _, b in pairs])
 
 
 # -- the S3 server ----------------------------------------------------------------------
@@ -128,8 +145,11 @@ class Bench:
         self.work = work
         self.runs = runs
         self.s3 = boto3.client(
-            "s3", endpoint_url=endpoint, aws_access_key_id=KEY,
-            aws_secret_access_key=SECRET, region_name=REGION,
+            "s3",
+            endpoint_url=endpoint,
+            aws_access_key_id=KEY,
+            aws_secret_access_key=SECRET,
+            region_name=REGION,
         )
         self.bucket = "bench"
         self.s3.create_bucket(Bucket=self.bucket)
@@ -143,7 +163,8 @@ class Bench:
 
     def flags(self) -> list[str]:
         return [
-            "--storage.type=stow", "--storage.stow.kind=s3",
+            "--storage.type=stow",
+            "--storage.stow.kind=s3",
             f"--storage.stow.config=endpoint={self.endpoint},region={REGION},disable_ssl=true",
             f"--storage.stow.config=access_key_id={KEY},secret_key={SECRET}",
         ]
@@ -161,17 +182,44 @@ class Bench:
 
     def download(self, inputs_uri: str, dest: Path, *extra: str) -> Sample:
         fresh = self.fresh(dest.name)
-        return measure([COPILOT, *self.flags(), "download", "-f", inputs_uri,
-                        "--to-output-prefix", self.uri("bench-errors/"), "-o", str(fresh),
-                        "-m", "PROTO", *extra])
+        return measure(
+            [
+                COPILOT,
+                *self.flags(),
+                "download",
+                "-f",
+                inputs_uri,
+                "--to-output-prefix",
+                self.uri("bench-errors/"),
+                "-o",
+                str(fresh),
+                "-m",
+                "PROTO",
+                *extra,
+            ]
+        )
 
     def sidecar(self, outdir: Path, outputs: dict, prefix: str) -> Sample:
         from flyteidl2.core import interface_pb2
 
         iface = interface_pb2.TypedInterface(outputs=lits.variable_map(outputs))
-        return measure([COPILOT, *self.flags(), "sidecar", "--exit-watcher-type", "noop",
-                        "-o", self.uri(prefix), "-x", self.uri(prefix + "raw"),
-                        "-f", str(outdir), "-i", lits.b64(iface)])
+        return measure(
+            [
+                COPILOT,
+                *self.flags(),
+                "sidecar",
+                "--exit-watcher-type",
+                "noop",
+                "-o",
+                self.uri(prefix),
+                "-x",
+                self.uri(prefix + "raw"),
+                "-f",
+                str(outdir),
+                "-i",
+                lits.b64(iface),
+            ]
+        )
 
     def s3fs(self, code: str) -> Sample:
         prelude = (
@@ -181,13 +229,33 @@ class Bench:
         )
         return measure([PY, "-c", prelude + code])
 
-    def row(self, scenario: str, what: str, mine: tuple[float, float], base: tuple[float, float],
-            baseline: str, target: str = "") -> None:
+    def row(
+        self,
+        scenario: str,
+        what: str,
+        mine: tuple[float, float],
+        base: tuple[float, float],
+        baseline: str,
+        target: str = "",
+    ) -> None:
         ratio = mine[0] / base[0] if base[0] else float("inf")
-        self.rows.append(dict(scenario=scenario, what=what, copilot_s=mine[0], baseline=baseline,
-                              baseline_s=base[0], ratio=ratio, rss_mb=mine[1], target=target))
-        print(f"  {scenario:4} {what:44} {mine[0]:8.3f}s  {baseline:26} {base[0]:8.3f}s "
-              f"x{ratio:5.2f}  {mine[1]:6.0f} MB  {target}", flush=True)
+        self.rows.append(
+            dict(
+                scenario=scenario,
+                what=what,
+                copilot_s=mine[0],
+                baseline=baseline,
+                baseline_s=base[0],
+                ratio=ratio,
+                rss_mb=mine[1],
+                target=target,
+            )
+        )
+        print(
+            f"  {scenario:4} {what:44} {mine[0]:8.3f}s  {baseline:26} {base[0]:8.3f}s "
+            f"x{ratio:5.2f}  {mine[1]:6.0f} MB  {target}",
+            flush=True,
+        )
 
 
 # -- scenarios ----------------------------------------------------------------------------
@@ -203,15 +271,18 @@ def s1_large_file(b: Bench, size_mb: int) -> None:
     inputs = b.put_inputs("s1/inputs.pb", {"big": lits.blob(b.uri("s1/large.bin"))})
     dest = b.work / "s1-in"
     mine = repeat(lambda: b.download(inputs, dest), b.runs)
-    base = repeat(lambda: b.s3fs(
-        f"fs.get_file({b.uri('s1/large.bin')!r}, {str(b.fresh('s1-base'))!r})"), b.runs)
+    base = repeat(
+        lambda: b.s3fs(f"fs.get_file({b.uri('s1/large.bin')!r}, {str(b.fresh('s1-base'))!r})"),
+        b.runs,
+    )
     b.row("S1", f"download File {size_mb} MiB", mine, base, "s3fs get_file", "<=1.10, <=150 MB")
     out = b.work / "s1-out"
     out.mkdir(exist_ok=True)
     os.replace(src, out / "big")
     mine = repeat(lambda: b.sidecar(out, {"big": lits.blob_type()}, "s1/up/"), b.runs)
-    base = repeat(lambda: b.s3fs(
-        f"fs.put_file({str(out / 'big')!r}, {b.uri('s1/base/large.bin')!r})"), b.runs)
+    base = repeat(
+        lambda: b.s3fs(f"fs.put_file({str(out / 'big')!r}, {b.uri('s1/base/large.bin')!r})"), b.runs
+    )
     b.row("S1", f"sidecar File {size_mb} MiB", mine, base, "s3fs put_file", "<=1.10, <=150 MB")
     shutil.rmtree(out)
     for p in [*b.work.glob("s1-in-*"), *b.work.glob("s1-base-*")]:
@@ -232,31 +303,43 @@ def s2_many_files(b: Bench, files: int) -> None:
     inputs = b.put_inputs("s2/inputs.pb", {"d": lits.blob(b.uri("s2/tree"), multipart=True)})
     dest = b.work / "s2-in"
     mine = repeat(lambda: b.download(inputs, dest), b.runs)
-    batched = repeat(lambda: b.s3fs(
-        f"fs.get({b.uri('s2/tree') + '/'!r}, {str(b.fresh('s2-base')) + '/'!r}, "
-        "recursive=True)"), b.runs)
-    serial = repeat(lambda: b.s3fs(
-        "import os\n"
-        f"for p in fs.find({b.uri('s2/tree')!r}):\n"
-        f"    d = os.path.join({str(b.fresh('s2-serial'))!r}, p.split('/s2/tree/', 1)[1])\n"
-        "    os.makedirs(os.path.dirname(d), exist_ok=True)\n"
-        "    fs.get_file(p, d)\n"), b.runs)
+    batched = repeat(
+        lambda: b.s3fs(
+            f"fs.get({b.uri('s2/tree') + '/'!r}, {str(b.fresh('s2-base')) + '/'!r}, recursive=True)"
+        ),
+        b.runs,
+    )
+    serial = repeat(
+        lambda: b.s3fs(
+            "import os\n"
+            f"for p in fs.find({b.uri('s2/tree')!r}):\n"
+            f"    d = os.path.join({str(b.fresh('s2-serial'))!r}, p.split('/s2/tree/', 1)[1])\n"
+            "    os.makedirs(os.path.dirname(d), exist_ok=True)\n"
+            "    fs.get_file(p, d)\n"
+        ),
+        b.runs,
+    )
     b.row("S2", f"download Dir {files} x 4 KiB", mine, batched, "s3fs get (batched)", "<=1.0")
     b.row("S2", f"download Dir {files} x 4 KiB", mine, serial, "one at a time", ">=3x faster")
     out = b.work / "s2-out"
     out.mkdir(exist_ok=True)
     os.replace(tree, out / "d")
     mine = repeat(lambda: b.sidecar(out, {"d": lits.blob_type(multipart=True)}, "s2/up/"), b.runs)
-    batched = repeat(lambda: b.s3fs(
-        f"fs.put({str(out / 'd')!r}, {b.uri('s2/base-up')!r}, recursive=True)"), b.runs)
-    serial = repeat(lambda: b.s3fs(
-        "import os\n"
-        f"root = {str(out / 'd')!r}\n"
-        "for dp, _, fns in os.walk(root):\n"
-        "    for f in fns:\n"
-        "        p = os.path.join(dp, f)\n"
-        f"        fs.put_file(p, {b.uri('s2/serial-up/')!r} + os.path.relpath(p, root))\n"),
-        b.runs)
+    batched = repeat(
+        lambda: b.s3fs(f"fs.put({str(out / 'd')!r}, {b.uri('s2/base-up')!r}, recursive=True)"),
+        b.runs,
+    )
+    serial = repeat(
+        lambda: b.s3fs(
+            "import os\n"
+            f"root = {str(out / 'd')!r}\n"
+            "for dp, _, fns in os.walk(root):\n"
+            "    for f in fns:\n"
+            "        p = os.path.join(dp, f)\n"
+            f"        fs.put_file(p, {b.uri('s2/serial-up/')!r} + os.path.relpath(p, root))\n"
+        ),
+        b.runs,
+    )
     b.row("S2", f"sidecar Dir {files} x 4 KiB", mine, batched, "s3fs put (batched)", "<=1.0")
     b.row("S2", f"sidecar Dir {files} x 4 KiB", mine, serial, "one at a time", ">=3x faster")
     shutil.rmtree(out)
@@ -267,11 +350,22 @@ def s3_local(b: Bench, files: int) -> None:
     _make_tree(store / "tree", files, 4096)
     lm = lits.literal_map({"d": lits.blob(str(store / "tree"), multipart=True)})
     (store / "inputs.pb").write_bytes(lm.SerializeToString())
-    mine = repeat(lambda: measure(
-        [COPILOT, "download", "-f", f"file://{store / 'inputs.pb'}",
-         "-o", str(b.fresh("s3-in")), "-m", "PROTO"]), b.runs)
-    base = repeat(lambda: measure(["cp", "-r", str(store / "tree"), str(b.fresh("s3-cp"))]),
-                  b.runs)
+    mine = repeat(
+        lambda: measure(
+            [
+                COPILOT,
+                "download",
+                "-f",
+                f"file://{store / 'inputs.pb'}",
+                "-o",
+                str(b.fresh("s3-in")),
+                "-m",
+                "PROTO",
+            ]
+        ),
+        b.runs,
+    )
+    base = repeat(lambda: measure(["cp", "-r", str(store / "tree"), str(b.fresh("s3-cp"))]), b.runs)
     b.row("S3", f"download Dir {files} x 4 KiB via file://", mine, base, "cp -r", "<=2")
 
 
@@ -285,21 +379,39 @@ def s4_startup(b: Bench) -> None:
     local.mkdir(exist_ok=True)
     items = {"a": lits.integer(1), "b": lits.string("two"), "c": lits.floating(3.0)}
     (local / "inputs.pb").write_bytes(lits.literal_map(items).SerializeToString())
-    mine = repeat(lambda: measure([COPILOT, "download", "-f", f"file://{local / 'inputs.pb'}",
-                                   "-o", str(local / "in")]), runs)
-    b.row("S4", "download 3 primitives, file://", mine, py_pass, "python -c pass",
-          f"<={3 * py_pass[0] + 0.1:.3f} s")
+    mine = repeat(
+        lambda: measure(
+            [COPILOT, "download", "-f", f"file://{local / 'inputs.pb'}", "-o", str(local / "in")]
+        ),
+        runs,
+    )
+    b.row(
+        "S4",
+        "download 3 primitives, file://",
+        mine,
+        py_pass,
+        "python -c pass",
+        f"<={3 * py_pass[0] + 0.1:.3f} s",
+    )
     uri = b.put_inputs("s4/inputs.pb", items)
     mine = repeat(lambda: b.download(uri, local / "in-s3"), runs)
-    b.row("S4", "download 3 primitives, s3://", mine, imp, "python -c 'import s3fs'",
-          f"<={imp[0] + 0.15:.3f} s")
+    b.row(
+        "S4",
+        "download 3 primitives, s3://",
+        mine,
+        imp,
+        "python -c 'import s3fs'",
+        f"<={imp[0] + 0.15:.3f} s",
+    )
     shutil.rmtree(local)
 
 
 def s5_scale(b: Bench, small: int, files_small: int) -> None:
     results = {}
     for n in (small, small * 10):
-        uri = b.put_inputs(f"s5/ints{n}.pb", {"xs": lits.collection(*[lits.integer(i) for i in range(n)])})
+        uri = b.put_inputs(
+            f"s5/ints{n}.pb", {"xs": lits.collection(*[lits.integer(i) for i in range(n)])}
+        )
         dest = b.work / f"s5-ints{n}"
         results[("down-int", n)] = repeat(lambda uri=uri, dest=dest: b.download(uri, dest), b.runs)
         out = b.work / f"s5-out{n}"
@@ -307,8 +419,11 @@ def s5_scale(b: Bench, small: int, files_small: int) -> None:
         for i in range(n):
             (out / "xs" / str(i)).write_text(str(i))
         results[("up-int", n)] = repeat(
-            lambda out=out, n=n: b.sidecar(out, {"xs": lits.list_of(lits.simple(lits.T.INTEGER))},
-                                           f"s5/up{n}/"), b.runs)
+            lambda out=out, n=n: b.sidecar(
+                out, {"xs": lits.list_of(lits.simple(lits.T.INTEGER))}, f"s5/up{n}/"
+            ),
+            b.runs,
+        )
         shutil.rmtree(out)
     for n in (files_small, files_small * 10):
         tree = b.work / f"s5-files{n}"
@@ -324,17 +439,28 @@ def s5_scale(b: Bench, small: int, files_small: int) -> None:
         out.mkdir()
         os.replace(tree, out / "fs")
         results[("up-file", n)] = repeat(
-            lambda out=out, n=n: b.sidecar(out, {"fs": lits.list_of(lits.blob_type())},
-                                           f"s5/fup{n}/"), b.runs)
+            lambda out=out, n=n: b.sidecar(
+                out, {"fs": lits.list_of(lits.blob_type())}, f"s5/fup{n}/"
+            ),
+            b.runs,
+        )
         shutil.rmtree(out)
-    for kind, base_n, label in (("down-int", small, "download list[int]"),
-                                ("up-int", small, "sidecar list[int]"),
-                                ("down-file", files_small, "download list[File]"),
-                                ("up-file", files_small, "sidecar list[File]")):
+    for kind, base_n, label in (
+        ("down-int", small, "download list[int]"),
+        ("up-int", small, "sidecar list[int]"),
+        ("down-file", files_small, "download list[File]"),
+        ("up-file", files_small, "sidecar list[File]"),
+    ):
         big = results[(kind, base_n * 10)]
         target = "<=12x time" + (", <=300 MB" if kind.endswith("int") else "")
-        b.row("S5", f"{label} {base_n * 10} vs {base_n}", big, results[(kind, base_n)],
-              f"same with {base_n}", target)
+        b.row(
+            "S5",
+            f"{label} {base_n * 10} vs {base_n}",
+            big,
+            results[(kind, base_n)],
+            f"same with {base_n}",
+            target,
+        )
 
 
 def s6_exit_to_outputs(b: Bench) -> None:
@@ -352,9 +478,23 @@ def s6_exit_to_outputs(b: Bench) -> None:
         for i in range(10):
             (out / f"v{i}").write_text(str(i))
         proc = subprocess.Popen(
-            [COPILOT, *b.flags(), "sidecar", "-o", b.uri(f"s6/{run}/"), "-x", b.uri("s6/raw"),
-             "-f", str(out), "-i", iface],
-            env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                COPILOT,
+                *b.flags(),
+                "sidecar",
+                "-o",
+                b.uri(f"s6/{run}/"),
+                "-x",
+                b.uri("s6/raw"),
+                "-f",
+                str(out),
+                "-i",
+                iface,
+            ],
+            env=env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         wait_catches_sigterm(proc.pid)
         time.sleep(1.5)  # a main container that runs a while: the sidecar has settled
         start = time.perf_counter()
@@ -366,8 +506,7 @@ def s6_exit_to_outputs(b: Bench) -> None:
             samples.append(Sample(elapsed, usage.ru_maxrss / 1024))
         shutil.rmtree(out)
     mine = (statistics.median(s.seconds for s in samples), max(s.rss_mb for s in samples))
-    b.row("S6", "SIGTERM -> outputs.pb, 10 primitives", mine, (0.5, 0.0), "target 0.5 s",
-          "<=0.5 s")
+    b.row("S6", "SIGTERM -> outputs.pb, 10 primitives", mine, (0.5, 0.0), "target 0.5 s", "<=0.5 s")
 
 
 def s7_cloud_large_file(b: Bench, size_mb: int) -> None:
@@ -388,47 +527,109 @@ def s7_cloud_large_file(b: Bench, size_mb: int) -> None:
         gcs.create_bucket(bucket)
         azure.create_container(bucket)
         stores = {
-            "GCS": ("gs", ["--storage.stow.kind=google", f"--storage.stow.config=endpoint={gcs.endpoint}"],
-                    f"import gcsfs\nfs = gcsfs.GCSFileSystem(endpoint_url={gcs.endpoint!r}, "
-                    "token='anon')\n", "gcsfs"),
-            "Azure": ("abfs", ["--storage.stow.kind=azure", "--storage.stow.config",
-                               f"connection_string={azure.connection_string}"],
-                      "import adlfs\nfs = adlfs.AzureBlobFileSystem("
-                      f"connection_string={azure.connection_string!r})\n", "adlfs"),
+            "GCS": (
+                "gs",
+                ["--storage.stow.kind=google", f"--storage.stow.config=endpoint={gcs.endpoint}"],
+                f"import gcsfs\nfs = gcsfs.GCSFileSystem(endpoint_url={gcs.endpoint!r}, "
+                "token='anon')\n",
+                "gcsfs",
+            ),
+            "Azure": (
+                "abfs",
+                [
+                    "--storage.stow.kind=azure",
+                    "--storage.stow.config",
+                    f"connection_string={azure.connection_string}",
+                ],
+                "import adlfs\nfs = adlfs.AzureBlobFileSystem("
+                f"connection_string={azure.connection_string!r})\n",
+                "adlfs",
+            ),
         }
         for label, (proto, flags, prelude, lib) in stores.items():
             key = f"{bucket}/s7/large.bin"
             measure([PY, "-c", prelude + f"fs.put_file({str(src)!r}, {key!r})"])
             body = lits.literal_map({"big": lits.blob(f"{proto}://{key}")}).SerializeToString()
             (b.work / "s7-inputs.pb").write_bytes(body)
-            measure([PY, "-c", prelude + f"fs.put_file({str(b.work / 's7-inputs.pb')!r}, "
-                     f"'{bucket}/s7/inputs.pb')"])
+            measure(
+                [
+                    PY,
+                    "-c",
+                    prelude + f"fs.put_file({str(b.work / 's7-inputs.pb')!r}, "
+                    f"'{bucket}/s7/inputs.pb')",
+                ]
+            )
 
             def down(proto=proto, flags=flags) -> Sample:
-                return measure([COPILOT, *flags, "download", "-f", f"{proto}://{bucket}/s7/inputs.pb",
-                                "-o", str(b.fresh("s7-in")), "-m", "PROTO"])
+                return measure(
+                    [
+                        COPILOT,
+                        *flags,
+                        "download",
+                        "-f",
+                        f"{proto}://{bucket}/s7/inputs.pb",
+                        "-o",
+                        str(b.fresh("s7-in")),
+                        "-m",
+                        "PROTO",
+                    ]
+                )
 
-            mine = repeat(down, b.runs)
-            base = repeat(lambda prelude=prelude, key=key: measure(
-                [PY, "-c", prelude + f"fs.get_file({key!r}, {str(b.fresh('s7-base'))!r})"]), b.runs)
-            b.row("S7", f"{label}: download File {size_mb} MiB", mine, base, f"{lib} get_file",
-                  "<=1.10, <=150 MB")
+            mine, base = side_by_side(
+                down,
+                lambda prelude=prelude, key=key: measure(
+                    [PY, "-c", prelude + f"fs.get_file({key!r}, {str(b.fresh('s7-base'))!r})"]
+                ),
+                b.runs,
+            )
+            b.row(
+                "S7",
+                f"{label}: download File {size_mb} MiB",
+                mine,
+                base,
+                f"{lib} get_file",
+                "<=1.10, <=150 MB",
+            )
             out = b.work / "s7-out"
             out.mkdir(exist_ok=True)
             if not (out / "big").exists():
                 os.link(src, out / "big")
             iface = lits.b64(typed_interface({"big": lits.blob_type()}))
 
-            def up(proto=proto, flags=flags) -> Sample:
-                return measure([COPILOT, *flags, "sidecar", "--exit-watcher-type", "noop",
-                                "-o", f"{proto}://{bucket}/s7/up/", "-x", f"{proto}://{bucket}/s7/raw",
-                                "-f", str(out), "-i", iface])
+            def up(proto=proto, flags=flags, out=out, iface=iface) -> Sample:
+                return measure(
+                    [
+                        COPILOT,
+                        *flags,
+                        "sidecar",
+                        "--exit-watcher-type",
+                        "noop",
+                        "-o",
+                        f"{proto}://{bucket}/s7/up/",
+                        "-x",
+                        f"{proto}://{bucket}/s7/raw",
+                        "-f",
+                        str(out),
+                        "-i",
+                        iface,
+                    ]
+                )
 
-            mine = repeat(up, b.runs)
-            base = repeat(lambda prelude=prelude: measure(
-                [PY, "-c", prelude + f"fs.put_file({str(src)!r}, '{bucket}/s7/base.bin')"]), b.runs)
-            b.row("S7", f"{label}: sidecar File {size_mb} MiB", mine, base, f"{lib} put_file",
-                  "<=1.10, <=150 MB")
+            mine, base = side_by_side(
+                up,
+                lambda prelude=prelude: measure(
+                    [PY, "-c", prelude + f"fs.put_file({str(src)!r}, '{bucket}/s7/base.bin')"]
+                ),
+                b.runs,
+            )
+            b.row(
+                "S7",
+                f"{label}: sidecar File {size_mb} MiB",
+                mine,
+                base,
+                f"{lib} put_file",
+                "<=1.10, <=150 MB",
+            )
             for p in [*b.work.glob("s7-in-*"), *b.work.glob("s7-base-*")]:
                 shutil.rmtree(p) if p.is_dir() else p.unlink()
     shutil.rmtree(b.work / "s7-out", ignore_errors=True)
@@ -442,8 +643,18 @@ def versions() -> dict[str, str]:
     from importlib.metadata import version
 
     out = {"python": platform.python_version()}
-    for pkg in ("copilot", "s3fs", "gcsfs", "adlfs", "azure-storage-blob", "fsspec",
-                "aiobotocore", "flyteidl2", "protobuf", "moto"):
+    for pkg in (
+        "copilot",
+        "s3fs",
+        "gcsfs",
+        "adlfs",
+        "azure-storage-blob",
+        "fsspec",
+        "aiobotocore",
+        "flyteidl2",
+        "protobuf",
+        "moto",
+    ):
         with contextlib.suppress(Exception):
             out[pkg] = version(pkg)
     return out
@@ -456,10 +667,12 @@ def write_report(
         "# Benchmarks",
         "",
         "Written by `scripts/bench` (the latest run). Every time is the median of "
-        f"{args.runs} runs after one warm-up, measured as the wall time of a whole process "
+        "`--runs` runs after one warm-up (see the command below; kept rows come from "
+        "earlier runs), measured as the wall time of a whole process "
         "(start-up included); copilot and its baseline run in the same session against the "
         "same server on loopback, in its own process: moto (S3) for S1-S6, fake-gcs-server "
-        "and Azurite for S7. RSS is copilot's "
+        "and Azurite for S7, where copilot's runs alternate with the baseline's because "
+        "the emulator shares the client's two cores. RSS is copilot's "
         "peak resident memory (`wait4`). A ratio below 1 means copilot was faster.",
         "",
         f"- command: `{' '.join(['scripts/bench', *sys.argv[1:]])}`",

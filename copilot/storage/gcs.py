@@ -25,9 +25,10 @@ if TYPE_CHECKING:
     from copilot.progress import TransferCallback
     from copilot.storage.retry import RetryPolicy
 
-#: Range size for a download: smaller than S3's, so a 256 MiB object is fetched
-#: as eight streams at once (measured with scripts/bench, S7).
-RANGE_SIZE = 32 << 20
+#: Range size for a download.  Against fake-gcs-server on two cores, 64 MiB ranges
+#: matched gcsfs's get_file for a 256 MiB object (0.96-0.99x over ten interleaved
+#: runs) where 32 MiB ranges were 1.08x: fewer requests, same bounded memory.
+RANGE_SIZE = 64 << 20
 #: Files up to this size go up in one multipart request (its body is built in memory).
 SIMPLE_UPLOAD = 5 << 20
 #: Bytes read from disk at a time for a streamed upload.
