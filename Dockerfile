@@ -1,6 +1,21 @@
 # copilot: drop-in for Flyte's flyte-copilot data sidecar.
 # Small Python base, non-root, copilot on PATH and at /bin/flyte-copilot.
-FROM python:3.12-slim
+# BASE: any Debian-like image with python3 and its venv module (python:*-slim by
+# default; scripts/test-image passes one built from Debian packages).
+ARG BASE=python:3.12-slim
+FROM ${BASE}
+
+# VERSION is kept equal to pyproject.toml's by tests/test_image.py; SOURCE and
+# REVISION say where the build came from (scripts/test-image passes the git commit).
+ARG VERSION=0.1.0
+ARG SOURCE=unknown
+ARG REVISION=unknown
+LABEL org.opencontainers.image.title="copilot" \
+      org.opencontainers.image.description="Data sidecar for raw container tasks (drop-in for Flyte's flyte-copilot)" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.source="${SOURCE}" \
+      org.opencontainers.image.revision="${REVISION}"
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -9,9 +24,12 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 COPY pyproject.toml README.md constraints.txt /src/
 COPY copilot /src/copilot
 COPY scripts/install-image /src/scripts/install-image
+# One layer: install, drop the sources, and add the user with a group of its own
+# (uid = gid = 65532, the "nonroot" id distroless images use).
 RUN /src/scripts/install-image /src /opt/copilot /bin \
  && rm -rf /src \
- && useradd --system --uid 65532 --user-group --no-create-home --shell /usr/sbin/nologin copilot
+ && echo "copilot:x:65532:65532:copilot:/nonexistent:/usr/sbin/nologin" >> /etc/passwd \
+ && echo "copilot:x:65532:" >> /etc/group
 
 # Data volumes (/var/inputs, /var/outputs) are mounted by the pod; a temp dir is
 # the only other place copilot writes.

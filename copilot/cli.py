@@ -622,7 +622,19 @@ def inspect(settings: Settings, uri: str, as_kind: str | None, fmt: str, raw: bo
     help="Where inputs and outputs are kept (default: a local store under the cache dir).",
 )
 @click.option("--workdir", default=None, help="Where the run's input and output dirs go.")
-@click.option("--docker", is_flag=True, help="Run the task's image with the dirs bind-mounted.")
+@click.option(
+    "--docker",
+    is_flag=True,
+    help="Run the command in a container (the task's image, the data dirs bind-mounted).",
+)
+@click.option(
+    "--engine",
+    type=click.Choice(("auto", "docker", "podman")),
+    default="auto",
+    show_default=True,
+    help="Container engine for --docker; auto: docker if its daemon answers, else podman.",
+)
+@click.option("--image", default=None, help="Image for --docker instead of the task file's.")
 @click.option("-q", "--quiet", is_flag=True, help="Do not show the command's own output.")
 @click.option(
     "-o", "--output", "fmt", type=click.Choice(("json", "yaml")), default="json", show_default=True
@@ -635,6 +647,8 @@ def run(
     store: str | None,
     workdir: str | None,
     docker: bool,
+    engine: str,
+    image: str | None,
     quiet: bool,
     fmt: str,
 ) -> None:
@@ -651,6 +665,8 @@ def run(
     from copilot.run import cache_dir, load_task, parse_assignments, run_task
     from copilot.storage import Store
 
+    if not docker and (image or engine != "auto"):
+        raise UsageError(f"{'--image' if image else '--engine'} only applies with --docker")
     spec = load_task(task_file)
     given = parse_assignments(list(inputs))
     home = cache_dir()
@@ -662,6 +678,8 @@ def run(
         store_root=store_root,
         workdir=workdir or os.path.join(home, "work"),
         docker=docker,
+        engine=engine,
+        image=image,
         show_logs=not quiet,
     )
     if result.exit_code == 0:

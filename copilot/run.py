@@ -34,6 +34,7 @@ from typing import Any
 from flyteidl2.core import interface_pb2, literals_pb2, types_pb2
 
 from copilot import steps
+from copilot.engine import Engine, find_engine
 from copilot.errors import UsageError
 from copilot.inputs import DownloadOptions, download_inputs
 from copilot.interface import variable_map
@@ -310,29 +311,6 @@ def _stream(pipe: Any, sink: Any, tail: collections.deque | None) -> None:
     pipe.close()
 
 
-def _docker_command(spec: TaskSpec, runner: LocalRun, argv: list[str]) -> list[str]:
-    docker = shutil.which("docker")
-    if docker is None:
-        raise UsageError("--docker: no docker command on PATH")
-    probe = subprocess.run([docker, "info"], capture_output=True, text=True, timeout=30)
-    if probe.returncode != 0:
-        raise UsageError("--docker: no Docker engine is reachable (docker info failed)")
-    if not spec.image:
-        raise UsageError("--docker: the task file names no image")
-    return [
-        docker,
-        "run",
-        "--rm",
-        "-v",
-        f"{runner.indir}:{spec.input_data_dir}:ro",
-        "-v",
-        f"{runner.outdir}:{spec.output_data_dir}",
-        *[f"--env={k}={v}" for k, v in spec.env.items()],
-        spec.image,
-        *argv,
-    ]
-
-
 def run_task(
     spec: TaskSpec,
     given: dict[str, Any],
@@ -341,14 +319,29 @@ def run_task(
     store_root: str,
     workdir: str,
     docker: bool = False,
+    engine: str = "auto",
+    image: str | None = None,
     show_logs: bool = True,
     keep: bool = True,
 ) -> RunResult:
-    """Run one task end to end; see the module docstring."""
+    """Run one task end to end; see the module docstring.
+
+    With ``docker``, the command runs in ``image`` (default: the task file's) on
+    ``engine`` (see :func:`copilot.engine.find_engine`).
+    """
     runner = LocalRun(spec, store, store_root, workdir)
     runner.check_templates()
+    container: tuple[Engine, str] | None = None
+    if docker:
+        image = image or spec.image
+        if not image:
+            raise UsageError("--docker: the task file names no image (give one with --image)")
+        container = (find_engine(engine), f"copilot-run-{runner.run_id}")
     inputs_uri = runner.store_inputs(given)
     os.makedirs(runner.outdir, exist_ok=True)
+    if docker:
+        # The image may run as any user: like an emptyDir, the output dir is open to all.
+        os.chmod(runner.outdir, 0o777)
     download_inputs(
         store,
         DownloadOptions(
@@ -360,8 +353,18 @@ def run_task(
         ),
     )
     argv = runner.render(docker)
-    if docker:
-        argv = _docker_command(spec, runner, argv)
+    if container is not None:
+        eng, name = container
+        argv = eng.run_argv(
+            image or "",
+            argv,
+            container=name,
+            mounts=[
+                (runner.indir, spec.input_data_dir, True),
+                (runner.outdir, spec.output_data_dir, False),
+            ],
+            env=spec.env,
+        )
     env = {
         **os.environ,
         **spec.env,
@@ -382,7 +385,16 @@ def run_task(
     ]
     for t in readers:
         t.start()
-    status = proc.wait()
+    try:
+        status = proc.wait()
+    except KeyboardInterrupt:
+        # Ctrl-C: the container (or command) must not outlive copilot.
+        if container is not None:
+            container[0].stop(container[1])
+        else:
+            proc.terminate()
+        proc.wait()
+        raise
     for t in readers:
         t.join()
     if status < 0:
