@@ -7,6 +7,7 @@ FROM ${BASE}
 
 # VERSION is kept equal to pyproject.toml's by tests/test_image.py; SOURCE and
 # REVISION say where the build came from (scripts/test-image passes the git commit).
+ARG BASE
 ARG VERSION=0.1.0
 ARG SOURCE=unknown
 ARG REVISION=unknown
@@ -15,7 +16,8 @@ LABEL org.opencontainers.image.title="copilot" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.licenses="Apache-2.0" \
       org.opencontainers.image.source="${SOURCE}" \
-      org.opencontainers.image.revision="${REVISION}"
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.base.name="${BASE}"
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \

@@ -636,6 +636,57 @@ def s7_cloud_large_file(b: Bench, size_mb: int) -> None:
     src.unlink()
 
 
+def s8_image(b: Bench, image: str) -> None:
+    """The image built by scripts/test-image: its size, and `copilot --help` in a fresh
+    container against an empty command in the same image (the engine's own cost).
+    Needs podman and the image; the RSS column is the engine client's."""
+    conf = ROOT / "tests" / "container" / "containers.conf"
+    extra = {"CONTAINERS_CONF": str(conf)} if "CONTAINERS_CONF" not in os.environ else {}
+
+    def engine(*args: str) -> Sample:
+        return measure(["podman", *args], extra_env=extra)
+
+    def size(name: str) -> int:
+        out = subprocess.run(
+            ["podman", "image", "inspect", "--format", "{{.Size}}", name],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**env(), **extra},
+        )
+        return int(out.stdout)
+
+    base_name = subprocess.run(
+        [
+            "podman",
+            "image",
+            "inspect",
+            "--format",
+            '{{index .Config.Labels "org.opencontainers.image.base.name"}}',
+            image,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**env(), **extra},
+    ).stdout.strip()
+    total = size(image) / 1e6
+    over = f", {total - size(base_name) / 1e6:.0f} MB over its base" if base_name else ""
+    mine, base = side_by_side(
+        lambda: engine("run", "--rm", image, "--help"),
+        lambda: engine("run", "--rm", "--entrypoint", "/bin/true", image),
+        b.runs,
+    )
+    b.row(
+        "S8",
+        f"image {total:.0f} MB{over}: copilot --help in a container",
+        mine,
+        base,
+        "/bin/true in a container",
+        "startup",
+    )
+
+
 # -- report ----------------------------------------------------------------------------------
 
 
@@ -673,7 +724,9 @@ def write_report(
         "same server on loopback, in its own process: moto (S3) for S1-S6, fake-gcs-server "
         "and Azurite for S7, where copilot's runs alternate with the baseline's because "
         "the emulator shares the client's two cores. RSS is copilot's "
-        "peak resident memory (`wait4`). A ratio below 1 means copilot was faster.",
+        "peak resident memory (`wait4`). A ratio below 1 means copilot was faster. "
+        "S8 is the image scripts/test-image builds, started by podman "
+        "(`--only S8`; its RSS is podman's client).",
         "",
         f"- command: `{' '.join(['scripts/bench', *sys.argv[1:]])}`",
         f"- machine: {platform.machine()}, {os.cpu_count()} cores, "
@@ -702,7 +755,12 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=2000, help="S2/S3 file count")
     parser.add_argument("--runs", type=int, default=3, help="measured runs per figure")
     parser.add_argument("--cloud-size-mb", type=int, default=256, help="S7 file size (MiB)")
-    parser.add_argument("--only", default="S1,S2,S3,S4,S5,S6,S7", help="scenarios to run")
+    parser.add_argument(
+        "--only",
+        default="S1,S2,S3,S4,S5,S6,S7",
+        help="scenarios to run (S8, the image, needs podman and scripts/test-image's image)",
+    )
+    parser.add_argument("--image", default="localhost/copilot:test", help="S8's image")
     parser.add_argument("--s5-ints", type=int, default=10_000, help="S5 smaller list[int] size")
     parser.add_argument("--s5-files", type=int, default=1000, help="S5 smaller list[File] size")
     parser.add_argument("--no-write", action="store_true", help="do not update docs/BENCHMARKS.md")
@@ -720,6 +778,7 @@ def main() -> None:
             ("S1", lambda: s1_large_file(b, args.size_mb)),
             ("S5", lambda: s5_scale(b, args.s5_ints, args.s5_files)),
             ("S7", lambda: s7_cloud_large_file(b, args.cloud_size_mb)),
+            ("S8", lambda: s8_image(b, args.image)),
         ]
         for name, step in steps:
             if name in only:

@@ -87,6 +87,7 @@ def test_image_metadata_and_contents() -> None:
     assert labels["org.opencontainers.image.licenses"] == "Apache-2.0"
     assert labels["org.opencontainers.image.source"]
     assert len(labels["org.opencontainers.image.revision"]) == 40
+    assert labels["org.opencontainers.image.base.name"] == BASE
     # No build tools or install-time leftovers; modules compiled at build time.
     contents = in_image(
         "command -v gcc cc make pip pip3; ls /opt/copilot/bin; ls -d /src 2>/dev/null; "

@@ -23,7 +23,16 @@ def test_dockerfile_runs_as_non_root_with_flyte_copilot_entrypoint() -> None:
     user = re.search(r"^USER\s+(\S+)", text, re.M)
     assert user and not user.group(1).startswith(("root", "0:", "0 ")) and user.group(1) != "0"
     assert re.search(r'^ENTRYPOINT \["/bin/flyte-copilot"\]', text, re.M)
-    assert re.search(r"^FROM python:3\.\d+-slim", text, re.M)
+    # The base is an ARG (scripts/test-image passes a local one), python:*-slim by default.
+    assert re.search(r"^ARG BASE=python:3\.\d+-slim$", text, re.M)
+    assert re.search(r"^FROM \$\{BASE\}$", text, re.M)
+
+
+def test_dockerfile_version_label_matches_the_package() -> None:
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    version = re.search(r'^version = "(.+)"', pyproject, re.M)
+    label = re.search(r"^ARG VERSION=(\S+)$", _dockerfile(), re.M)
+    assert version and label and label[1] == version[1]
 
 
 @pytest.mark.slow
