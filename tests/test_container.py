@@ -139,9 +139,13 @@ class Pod:
                 path = secret_dir
             self.volumes[vol["name"]] = path
         self.logs: dict[str, str] = {}
+        self.memory: dict[str, int] = {}  # the memory limit the engine applied, by container
+
+    def _name(self, c: dict) -> str:
+        return f"{self.tag}-{c['name']}"
 
     def _argv(self, c: dict, *, detach: bool = False) -> list[str]:
-        argv = ["run", "--network=host", "--name", f"{self.tag}-{c['name']}"]
+        argv = ["run", "--network=host", "--name", self._name(c)]
         argv += ["-d"] if detach else []
         sc = c.get("securityContext", {})
         if "runAsUser" in sc:
@@ -171,7 +175,7 @@ class Pod:
         return [*argv, self.images.get(c["name"], c["image"]), *c.get("args", [])]
 
     def _finish(self, c: dict) -> int:
-        name = f"{self.tag}-{c['name']}"
+        name = self._name(c)
         code = int(podman("wait", name).stdout.strip())
         logs = podman("logs", name, check=False)
         self.logs[c["name"]] = logs.stdout + logs.stderr
@@ -187,6 +191,8 @@ class Pod:
         try:
             for c in sidecars:
                 podman(*self._argv(c, detach=True))
+                limit = podman("inspect", "--format", "{{.HostConfig.Memory}}", self._name(c))
+                self.memory[c["name"]] = int(limit.stdout)
             for c in inits:
                 if c in sidecars:
                     continue
@@ -198,7 +204,7 @@ class Pod:
                 statuses[c["name"]] = self._finish(c)
             for c in sidecars:
                 # What the kubelet does once the main container has ended: SIGTERM.
-                podman("stop", "--time", "120", f"{self.tag}-{c['name']}")
+                podman("stop", "--time", "120", self._name(c))
                 statuses[c["name"]] = self._finish(c)
         finally:
             leftovers = podman("ps", "-aq", "--filter", f"name={self.tag}", check=False).stdout
@@ -274,6 +280,7 @@ def test_pod_runs_the_script_runner_example(s3: S3, secret_dir: Path, tmp_path: 
     pod = _pod(manifest, tmp_path, secret_dir)
     statuses = pod.run()
     assert statuses == {"copilot-download": 0, "main": 0, "copilot-sidecar": 0}, pod.logs
+    assert pod.memory == {"copilot-sidecar": 128 << 20}  # Flyte's budget, enforced
     outputs = literals_pb2.LiteralMap.FromString(s3.get("runs/sr/outputs.pb"))
     assert outputs.literals["result"].scalar.primitive.integer == 42
     assert not s3.exists("runs/sr/error.pb")
