@@ -280,6 +280,8 @@ def main_group(
     )
     settings.error_exit_code = error_exit_code
     configure_logging(settings)
+    for note in settings.notes:
+        log.warning(note)
     log.debug("storage configuration: %s", settings.storage.redacted())
     ctx.obj = settings
 
@@ -558,16 +560,46 @@ def interface_encode(path: str, only: str | None) -> None:
 @interface.command("decode")
 @click.argument("value")
 def interface_decode(value: str) -> None:
-    """Print a base64 TypedInterface or VariableMap in the YAML syntax."""
+    """Print an interface in the YAML syntax: a base64 --input-interface or
+    --interface value, or a local inputs.pb (the types its literals carry).
+
+    \b
+    Examples:
+      copilot interface decode CgwKBG5hbWUSBAoCCAM=
+      copilot interface decode /var/inputs/inputs.pb
+    """
+    import os
+
     import yaml
 
     from copilot.documents import detect, render
+    from copilot.interface import type_spec
+    from copilot.literals.types import infer_type
     from copilot.protobuf import decode_base64
 
-    kind, msg = detect(decode_base64(value, "interface"), "interface")
-    if kind not in ("TypedInterface", "VariableMap"):
-        raise UsageError(f"the value is a {kind}, not an interface")
-    click.echo(yaml.safe_dump(render(kind, msg), sort_keys=False).rstrip())
+    if os.path.isfile(value):
+        with open(value, "rb") as fh:
+            data, name = fh.read(), value
+    else:
+        try:
+            data, name = decode_base64(value, "interface"), "interface"
+        except CopilotError as exc:
+            raise UsageError(f"{exc.message}; give a base64 value or an inputs.pb file") from None
+    found = detect(data, name, among=("TypedInterface", "VariableMap", "LiteralMap"))
+    if found.kind == "LiteralMap":
+        doc = {k: type_spec(infer_type(v)) for k, v in found.message.literals.items()}
+    else:
+        doc = render(found.kind, found.message)
+    _note_kind(found)
+    click.echo(yaml.safe_dump(doc, sort_keys=False).rstrip())
+
+
+def _note_kind(found: Any) -> None:
+    """The detected kind on stderr, and the others that fit as well (``--as``)."""
+    note = f"# {found.kind}"
+    if found.also:
+        note += f" (also parses as {', '.join(found.also)}; --as chooses)"
+    click.echo(note, err=True)
 
 
 def _dump(data: object, fmt: str, *, width: int = 80) -> str:
@@ -605,9 +637,11 @@ def inspect(settings: Settings, uri: str, as_kind: str | None, fmt: str, raw: bo
         data = Store(settings.storage).read_bytes(uri, what="read")
     if as_kind:
         kind, msg = as_kind, parse_as(data, as_kind, uri)
+        click.echo(f"# {kind}", err=True)
     else:
-        kind, msg = detect(data, uri)
-    click.echo(f"# {kind}", err=True)
+        found = detect(data, uri)
+        kind, msg = found.kind, found.message
+        _note_kind(found)
     click.echo(_dump(render(kind, msg, raw=raw), fmt))
 
 

@@ -210,7 +210,7 @@ class FlagOverrides:
             _set_path(tree, key, raw)
 
 
-def load_config_files(patterns: list[str]) -> dict[str, Any]:
+def load_config_files(patterns: list[str], notes: list[str] | None = None) -> dict[str, Any]:
     """Read every YAML file matching the patterns, in order; missing ones are skipped.
 
     Flyte passes ``/etc/flyte/copilot/*.yaml`` without a shell, so the glob is
@@ -222,8 +222,16 @@ def load_config_files(patterns: list[str]) -> dict[str, Any]:
             continue
         paths = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
         found = [p for p in paths if os.path.isfile(p)]
-        if not found:
+        if not found and glob.has_magic(pattern):
             log.debug("config %s: no such file, skipped", pattern)
+        elif not found:
+            # Not fatal (as upstream), but said: a silent miss sends people chasing
+            # "Unable to locate credentials" instead of the file's path.
+            note = f"--config {pattern}: no such file; continuing without it"
+            if notes is None:
+                log.warning(note)
+            else:
+                notes.append(note)
         for path in found:
             data = load_yaml(path, "--config")
             if data is None:
@@ -241,18 +249,45 @@ def _str(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def _check_stow_keys(kind: str, config: dict[str, str]) -> None:
-    """Every ``stow.config`` key must be one the chosen kind takes."""
+#: The keys flytestdlib's storage and logger sections take (current and past releases);
+#: copilot reads some and accepts the rest, so a Flyte config file works unchanged.
+STORAGE_SECTION_KEYS = (
+    "type", "container", "stow", "connection", "limits", "enable-multicontainer",
+    "cache", "defaultHttpClient", "signedUrl", "schemes", "redis",
+)  # fmt: skip
+LOGGER_SECTION_KEYS = ("level", "formatter", "show-source", "mute")
+STORAGE_TYPES = ("s3", "minio", "stow", "local", "mem")
+LOG_LEVELS = range(0, 6)
+
+
+def _did_you_mean(key: str, allowed: Any) -> str:
     import difflib
 
+    near = difflib.get_close_matches(key, list(allowed), n=1)
+    return f" (did you mean {near[0]}?)" if near else ""
+
+
+def check_section_keys(
+    section: str, tree: dict[str, Any], allowed: tuple[str, ...], noun: str = "key"
+) -> None:
+    """A key a section does not take is a typo: an error naming it and the nearest one."""
+    for key in tree:
+        if key not in allowed:
+            raise UsageError(
+                f"{section}: unknown {noun} {key!r}{_did_you_mean(str(key), allowed)}; "
+                f"valid {noun}s: {', '.join(allowed)}"
+            )
+
+
+def _check_stow_keys(kind: str, config: dict[str, str]) -> None:
+    """Every ``stow.config`` key must be one the chosen kind takes."""
     kind = STOW_KIND_ALIASES.get(kind, kind)
     allowed = STOW_KEYS.get(kind)
     if allowed is None:
         return  # no kind chosen (the environment decides): nothing to check against
     for key in config:
         if key not in allowed:
-            near = difflib.get_close_matches(key, allowed, n=1)
-            hint = f" (did you mean {near[0]}?)" if near else ""
+            hint = _did_you_mean(key, allowed)
             raise UsageError(
                 f"storage.stow.config: unknown key {key!r} for kind {kind}{hint}; "
                 f"valid keys: {', '.join(allowed)}"
@@ -325,6 +360,16 @@ class StorageConfig:
             raise UsageError(
                 f"storage.limits.maxDownloadMBs: expected an integer, found {limit!r}"
             ) from None
+        check_section_keys("storage", tree, STORAGE_SECTION_KEYS)
+        storage_type = _str(tree.get("type")).lower()
+        if storage_type == "redis":
+            raise UsageError("storage.type: redis is not supported by copilot")
+        if storage_type and storage_type not in STORAGE_TYPES:
+            raise UsageError(
+                f"storage.type: unknown type {storage_type!r}"
+                f"{_did_you_mean(storage_type, STORAGE_TYPES)}; "
+                f"valid types: {', '.join(STORAGE_TYPES)}"
+            )
         kind = _str(stow.get("kind")).lower()
         stow_config = {str(k): _str(v) for k, v in raw_cfg.items()}
         _check_stow_keys(kind or _str(tree.get("type")).lower(), stow_config)
@@ -515,6 +560,8 @@ class Settings:
     show_source: bool = False
     err_output_name: str = ERROR_DOCUMENT_NAME
     error_exit_code: int = 0
+    #: Warnings found while resolving, to log once logging is set up.
+    notes: list[str] = field(default_factory=list)
 
 
 def _go_level_to_logging(level: int) -> int:
@@ -536,18 +583,24 @@ def resolve_settings(
     err_output_name: str = ERROR_DOCUMENT_NAME,
 ) -> Settings:
     """Combine YAML files and flags into :class:`Settings`."""
-    tree = load_config_files(config_patterns)
+    notes: list[str] = []
+    tree = load_config_files(config_patterns, notes)
     storage_tree = tree.get("storage") or {}
     logger_tree = tree.get("logger") or {}
     if not isinstance(storage_tree, dict) or not isinstance(logger_tree, dict):
         raise UsageError("--config: the storage and logger sections must be mappings")
     storage_tree = deep_merge(storage_tree, overrides.storage)
     logger_tree = deep_merge(logger_tree, overrides.logger)
-    level = logger_tree.get("level", 3)
+    check_section_keys("logger", logger_tree, LOGGER_SECTION_KEYS)
+    raw_level = logger_tree.get("level", 3)
     try:
-        level = int(level)
+        level = int(raw_level)
     except (TypeError, ValueError):
-        raise UsageError(f"logger.level: expected an integer 0-5, found {level!r}") from None
+        level = -1
+    if level not in LOG_LEVELS:
+        raise UsageError(
+            f"logger.level: expected an integer 0-5 (3 warn, 4 info, 5 debug), found {raw_level!r}"
+        )
     fmt = _str(_get_path(logger_tree, "formatter.type", "text")).lower() or "text"
     if fmt not in ("text", "json"):
         raise UsageError(f"logger.formatter.type: expected text or json, found {fmt!r}")
@@ -557,6 +610,7 @@ def resolve_settings(
         log_format=fmt,
         show_source=show_source or bool(logger_tree.get("show-source", False)),
         err_output_name=err_output_name,
+        notes=notes,
     )
     if logger_tree.get("mute"):
         settings.log_level = 0

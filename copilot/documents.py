@@ -1,13 +1,18 @@
 """``copilot inspect``: show any Flyte document a task reads or writes.
 
-The kind is detected by parsing the bytes as each candidate and keeping the
-first that parses *cleanly* (no unrecognised field anywhere, no empty value
-where one is required); the file name breaks ties (``error.pb`` is an error
-document).  ``--as`` skips the guessing.
+The kind is detected from structural evidence, not from the first message that
+happens to parse: a candidate must parse *cleanly* (no unrecognised field
+anywhere, no empty value where one is required), and among those the ones whose
+text fields hold text (a key or message made of control bytes is an embedded
+message read as a string) and that re-encode to the same length (a singular
+field given twice was merged) win.  The file name breaks remaining ties
+(``error.pb`` is an error document), and the kinds still plausible are reported
+so that ``--as`` can settle it.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from flyteidl2.core import execution_pb2, interface_pb2, literals_pb2
@@ -69,31 +74,90 @@ def _plausible(kind: str, msg: Any) -> bool:
     return True
 
 
-def _order(name: str) -> list[str]:
+def _order(name: str, kinds: tuple[str, ...] = tuple(KINDS)) -> list[str]:
+    """``kinds`` with the one the file name suggests first."""
     base = name.rsplit("/", 1)[-1].lower()
-    order = list(KINDS)
-    if "error" in base:
-        order.remove("ErrorDocument")
-        order.insert(0, "ErrorDocument")
-    elif "interface" in base:
-        order.remove("TypedInterface")
-        order.insert(0, "TypedInterface")
+    order = list(kinds)
+    hints = (
+        ("error", ("ErrorDocument",)),
+        ("interface", ("TypedInterface", "VariableMap")),
+        ("put", ("LiteralMap",)),  # inputs.pb, outputs.pb
+    )
+    for word, preferred in hints:
+        if word in base:
+            first = [k for k in preferred if k in order]
+            order = first + [k for k in order if k not in first]
+            break
     return order
 
 
-def detect(data: bytes, name: str = "") -> tuple[str, Message]:
-    """The document's kind and message, or a DataError naming what it is not."""
-    for kind in _order(name):
+def _text_ok(value: str) -> bool:
+    return not any(ord(c) < 0x20 and c not in "\n\r\t" for c in value)
+
+
+def _texty(msg: Message) -> bool:
+    """Every string in the tree is text (no control bytes: those mean bytes of an
+    embedded message were read as a string)."""
+    for fd, value in msg.ListFields():
+        if fd.type == FieldDescriptor.TYPE_STRING:
+            values = value if _repeated(fd) else [value]
+            if not all(_text_ok(v) for v in values):
+                return False
+        elif fd.message_type is not None:
+            if fd.message_type.GetOptions().map_entry:
+                if not all(_text_ok(k) for k in value if isinstance(k, str)):
+                    return False
+                value_fd = fd.message_type.fields_by_name["value"]
+                if value_fd.message_type is not None:
+                    if not all(_texty(v) for v in value.values()):
+                        return False
+                elif value_fd.type == FieldDescriptor.TYPE_STRING and not all(
+                    _text_ok(v) for v in value.values()
+                ):
+                    return False
+            elif _repeated(fd):
+                if not all(_texty(v) for v in value):
+                    return False
+            elif not _texty(value):
+                return False
+    return True
+
+
+@dataclass(frozen=True)
+class Detected:
+    """A detected document: its kind, the message, and any other kinds that fit
+    equally well (to mention ``--as``)."""
+
+    kind: str
+    message: Message
+    also: tuple[str, ...] = ()
+
+
+def detect(data: bytes, name: str = "", among: tuple[str, ...] | None = None) -> Detected:
+    """The document's kind and message, or a DataError naming what it is not.
+
+    ``among`` limits the kinds considered, in order of preference when the bytes
+    fit several equally (``interface decode`` takes only what pods carry).
+    """
+    kinds = _order(name, among or tuple(KINDS))
+    fits: list[tuple[tuple[bool, bool], str, Message]] = []
+    for kind in kinds:
         msg = KINDS[kind]()
         try:
             msg.ParseFromString(data)
         except (DecodeError, RecursionError, ValueError):
             continue
         if _clean(msg) and _plausible(kind, msg):
-            return kind, msg
-    raise DataError(
-        f"{name or 'input'}: not a Flyte document (tried {', '.join(KINDS)}; {len(data)} bytes)"
-    )
+            evidence = (_texty(msg), len(msg.SerializeToString()) == len(data))
+            fits.append((evidence, kind, msg))
+    if not fits:
+        raise DataError(
+            f"{name or 'input'}: not a Flyte document (tried {', '.join(kinds)}; {len(data)} bytes)"
+        )
+    best = max(evidence for evidence, _, _ in fits)
+    winners = [(kind, msg) for evidence, kind, msg in fits if evidence == best]
+    kind, msg = winners[0]
+    return Detected(kind, msg, tuple(k for k, _ in winners[1:]))
 
 
 def parse_as(data: bytes, kind: str, name: str = "") -> Message:

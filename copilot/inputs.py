@@ -31,6 +31,9 @@ from copilot.storage import Store, display_uri
 
 log = logging.getLogger("copilot")
 
+#: What download writes beside the inputs themselves.
+METADATA_FILES = ("inputs.pb", "inputs.json", "inputs.yaml")
+
 
 #: How deep offloaded literals may point at further offloaded literals.
 MAX_OFFLOAD_DEPTH = 16
@@ -137,6 +140,13 @@ def download_inputs(store: Store, opts: DownloadOptions) -> DownloadResult:
     opts.validate()
     started = time.monotonic()
     root = os.path.abspath(opts.to_local_dir)
+    try:
+        os.makedirs(root, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(
+            f"--to-local-dir {opts.to_local_dir}: cannot create the directory ({exc.strerror})"
+        ) from None
+    already = set(os.listdir(root))
     raw = store.read_bytes(opts.from_remote, what="read inputs")
     inputs = parse_message(literals_pb2.LiteralMap, raw, f"inputs {display_uri(opts.from_remote)}")
     for name in sorted(inputs.literals):
@@ -144,7 +154,14 @@ def download_inputs(store: Store, opts: DownloadOptions) -> DownloadResult:
     if opts.interface is not None:
         check_against_interface(inputs, opts.interface)
 
-    os.makedirs(root, exist_ok=True)
+    strangers = sorted(already - set(inputs.literals) - set(METADATA_FILES))
+    if strangers:
+        # Not fatal (a re-run lands here), but never silently mixed in.
+        shown = ", ".join(strangers[:5]) + (", ..." if len(strangers) > 5 else "")
+        log.warning(
+            "input dir %s: %d entr%s already there, not among the inputs: %s",
+            root, len(strangers), "y" if len(strangers) == 1 else "ies", shown,
+        )  # fmt: skip
     layout = InputWriter(
         store, root, layout=opts.layout, fetch=opts.mode != DownloadMode.DO_NOT_DOWNLOAD
     )

@@ -34,8 +34,9 @@ from typing import Any
 from flyteidl2.core import interface_pb2, literals_pb2, types_pb2
 
 from copilot import steps
+from copilot.config import check_section_keys
 from copilot.engine import Engine, find_engine
-from copilot.errors import UsageError
+from copilot.errors import DataError, UsageError
 from copilot.inputs import DownloadOptions, download_inputs
 from copilot.interface import variable_map
 from copilot.literals.from_files import GivenValue, literals_from_values
@@ -77,12 +78,20 @@ class TaskSpec:
     base_dir: str = "."
 
 
+#: The fields a task file takes (those of the SDK's ContainerTask that copilot uses).
+TASK_FIELDS = (
+    "name", "image", "command", "arguments", "inputs", "outputs", "input_data_dir",
+    "output_data_dir", "metadata_format", "file_input_layout", "env",
+)  # fmt: skip
+
+
 def load_task(path: str) -> TaskSpec:
     """Read a task YAML file (the fields of the SDK's ContainerTask)."""
     doc = load_yaml(path, "task file")
     where = f"task file {path}"
     if not isinstance(doc, dict):
         raise UsageError(f"{where}: expected a mapping of task fields")
+    check_section_keys(where, doc, TASK_FIELDS, noun="field")
     command = doc.get("command")
     if isinstance(command, str):
         command = [command]
@@ -163,7 +172,12 @@ class LocalRun:
 
     def store_inputs(self, given: dict[str, Any]) -> str:
         """Convert and upload the inputs; returns the URI of ``inputs.pb``."""
-        literals, transfers = input_literals(self.spec, given, join_uri(self.run_uri, "data"))
+        try:
+            literals, transfers = input_literals(self.spec, given, join_uri(self.run_uri, "data"))
+        except DataError as exc:
+            # A value given with -i (or a default in the task file) that does not fit
+            # its type is a bad argument: exit 2, before anything is stored.
+            raise UsageError(exc.message) from None
         self.store.upload(transfers)
         self.store.write_bytes(
             self.inputs_uri, literals.SerializeToString(deterministic=True), what="write inputs"

@@ -197,6 +197,10 @@ def sidecar(
     start = start or NoopWatcher()
     finish = finish or NoopWatcher()
     token = CancelToken(cancel)
+    if opts.interface is None:
+        # Said at the default level: a forgotten --interface otherwise looks like success.
+        log.warning("no --interface given: no outputs declared, nothing to upload")
+        return UploadResult(None, literals_pb2.LiteralMap(), skipped_reason="no outputs declared")
     if not opts.declared():
         log.info("no outputs declared; nothing to upload")
         return UploadResult(None, literals_pb2.LiteralMap(), skipped_reason="no outputs declared")

@@ -119,6 +119,48 @@ def literal_kind(lit: literals_pb2.Literal) -> str:
     }.get(kind, kind or "unknown")
 
 
+_SIMPLE_FOR_PRIMITIVE = {v: k for k, v in _PRIMITIVE_FOR_SIMPLE.items()}
+
+
+def infer_type(lit: literals_pb2.Literal) -> types_pb2.LiteralType:
+    """The type a literal was written with, as far as the literal records it (a
+    union gives the variant it holds; an empty list or map holds no element type,
+    taken as ``none``)."""
+    which = lit.WhichOneof("value")
+    if which == "collection":
+        items = lit.collection.literals
+        inner = infer_type(items[0]) if items else types_pb2.LiteralType(simple=types_pb2.NONE)
+        return types_pb2.LiteralType(collection_type=inner)
+    if which == "map":
+        values = list(lit.map.literals.values())
+        inner = infer_type(values[0]) if values else types_pb2.LiteralType(simple=types_pb2.NONE)
+        return types_pb2.LiteralType(map_value_type=inner)
+    if which == "offloaded_metadata":
+        return lit.offloaded_metadata.inferred_type
+    scalar = lit.scalar
+    kind = scalar.WhichOneof("value")
+    if kind == "primitive":
+        simple = _SIMPLE_FOR_PRIMITIVE.get(scalar.primitive.WhichOneof("value") or "")
+        return types_pb2.LiteralType(simple=simple if simple is not None else types_pb2.NONE)
+    if kind == "blob":
+        return types_pb2.LiteralType(blob=scalar.blob.metadata.type)
+    if kind == "union":
+        return (
+            scalar.union.type if scalar.union.HasField("type") else infer_type(scalar.union.value)
+        )
+    if kind == "schema":
+        return types_pb2.LiteralType(schema=scalar.schema.type)
+    if kind == "structured_dataset":
+        sd_type = scalar.structured_dataset.metadata.structured_dataset_type
+        return types_pb2.LiteralType(structured_dataset_type=sd_type)
+    simple = {
+        "binary": types_pb2.BINARY,
+        "generic": types_pb2.STRUCT,
+        "error": types_pb2.ERROR,
+    }.get(kind or "", types_pb2.NONE)
+    return types_pb2.LiteralType(simple=simple)
+
+
 def mismatch(lit: literals_pb2.Literal, lt: types_pb2.LiteralType, label: str) -> str | None:
     """Why ``lit`` does not fit ``lt`` (naming the innermost place), or None if it does."""
     which = lt.WhichOneof("type")
