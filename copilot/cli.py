@@ -527,6 +527,163 @@ def sidecar(
             store.progress.close()
 
 
+@main_group.command()
+@click.argument("output_dir", required=False)
+@click.option("-i", "--interface", "interface_b64", default="", help="Base64 TypedInterface.")
+@click.option(
+    "--interface-file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="A task file or YAML interface file instead of --interface.",
+)
+@click.option(
+    "--inputs",
+    "inputs_uri",
+    default=None,
+    help="Check this inputs.pb (a path or store URI) against the interface's inputs "
+    "instead of an output dir.",
+)
+@click.option(
+    "--input-interface",
+    default="",
+    help="Base64 VariableMap of the inputs (download's flag) for --inputs.",
+)
+@click.option(
+    "-m",
+    "--format",
+    "fmt",
+    type=_choice(MetadataFormat),
+    default="JSON",
+    show_default=True,
+    help="Format of an optional whole-outputs document (as the sidecar's).",
+)
+@click.option(
+    "--max-primitive-bytes",
+    type=click.IntRange(min=1),
+    default=DEFAULT_MAX_PRIMITIVE_BYTES,
+    show_default=True,
+    help="Largest file accepted for a primitive output (as the sidecar's).",
+)
+@click.option(
+    "--struct-encoding",
+    type=_choice(StructEncoding),
+    default="msgpack",
+    show_default=True,
+    help="Struct outputs as Binary msgpack or a protobuf Struct (as the sidecar's).",
+)
+@click.option(
+    "-o", "--output", "out_fmt", type=click.Choice(("json", "yaml")), default="json",
+    show_default=True,
+)  # fmt: skip
+@click.pass_obj
+def validate(
+    settings: Settings,
+    output_dir: str | None,
+    interface_b64: str,
+    interface_file: str | None,
+    inputs_uri: str | None,
+    input_interface: str,
+    fmt: str,
+    max_primitive_bytes: int,
+    struct_encoding: str,
+    out_fmt: str,
+) -> None:
+    """Check an output dir (or an inputs.pb) against an interface, as the sidecar
+    (or download) would, without uploading anything.
+
+    Prints each value, typed, or every problem found (not just the first) and
+    exits 1. For a container's own CI, and for "why did my sidecar fail".
+
+    \b
+    Examples:
+      copilot validate --interface-file task.yaml ./outputs
+      copilot validate -i "$(copilot interface encode task.yaml --only interface)" ./outputs
+      copilot validate --interface-file task.yaml --inputs s3://bucket/run/inputs.pb
+    """
+    import os
+
+    from flyteidl2.core import interface_pb2, literals_pb2
+
+    from copilot.literals.to_files import python_value
+    from copilot.protobuf import parse_base64_message, parse_message
+
+    if (output_dir is None) == (inputs_uri is None):
+        raise UsageError("validate: give an output dir, or --inputs URI (one of them)")
+    if interface_b64 and interface_file:
+        raise UsageError("validate: give --interface or --interface-file, not both")
+    iface: interface_pb2.TypedInterface | None = None
+    if interface_file:
+        from copilot.interface import load_interface_file
+
+        iface = load_interface_file(interface_file)
+    elif interface_b64:
+        iface = parse_base64_message(
+            interface_pb2.TypedInterface, interface_b64, "--interface", usage=True
+        )
+    values: dict[str, Any]
+    if inputs_uri is not None:
+        from copilot.inputs import interface_problems
+        from copilot.storage import Store
+
+        if input_interface:
+            if iface is not None:
+                raise UsageError("validate: give --input-interface or an interface, not both")
+            declared = parse_base64_message(
+                interface_pb2.VariableMap, input_interface, "--input-interface", usage=True
+            )
+        elif iface is not None:
+            declared = iface.inputs
+        else:
+            raise UsageError(
+                "validate --inputs: give --interface-file, --interface or --input-interface"
+            )
+        data = Store(settings.storage).read_bytes(inputs_uri, what="read inputs")
+        inputs = parse_message(literals_pb2.LiteralMap, data, f"inputs {inputs_uri}")
+        problems = interface_problems(inputs, declared)
+        order = [e.key for e in declared.variables]
+        values = {k: python_value(inputs.literals[k]) for k in order if k in inputs.literals}
+    else:
+        from copilot.outputs import UploadOptions, validate_outputs
+
+        if iface is None:
+            raise UsageError("validate: give --interface-file or --interface")
+        assert output_dir is not None
+        if not os.path.isdir(output_dir):
+            raise UsageError(f"validate: {output_dir} is not a directory")
+        opts = UploadOptions(
+            from_local_dir=output_dir,
+            to_output_prefix="",
+            interface=iface,
+            format=MetadataFormat.parse(fmt, "--format"),
+            max_primitive_bytes=max_primitive_bytes,
+            struct_encoding=StructEncoding.parse(struct_encoding, "--struct-encoding"),
+        )
+        found = validate_outputs(opts)
+        problems = found.problems
+        values = {}
+        for key, lit in found.literals.literals.items():
+            values[key] = _local_paths(python_value(lit), found.sources)
+        order = [e.key for e in iface.outputs.variables]
+        values = {k: values[k] for k in order if k in values}
+    if problems:
+        for problem in problems:
+            click.echo(f"copilot validate: {problem}", err=True)
+        click.echo(f"copilot validate: {len(problems)} problem(s)", err=True)
+        raise click.exceptions.Exit(1)
+    click.echo(_dump(values, out_fmt))
+
+
+def _local_paths(value: Any, sources: dict[str, str]) -> Any:
+    """A rendered value with planned upload URIs replaced by the local paths they come from."""
+    if isinstance(value, str):
+        return sources.get(value, value)
+    if isinstance(value, list):
+        return [_local_paths(v, sources) for v in value]
+    if isinstance(value, dict):
+        return {k: _local_paths(v, sources) for k, v in value.items()}
+    return value
+
+
 @main_group.group()
 def interface() -> None:
     """Work with task interfaces written in YAML."""

@@ -102,21 +102,34 @@ def inline_offloaded(store: Store, lit: literals_pb2.Literal, label: str) -> Non
     walk(lit, label, visit, 0)
 
 
+def interface_problems(
+    inputs: literals_pb2.LiteralMap, interface: interface_pb2.VariableMap
+) -> list[str]:
+    """Every way ``inputs`` does not fit the declared inputs (missing or mistyped)."""
+    declared = {entry.key: entry.value for entry in interface.variables}
+    problems = []
+    for name in sorted(declared):
+        if name not in inputs.literals:
+            problems.append(
+                f"input {name!r}: declared in the interface as "
+                f"{type_name(declared[name].type)} but missing from the inputs document"
+            )
+            continue
+        reason = mismatch(inputs.literals[name], declared[name].type, f"input {name!r}")
+        if reason:
+            problems.append(reason)
+    return problems
+
+
 def check_against_interface(
     inputs: literals_pb2.LiteralMap, interface: interface_pb2.VariableMap
 ) -> None:
     """Every declared input is present and of its declared type."""
-    declared = {entry.key: entry.value for entry in interface.variables}
-    for name in sorted(declared):
-        if name not in inputs.literals:
-            raise DataError(
-                f"input {name!r}: declared in the interface as "
-                f"{type_name(declared[name].type)} but missing from the inputs document"
-            )
-        reason = mismatch(inputs.literals[name], declared[name].type, f"input {name!r}")
-        if reason:
-            raise DataError(reason)
-    for name in sorted(set(inputs.literals) - set(declared)):
+    problems = interface_problems(inputs, interface)
+    if problems:
+        raise DataError(problems[0])
+    declared = {entry.key for entry in interface.variables}
+    for name in sorted(set(inputs.literals) - declared):
         log.warning("input %r is not declared in the interface; laid out anyway", name)
 
 

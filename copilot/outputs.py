@@ -142,6 +142,13 @@ class _Document:
             )
         self.values = values
 
+    @classmethod
+    def none(cls) -> _Document:
+        """No document (the one there could not be read)."""
+        doc = cls.__new__(cls)
+        doc.values, doc.literals, doc.path = None, None, ""
+        return doc
+
     def has(self, name: str) -> bool:
         if self.literals is not None:
             return name in self.literals.literals
@@ -260,25 +267,90 @@ class EagerUploader:
         return done[0] == (st.st_size, st.st_mtime_ns, st.st_ino)
 
 
-def convert_outputs(opts: UploadOptions, reader: OutputReader) -> literals_pb2.LiteralMap:
-    """Every declared output as a literal (uploads planned on ``reader``, not run)."""
+def convert_outputs(
+    opts: UploadOptions, reader: OutputReader, problems: list[str] | None = None
+) -> literals_pb2.LiteralMap:
+    """Every declared output as a literal (uploads planned on ``reader``, not run).
+
+    The first problem raises a :class:`DataError`; with ``problems``, each one is
+    recorded there instead and the outputs that do convert are returned.
+    """
     declared = opts.declared()
     names = {name for name, _ in declared}
-    doc = _Document(reader, opts.from_local_dir, opts.format, names)
+    try:
+        doc = _Document(reader, opts.from_local_dir, opts.format, names)
+    except DataError as exc:
+        if problems is None:
+            raise
+        problems.append(exc.message)
+        doc = _Document.none()
     out = literals_pb2.LiteralMap()
     for name, var in declared:
         label = f"output {name!r}"
-        path = reader.locate(opts.from_local_dir, name, label)
-        if path is not None or not doc.has(name):
-            where = path or os.path.join(opts.from_local_dir, name)
-            lit = reader.from_path(where, var.type, label)
-        elif doc.literals is not None:
-            lit = _adopt_literal(reader, doc.literals.literals[name], var, label)
-        else:
-            assert doc.values is not None
-            lit = reader.from_value(doc.values[name], var.type, label)
+        try:
+            path = reader.locate(opts.from_local_dir, name, label)
+            if path is not None or not doc.has(name):
+                where = path or os.path.join(opts.from_local_dir, name)
+                lit = reader.from_path(where, var.type, label)
+            elif doc.literals is not None:
+                lit = _adopt_literal(reader, doc.literals.literals[name], var, label)
+            else:
+                assert doc.values is not None
+                lit = reader.from_value(doc.values[name], var.type, label)
+        except DataError as exc:
+            if problems is None:
+                raise
+            problems.append(exc.message)
+            continue
         out.literals[name].CopyFrom(lit)
     return out
+
+
+@dataclass
+class Validation:
+    """What the sidecar would make of an output directory, with nothing uploaded."""
+
+    literals: literals_pb2.LiteralMap
+    problems: list[str]
+    #: Planned upload URI -> the local file or directory it would come from.
+    sources: dict[str, str] = field(default_factory=dict)
+
+
+#: The raw-output prefix a validation plans against (nothing is ever sent there).
+VALIDATION_PREFIX = "validate://raw"
+
+
+def validate_outputs(opts: UploadOptions) -> Validation:
+    """The sidecar's own reading of ``opts.from_local_dir`` (same conversion, same
+    refusals, same messages), collecting every problem instead of stopping at the first."""
+    reader = OutputReader(
+        opts.from_local_dir,
+        opts.to_raw_output or VALIDATION_PREFIX,
+        max_primitive_bytes=opts.max_primitive_bytes,
+        struct_encoding=opts.struct_encoding,
+    )
+    problems: list[str] = []
+    try:
+        user_error = read_user_error(reader, opts.from_local_dir)
+    except DataError as exc:
+        problems.append(exc.message)
+    else:
+        if user_error is not None:
+            problems.append(
+                f"the container reported a failure in {ERROR_FILE}: {user_error.message}"
+            )
+    literals = convert_outputs(opts, reader, problems)
+    sources: dict[str, str] = {}
+    for lit in literals.literals.values():
+        for _, blob, _ in blobs(lit):
+            uri = blob.uri.rstrip("/")
+            for t in reader.transfers:
+                if t.dst == uri:
+                    sources[blob.uri] = t.src
+                elif t.dst.startswith(uri + "/"):
+                    rel = t.dst[len(uri) + 1 :]
+                    sources[blob.uri] = t.src[: -len(rel)].rstrip("/") or t.src
+    return Validation(literals, problems, sources)
 
 
 def upload_outputs(
