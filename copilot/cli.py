@@ -858,6 +858,11 @@ def run(
 
     if not docker and (image or engine != "auto"):
         raise UsageError(f"{'--image' if image else '--engine'} only applies with --docker")
+    if store is not None and store.split("://", 1)[0] == "memory":
+        raise UsageError(
+            "--store memory://: nothing in it outlives copilot run; "
+            "use a directory or an object store URI"
+        )
     spec = load_task(task_file)
     given = parse_assignments(list(inputs))
     home = cache_dir()
@@ -875,6 +880,12 @@ def run(
     )
     if result.exit_code == 0:
         click.echo(_dump(result.outputs, fmt))
+        if not quiet:
+            click.echo(
+                f"copilot run: run kept at {result.run_uri} (work dir {result.workdir}); "
+                f"outputs: copilot inspect {result.run_uri}/outputs.pb",
+                err=True,
+            )
         return
     if result.status:
         click.echo(f"copilot run: the command exited with status {result.status}", err=True)

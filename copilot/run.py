@@ -426,7 +426,13 @@ def run_task(
     try:
         # The process has exited: the sidecar step with watchers that do not wait.
         result = steps.sidecar(store, uploads, limits=steps.StepLimits(timeout=None))
-        outputs = {name: python_value(lit) for name, lit in result.literals.literals.items()}
+        # In the order the task declares them, every time.
+        literals = result.literals.literals
+        outputs = {
+            e.key: python_value(literals[e.key])
+            for e in spec.interface.outputs.variables
+            if e.key in literals
+        }
     except steps.StepFailed as exc:
         error = exc.message
     exit_code = status if status else (1 if error else 0)

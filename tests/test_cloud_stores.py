@@ -313,5 +313,5 @@ def test_a_store_host_that_does_not_resolve_is_retried_once_and_named(
         f"read inputs {protocol}://c/inputs.pb: the store's host 'no-such-host.invalid' "
         "could not be resolved (DNS); check the endpoint" in res.stderr
     )
-    assert "retry 1 of" in res.stderr and "retry 2 of" not in res.stderr
+    assert "attempt 1 of 5 failed" in res.stderr and "attempt 2 of" not in res.stderr
     assert "did not finish within the timeout" not in res.stderr

@@ -3,6 +3,7 @@ exit 2 before anything is written, and nothing that goes wrong says "internal er
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import lits
@@ -201,3 +202,61 @@ def test_bad_arguments_exit_2_before_anything_is_written(command: str, tmp_path:
     assert not (tmp_path / "prefix").exists()  # no error document
     assert not (tmp_path / "in").exists()
     assert not home.exists()
+
+
+# -- copilot run tells you where things are ----------------------------------------------------
+
+
+def test_run_names_its_directory_and_the_inspect_command(tmp_path: Path) -> None:
+    env = clean_env(COPILOT_HOME=str(tmp_path))
+    res = run_copilot(["run", str(EXAMPLES / "greeting.yaml"), "-i", "name=Ada"], env=env)
+    assert res.returncode == 0, res.stderr
+    note = [ln for ln in res.stderr.splitlines() if ln.startswith("copilot run: run kept at ")]
+    assert len(note) == 1
+    run_uri = note[0].split()[5]
+    assert run_uri.startswith(f"file://{tmp_path}/store/runs/echo_and_return_greeting/")
+    assert note[0].endswith(f"outputs: copilot inspect {run_uri}/outputs.pb")
+    shown = run_copilot(["inspect", f"{run_uri}/outputs.pb"], env=env)
+    assert json.loads(shown.stdout) == {"greeting": "Hello, my name is Ada."}
+    quiet = run_copilot(["run", str(EXAMPLES / "greeting.yaml"), "-q"], env=env)
+    assert "run kept at" not in quiet.stderr
+
+
+def test_run_outputs_come_in_declared_order(tmp_path: Path) -> None:
+    task = _task(
+        tmp_path,
+        "name: t\noutputs:\n  zeta: int\n  alpha: str\n  mid: int\n"
+        "command: [/bin/sh, -c, 'echo 1 > /var/outputs/zeta; echo a > /var/outputs/alpha;"
+        " echo 2 > /var/outputs/mid']\n",
+    )
+    res = run_copilot(["run", task, "-q"], env=clean_env(COPILOT_HOME=str(tmp_path)))
+    assert res.returncode == 0, res.stderr
+    assert list(json.loads(res.stdout)) == ["zeta", "alpha", "mid"]
+
+
+def test_run_refuses_a_memory_store(tmp_path: Path) -> None:
+    res = run_copilot(
+        ["run", str(EXAMPLES / "greeting.yaml"), "--store", "memory://runs"],
+        env=clean_env(COPILOT_HOME=str(tmp_path / "home")),
+    )
+    assert res.returncode == 2
+    assert res.stderr.startswith("copilot: error: --store memory://: nothing in it outlives")
+    assert not (tmp_path / "home").exists()
+
+
+def test_an_unreachable_store_says_it_is_retrying(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    res = run_copilot(
+        ["--storage.stow.kind=s3", "--storage.stow.config",
+         f"endpoint=http://127.0.0.1:{port},access_key_id=a,secret_key=b,region=us-east-1",
+         "download", "-f", "s3://bucket/run/inputs.pb", "-o", str(tmp_path / "in"),
+         "--retries", "2"]
+    )  # fmt: skip
+    assert res.returncode != 0
+    retry = [ln for ln in res.stderr.splitlines() if "attempt 1 of 2 failed" in ln]
+    assert len(retry) == 1, res.stderr
+    assert "s3://bucket/run/inputs.pb" in retry[0] and "retrying in" in retry[0]

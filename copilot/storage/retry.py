@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from copilot.cancel import Cancelled, CancelToken
-from copilot.errors import CopilotError, Retryable
+from copilot.errors import CopilotError, Retryable, describe
 from copilot.storage.backends import PERMANENT_CODES, TRANSIENT_CODES
 from copilot.storage.errors import causes, dns_failure, http_status
 
@@ -130,12 +130,15 @@ class RetryPolicy:
         deadline = self.deadline
         if deadline is not None and time.monotonic() + pause >= deadline:
             return None
-        log.info(
-            "%s failed (%s); retry %d of %d in %.2fs",
+        # The first retry of an operation is said at the default level, so a store
+        # that is down is visible at once instead of after a silent back-off.
+        log.log(
+            logging.WARNING if attempt == 0 else logging.INFO,
+            "%s: attempt %d of %d failed (%s); retrying in %.2fs",
             what,
-            type(exc).__name__,
             attempt + 1,
-            self.attempts - 1,
+            self.attempts,
+            describe(exc)[:200],
             pause,
         )
         return pause
