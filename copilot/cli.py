@@ -236,13 +236,17 @@ def _workers(concurrency: int, per_cpu: int | None) -> int:
     return min(1024, max(1, (cpus or 1) * (per_cpu if per_cpu > 0 else 4)))
 
 
-@click.group(cls=CopilotGroup, epilog=STORAGE_HELP, context_settings={"max_content_width": 100})
+@click.group(
+    cls=CopilotGroup,
+    epilog=STORAGE_HELP,
+    context_settings={"max_content_width": 100, "help_option_names": ["-h", "--help"]},
+)
 @click.option(
     "--config",
     "config_files",
     multiple=True,
     metavar="PATH_OR_GLOB",
-    help="YAML config file(s); a glob is expanded here; a missing file is not an error.",
+    help="YAML config file(s); a glob is expanded here; a missing file is a warning, not an error.",
 )
 @click.option(
     "--err-output-name",
@@ -271,6 +275,17 @@ def main_group(
     """copilot: typed inputs in as files, files out as typed outputs, for any container.
 
     A drop-in for Flyte's flyte-copilot data sidecar.
+
+    \b
+    Debugging a task by hand:
+      copilot inspect s3://bucket/run/error.pb          # why did it fail?
+      copilot inspect s3://bucket/run/inputs.pb         # what did it get?
+      copilot validate --interface-file task.yaml ./out # would these outputs upload?
+      copilot run task.yaml -i name=Ada                 # the whole task, on this machine
+
+    Exit status: 0 success (and a failure recorded in the error document, as
+    upstream); 1 failure; 2 bad arguments or configuration, before anything is
+    written; 130 interrupted.
     """
     settings = resolve_settings(
         list(config_files),
@@ -300,12 +315,14 @@ def _report(settings: Settings, command: str, exc: BaseException) -> NoReturn:
     raise click.exceptions.Exit(settings.error_exit_code)
 
 
-@main_group.command()
-@click.option("-f", "--from-remote", default="", help="URI of the inputs LiteralMap (inputs.pb).")
+@main_group.command(short_help="Fetch the typed inputs and lay them out as files.")
+@click.option(
+    "-f", "--from-remote", default="", help="URI of the inputs LiteralMap (inputs.pb).  [required]"
+)
 @click.option(
     "--to-output-prefix", default="", help="Output prefix; the error document goes here on failure."
 )
-@click.option("-o", "--to-local-dir", default="", help="Input directory to fill.")
+@click.option("-o", "--to-local-dir", default="", help="Input directory to fill.  [required]")
 @_format_option("Metadata file written beside inputs.pb.")
 @click.option(
     "-d",
@@ -353,7 +370,28 @@ def download(
     concurrency_per_cpu: int | None,
     retries: int,
 ) -> None:
-    """Fetch the task's inputs and lay them out as files in the input directory."""
+    """Fetch the task's inputs and lay them out as files in the input directory.
+
+    Each input becomes a file (or a directory) named after its variable, beside
+    inputs.pb and inputs.json / inputs.yaml (--format).  A failure is written
+    to error.pb under --to-output-prefix and exits 0, as upstream
+    (--error-exit-code changes that).
+
+    \b
+    Examples:
+      # What Flyte's plugin runs as the init container:
+      copilot --config '/etc/flyte/copilot/*.yaml' download \\
+        --from-remote s3://bucket/run/inputs.pb --to-output-prefix s3://bucket/run/ \\
+        --to-local-dir /var/inputs --format JSON --input-interface CgwKBG5hbWUSBAoCCAM=
+      # By hand, into a scratch dir, checked against a task file:
+      copilot download -f s3://bucket/run/inputs.pb -o ./in --input-interface-file task.yaml
+
+    \b
+    Environment (flags and --config win): AWS_* for s3; GOOGLE_APPLICATION_CREDENTIALS,
+    STORAGE_EMULATOR_HOST for gs; AZURE_STORAGE_CONNECTION_STRING,
+    AZURE_STORAGE_ACCOUNT_NAME / _KEY for abfs; COPILOT_PROGRESS_DELAY (seconds
+    before transfer progress is shown on a terminal).
+    """
     from flyteidl2.core import interface_pb2
 
     from copilot import steps
@@ -395,12 +433,14 @@ def download(
             store.progress.close()
 
 
-@main_group.command()
-@click.option("-o", "--to-output-prefix", default="", help="Where outputs.pb / error.pb go.")
+@main_group.command(short_help="Wait for the main container, then upload its outputs.")
+@click.option(
+    "-o", "--to-output-prefix", default="", help="Where outputs.pb / error.pb go.  [required]"
+)
 @click.option(
     "-x", "--to-raw-output", default="", help="Prefix for uploaded files and directories."
 )
-@click.option("-f", "--from-local-dir", default="", help="Output directory to read.")
+@click.option("-f", "--from-local-dir", default="", help="Output directory to read.  [required]")
 @_format_option("Format of an optional whole-outputs document (outputs.json / .yaml / .pb).")
 @click.option(
     "-u",
@@ -474,7 +514,34 @@ def sidecar(
     concurrency_per_cpu: int | None,
     retries: int,
 ) -> None:
-    """Wait for the main container, then turn its output files into typed outputs."""
+    """Wait for the main container, then turn its output files into typed outputs.
+
+    Every declared output is converted before anything is uploaded; outputs.pb
+    is written last, or error.pb with who failed and whether a retry can help.
+
+    \b
+    Files the main container may write in the output dir:
+      _START     it has started (--start-watcher-type file)
+      _SUCCESS   it has finished (--exit-watcher-type file)
+      _ERROR     it failed: the text becomes error.pb's message (a first line
+                 NON_RECOVERABLE says a retry cannot help)
+      outputs.json / .yaml / .pb   all outputs in one document (--format)
+
+    \b
+    Examples:
+      # What Flyte's plugin runs as the native sidecar (SIGTERM = main has ended):
+      copilot --config '/etc/flyte/copilot/*.yaml' sidecar \\
+        --to-output-prefix s3://bucket/run/ --to-raw-output s3://bucket/run/raw \\
+        --from-local-dir /var/outputs --interface <base64 TypedInterface>
+      # By hand, after the container has exited (nothing to wait for):
+      copilot sidecar --exit-watcher-type noop --interface-file task.yaml \\
+        -f ./out -o file:///tmp/run/ -x file:///tmp/run/raw
+      # Check the same dir without uploading anything:
+      copilot validate --interface-file task.yaml ./out
+
+    \b
+    Environment: storage credentials as for download (see copilot download -h).
+    """
     from flyteidl2.core import interface_pb2
 
     from copilot import steps
@@ -527,7 +594,7 @@ def sidecar(
             store.progress.close()
 
 
-@main_group.command()
+@main_group.command(short_help="Check outputs (or an inputs.pb) against an interface.")
 @click.argument("output_dir", required=False)
 @click.option("-i", "--interface", "interface_b64", default="", help="Base64 TypedInterface.")
 @click.option(
@@ -684,12 +751,18 @@ def _local_paths(value: Any, sources: dict[str, str]) -> Any:
     return value
 
 
-@main_group.group()
+@main_group.group(short_help="Encode and decode task interfaces.")
 def interface() -> None:
-    """Work with task interfaces written in YAML."""
+    """Work with task interfaces written in YAML.
+
+    \b
+    Examples:
+      copilot interface encode examples/greeting.yaml
+      copilot interface decode CgwKBG5hbWUSBAoCCAM=
+    """
 
 
-@interface.command("encode")
+@interface.command("encode", short_help="Print the base64 interface flags for a YAML file.")
 @click.argument("path", type=click.Path(dir_okay=False))
 @click.option(
     "--only",
@@ -702,6 +775,11 @@ def interface_encode(path: str, only: str | None) -> None:
 
     input-interface (a VariableMap of the inputs) is for download's
     --input-interface; interface (the TypedInterface) is for sidecar's --interface.
+
+    \b
+    Examples:
+      copilot interface encode examples/greeting.yaml
+      copilot sidecar ... --interface "$(copilot interface encode task.yaml --only interface)"
     """
     from copilot.interface import encode, load_interface_file
 
@@ -714,7 +792,7 @@ def interface_encode(path: str, only: str | None) -> None:
         click.echo(f"{key}: {value}")
 
 
-@interface.command("decode")
+@interface.command("decode", short_help="Print a base64 interface or an inputs.pb's as YAML.")
 @click.argument("value")
 def interface_decode(value: str) -> None:
     """Print an interface in the YAML syntax: a base64 --input-interface or
@@ -769,7 +847,7 @@ def _dump(data: object, fmt: str, *, width: int = 80) -> str:
     return json.dumps(data, indent=2, ensure_ascii=False, default=str)
 
 
-@main_group.command()
+@main_group.command(short_help="Print any Flyte document: outputs, errors, interfaces.")
 @click.argument("uri")
 @click.option(
     "--as",
@@ -784,7 +862,18 @@ def _dump(data: object, fmt: str, *, width: int = 80) -> str:
 @click.option("--raw", is_flag=True, help="The protobuf message itself, field by field.")
 @click.pass_obj
 def inspect(settings: Settings, uri: str, as_kind: str | None, fmt: str, raw: bool) -> None:
-    """Print a LiteralMap, Literal, ErrorDocument or interface from any store."""
+    """Print a LiteralMap, Literal, ErrorDocument or interface from any store.
+
+    The kind is detected from the document's structure (stderr names it, and any
+    other kind that fits as well); --as settles it.  URI "-" reads stdin.
+
+    \b
+    Examples:
+      copilot inspect s3://bucket/run/outputs.pb
+      copilot inspect s3://bucket/run/error.pb -o yaml
+      copilot inspect ./inputs.pb --as LiteralMap --raw
+      copilot interface encode task.yaml --only interface | base64 -d | copilot inspect -
+    """
     from copilot.documents import detect, parse_as, render
     from copilot.storage import Store
 
@@ -802,7 +891,7 @@ def inspect(settings: Settings, uri: str, as_kind: str | None, fmt: str, raw: bo
     click.echo(_dump(render(kind, msg, raw=raw), fmt))
 
 
-@main_group.command()
+@main_group.command(short_help="Run a container task end to end on this machine.")
 @click.argument("task_file", type=click.Path(dir_okay=False))
 @click.option(
     "-i", "--input", "inputs", multiple=True, metavar="NAME=VALUE", help="An input value."
@@ -850,6 +939,19 @@ def run(
     inputs, outputs, input_data_dir, output_data_dir, metadata_format,
     file_input_layout (and image, for --docker).  Locally the declared data
     dirs are replaced in the command by real directories.
+
+    \b
+    Examples (one per kind of input):
+      copilot run examples/greeting.yaml -i name=Ada            # str (int, float, bool alike)
+      copilot run examples/script_runner.yaml -i a=2 -i b=3     # ints; a File default
+      copilot run task.yaml -i reads=./lane1/reads.fastq.gz     # File: a local path or URI
+      copilot run task.yaml -i samples=./plates/                # Dir
+      copilot run task.yaml -i 'xs=[1, 2, 3]' -i 'opts={"k": 1}' # list, dict, struct (YAML)
+      copilot run examples/greeting.yaml --docker --image alpine:3.18
+
+    \b
+    Environment: COPILOT_HOME (the local store and work dirs; default
+    $XDG_CACHE_HOME/copilot or ~/.cache/copilot).
     """
     import os
 
@@ -899,7 +1001,7 @@ def run(
     raise click.exceptions.Exit(result.exit_code)
 
 
-@main_group.command()
+@main_group.command(short_help="Print the Kubernetes Pod that runs a task file.")
 @click.argument("task_file", type=click.Path(dir_okay=False))
 @click.option(
     "--prefix",
@@ -989,6 +1091,12 @@ def pod(
     (Argo, Tekton, Airflow's KubernetesPodOperator).  Needs Kubernetes 1.29 or
     newer (native sidecars).  Storage settings come from --secret's files,
     never from arguments.
+
+    \b
+    Examples:
+      copilot pod examples/greeting.yaml --prefix s3://my-bucket/runs/greeting -i name=Ada \\
+        > pod.yaml && kubectl apply -f pod.yaml
+      copilot pod task.yaml --prefix s3://b/runs/x --secret '' --service-account copilot  # IRSA
     """
     from flyteidl2.core import literals_pb2
 
