@@ -266,6 +266,7 @@ def test_a_stalled_transfer_ends_at_the_timeout_with_the_document_written(
     assert not list((tmp_path / "in").rglob("*.copilot-part"))
 
 
+@pytest.mark.slow  # resolving a name that does not exist, twice per store: 3-5 s
 @pytest.mark.parametrize(
     ("protocol", "flags"),
     [

@@ -244,6 +244,7 @@ def test_run_refuses_a_memory_store(tmp_path: Path) -> None:
     assert not (tmp_path / "home").exists()
 
 
+@pytest.mark.slow  # botocore's connect back-off: about 2 s
 def test_an_unreachable_store_says_it_is_retrying(tmp_path: Path) -> None:
     import socket
 
