@@ -1,0 +1,181 @@
+"""The examples in README.md and docs/*.md, executed, so the docs cannot drift.
+
+What runs, in order, per document, in one scratch directory (holding a copy of
+examples/) with moto as S3 (``AWS_ENDPOINT_URL``; buckets ``bucket`` and
+``my-bucket``) and ``COPILOT_HOME`` inside it:
+
+- every ```console block: each ``$ command`` (``\\`` continues a line) runs in
+  bash and must exit 0; the lines after it are its expected stdout, where a
+  line ``...`` stands for any lines and ``...`` inside a line for any text;
+- a ```python block under ``<!-- test: run -->`` runs as a script;
+- a block under ``<!-- test: file NAME -->`` is written to NAME first
+  (``<!-- test: file NAME mode=755 -->`` makes it executable).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from conftest import ACCESS_KEY, SECRET_KEY, clean_env, record
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+BLOCK = re.compile(
+    r"(?:<!-- test: (?P<marker>[^>]*?) -->\n)?```(?P<lang>\w*)\n(?P<body>.*?)```", re.S
+)
+
+
+@dataclass
+class Step:
+    kind: str  # "console", "python" or "file"
+    body: str
+    line: int
+    arg: str = ""
+
+
+def steps_of(path: Path) -> list[Step]:
+    text = path.read_text()
+    found = []
+    for m in BLOCK.finditer(text):
+        line = text.count("\n", 0, m.start()) + 1
+        marker, lang, body = m["marker"] or "", m["lang"], m["body"]
+        if marker.startswith("file "):
+            found.append(Step("file", body, line, marker[5:].strip()))
+        elif lang == "console":
+            found.append(Step("console", body, line))
+        elif lang == "python" and marker == "run":
+            found.append(Step("python", body, line))
+    return found
+
+
+def _commands(body: str) -> list[tuple[str, list[str]]]:
+    """(command, expected stdout lines) pairs of a console block."""
+    out: list[tuple[str, list[str]]] = []
+    lines = body.splitlines()
+    i = 0
+    while i < len(lines):
+        if not lines[i].startswith("$ "):
+            raise AssertionError(f"console block: output before any command: {lines[i]!r}")
+        command = lines[i][2:]
+        while command.endswith("\\") and i + 1 < len(lines):
+            i += 1
+            command = command + "\n" + lines[i]  # bash continues the line
+        i += 1
+        expected = []
+        while i < len(lines) and not lines[i].startswith("$ "):
+            expected.append(lines[i])
+            i += 1
+        out.append((command, expected))
+    return out
+
+
+def _line_matches(pattern: str, line: str) -> bool:
+    parts = [re.escape(p) for p in pattern.split("...")]
+    return re.fullmatch(".*".join(parts), line) is not None
+
+
+def matches(expected: list[str], actual: list[str]) -> bool:
+    """``expected`` against ``actual``: a line ``...`` takes any lines (lazily)."""
+    if not expected:
+        return not actual
+    head, rest = expected[0], expected[1:]
+    if head == "...":
+        return any(matches(rest, actual[k:]) for k in range(len(actual) + 1))
+    return bool(actual) and _line_matches(head, actual[0]) and matches(rest, actual[1:])
+
+
+@pytest.fixture
+def sandbox(s3_endpoint: str, tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    import boto3
+
+    client = boto3.client(
+        "s3",
+        endpoint_url=s3_endpoint,
+        aws_access_key_id=ACCESS_KEY,
+        aws_secret_access_key=SECRET_KEY,
+        region_name="us-east-1",
+    )
+    for bucket in ("bucket", "my-bucket"):
+        try:
+            client.create_bucket(Bucket=bucket)
+        except client.exceptions.BucketAlreadyOwnedByYou:
+            for obj in client.list_objects_v2(Bucket=bucket).get("Contents", []):
+                client.delete_object(Bucket=bucket, Key=obj["Key"])
+    work = tmp_path / "work"
+    shutil.copytree(ROOT / "examples", work / "examples")
+    env = clean_env(
+        AWS_ENDPOINT_URL=s3_endpoint,
+        AWS_ACCESS_KEY_ID=ACCESS_KEY,
+        AWS_SECRET_ACCESS_KEY=SECRET_KEY,
+        AWS_DEFAULT_REGION="us-east-1",
+        COPILOT_HOME=str(work / ".copilot"),
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+    )
+    return work, env
+
+
+@pytest.mark.slow  # whole sessions of commands: several seconds per document
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_the_examples_in_the_docs_run_as_shown(
+    doc: Path, sandbox: tuple[Path, dict[str, str]]
+) -> None:
+    work, env = sandbox
+    name = doc.relative_to(ROOT).as_posix()
+    for step in steps_of(doc):
+        where = f"{name}:{step.line}"
+        if step.kind == "file":
+            target_name, _, mode = step.arg.partition(" mode=")
+            target = work / target_name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(step.body)
+            if mode:
+                target.chmod(int(mode, 8))
+        elif step.kind == "python":
+            ran = subprocess.run(
+                [sys.executable, "-c", step.body], cwd=work, env=env,
+                capture_output=True, text=True, timeout=120, check=False,
+            )  # fmt: skip
+            assert ran.returncode == 0, f"{where}: the python block failed:\n{ran.stderr}"
+        else:
+            for command, expected in _commands(step.body):
+                ran = subprocess.run(
+                    ["bash", "-c", command], cwd=work, env=env,
+                    capture_output=True, text=True, timeout=300, check=False,
+                )  # fmt: skip
+                record(ran.stderr)
+                assert ran.returncode == 0, (
+                    f"{where}: `{command}` exited {ran.returncode}:\n{ran.stderr}"
+                )
+                actual = ran.stdout.splitlines()
+                assert matches(expected, actual), (
+                    f"{where}: `{command}` printed\n" + "\n".join(actual)
+                    + "\n--- but the doc shows ---\n" + "\n".join(expected)
+                )  # fmt: skip
+
+
+def test_every_doc_has_something_that_runs() -> None:
+    """README.md and docs/orchestrators.md carry runnable examples (a guard against
+    the markers silently disappearing)."""
+    for doc in (ROOT / "README.md", ROOT / "docs" / "orchestrators.md"):
+        assert any(s.kind == "console" for s in steps_of(doc)), doc
+
+
+@pytest.mark.parametrize(
+    ("expected", "actual", "ok"),
+    [
+        (["a", "...", "d"], ["a", "b", "c", "d"], True),
+        (["a", "..."], ["a"], True),
+        (["run kept at ... (work dir ...)"], ["run kept at s3://x (work dir /w)"], True),
+        (["a", "b"], ["a"], False),
+        (["a"], ["a", "b"], False),
+    ],
+)
+def test_expected_output_matching(expected: list[str], actual: list[str], ok: bool) -> None:
+    assert matches(expected, actual) is ok
