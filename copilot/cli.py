@@ -880,6 +880,10 @@ def inspect(settings: Settings, uri: str, as_kind: str | None, fmt: str, raw: bo
     if uri == "-":
         data = sys.stdin.buffer.read()
     else:
+        import os
+
+        if "://" not in uri and os.path.isdir(uri):
+            raise UsageError(f"inspect {uri}: is a directory; give a document file")
         data = Store(settings.storage).read_bytes(uri, what="read")
     if as_kind:
         kind, msg = as_kind, parse_as(data, as_kind, uri)

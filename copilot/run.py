@@ -170,14 +170,27 @@ class LocalRun:
         self.stored = literals_pb2.LiteralMap()  # the inputs as stored, before download
         self.inputs_uri = join_uri(self.run_uri, "inputs.pb")
 
-    def store_inputs(self, given: dict[str, Any]) -> str:
-        """Convert and upload the inputs; returns the URI of ``inputs.pb``."""
+    def convert_inputs(
+        self, given: dict[str, Any]
+    ) -> tuple[literals_pb2.LiteralMap, list[Transfer]]:
+        """The inputs as literals and the uploads they need (nothing is written)."""
         try:
-            literals, transfers = input_literals(self.spec, given, join_uri(self.run_uri, "data"))
+            return input_literals(self.spec, given, join_uri(self.run_uri, "data"))
         except DataError as exc:
             # A value given with -i (or a default in the task file) that does not fit
             # its type is a bad argument: exit 2, before anything is stored.
             raise UsageError(exc.message) from None
+
+    def make_dirs(self) -> None:
+        """The run's input and output dirs (a bad --workdir is a bad argument)."""
+        for path in (self.indir, self.outdir):
+            try:
+                os.makedirs(path, exist_ok=True)
+            except OSError as exc:
+                raise UsageError(f"--workdir: cannot create {path} ({exc.strerror})") from None
+
+    def store_inputs(self, literals: literals_pb2.LiteralMap, transfers: list[Transfer]) -> str:
+        """Upload the inputs and write ``inputs.pb``; returns its URI."""
         self.store.upload(transfers)
         self.store.write_bytes(
             self.inputs_uri, literals.SerializeToString(deterministic=True), what="write inputs"
@@ -351,8 +364,9 @@ def run_task(
         if not image:
             raise UsageError("--docker: the task file names no image (give one with --image)")
         container = (find_engine(engine), f"copilot-run-{runner.run_id}")
-    inputs_uri = runner.store_inputs(given)
-    os.makedirs(runner.outdir, exist_ok=True)
+    literals, transfers = runner.convert_inputs(given)
+    runner.make_dirs()
+    inputs_uri = runner.store_inputs(literals, transfers)
     if docker:
         # The image may run as any user: like an emptyDir, the output dir is open to all.
         os.chmod(runner.outdir, 0o777)

@@ -261,3 +261,24 @@ def test_an_unreachable_store_says_it_is_retrying(tmp_path: Path) -> None:
     retry = [ln for ln in res.stderr.splitlines() if "attempt 1 of 2 failed" in ln]
     assert len(retry) == 1, res.stderr
     assert "s3://bucket/run/inputs.pb" in retry[0] and "retrying in" in retry[0]
+
+
+def test_inspect_on_a_directory_names_it(tmp_path: Path) -> None:
+    res = run_copilot(["inspect", str(tmp_path)])
+    assert res.returncode == 2
+    assert (
+        res.stderr == f"copilot: error: inspect {tmp_path}: is a directory; give a document file\n"
+    )
+
+
+def test_run_with_a_workdir_under_a_file_stores_nothing(tmp_path: Path) -> None:
+    (tmp_path / "afile").write_text("x")
+    home = tmp_path / "home"
+    res = run_copilot(
+        ["run", str(EXAMPLES / "greeting.yaml"), "--workdir", str(tmp_path / "afile" / "w")],
+        env=clean_env(COPILOT_HOME=str(home)),
+    )
+    assert res.returncode == 2
+    assert res.stderr.startswith(f"copilot: error: --workdir: cannot create {tmp_path}/afile/w/")
+    assert res.stderr.rstrip().endswith("(Not a directory)")
+    assert not home.exists()
