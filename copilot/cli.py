@@ -491,6 +491,14 @@ def download(
     show_default=True,
     help="Struct outputs as Binary msgpack (current SDKs) or a protobuf Struct.",
 )
+@click.option(
+    "--hash-outputs",
+    type=click.Choice(("sha256", "none")),
+    default="sha256",
+    show_default=True,
+    help="Record each uploaded File's and Dir's content hash on its literal, so "
+    "downstream caches hit on identical data (computed while uploading).",
+)
 @_concurrency_option
 @_retries_option
 @click.pass_obj
@@ -510,6 +518,7 @@ def sidecar(
     exit_watcher_type: str,
     max_primitive_bytes: int,
     struct_encoding: str,
+    hash_outputs: str,
     concurrency: int,
     concurrency_per_cpu: int | None,
     retries: int,
@@ -563,6 +572,7 @@ def sidecar(
         err_output_name=settings.err_output_name,
         max_primitive_bytes=max_primitive_bytes,
         struct_encoding=StructEncoding.parse(struct_encoding, "--struct-encoding"),
+        hash_outputs=hash_outputs,
     )
     opts.validate()
     if interface_b64 and interface_file:

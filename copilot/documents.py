@@ -176,9 +176,12 @@ def render(kind: str, msg: Any, *, raw: bool = False) -> Any:
     from copilot.literals.to_files import python_value
 
     if kind == "LiteralMap":
-        return {name: python_value(lit) for name, lit in sorted(msg.literals.items())}
+        return {
+            name: _with_hashes(python_value(lit), _hashes(lit))
+            for name, lit in sorted(msg.literals.items())
+        }
     if kind == "Literal":
-        return python_value(msg)
+        return _with_hashes(python_value(msg), _hashes(msg))
     if kind == "ErrorDocument":
         err = msg.error
         return {
@@ -192,3 +195,33 @@ def render(kind: str, msg: Any, *, raw: bool = False) -> Any:
     if kind == "VariableMap":
         return {e.key: type_spec(e.value.type) for e in msg.variables}
     raise DataError(f"cannot render {kind}")
+
+
+def _hashes(lit: Any) -> dict[str, str]:
+    """Blob and dataset URI -> the content hash its literal carries (copilot.digests)."""
+    from copilot.literals.walk import walk
+
+    found: dict[str, str] = {}
+
+    def visit(node: Any, label: str, state: None) -> None:
+        if node.hash and node.WhichOneof("value") == "scalar":
+            kind = node.scalar.WhichOneof("value")
+            if kind in ("blob", "structured_dataset"):
+                found[getattr(node.scalar, kind).uri] = node.hash
+        return None
+
+    walk(lit, "", visit, None)
+    return found
+
+
+def _with_hashes(value: Any, hashes: dict[str, str]) -> Any:
+    """A rendered value with each hashed blob shown as ``{uri, hash}``."""
+    if not hashes:
+        return value
+    if isinstance(value, str) and value in hashes:
+        return {"uri": value, "hash": hashes[value]}
+    if isinstance(value, list):
+        return [_with_hashes(v, hashes) for v in value]
+    if isinstance(value, dict):
+        return {k: _with_hashes(v, hashes) for k, v in value.items()}
+    return value

@@ -64,9 +64,15 @@ class UploadOptions:
     err_output_name: str = ERROR_DOCUMENT_NAME
     max_primitive_bytes: int = DEFAULT_MAX_PRIMITIVE_BYTES
     struct_encoding: StructEncoding = StructEncoding.MSGPACK
+    #: Content hash recorded on uploaded File / Dir outputs (copilot.digests): sha256 or none.
+    hash_outputs: str = "sha256"
 
     def validate(self) -> None:
         """Required fields present; enum fields made members (text is accepted, any case)."""
+        if self.hash_outputs not in ("sha256", "none"):
+            raise UsageError(
+                f"sidecar: --hash-outputs: expected sha256 or none, found {self.hash_outputs!r}"
+            )
         if not self.from_local_dir:
             raise UsageError("sidecar: --from-local-dir is required")
         if not self.to_output_prefix:
@@ -198,6 +204,8 @@ class EagerUploader:
         self.settle = settle
         self.reader = OutputReader(opts.from_local_dir, opts.to_raw_output)
         self.uploaded: dict[str, tuple[tuple[int, int, int], str]] = {}
+        #: SHA-256 of what was sent early, by destination URI.
+        self.digests: dict[str, str] = {}
         self._seen: dict[str, tuple[tuple[int, int, int], int]] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="copilot-eager", daemon=True)
@@ -236,7 +244,7 @@ class EagerUploader:
                 continue
             uri = self.reader.remote_for(path)
             try:
-                self.store.upload([Transfer(real, uri, label, st.st_size)])
+                self.store.upload([Transfer(real, uri, label, st.st_size)], self.digests)
             except CopilotError as exc:
                 log.info("early upload of %s failed (%s); it will be sent at exit", path, exc)
                 continue
@@ -395,9 +403,17 @@ def upload_outputs(
         exc.origin = USER
         raise
     pending = reader.transfers
+    digests: dict[str, str] | None = {} if opts.hash_outputs == "sha256" else None
     if eager is not None:
         pending = [t for t in pending if not eager.still_valid(t)]
-    copied = store.upload(pending)
+        if digests is not None:
+            sent = {t.dst for t in reader.transfers} - {t.dst for t in pending}
+            digests.update({k: v for k, v in eager.digests.items() if k in sent})
+    copied = store.upload(pending, digests)
+    if digests is not None:
+        from copilot.digests import apply_hashes
+
+        apply_hashes(literals, reader.transfers, digests, opts.to_raw_output)
     outputs_uri = join_uri(opts.to_output_prefix, opts.meta_output_name)
     if stale_error:
         # Flyte's reader checks the error document first: an earlier run's must go.

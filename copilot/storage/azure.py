@@ -130,8 +130,10 @@ async def put_file(
     budget: ByteBudget,
     callback: TransferCallback | None = None,
     retry: RetryPolicy | None = None,
+    digest: Any = None,
 ) -> int:
-    """Upload ``lpath`` to ``container/blob``; returns the bytes sent."""
+    """Upload ``lpath`` to ``container/blob`` (its bytes fed to ``digest`` as they
+    are read); returns the bytes sent."""
     from azure.storage.blob import BlobBlock
 
     container, blob, _ = fs.split_path(path)
@@ -145,7 +147,7 @@ async def put_file(
                 data, length=len(data), overwrite=True, max_concurrency=1
             )
 
-        return await chunked.send_whole(lpath, size, budget, put, callback)
+        return await chunked.send_whole(lpath, size, budget, put, callback, digest)
 
     async def send(number: int, offset: int, data: bytes) -> str:
         block_id = base64.b64encode(f"copilot-{number:08d}".encode()).decode()
@@ -155,7 +157,7 @@ async def put_file(
     # upload_concurrency (adlfs's max_concurrency) can lower the blocks in flight.
     in_flight = min(getattr(fs, "max_concurrency", None) or PARTS, PARTS)
     ids = await chunked.in_parts(
-        lpath, size, part, budget, send, callback, in_flight=in_flight, retry=retry
+        lpath, size, part, budget, send, callback, in_flight=in_flight, retry=retry, digest=digest
     )
     # Uncommitted blocks of a failed upload are discarded by the service (7 days).
     await client.commit_block_list([BlobBlock(block_id=i) for i in ids])

@@ -198,22 +198,37 @@ async def in_parts(
     *,
     in_flight: int | None = None,
     retry: RetryPolicy | None = None,
+    digest: Any = None,
 ) -> list[Any]:
     """Read ``lpath`` in ``part``-sized pieces under ``budget`` and ``send(number, offset, data)``
     each; returns what every ``send`` returned, in order.  A part that fails
     transiently is sent again under ``retry`` (one lost part must not cost the
-    whole file); at most ``in_flight`` (``PARTS_IN_FLIGHT``) are in flight."""
+    whole file); at most ``in_flight`` (``PARTS_IN_FLIGHT``) are in flight.
+
+    With ``digest`` (a hashlib object) the parts are read in file order and fed
+    to it as they are read, off the event loop, while earlier parts are being
+    sent: the file is read once.  A part waits for its turn before it takes any
+    budget, so waiting never holds memory another part needs.
+    """
     gate = asyncio.Semaphore(in_flight or PARTS_IN_FLIGHT)
     fd = os.open(lpath, os.O_RDONLY)
+    count = -(-size // part)
+    turns = [asyncio.Event() for _ in range(count + 1)]
+    turns[0].set()
 
     async def one(number: int, offset: int) -> Any:
         length = min(part, size - offset)
         async with gate:
+            if digest is not None:
+                await turns[number - 1].wait()
             await budget.acquire(length)
             try:
                 data = os.pread(fd, length, offset)
                 if len(data) != length:
                     raise OSError(f"{lpath} shrank while it was uploaded")
+                if digest is not None:
+                    await asyncio.to_thread(digest.update, data)
+                    turns[number].set()
                 result = await _again(retry, lambda: send(number, offset, data), f"part {number}")
             finally:
                 await budget.release(length)
@@ -234,13 +249,16 @@ async def send_whole(
     budget: ByteBudget,
     send: Callable[[bytes], Awaitable[Any]],
     callback: TransferCallback | None,
+    digest: Any = None,
 ) -> int:
     """Send a small file in one request: its bytes are read whole, counted in the
-    budget while the request runs.  Returns the bytes sent."""
+    budget while the request runs (and fed to ``digest``).  Returns the bytes sent."""
     await budget.acquire(size)
     try:
         with open(lpath, "rb") as fh:
             data = fh.read()
+        if digest is not None:
+            digest.update(data)
         await send(data)
     finally:
         await budget.release(size)

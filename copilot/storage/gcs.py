@@ -126,8 +126,10 @@ async def put_file(
     budget: ByteBudget,
     callback: TransferCallback | None = None,
     retry: RetryPolicy | None = None,
+    digest: Any = None,
 ) -> int:
-    """Upload ``lpath`` to ``bucket/key``; returns the bytes sent."""
+    """Upload ``lpath`` to ``bucket/key`` (its bytes fed to ``digest`` as they are
+    read); returns the bytes sent."""
     from gcsfs.core import initiate_upload, simple_upload
 
     bucket, key, _ = fs.split_path(path)
@@ -138,7 +140,7 @@ async def put_file(
         async def put(data: bytes) -> Any:
             return await simple_upload(fs, bucket, key, data, content_type=content_type)
 
-        return await chunked.send_whole(lpath, size, budget, put, callback)
+        return await chunked.send_whole(lpath, size, budget, put, callback, digest)
 
     location = await initiate_upload(fs, bucket, key, content_type)
     headers = {
@@ -150,7 +152,9 @@ async def put_file(
         # The whole file in one streamed request to the session: nothing but the
         # current read is in memory, and no chunk round trips (a failure retries
         # the whole file, as for every backend).
-        await fs._call("PUT", location, headers=headers, data=_stream(lpath, size, callback))
+        await fs._call(
+            "PUT", location, headers=headers, data=_stream(lpath, size, callback, digest)
+        )
     except BaseException:
         try:
             await fs._call("DELETE", location)  # cancel the resumable session
@@ -160,10 +164,14 @@ async def put_file(
     return size
 
 
-async def _stream(lpath: str, size: int, callback: TransferCallback | None) -> AsyncIterator[bytes]:
+async def _stream(
+    lpath: str, size: int, callback: TransferCallback | None, digest: Any = None
+) -> AsyncIterator[bytes]:
     sent = 0
     with open(lpath, "rb") as fh:
         while sent < size and (data := fh.read(min(STREAM_CHUNK, size - sent))):
+            if digest is not None:
+                digest.update(data)
             sent += len(data)
             if callback is not None:
                 callback.relative_update(len(data))

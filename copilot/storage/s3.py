@@ -100,8 +100,10 @@ async def put_file(
     budget: ByteBudget,
     callback: TransferCallback | None = None,
     retry: RetryPolicy | None = None,
+    digest: Any = None,
 ) -> int:
-    """Upload ``lpath`` to ``bucket/key``; returns the bytes sent."""
+    """Upload ``lpath`` to ``bucket/key`` (its bytes fed to ``digest`` as they are
+    read); returns the bytes sent."""
     bucket, key = _split(path)
     size = os.path.getsize(lpath)
     part = chunked.part_size(size, MAX_PARTS)
@@ -110,7 +112,7 @@ async def put_file(
         async def put(data: bytes) -> Any:
             return await fs._call_s3("put_object", Bucket=bucket, Key=key, Body=data)
 
-        return await chunked.send_whole(lpath, size, budget, put, callback)
+        return await chunked.send_whole(lpath, size, budget, put, callback, digest)
 
     mpu = await fs._call_s3("create_multipart_upload", Bucket=bucket, Key=key)
     upload_id = mpu["UploadId"]
@@ -122,7 +124,9 @@ async def put_file(
         return {"PartNumber": number, "ETag": resp["ETag"]}
 
     try:
-        parts = await chunked.in_parts(lpath, size, part, budget, send, callback, retry=retry)
+        parts = await chunked.in_parts(
+            lpath, size, part, budget, send, callback, retry=retry, digest=digest
+        )
         await fs._call_s3(
             "complete_multipart_upload",
             Bucket=bucket,

@@ -14,6 +14,7 @@ import asyncio
 import concurrent.futures
 import copy
 import functools
+import hashlib
 import importlib
 import logging
 import os
@@ -301,13 +302,15 @@ class Store:
         """
         return self._transfer(transfers, "get")
 
-    def upload(self, transfers: Sequence[Transfer]) -> int:
+    def upload(self, transfers: Sequence[Transfer], digests: dict[str, str] | None = None) -> int:
         """Copy local ``src`` to remote ``dst`` for every transfer; returns bytes copied.
 
         A local file that changes size while it is uploaded is an error: the
-        object would not be the data that was declared.
+        object would not be the data that was declared.  With ``digests``, the
+        SHA-256 (lowercase hex) of every file sent is recorded there by ``dst``,
+        computed from the bytes as they are read for the upload.
         """
-        return self._transfer(transfers, "put")
+        return self._transfer(transfers, "put", digests)
 
     def _callback(self) -> TransferCallback | None:
         if self.progress is None:
@@ -316,7 +319,12 @@ class Store:
 
         return TransferCallback(self.progress)
 
-    def _transfer(self, transfers: Sequence[Transfer], direction: str) -> int:
+    def _transfer(
+        self,
+        transfers: Sequence[Transfer],
+        direction: str,
+        digests: dict[str, str] | None = None,
+    ) -> int:
         if self.progress is not None:
             self.progress.expect(len(transfers))
         groups: dict[str, list[Transfer]] = {}
@@ -326,13 +334,13 @@ class Store:
         total = 0
         for protocol, group in groups.items():
             if protocol == "file":
-                total += self._run_local(group, direction)
+                total += self._run_local(group, direction, digests)
                 continue
             fs = self.filesystem(protocol)
             if getattr(fs, "async_impl", False):
-                total += self._await(fs, self._run_async(fs, group, direction))
+                total += self._await(fs, self._run_async(fs, group, direction, digests))
             else:
-                total += self._run_threads(fs, group, direction)
+                total += self._run_threads(fs, group, direction, digests)
         return total
 
     # One transfer, either direction.  A download (and a local copy) lands under a
@@ -410,7 +418,11 @@ class Store:
         return _labelled(err, t.label)
 
     async def _run_async(
-        self, fs: AbstractFileSystem, group: list[Transfer], direction: str
+        self,
+        fs: AbstractFileSystem,
+        group: list[Transfer],
+        direction: str,
+        digests: dict[str, str] | None = None,
     ) -> int:
         queue: Iterator[Transfer] = iter(group)
         failure: list[BaseException] = []
@@ -428,17 +440,24 @@ class Store:
             cb = self._callback()
             kw = {"callback": cb} if cb is not None else {}
             tmp = self._tmp_for(t, direction)
+            # A fresh digest per attempt: a retried upload reads the file again.
+            digest = hashlib.sha256() if digests is not None and tmp is None else None
             with self._attempt(tmp):
                 if bounded is not None and tmp is not None:  # a download lands under a temp name
                     await bounded.get_file(fs, self.resolve(t.src)[1], tmp, cb, self.retry)
                 elif bounded is not None:
                     dst = self.resolve(t.dst)[1]
-                    await bounded.put_file(fs, t.src, dst, budget, cb, self.retry)
+                    await bounded.put_file(fs, t.src, dst, budget, cb, self.retry, digest=digest)
                 elif direction == "get":
                     await fs._get_file(self.resolve(t.src)[1], tmp, **kw)
                 else:
                     await fs._put_file(t.src, self.resolve(t.dst)[1], **kw)
-                return self._finish(t, direction, tmp, t.dst, cb)
+                    if digest is not None:  # no bounded path (memory://): a pass of its own
+                        await asyncio.to_thread(_hash_file, t.src, digest)
+                got = self._finish(t, direction, tmp, t.dst, cb)
+                if digests is not None and digest is not None:
+                    digests[t.dst] = digest.hexdigest()
+                return got
 
         async def worker() -> None:
             nonlocal copied
@@ -459,7 +478,9 @@ class Store:
             raise failure[0]
         return copied
 
-    def _run_local(self, group: list[Transfer], direction: str) -> int:
+    def _run_local(
+        self, group: list[Transfer], direction: str, digests: dict[str, str] | None = None
+    ) -> int:
         """Local disk to local disk: one by one in this thread.
 
         The kernel does the copying (``copy_file_range`` / ``sendfile``); threads
@@ -479,13 +500,26 @@ class Store:
             tmp = dst + _TMP_SUFFIX
             try:
                 with self._attempt(tmp):
-                    shutil.copyfile(src, tmp)
+                    if digests is not None and direction == "put":
+                        digest = hashlib.sha256()
+                        _copy_hashing(src, tmp, digest)
+                    else:
+                        digest = None
+                        shutil.copyfile(src, tmp)
                     copied += self._finish(t, direction, tmp, dst, self._callback())
+                    if digests is not None and digest is not None:
+                        digests[t.dst] = digest.hexdigest()
             except Exception as exc:
                 raise self._fail(t, direction, exc) from exc
         return copied
 
-    def _run_threads(self, fs: AbstractFileSystem, group: list[Transfer], direction: str) -> int:
+    def _run_threads(
+        self,
+        fs: AbstractFileSystem,
+        group: list[Transfer],
+        direction: str,
+        digests: dict[str, str] | None = None,
+    ) -> int:
         from concurrent.futures import ThreadPoolExecutor
 
         failure: list[BaseException] = []
@@ -497,7 +531,10 @@ class Store:
                     fs.get_file(self.resolve(t.src)[1], tmp)
                 else:
                     fs.put_file(t.src, self.resolve(t.dst)[1])
-                return self._finish(t, direction, tmp, t.dst, self._callback())
+                got = self._finish(t, direction, tmp, t.dst, self._callback())
+                if digests is not None and direction == "put":
+                    digests[t.dst] = _hash_file(t.src, hashlib.sha256()).hexdigest()
+                return got
 
         def one(t: Transfer) -> int:
             if failure or self.cancel.cancelled:
@@ -515,6 +552,26 @@ class Store:
         if failure:
             raise failure[0]
         return copied
+
+
+#: Bytes read at a time where copilot copies or hashes a local file itself.
+_COPY_CHUNK = 1 << 20
+
+
+def _hash_file(path: str, digest: Any) -> Any:
+    """Feed ``path`` to ``digest`` (for stores with no streaming path of their own)."""
+    with open(path, "rb") as fh:
+        while chunk := fh.read(_COPY_CHUNK):
+            digest.update(chunk)
+    return digest
+
+
+def _copy_hashing(src: str, dst: str, digest: Any) -> None:
+    """Copy ``src`` to ``dst`` reading it once, every byte fed to ``digest``."""
+    with open(src, "rb") as fin, open(dst, "wb") as fout:
+        while chunk := fin.read(_COPY_CHUNK):
+            digest.update(chunk)
+            fout.write(chunk)
 
 
 def _labelled(err: CopilotError, label: str) -> CopilotError:

@@ -1,0 +1,165 @@
+"""Content hashes on uploaded outputs (copilot.digests): a File's is its SHA-256, a
+Dir's follows the README's definition, and identical bytes give identical hashes
+whatever the raw prefix or upload order."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import lits
+import pytest
+from conftest import run_copilot
+from flyteidl2.core import literals_pb2
+from sidecar_helpers import typed_interface
+from stores import Remote
+
+T = lits.T
+INTERFACE = {
+    "f": lits.blob_type(),
+    "big": lits.blob_type(),
+    "d": lits.blob_type(multipart=True),
+    "fs": lits.list_of(lits.blob_type()),
+    "empty": lits.blob_type(multipart=True),
+}
+
+
+def reference_dir_digest(root: Path) -> str:
+    """The README's definition, written out independently: SHA-256 over one line per
+    file, sorted by relative path as UTF-8 bytes: path NUL size NUL sha256 LF."""
+    lines = []
+    for path in root.rglob("*"):
+        if path.is_file():
+            rel = path.relative_to(root).as_posix()
+            data = path.read_bytes()
+            lines.append(
+                (rel.encode(), f"{rel}\0{len(data)}\0{hashlib.sha256(data).hexdigest()}\n")
+            )
+    return hashlib.sha256("".join(line for _, line in sorted(lines)).encode()).hexdigest()
+
+
+def _outputs(root: Path, big: bytes, order: int = 1) -> Path:
+    out = root
+    (out / "d" / "sub").mkdir(parents=True)
+    (out / "fs").mkdir()
+    (out / "empty").mkdir()
+    names = ["a.txt", "b.bin", "sub/c.txt", "sub/é.txt"][::order]
+    for name in names:  # creation order differs between runs
+        (out / "d" / name).write_bytes(name.encode() * 100)
+    (out / "f").write_bytes(b"hello\n")
+    (out / "big").write_bytes(big)
+    for i in range(3):
+        (out / "fs" / str(i)).write_bytes(f"element {i}".encode())
+    return out
+
+
+def _sidecar(remote: Remote, out: Path, prefix: str, *extra: str) -> literals_pb2.LiteralMap:
+    iface = lits.b64(typed_interface(INTERFACE))
+    res = run_copilot(
+        [*remote.stow_flags(), "sidecar", "--exit-watcher-type", "noop", "-i", iface,
+         "-o", remote.uri(f"{prefix}/"), "-x", remote.uri(f"{prefix}/raw"), "-f", str(out), *extra]
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert not remote.exists(f"{prefix}/error.pb"), res.stderr
+    return literals_pb2.LiteralMap.FromString(remote.get(f"{prefix}/outputs.pb"))
+
+
+@pytest.fixture
+def small_parts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Parts of 5 MiB (S3's smallest), so an 11 MiB file goes up as three parts read
+    in order."""
+    from copilot.storage import azure, chunked
+
+    monkeypatch.setattr(chunked, "PART_SIZE", 5 << 20)
+    monkeypatch.setattr(azure, "BLOCK_SIZE", 1 << 20)
+
+
+def test_every_uploaded_file_and_dir_carries_its_content_hash(
+    remote: Remote, tmp_path: Path, small_parts: None
+) -> None:
+    big = os.urandom(11 * (1 << 20) + 123)
+    out = _outputs(tmp_path / "out", big)
+    lits_ = _sidecar(remote, out, "h1")
+    got = {name: lit.hash for name, lit in lits_.literals.items()}
+    assert got["f"] == hashlib.sha256(b"hello\n").hexdigest()
+    assert got["big"] == hashlib.sha256(big).hexdigest()
+    assert got["d"] == reference_dir_digest(out / "d")
+    assert got["empty"] == hashlib.sha256(b"").hexdigest()
+    # A list: each element's literal carries the hash, not the list.
+    assert got["fs"] == ""
+    elements = lits_.literals["fs"].collection.literals
+    assert [e.hash for e in elements] == [
+        hashlib.sha256(f"element {i}".encode()).hexdigest() for i in range(3)
+    ]
+    # The uploaded bytes are the hashed bytes.
+    uri = lits_.literals["big"].scalar.blob.uri
+    assert hashlib.sha256(remote.get(uri.split("/", 3)[3])).hexdigest() == got["big"]
+
+
+@pytest.mark.slow  # three sidecar runs with a few MiB each
+def test_identical_bytes_give_identical_hashes_and_one_byte_changes_them(
+    s3, tmp_path: Path
+) -> None:
+    big = os.urandom(3 << 20)
+    first = _sidecar(s3, _outputs(tmp_path / "a", big), "run1")
+    second = _sidecar(s3, _outputs(tmp_path / "b", big, order=-1), "run2", "--concurrency", "1")
+    for name in ("f", "big", "d", "empty"):
+        assert first.literals[name].hash == second.literals[name].hash, name
+        assert first.literals[name].scalar.blob.uri != second.literals[name].scalar.blob.uri
+    changed = _outputs(tmp_path / "c", big)
+    (changed / "d" / "sub" / "c.txt").write_bytes(
+        b"X" + (changed / "d" / "sub" / "c.txt").read_bytes()[1:]
+    )
+    (changed / "f").write_bytes(b"hellO\n")
+    third = _sidecar(s3, changed, "run3")
+    assert third.literals["f"].hash != first.literals["f"].hash
+    assert third.literals["d"].hash != first.literals["d"].hash
+    assert third.literals["big"].hash == first.literals["big"].hash
+
+
+def test_hash_outputs_none_records_nothing(s3, tmp_path: Path) -> None:
+    got = _sidecar(s3, _outputs(tmp_path / "o", b"x"), "nohash", "--hash-outputs", "none")
+    assert all(not lit.hash for lit in got.literals.values())
+
+
+def test_a_local_store_hashes_too(tmp_path: Path) -> None:
+    out = _outputs(tmp_path / "out", b"local bytes")
+    prefix = tmp_path / "store"
+    res = run_copilot(
+        ["sidecar", "--exit-watcher-type", "noop", "-i", lits.b64(typed_interface(INTERFACE)),
+         "-o", f"file://{prefix}/", "-x", f"file://{prefix}/raw", "-f", str(out)]
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    got = literals_pb2.LiteralMap.FromString((prefix / "outputs.pb").read_bytes())
+    assert got.literals["big"].hash == hashlib.sha256(b"local bytes").hexdigest()
+    assert got.literals["d"].hash == reference_dir_digest(out / "d")
+
+
+def test_uris_the_container_gave_get_no_invented_hash(s3, tmp_path: Path) -> None:
+    """An outputs document pointing at data already in the store: copilot read none
+    of it, so it records no hash."""
+    out = tmp_path / "out"
+    out.mkdir()
+    s3.put("elsewhere/f", b"someone else's bytes")
+    doc = lits.literal_map({"f": lits.blob(s3.uri("elsewhere/f"))})
+    (out / "outputs.pb").write_bytes(doc.SerializeToString())
+    res = run_copilot(
+        [*s3.stow_flags(), "sidecar", "--exit-watcher-type", "noop", "--format", "PROTO",
+         "-i", lits.b64(typed_interface({"f": lits.blob_type()})),
+         "-o", s3.uri("given/"), "-x", s3.uri("given/raw"), "-f", str(out)]
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    got = literals_pb2.LiteralMap.FromString(s3.get("given/outputs.pb"))
+    assert got.literals["f"].scalar.blob.uri == s3.uri("elsewhere/f")
+    assert got.literals["f"].hash == ""
+
+
+def test_inspect_shows_each_blobs_hash(tmp_path: Path) -> None:
+    lit = lits.blob("s3://b/k")
+    lit.hash = "ab" * 32
+    doc = tmp_path / "outputs.pb"
+    doc.write_bytes(lits.literal_map({"f": lit, "n": lits.integer(1)}).SerializeToString())
+    res = run_copilot(["inspect", str(doc)])
+    assert json.loads(res.stdout) == {"f": {"uri": "s3://b/k", "hash": "ab" * 32}, "n": 1}
