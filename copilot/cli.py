@@ -352,6 +352,13 @@ def _report(settings: Settings, command: str, exc: BaseException) -> NoReturn:
     default=None,
     help="YAML interface file (its inputs section) instead of --input-interface.",
 )
+@click.option(
+    "--verify-inputs/--no-verify-inputs",
+    default=True,
+    show_default=True,
+    help="Check each File against the SHA-256 its literal carries, while it downloads "
+    "(a mismatch fails for good); another kind of hash is passed through.",
+)
 @_concurrency_option
 @_retries_option
 @click.pass_obj
@@ -366,6 +373,7 @@ def download(
     timeout: float,
     input_interface: str,
     input_interface_file: str | None,
+    verify_inputs: bool,
     concurrency: int,
     concurrency_per_cpu: int | None,
     retries: int,
@@ -404,6 +412,7 @@ def download(
         format=MetadataFormat.parse(fmt, "--format"),
         mode=DownloadMode.parse(download_mode, "--download-mode"),
         layout=FileLayout.parse(file_input_layout, "--file-input-layout"),
+        verify_inputs=verify_inputs,
     )
     opts.validate()
     if input_interface and input_interface_file:

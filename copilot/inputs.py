@@ -49,6 +49,8 @@ class DownloadOptions:
     mode: DownloadMode = DownloadMode.DOWNLOAD_EAGER
     layout: FileLayout = FileLayout.DIRECT
     interface: interface_pb2.VariableMap | None = None
+    #: Check each File against the SHA-256 its literal carries, as it downloads.
+    verify_inputs: bool = True
 
     def validate(self) -> None:
         """Required fields present; enum fields made members (text is accepted, any case)."""
@@ -176,7 +178,11 @@ def download_inputs(store: Store, opts: DownloadOptions) -> DownloadResult:
             root, len(strangers), "y" if len(strangers) == 1 else "ies", shown,
         )  # fmt: skip
     layout = InputWriter(
-        store, root, layout=opts.layout, fetch=opts.mode != DownloadMode.DO_NOT_DOWNLOAD
+        store,
+        root,
+        layout=opts.layout,
+        fetch=opts.mode != DownloadMode.DO_NOT_DOWNLOAD,
+        verify=opts.verify_inputs,
     )
     laid = layout.lay_out(inputs)
     copied = store.download(laid.transfers)

@@ -163,3 +163,91 @@ def test_inspect_shows_each_blobs_hash(tmp_path: Path) -> None:
     doc.write_bytes(lits.literal_map({"f": lit, "n": lits.integer(1)}).SerializeToString())
     res = run_copilot(["inspect", str(doc)])
     assert json.loads(res.stdout) == {"f": {"uri": "s3://b/k", "hash": "ab" * 32}, "n": 1}
+
+
+# -- download checks what the literal says -----------------------------------------------------
+
+
+@pytest.fixture
+def small_ranges(monkeypatch: pytest.MonkeyPatch) -> None:
+    """1 MiB ranges, so a 3 MiB object downloads as concurrent ranges hashed in order."""
+    from copilot.storage import azure, chunked, gcs
+
+    for module in (chunked, azure, gcs):
+        monkeypatch.setattr(module, "RANGE_SIZE", 1 << 20)
+
+
+def _download(remote: Remote, tmp_path: Path, lit, *extra: str):
+    inputs = remote.put("in/inputs.pb", lits.literal_map({"reads": lit}).SerializeToString())
+    return run_copilot(
+        [*remote.stow_flags(), "download", "-f", inputs, "-o", str(tmp_path / "in"),
+         "--to-output-prefix", remote.uri("in/"), *extra]
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("size", [100, (3 << 20) + 7], ids=["one-body", "ranged"])
+def test_a_file_matching_its_hash_downloads(
+    remote: Remote, tmp_path: Path, small_ranges: None, size: int
+) -> None:
+    data = os.urandom(size)
+    lit = lits.blob(remote.put("in/reads.fq", data))
+    lit.hash = hashlib.sha256(data).hexdigest()
+    res = _download(remote, tmp_path, lit)
+    assert res.returncode == 0, res.stderr
+    assert (tmp_path / "in" / "reads").read_bytes() == data
+    # inputs.pb keeps the hash.
+    kept = literals_pb2.LiteralMap.FromString((tmp_path / "in" / "inputs.pb").read_bytes())
+    assert kept.literals["reads"].hash == lit.hash
+
+
+@pytest.mark.parametrize("size", [100, (3 << 20) + 7], ids=["one-body", "ranged"])
+def test_a_tampered_input_fails_for_good_naming_both_digests(
+    remote: Remote, tmp_path: Path, small_ranges: None, size: int
+) -> None:
+    data = os.urandom(size)
+    lit = lits.blob(remote.uri("in/reads.fq"))
+    lit.hash = hashlib.sha256(data).hexdigest()
+    tampered = data[:-1] + bytes([data[-1] ^ 1])  # changed after the literal was written
+    remote.put("in/reads.fq", tampered)
+    res = _download(remote, tmp_path, lit)
+    assert res.returncode == 0  # recorded in error.pb, as upstream
+    err = lits.read_error_document(remote.get("in/error.pb"))
+    assert err.code == "InputDownloadFailed"
+    assert err.kind == lits.execution_pb2.ContainerError.NON_RECOVERABLE
+    assert "input 'reads'" in err.message
+    assert f"expected SHA-256 {lit.hash}, got {hashlib.sha256(tampered).hexdigest()}" in (
+        err.message
+    )
+    assert not (tmp_path / "in" / "reads").exists()
+    assert not list((tmp_path / "in").glob("*.copilot-part"))
+
+
+def test_a_hash_that_is_not_sha256_is_passed_through_and_verification_can_be_off(
+    s3, tmp_path: Path
+) -> None:
+    lit = lits.blob(s3.put("in/reads.fq", b"ACGT"))
+    lit.hash = "my-own-hash:1234"
+    res = _download(s3, tmp_path, lit)
+    assert res.returncode == 0, res.stderr
+    kept = literals_pb2.LiteralMap.FromString((tmp_path / "in" / "inputs.pb").read_bytes())
+    assert kept.literals["reads"].hash == "my-own-hash:1234"
+    lit.hash = "0" * 64  # wrong, but not checked when asked not to
+    res = _download(s3, tmp_path / "off", lit, "--no-verify-inputs")
+    assert res.returncode == 0, res.stderr
+    assert (tmp_path / "off" / "in" / "reads").read_bytes() == b"ACGT"
+
+
+def test_a_local_store_checks_input_hashes_too(tmp_path: Path) -> None:
+    src = tmp_path / "reads.fq"
+    src.write_bytes(b"ACGT")
+    lit = lits.blob(f"file://{src}")
+    lit.hash = hashlib.sha256(b"ACGA").hexdigest()
+    inputs = tmp_path / "inputs.pb"
+    inputs.write_bytes(lits.literal_map({"reads": lit}).SerializeToString())
+    res = run_copilot(["download", "-f", str(inputs), "-o", str(tmp_path / "in")])
+    assert res.returncode == 1  # no --to-output-prefix: nothing to record it in
+    assert "the content does not match the hash in its literal" in res.stderr
+    lit.hash = hashlib.sha256(b"ACGT").hexdigest()
+    inputs.write_bytes(lits.literal_map({"reads": lit}).SerializeToString())
+    res = run_copilot(["download", "-f", str(inputs), "-o", str(tmp_path / "in2")])
+    assert res.returncode == 0, res.stderr

@@ -16,6 +16,7 @@ import base64
 import json
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -92,6 +93,11 @@ def python_value(lit: literals_pb2.Literal) -> Any:
     return layout.literal(lit, "", "value")[1]
 
 
+#: A content hash copilot can check: a SHA-256 in lowercase hex (what the sidecar
+#: and the Flyte SDK's sha256 method write).  Anything else is passed through.
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+
+
 class InputWriter:
     """Writes literals under ``root``; blobs become transfers unless ``fetch`` is off."""
 
@@ -103,8 +109,11 @@ class InputWriter:
         layout: FileLayout = FileLayout.DIRECT,
         fetch: bool = True,
         decode_msgpack: bool = False,
+        verify: bool = True,
     ) -> None:
         self.store = store
+        #: Check a File's bytes against the SHA-256 its literal carries (copilot.digests).
+        self.verify = verify
         self.root = root
         self.layout = layout
         self.fetch = fetch
@@ -270,7 +279,8 @@ class InputWriter:
             return out, value
         if kind == "blob":
             multipart = scalar.blob.metadata.type.dimensionality == MULTIPART
-            local = self._fetch(scalar.blob.uri, path, label, tree=multipart)
+            expect = lit.hash if self.verify and _SHA256_HEX.fullmatch(lit.hash) else None
+            local = self._fetch(scalar.blob.uri, path, label, tree=multipart, sha256=expect)
             out = literals_pb2.Literal()
             out.CopyFrom(lit)
             out.scalar.blob.uri = local
@@ -289,7 +299,9 @@ class InputWriter:
             return out, local
         raise DataError(f"{label}: the scalar holds no value")
 
-    def _fetch(self, uri: str, path: str, label: str, *, tree: bool | None) -> str:
+    def _fetch(
+        self, uri: str, path: str, label: str, *, tree: bool | None, sha256: str | None = None
+    ) -> str:
         """Plan the copy of a blob; ``tree`` None means "file or directory, whichever it is"."""
         if not uri:
             raise DataError(f"{label}: the literal has an empty URI")
@@ -299,7 +311,7 @@ class InputWriter:
             remote_is_http = uri.split("://", 1)[0].lower() in ("http", "https")
             tree = not remote_is_http and not self.store.is_file(uri)
         if not tree:
-            self.transfers.append(Transfer(uri, path, label))
+            self.transfers.append(Transfer(uri, path, label, sha256=sha256))
             return path
         entries = self.store.list_tree(uri)
         os.makedirs(path, exist_ok=True)

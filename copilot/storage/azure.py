@@ -89,8 +89,10 @@ async def get_file(
     lpath: str,
     callback: TransferCallback | None = None,
     retry: RetryPolicy | None = None,
+    sha256: Any = None,
 ) -> int:
-    """Download ``container/blob`` to ``lpath``; returns the bytes written."""
+    """Download ``container/blob`` to ``lpath`` (every byte fed to ``sha256`` in order);
+    returns the bytes written."""
     from azure.core import MatchConditions
 
     container, blob, version_id = fs.split_path(path)
@@ -120,6 +122,7 @@ async def get_file(
         step=RANGE_SIZE,
         retry=retry,
         in_flight=RANGES_IN_FLIGHT,
+        sha256=sha256,
     )
 
 

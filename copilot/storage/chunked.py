@@ -111,6 +111,29 @@ async def write_at(
     return offset - start
 
 
+class _Tee:
+    """Feeds every chunk to each digest given (None ones skipped)."""
+
+    def __init__(self, *digests: Any) -> None:
+        self.digests = [d for d in digests if d is not None]
+        self.any = bool(self.digests)
+
+    def update(self, data: bytes) -> None:
+        for d in self.digests:
+            d.update(data)
+
+
+def _hash_span(fd: int, start: int, end: int, digest: Any) -> None:
+    """Feed bytes ``start..end-1`` of ``fd`` to ``digest``, ``READ_CHUNK`` at a time."""
+    offset = start
+    while offset < end:
+        data = os.pread(fd, min(READ_CHUNK, end - offset), offset)
+        if not data:
+            raise ShortRead(f"bytes {offset}-{end - 1} are missing from the file")
+        digest.update(data)
+        offset += len(data)
+
+
 @dataclass
 class FirstRange:
     """The answer to a download's first request, which asked for bytes ``0..step-1``."""
@@ -135,6 +158,7 @@ async def download(
     step: int,
     retry: RetryPolicy | None = None,
     in_flight: int | None = None,
+    sha256: Any = None,
 ) -> int:
     """Write an object to ``lpath``: the first response's body, then every other
     ``step``-sized range beside it.
@@ -143,23 +167,32 @@ async def download(
     their body.  At most ``in_flight`` (``PARTS_IN_FLIGHT``) ranges run at once;
     one that fails transiently is fetched again under ``retry``; one that ends
     short, or a whole body that does not match its MD5, is a :class:`ShortRead`.
-    Returns the bytes written.
+
+    ``sha256`` (a hashlib object) is fed every byte in order: a single body as it
+    streams; concurrent ranges in file order, each read back from the page cache
+    as soon as it and every range before it have landed, while later ranges are
+    still downloading.  Returns the bytes written.
     """
     size = first.size
-    fd = os.open(lpath, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    fd = os.open(lpath, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
         if first.whole:
             digest = hashlib.md5(usedforsecurity=False) if first.md5 else None
-            written = await write_at(first.chunks, fd, 0, callback, digest)
+            both = _Tee(digest, sha256)
+            written = await write_at(first.chunks, fd, 0, callback, both if both.any else None)
             if digest is not None and written == size and digest.hexdigest() != first.md5:
                 raise ShortRead("checksum mismatch: the data does not match the object's MD5")
         else:
             os.ftruncate(fd, size)
             gate = asyncio.Semaphore(in_flight or PARTS_IN_FLIGHT)
+            starts = list(range(0, size, step))
+            landed = [asyncio.Event() for _ in starts]
 
             async def head() -> int:
                 async with gate:
-                    return await write_at(first.chunks, fd, 0, callback)
+                    got = await write_at(first.chunks, fd, 0, callback)
+                landed[0].set()
+                return got
 
             async def fetch(start: int, end: int) -> int:
                 async with open_range(start, end) as chunks:
@@ -168,12 +201,22 @@ async def download(
                     raise ShortRead(f"range {start}-{end}: received {got} bytes")
                 return got
 
-            async def one(start: int) -> int:
+            async def one(index: int, start: int) -> int:
                 end = min(start + step, size) - 1
                 async with gate:
-                    return await _again(retry, lambda: fetch(start, end), f"range {start}-{end}")
+                    got = await _again(retry, lambda: fetch(start, end), f"range {start}-{end}")
+                landed[index].set()
+                return got
 
-            parts = [head(), *(one(s) for s in range(step, size, step))]
+            async def hash_in_order() -> int:
+                for index, start in enumerate(starts):
+                    await landed[index].wait()
+                    await asyncio.to_thread(_hash_span, fd, start, min(start + step, size), sha256)
+                return 0
+
+            parts = [head(), *(one(i, s) for i, s in enumerate(starts) if i)]
+            if sha256 is not None:
+                parts.append(hash_in_order())
             written = sum(await all_or_none(parts))
     finally:
         os.close(fd)

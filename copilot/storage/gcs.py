@@ -100,8 +100,10 @@ async def get_file(
     lpath: str,
     callback: TransferCallback | None = None,
     retry: RetryPolicy | None = None,
+    sha256: Any = None,
 ) -> int:
-    """Download ``bucket/key`` to ``lpath``; returns the bytes written."""
+    """Download ``bucket/key`` to ``lpath`` (every byte fed to ``sha256`` in order);
+    returns the bytes written."""
     await fs._set_session()
     async with _ranged_get(fs, path, 0, RANGE_SIZE - 1, None) as resp:
         size = _total_size(resp)
@@ -115,7 +117,7 @@ async def get_file(
                 yield _chunks(part)
 
         return await chunked.download(
-            lpath, first, open_range, callback, step=RANGE_SIZE, retry=retry
+            lpath, first, open_range, callback, step=RANGE_SIZE, retry=retry, sha256=sha256
         )
 
 

@@ -65,8 +65,10 @@ async def get_file(
     lpath: str,
     callback: TransferCallback | None = None,
     retry: RetryPolicy | None = None,
+    sha256: Any = None,
 ) -> int:
-    """Download ``bucket/key`` to ``lpath``; returns the bytes written."""
+    """Download ``bucket/key`` to ``lpath`` (every byte fed to ``sha256`` in order);
+    returns the bytes written."""
     bucket, key = _split(path)
     resp, size = await _first_range(fs, bucket, key)
     # A whole object in one response: its MD5 ETag (when it is one) still applies.
@@ -79,7 +81,7 @@ async def get_file(
         yield _chunks(part["Body"])
 
     return await chunked.download(
-        lpath, first, open_range, callback, step=chunked.RANGE_SIZE, retry=retry
+        lpath, first, open_range, callback, step=chunked.RANGE_SIZE, retry=retry, sha256=sha256
     )
 
 

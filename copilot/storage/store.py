@@ -67,13 +67,16 @@ class RemoteEntry:
 class Transfer:
     """Copy ``src`` to ``dst`` (one local path, one URI); ``label`` names it in errors.
 
-    ``size``, when known, is checked after the copy.
+    ``size``, when known, is checked after the copy; ``sha256`` too, for a download.
     """
 
     src: str
     dst: str
     label: str
     size: int | None = None
+    #: For a download: the SHA-256 (lowercase hex) the bytes must have, checked as
+    #: they arrive; a mismatch fails the transfer for good.
+    sha256: str | None = None
 
 
 def _unlink_quietly(path: str) -> None:
@@ -442,14 +445,20 @@ class Store:
             tmp = self._tmp_for(t, direction)
             # A fresh digest per attempt: a retried upload reads the file again.
             digest = hashlib.sha256() if digests is not None and tmp is None else None
+            check = hashlib.sha256() if t.sha256 and tmp is not None else None
             with self._attempt(tmp):
                 if bounded is not None and tmp is not None:  # a download lands under a temp name
-                    await bounded.get_file(fs, self.resolve(t.src)[1], tmp, cb, self.retry)
+                    src = self.resolve(t.src)[1]
+                    await bounded.get_file(fs, src, tmp, cb, self.retry, sha256=check)
+                    _verify(t, check)
                 elif bounded is not None:
                     dst = self.resolve(t.dst)[1]
                     await bounded.put_file(fs, t.src, dst, budget, cb, self.retry, digest=digest)
                 elif direction == "get":
                     await fs._get_file(self.resolve(t.src)[1], tmp, **kw)
+                    if check is not None:  # no bounded path: a pass of its own
+                        assert tmp is not None
+                        _verify(t, await asyncio.to_thread(_hash_file, tmp, check))
                 else:
                     await fs._put_file(t.src, self.resolve(t.dst)[1], **kw)
                     if digest is not None:  # no bounded path (memory://): a pass of its own
@@ -503,6 +512,9 @@ class Store:
                     if digests is not None and direction == "put":
                         digest = hashlib.sha256()
                         _copy_hashing(src, tmp, digest)
+                    elif t.sha256 and direction == "get":
+                        digest = None
+                        _verify(t, _copy_hashing(src, tmp, hashlib.sha256()))
                     else:
                         digest = None
                         shutil.copyfile(src, tmp)
@@ -529,6 +541,9 @@ class Store:
             with self._attempt(tmp):
                 if direction == "get":
                     fs.get_file(self.resolve(t.src)[1], tmp)
+                    if t.sha256:
+                        assert tmp is not None
+                        _verify(t, _hash_file(tmp, hashlib.sha256()))
                 else:
                     fs.put_file(t.src, self.resolve(t.dst)[1])
                 got = self._finish(t, direction, tmp, t.dst, self._callback())
@@ -566,12 +581,28 @@ def _hash_file(path: str, digest: Any) -> Any:
     return digest
 
 
-def _copy_hashing(src: str, dst: str, digest: Any) -> None:
+def _copy_hashing(src: str, dst: str, digest: Any) -> Any:
     """Copy ``src`` to ``dst`` reading it once, every byte fed to ``digest``."""
     with open(src, "rb") as fin, open(dst, "wb") as fout:
         while chunk := fin.read(_COPY_CHUNK):
             digest.update(chunk)
             fout.write(chunk)
+    return digest
+
+
+def _verify(t: Transfer, digest: Any) -> None:
+    """A downloaded file whose SHA-256 is not the one its literal carries: the data
+    in the store is not what was written, and fetching it again cannot help."""
+    if digest is None or not t.sha256:
+        return
+    actual = digest.hexdigest()
+    if actual != t.sha256:
+        raise StorageError(
+            f"{display_uri(t.src)}: the content does not match the hash in its literal "
+            f"(expected SHA-256 {t.sha256}, got {actual})",
+            kind=NON_RECOVERABLE,
+            retryable=False,
+        )
 
 
 def _labelled(err: CopilotError, label: str) -> CopilotError:
