@@ -199,7 +199,7 @@ class Bench:
             ]
         )
 
-    def sidecar(self, outdir: Path, outputs: dict, prefix: str) -> Sample:
+    def sidecar(self, outdir: Path, outputs: dict, prefix: str, *extra: str) -> Sample:
         from flyteidl2.core import interface_pb2
 
         iface = interface_pb2.TypedInterface(outputs=lits.variable_map(outputs))
@@ -218,6 +218,7 @@ class Bench:
                 str(outdir),
                 "-i",
                 lits.b64(iface),
+                *extra,
             ]
         )
 
@@ -268,7 +269,11 @@ def s1_large_file(b: Bench, size_mb: int) -> None:
         for _ in range(size_mb):
             fh.write(chunk)
     b.s3.upload_file(str(src), b.bucket, "s1/large.bin")
-    inputs = b.put_inputs("s1/inputs.pb", {"big": lits.blob(b.uri("s1/large.bin"))})
+    # The input literal carries the file's SHA-256, as the sidecar writes it: the
+    # download checks it while streaming (issue 14); the S1 targets hold with it.
+    hashed = lits.blob(b.uri("s1/large.bin"))
+    hashed.hash = _sha256_of(src)
+    inputs = b.put_inputs("s1/inputs.pb", {"big": hashed})
     dest = b.work / "s1-in"
     mine = repeat(lambda: b.download(inputs, dest), b.runs)
     base = repeat(
@@ -276,6 +281,9 @@ def s1_large_file(b: Bench, size_mb: int) -> None:
         b.runs,
     )
     b.row("S1", f"download File {size_mb} MiB", mine, base, "s3fs get_file", "<=1.10, <=150 MB")
+    unchecked = repeat(lambda: b.download(inputs, dest, "--no-verify-inputs"), b.runs)
+    b.row("S1", f"download File {size_mb} MiB: hash checked vs not", mine, unchecked,
+          "--no-verify-inputs", "~1.0")  # fmt: skip
     out = b.work / "s1-out"
     out.mkdir(exist_ok=True)
     os.replace(src, out / "big")
@@ -284,9 +292,25 @@ def s1_large_file(b: Bench, size_mb: int) -> None:
         lambda: b.s3fs(f"fs.put_file({str(out / 'big')!r}, {b.uri('s1/base/large.bin')!r})"), b.runs
     )
     b.row("S1", f"sidecar File {size_mb} MiB", mine, base, "s3fs put_file", "<=1.10, <=150 MB")
+    plain = repeat(
+        lambda: b.sidecar(out, {"big": lits.blob_type()}, "s1/up/", "--hash-outputs", "none"),
+        b.runs,
+    )
+    b.row("S1", f"sidecar File {size_mb} MiB: hashed vs not", mine, plain,
+          "--hash-outputs none", "~1.0")  # fmt: skip
     shutil.rmtree(out)
     for p in [*b.work.glob("s1-in-*"), *b.work.glob("s1-base-*")]:
         shutil.rmtree(p) if p.is_dir() else p.unlink()
+
+
+def _sha256_of(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def _make_tree(root: Path, files: int, size: int) -> None:
@@ -342,6 +366,14 @@ def s2_many_files(b: Bench, files: int) -> None:
     )
     b.row("S2", f"sidecar Dir {files} x 4 KiB", mine, batched, "s3fs put (batched)", "<=1.0")
     b.row("S2", f"sidecar Dir {files} x 4 KiB", mine, serial, "one at a time", ">=3x faster")
+    plain = repeat(
+        lambda: b.sidecar(
+            out, {"d": lits.blob_type(multipart=True)}, "s2/up/", "--hash-outputs", "none"
+        ),
+        b.runs,
+    )
+    b.row("S2", f"sidecar Dir {files} x 4 KiB: hashed vs not", mine, plain,
+          "--hash-outputs none", "~1.0")  # fmt: skip
     shutil.rmtree(out)
 
 
