@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import socket
@@ -475,6 +476,9 @@ def test_upload_eager_sends_files_before_exit_and_resends_changed_ones(
     assert s3.get("raw/model.bin") == b"weights v1" * 1000
     assert s3.get("raw/log") == b"final log, longer than the draft"
     assert "uploaded" in res.stderr and "early" in res.stderr
+    # Hashes of what was sent early, and of the re-sent final content.
+    assert lm["model"].hash == hashlib.sha256(b"weights v1" * 1000).hexdigest()
+    assert lm["log"].hash == hashlib.sha256(b"final log, longer than the draft").hexdigest()
 
 
 def test_do_not_upload_records_local_paths(s3: S3, tmp_path: Path) -> None:
@@ -486,6 +490,7 @@ def test_do_not_upload_records_local_paths(s3: S3, tmp_path: Path) -> None:
     assert sc.result.returncode == 0, sc.result.stderr
     lm = sc.outputs().literals
     assert lm["report"].scalar.blob.uri == str(out / "report.csv")
+    assert lm["report"].hash == ""  # nothing was read to upload
     assert lm["n"].scalar.primitive.integer == 1
     assert s3.keys("raw/") == []
 

@@ -8,6 +8,7 @@ main container is done.  One run covers every row; each row is its own test.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -199,6 +200,7 @@ def _(lit, s3, sc):
 @row("big_file", lits.blob_type(), {"big_file": BIG})
 def _(lit, s3, sc):
     assert s3.get("raw/big_file") == BIG
+    assert lit.hash == hashlib.sha256(BIG).hexdigest()
 
 
 @row(
@@ -217,6 +219,7 @@ def _(lit, s3, sc):
 def _(lit, s3, sc):
     assert lit.scalar.blob.uri == s3.uri("raw/empty_dir")
     assert s3.keys("raw/empty_dir/") == []
+    assert lit.hash == hashlib.sha256(b"").hexdigest()  # an empty directory, read
 
 
 @row(
@@ -229,6 +232,12 @@ def _(lit, s3, sc):
     assert sd.uri == s3.uri("raw/dataset")
     assert sd.metadata.structured_dataset_type.format == "parquet"
     assert s3.get("raw/dataset/part-1.parquet") == b"PAR1b"
+    # The README's Dir digest: path NUL size NUL sha256 LF per file, sorted by path.
+    lines = "".join(
+        f"{name}\0{len(data)}\0{hashlib.sha256(data).hexdigest()}\n"
+        for name, data in [("part-0.parquet", b"PAR1a"), ("part-1.parquet", b"PAR1b")]
+    )
+    assert lit.hash == hashlib.sha256(lines.encode()).hexdigest()
 
 
 @row(
@@ -239,6 +248,7 @@ def _(lit, s3, sc):
 def _(lit, s3, sc):
     assert lit.scalar.structured_dataset.uri == s3.uri("raw/dataset_file.parquet")
     assert s3.get("raw/dataset_file.parquet") == b"PAR1single"
+    assert lit.hash == hashlib.sha256(b"PAR1single").hexdigest()
 
 
 @row("ints_dir", lits.list_of(INT), {"ints_dir/0": b"1\n", "ints_dir/1": b"2", "ints_dir/2": b"3"})
