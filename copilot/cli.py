@@ -160,6 +160,60 @@ def _format_option(help_text: str) -> Any:
     )
 
 
+def _reading_options(f: Any) -> Any:
+    """How the output dir is read: shared by ``sidecar`` and ``validate``, so that
+    validate reads it exactly as the sidecar does."""
+    f = click.option(
+        "--struct-encoding",
+        type=_choice(StructEncoding),
+        default="msgpack",
+        show_default=True,
+        help="Struct outputs as Binary msgpack (current SDKs) or a protobuf Struct.",
+    )(f)
+    f = click.option(
+        "--max-primitive-bytes",
+        type=click.IntRange(min=1),
+        default=DEFAULT_MAX_PRIMITIVE_BYTES,
+        show_default=True,
+        help="Largest file accepted for a primitive output.",
+    )(f)
+    f = click.option(
+        "--interface-file",
+        type=click.Path(dir_okay=False),
+        default=None,
+        help="YAML interface file (or task file) instead of --interface.",
+    )(f)
+    f = click.option(
+        "-i",
+        "--interface",
+        "interface_b64",
+        default="",
+        help="Base64 of a serialized TypedInterface.",
+    )(f)
+    return _format_option(
+        "Format of an optional whole-outputs document (outputs.json / .yaml / .pb)."
+    )(f)
+
+
+def _typed_interface(interface_b64: str, interface_file: str | None, command: str) -> Any:
+    """The TypedInterface from ``--interface`` or ``--interface-file`` (None if neither)."""
+    if interface_b64 and interface_file:
+        raise UsageError(f"{command}: give --interface or --interface-file, not both")
+    if interface_file:
+        from copilot.interface import load_interface_file
+
+        return load_interface_file(interface_file)
+    if interface_b64:
+        from flyteidl2.core import interface_pb2
+
+        from copilot.protobuf import parse_base64_message
+
+        return parse_base64_message(
+            interface_pb2.TypedInterface, interface_b64, "--interface", usage=True
+        )
+    return None
+
+
 _retries_option = click.option(
     "--retries",
     type=click.IntRange(min=1),
@@ -450,7 +504,7 @@ def download(
     "-x", "--to-raw-output", default="", help="Prefix for uploaded files and directories."
 )
 @click.option("-f", "--from-local-dir", default="", help="Output directory to read.  [required]")
-@_format_option("Format of an optional whole-outputs document (outputs.json / .yaml / .pb).")
+@_reading_options
 @click.option(
     "-u",
     "--upload-mode",
@@ -475,31 +529,8 @@ def download(
     hidden=True,
     help="Deprecated alias of --timeout.",
 )
-@click.option(
-    "-i", "--interface", "interface_b64", default="", help="Base64 of a serialized TypedInterface."
-)
-@click.option(
-    "--interface-file",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="YAML interface file instead of --interface.",
-)
 @_watcher_option("--start-watcher-type", "started")
 @_watcher_option("--exit-watcher-type", "finished")
-@click.option(
-    "--max-primitive-bytes",
-    type=click.IntRange(min=1),
-    default=DEFAULT_MAX_PRIMITIVE_BYTES,
-    show_default=True,
-    help="Largest file accepted for a primitive output.",
-)
-@click.option(
-    "--struct-encoding",
-    type=_choice(StructEncoding),
-    default="msgpack",
-    show_default=True,
-    help="Struct outputs as Binary msgpack (current SDKs) or a protobuf Struct.",
-)
 @click.option(
     "--hash-outputs",
     type=click.Choice(("sha256", "none")),
@@ -560,11 +591,9 @@ def sidecar(
     \b
     Environment: storage credentials as for download (see copilot download -h).
     """
-    from flyteidl2.core import interface_pb2
 
     from copilot import steps
     from copilot.outputs import UploadOptions
-    from copilot.protobuf import parse_base64_message
     from copilot.watchers import make_watcher
 
     if timeout is None:
@@ -584,16 +613,7 @@ def sidecar(
         hash_outputs=hash_outputs,
     )
     opts.validate()
-    if interface_b64 and interface_file:
-        raise UsageError("sidecar: give --interface or --interface-file, not both")
-    if interface_file:
-        from copilot.interface import load_interface_file
-
-        opts.interface = load_interface_file(interface_file)
-    elif interface_b64:
-        opts.interface = parse_base64_message(
-            interface_pb2.TypedInterface, interface_b64, "--interface", usage=True
-        )
+    opts.interface = _typed_interface(interface_b64, interface_file, "sidecar")
     # SIGTERM is Kubernetes saying the main container has ended: it ends the
     # waits, never the upload (which --timeout bounds).
     ended = _sigterm_token()
@@ -615,13 +635,7 @@ def sidecar(
 
 @main_group.command(short_help="Check outputs (or an inputs.pb) against an interface.")
 @click.argument("output_dir", required=False)
-@click.option("-i", "--interface", "interface_b64", default="", help="Base64 TypedInterface.")
-@click.option(
-    "--interface-file",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="A task file or YAML interface file instead of --interface.",
-)
+@_reading_options
 @click.option(
     "--inputs",
     "inputs_uri",
@@ -633,29 +647,6 @@ def sidecar(
     "--input-interface",
     default="",
     help="Base64 VariableMap of the inputs (download's flag) for --inputs.",
-)
-@click.option(
-    "-m",
-    "--format",
-    "fmt",
-    type=_choice(MetadataFormat),
-    default="JSON",
-    show_default=True,
-    help="Format of an optional whole-outputs document (as the sidecar's).",
-)
-@click.option(
-    "--max-primitive-bytes",
-    type=click.IntRange(min=1),
-    default=DEFAULT_MAX_PRIMITIVE_BYTES,
-    show_default=True,
-    help="Largest file accepted for a primitive output (as the sidecar's).",
-)
-@click.option(
-    "--struct-encoding",
-    type=_choice(StructEncoding),
-    default="msgpack",
-    show_default=True,
-    help="Struct outputs as Binary msgpack or a protobuf Struct (as the sidecar's).",
 )
 @click.option(
     "-o", "--output", "out_fmt", type=click.Choice(("json", "yaml")), default="json",
@@ -695,17 +686,9 @@ def validate(
 
     if (output_dir is None) == (inputs_uri is None):
         raise UsageError("validate: give an output dir, or --inputs URI (one of them)")
-    if interface_b64 and interface_file:
-        raise UsageError("validate: give --interface or --interface-file, not both")
-    iface: interface_pb2.TypedInterface | None = None
-    if interface_file:
-        from copilot.interface import load_interface_file
-
-        iface = load_interface_file(interface_file)
-    elif interface_b64:
-        iface = parse_base64_message(
-            interface_pb2.TypedInterface, interface_b64, "--interface", usage=True
-        )
+    iface: interface_pb2.TypedInterface | None = _typed_interface(
+        interface_b64, interface_file, "validate"
+    )
     values: dict[str, Any]
     if inputs_uri is not None:
         from copilot.inputs import interface_problems
