@@ -17,6 +17,7 @@ from sidecar_helpers import typed_interface
 from stores import Remote
 
 T = lits.T
+SLOW = pytest.mark.slow  # a few MiB through every store
 INTERFACE = {
     "f": lits.blob_type(),
     "big": lits.blob_type(),
@@ -185,7 +186,10 @@ def _download(remote: Remote, tmp_path: Path, lit, *extra: str):
     )  # fmt: skip
 
 
-@pytest.mark.parametrize("size", [100, (3 << 20) + 7], ids=["one-body", "ranged"])
+@pytest.mark.parametrize(
+    "size",
+    [pytest.param(100, id="one-body"), pytest.param((3 << 20) + 7, id="ranged", marks=SLOW)],
+)
 def test_a_file_matching_its_hash_downloads(
     remote: Remote, tmp_path: Path, small_ranges: None, size: int
 ) -> None:
@@ -200,7 +204,10 @@ def test_a_file_matching_its_hash_downloads(
     assert kept.literals["reads"].hash == lit.hash
 
 
-@pytest.mark.parametrize("size", [100, (3 << 20) + 7], ids=["one-body", "ranged"])
+@pytest.mark.parametrize(
+    "size",
+    [pytest.param(100, id="one-body"), pytest.param((3 << 20) + 7, id="ranged", marks=SLOW)],
+)
 def test_a_tampered_input_fails_for_good_naming_both_digests(
     remote: Remote, tmp_path: Path, small_ranges: None, size: int
 ) -> None:
