@@ -279,6 +279,26 @@ def check_section_keys(
             )
 
 
+#: The --config sections copilot reads; a Flyte config file may hold others.
+CONFIG_SECTIONS = ("storage", "logger")
+
+
+def _check_sections(tree: dict[str, Any]) -> None:
+    """A section close to one copilot reads is a typo (``storge:``): an error.  Any
+    other belongs to another Flyte component sharing the file, and is ignored."""
+    import difflib
+
+    for key in tree:
+        if key in CONFIG_SECTIONS:
+            continue
+        near = difflib.get_close_matches(str(key).lower(), CONFIG_SECTIONS, n=1, cutoff=0.7)
+        if near:
+            raise UsageError(
+                f"--config: unknown section {key!r} (did you mean {near[0]}?); "
+                f"copilot reads: {', '.join(CONFIG_SECTIONS)}"
+            )
+
+
 def _check_stow_keys(kind: str, config: dict[str, str]) -> None:
     """Every ``stow.config`` key must be one the chosen kind takes."""
     kind = STOW_KIND_ALIASES.get(kind, kind)
@@ -585,6 +605,7 @@ def resolve_settings(
     """Combine YAML files and flags into :class:`Settings`."""
     notes: list[str] = []
     tree = load_config_files(config_patterns, notes)
+    _check_sections(tree)
     storage_tree = tree.get("storage") or {}
     logger_tree = tree.get("logger") or {}
     if not isinstance(storage_tree, dict) or not isinstance(logger_tree, dict):

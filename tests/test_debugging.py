@@ -40,6 +40,10 @@ def _vm(tmp_path: Path) -> str:
             "copilot: error: logger: unknown key 'levle' (did you mean level?); valid keys: ",
         ),
         (
+            "storge:\n  type: stow\n",
+            "copilot: error: --config: unknown section 'storge' (did you mean storage?); ",
+        ),
+        (
             "storage:\n  type: s4\n",
             "copilot: error: storage.type: unknown type 's4'; valid types: s3, minio, stow, ",
         ),
@@ -76,6 +80,7 @@ def test_flag_values_out_of_range_are_errors(flag: str, expected: str, tmp_path:
 def test_a_flyte_config_file_with_other_storage_keys_is_accepted(tmp_path: Path) -> None:
     path = tmp_path / "c.yaml"
     path.write_text(
+        "admin:\n  endpoint: dns:///flyte\n"  # another component's section: ignored
         "storage:\n  type: stow\n  container: b\n  cache:\n    max_size_mbs: 0\n"
         "  limits:\n    maxDownloadMBs: 10\n  defaultHttpClient:\n    timeout: 10s\n"
         "logger:\n  level: 3\n  show-source: false\n  formatter:\n    type: text\n"
