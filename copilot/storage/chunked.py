@@ -249,9 +249,11 @@ async def in_parts(
     whole file); at most ``in_flight`` (``PARTS_IN_FLIGHT``) are in flight.
 
     With ``digest`` (a hashlib object) the parts are read in file order and fed
-    to it as they are read, off the event loop, while earlier parts are being
-    sent: the file is read once.  A part waits for its turn before it takes any
-    budget, so waiting never holds memory another part needs.
+    to it as they are read, while earlier parts are being sent: the file is read
+    once.  The hashing runs right here (about 10 ms per 16 MiB part with SHA-NI):
+    handing it to a thread measured slower on two cores (GIL hand-offs), 1.2-1.4x
+    against 1.03x for a 512 MiB upload.  A part waits for its turn before it takes
+    any budget, so waiting never holds memory another part needs.
     """
     gate = asyncio.Semaphore(in_flight or PARTS_IN_FLIGHT)
     fd = os.open(lpath, os.O_RDONLY)
@@ -270,7 +272,7 @@ async def in_parts(
                 if len(data) != length:
                     raise OSError(f"{lpath} shrank while it was uploaded")
                 if digest is not None:
-                    await asyncio.to_thread(digest.update, data)
+                    digest.update(data)
                     turns[number].set()
                 result = await _again(retry, lambda: send(number, offset, data), f"part {number}")
             finally:
