@@ -681,6 +681,7 @@ def validate(
 
     from flyteidl2.core import interface_pb2, literals_pb2
 
+    from copilot.documents import substitute
     from copilot.literals.to_files import python_value
     from copilot.protobuf import parse_base64_message, parse_message
 
@@ -731,7 +732,7 @@ def validate(
         problems = found.problems
         values = {}
         for key, lit in found.literals.literals.items():
-            values[key] = _local_paths(python_value(lit), found.sources)
+            values[key] = substitute(python_value(lit), found.sources)
         order = [e.key for e in iface.outputs.variables]
         values = {k: values[k] for k in order if k in values}
     if problems:
@@ -740,17 +741,6 @@ def validate(
         click.echo(f"copilot validate: {len(problems)} problem(s)", err=True)
         raise click.exceptions.Exit(1)
     click.echo(_dump(values, out_fmt))
-
-
-def _local_paths(value: Any, sources: dict[str, str]) -> Any:
-    """A rendered value with planned upload URIs replaced by the local paths they come from."""
-    if isinstance(value, str):
-        return sources.get(value, value)
-    if isinstance(value, list):
-        return [_local_paths(v, sources) for v in value]
-    if isinstance(value, dict):
-        return {k: _local_paths(v, sources) for k, v in value.items()}
-    return value
 
 
 @main_group.group(short_help="Encode and decode task interfaces.")

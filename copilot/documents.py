@@ -214,14 +214,20 @@ def _hashes(lit: Any) -> dict[str, str]:
     return found
 
 
+def substitute(value: Any, table: dict[str, Any]) -> Any:
+    """A rendered value with every string found in ``table`` replaced by its entry
+    (blob URIs shown with their hash, or as the local paths they came from)."""
+    if not table:
+        return value
+    if isinstance(value, str):
+        return table.get(value, value)
+    if isinstance(value, list):
+        return [substitute(v, table) for v in value]
+    if isinstance(value, dict):
+        return {k: substitute(v, table) for k, v in value.items()}
+    return value
+
+
 def _with_hashes(value: Any, hashes: dict[str, str]) -> Any:
     """A rendered value with each hashed blob shown as ``{uri, hash}``."""
-    if not hashes:
-        return value
-    if isinstance(value, str) and value in hashes:
-        return {"uri": value, "hash": hashes[value]}
-    if isinstance(value, list):
-        return [_with_hashes(v, hashes) for v in value]
-    if isinstance(value, dict):
-        return {k: _with_hashes(v, hashes) for k, v in value.items()}
-    return value
+    return substitute(value, {uri: {"uri": uri, "hash": h} for uri, h in hashes.items()})
