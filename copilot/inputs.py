@@ -27,7 +27,7 @@ from copilot.literals.types import mismatch, type_name
 from copilot.literals.walk import walk
 from copilot.modes import DownloadMode, FileLayout, MetadataFormat
 from copilot.protobuf import parse_message
-from copilot.storage import Store, display_uri
+from copilot.storage import Store, discard, display_uri, publish
 
 log = logging.getLogger("copilot")
 
@@ -184,8 +184,15 @@ def download_inputs(store: Store, opts: DownloadOptions) -> DownloadResult:
         fetch=opts.mode != DownloadMode.DO_NOT_DOWNLOAD,
         verify=opts.verify_inputs,
     )
-    laid = layout.lay_out(inputs)
-    copied = store.download(laid.transfers)
+    try:
+        laid = layout.lay_out(inputs)
+        copied = store.download(laid.transfers)
+        for staged, final in laid.stages:
+            publish(staged, final)
+    except BaseException:
+        for staged, _ in layout.stages:
+            discard(staged)
+        raise
 
     store.write_bytes(
         os.path.join(root, "inputs.pb"), laid.literals.SerializeToString(deterministic=True)

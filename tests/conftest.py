@@ -241,13 +241,33 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = [item for item in items if not item.get_closest_marker("container")]
 
 
+def _worker_logs() -> list[Path]:
+    return sorted(CAPTURE_LOG.parent.glob(CAPTURE_LOG.name + ".gw*"))
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if not hasattr(session.config, "workerinput"):
+        for stale in _worker_logs():
+            stale.unlink()
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Fail the run if anything copilot printed holds a credential or a traceback.
 
     Every expected failure is one line; at the default log level no traceback,
-    copilot's or a library's, reaches stderr.
+    copilot's or a library's, reaches stderr.  Under pytest-xdist each worker
+    leaves what it captured in a file of its own, and the controller (which
+    finishes last) checks them all together.
     """
-    text = "\n".join(CAPTURED)
+    workerinput = getattr(session.config, "workerinput", None)
+    if workerinput is not None:
+        Path(f"{CAPTURE_LOG}.{workerinput['workerid']}").write_text("\n".join(CAPTURED))
+        return
+    parts = list(CAPTURED)
+    for log in _worker_logs():
+        parts.append(log.read_text())
+        log.unlink()
+    text = "\n".join(parts)
     CAPTURE_LOG.write_text(text)
     leaked = [s for s in (SECRET_KEY, ACCESS_KEY) if s in text]
     if leaked:

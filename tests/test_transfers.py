@@ -188,6 +188,58 @@ def test_upload_memory_budget_is_respected(s3: S3, tmp_path: Path, monkeypatch) 
     assert s3.get("m/big") == big.read_bytes()
 
 
+def test_s3_part_bodies_are_never_copied_whole_on_their_way_out(
+    s3: S3, tmp_path: Path, monkeypatch
+) -> None:
+    """aiohttp copies a whole in-memory body on its way out (a BytesIO's
+    getbuffer(), or the 3.11 transport's buffer for bytes): a 16 MiB copy per part
+    in flight.  Part bodies go to aiohttp as slices of the bytes read, never whole."""
+    from aiohttp import payload
+
+    from copilot.storage import s3 as s3_module
+
+    monkeypatch.setattr(chunked, "PART_SIZE", 5 << 20)
+    whole: list[int] = []
+    for cls in (payload.BytesIOPayload, payload.BytesPayload):
+        original = cls.__init__
+
+        def spying(self, value, *args, _original=original, **kwargs):
+            size = value.getbuffer().nbytes if hasattr(value, "getbuffer") else len(value)
+            if size > s3_module.SEND_SLICE:
+                whole.append(size)
+            _original(self, value, *args, **kwargs)
+
+        monkeypatch.setattr(cls, "__init__", spying)
+    big = tmp_path / "big"
+    big.write_bytes(os.urandom((12 << 20) + 5))
+    s3.store(4).upload([Transfer(str(big), s3.uri("sliced/big"), "big")])
+    assert s3.get("sliced/big") == big.read_bytes()
+    assert whole == [], f"bodies handed over whole: {whole}"
+
+
+def test_a_sliced_body_can_be_sent_again_from_the_top() -> None:
+    """botocore resends a request after rewinding its body with seek(0)."""
+    import asyncio
+    import io
+    from types import SimpleNamespace
+
+    from copilot.storage import s3 as s3_module
+
+    data = os.urandom(s3_module.SEND_SLICE * 2 + 3)
+    request = SimpleNamespace(body=io.BytesIO(data))
+    s3_module._sliced_body(request)
+
+    async def read_all() -> bytes:
+        return b"".join([bytes(piece) async for piece in request.body])
+
+    first = asyncio.run(read_all())
+    request.body.seek(0)
+    assert first == data and asyncio.run(read_all()) == data
+    streamed = SimpleNamespace(body=object())  # TLS: botocore's own streaming wrapper
+    s3_module._sliced_body(streamed)
+    assert type(streamed.body) is object
+
+
 def test_s3_transfers_never_exceed_the_concurrency_bound(s3: S3, tmp_path: Path) -> None:
     for i in range(40):
         s3.put(f"many/{i}", b"x" * 1000)

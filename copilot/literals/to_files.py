@@ -32,7 +32,7 @@ from copilot.literals.text import (
 from copilot.literals.types import MULTIPART
 from copilot.modes import FileLayout
 from copilot.paths import safe_name, safe_relpath
-from copilot.storage import Store, Transfer, basename_of
+from copilot.storage import Store, Transfer, basename_of, discard, staging_dir
 
 # Files the downloader writes itself beside the inputs.
 METADATA_NAMES = frozenset({"inputs.pb", "inputs.json", "inputs.yaml"})
@@ -85,6 +85,9 @@ class LaidOut:
     literals: literals_pb2.LiteralMap
     values: dict[str, Any]
     transfers: list[Transfer] = field(default_factory=list)
+    #: Directories filled under a hidden name: ``(staging, final)`` pairs, published
+    #: once the transfers are done (:func:`copilot.storage.publish`).
+    stages: list[tuple[str, str]] = field(default_factory=list)
 
 
 def python_value(lit: literals_pb2.Literal) -> Any:
@@ -119,11 +122,14 @@ class InputWriter:
         self.fetch = fetch
         self.decode_msgpack = decode_msgpack
         self.transfers: list[Transfer] = []
+        self.stages: list[tuple[str, str]] = []
 
     # -- entry point ---------------------------------------------------------
 
     def lay_out(self, inputs: literals_pb2.LiteralMap) -> LaidOut:
-        out = literals_pb2.LiteralMap()
+        """Write ``inputs`` under the root and plan their copies.  ``inputs`` itself
+        becomes the local map (blob URIs rewritten in place): a copy of a
+        100,000-element list would double the memory for nothing."""
         values: dict[str, Any] = {}
         for name in sorted(inputs.literals):
             safe_name(name, "variable name", f"input {name!r}")
@@ -136,12 +142,11 @@ class InputWriter:
             path = os.path.join(self.root, name)
             label = f"input {name!r}"
             if self.layout == FileLayout.NAMED_DIR:
-                local, value = self._named(lit, path, label)
+                _, value = self._named(lit, path, label)
             else:
-                local, value = self.literal(lit, path, label)
-            out.literals[name].CopyFrom(local)
+                _, value = self.literal(lit, path, label)
             values[name] = value
-        return LaidOut(out, values, self.transfers)
+        return LaidOut(inputs, values, self.transfers, self.stages)
 
     # -- NAMED_DIR -----------------------------------------------------------
 
@@ -209,18 +214,13 @@ class InputWriter:
             return self._collection(lit, path, label, lambda i, item: str(i))
         if which == "map":
             self._mkdir(path)
-            out = literals_pb2.Literal()
-            out.map.SetInParent()
             mapping: dict[str, Any] = {}
             for key in sorted(lit.map.literals):
                 key_label = f"{label}[{key!r}]"
                 safe_name(key, "map key", key_label)
-                local, value = self.literal(
-                    lit.map.literals[key], os.path.join(path, key), key_label
-                )
-                out.map.literals[key].CopyFrom(local)
+                _, value = self.literal(lit.map.literals[key], os.path.join(path, key), key_label)
                 mapping[key] = value
-            return out, mapping
+            return lit, mapping
         if which == "offloaded_metadata":
             raise DataError(f"{label}: offloaded literal was not resolved before layout")
         raise DataError(f"{label}: the literal holds no value")
@@ -230,16 +230,11 @@ class InputWriter:
     ) -> tuple[literals_pb2.Literal, list[Any]]:
         """A list as a directory; ``name_for(i, item)`` names each entry."""
         self._mkdir(path)
-        out = literals_pb2.Literal()
-        out.collection.SetInParent()
         values = []
         for i, item in enumerate(lit.collection.literals):
-            local, value = self.literal(
-                item, os.path.join(path, name_for(i, item)), f"{label}[{i}]"
-            )
-            out.collection.literals.add().CopyFrom(local)
+            _, value = self.literal(item, os.path.join(path, name_for(i, item)), f"{label}[{i}]")
             values.append(value)
-        return out, values
+        return lit, values
 
     def _scalar(
         self, lit: literals_pb2.Literal, path: str, label: str
@@ -272,31 +267,22 @@ class InputWriter:
             self._write(path, text.encode("utf-8"))
             return lit, value
         if kind == "union":
-            inner, value = self.literal(scalar.union.value, path, label)
-            out = literals_pb2.Literal()
-            out.CopyFrom(lit)
-            out.scalar.union.value.CopyFrom(inner)
-            return out, value
+            _, value = self.literal(scalar.union.value, path, label)
+            return lit, value
         if kind == "blob":
             multipart = scalar.blob.metadata.type.dimensionality == MULTIPART
             expect = lit.hash if self.verify and _SHA256_HEX.fullmatch(lit.hash) else None
             local = self._fetch(scalar.blob.uri, path, label, tree=multipart, sha256=expect)
-            out = literals_pb2.Literal()
-            out.CopyFrom(lit)
-            out.scalar.blob.uri = local
-            return out, local
+            scalar.blob.uri = local
+            return lit, local
         if kind == "schema":
             local = self._fetch(scalar.schema.uri, path, label, tree=True)
-            out = literals_pb2.Literal()
-            out.CopyFrom(lit)
-            out.scalar.schema.uri = local
-            return out, local
+            scalar.schema.uri = local
+            return lit, local
         if kind == "structured_dataset":
             local = self._fetch(scalar.structured_dataset.uri, path, label, tree=None)
-            out = literals_pb2.Literal()
-            out.CopyFrom(lit)
-            out.scalar.structured_dataset.uri = local
-            return out, local
+            scalar.structured_dataset.uri = local
+            return lit, local
         raise DataError(f"{label}: the scalar holds no value")
 
     def _fetch(
@@ -314,12 +300,17 @@ class InputWriter:
             self.transfers.append(Transfer(uri, path, label, sha256=sha256))
             return path
         entries = self.store.list_tree(uri)
-        os.makedirs(path, exist_ok=True)
+        # The tree is filled under a hidden sibling and renamed into place once,
+        # when every file is there: one rename per tree, not one per file.
+        stage = staging_dir(path)
+        discard(stage)  # a crashed earlier run's leftovers
+        os.makedirs(stage)
+        self.stages.append((stage, path))
         for entry in entries:
             rel = safe_relpath(entry.relpath, label)
-            dest = os.path.join(path, *rel.split("/"))
+            dest = os.path.join(stage, *rel.split("/"))
             if entry.is_dir:
                 os.makedirs(dest, exist_ok=True)
             else:
-                self.transfers.append(Transfer(entry.uri, dest, label, entry.size))
+                self.transfers.append(Transfer(entry.uri, dest, label, entry.size, staged=True))
         return path

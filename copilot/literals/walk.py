@@ -38,14 +38,20 @@ def walk(
 ) -> None:
     """Call ``visit(node, label, state)`` on every node, parents before children.
 
-    What a visit returns is the state its children are visited with.
+    What a visit returns is the state its children are visited with.  The stack
+    holds one iterator per level, not every pending node: a 100,000-element list
+    costs one label at a time, not 100,000 of them at once.
     """
-    stack: list[tuple[Any, str, S]] = [(lit, label, state)]
+    stack: list[tuple[Iterator[tuple[Any, str]], S]] = [
+        (children(lit, label), visit(lit, label, state))
+    ]
     while stack:
-        node, node_label, node_state = stack.pop()
-        child_state = visit(node, node_label, node_state)
-        kids = list(children(node, node_label))
-        stack.extend((child, child_label, child_state) for child, child_label in reversed(kids))
+        kids, kid_state = stack[-1]
+        for node, node_label in kids:
+            stack.append((children(node, node_label), visit(node, node_label, kid_state)))
+            break
+        else:
+            stack.pop()
 
 
 def blobs(lit: literals_pb2.Literal, label: str = "") -> Iterator[tuple[str, Any, str]]:

@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 from copilot.storage.errors import storage_error
-from copilot.storage.store import RemoteEntry, Store, Transfer
+from copilot.storage.store import RemoteEntry, Store, Transfer, discard, publish, staging_dir
 from copilot.storage.uris import basename_of, display_uri, join_uri, protocol_of
 
 __all__ = [
@@ -21,8 +21,11 @@ __all__ = [
     "Store",
     "Transfer",
     "basename_of",
+    "discard",
     "display_uri",
     "join_uri",
     "protocol_of",
+    "publish",
+    "staging_dir",
     "storage_error",
 ]

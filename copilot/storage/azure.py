@@ -31,10 +31,14 @@ PARTS = chunked.PARTS_IN_FLIGHT
 #: after another by the SDK, so smaller ranges than S3's keep more of them in
 #: flight (measured with scripts/bench against Azurite).
 RANGE_SIZE = 16 << 20
-#: Ranges of one blob in flight: the SDK holds each response chunk in memory
-#: more than once, so fewer than S3's eight keep a 256 MiB download well under
-#: 150 MB (measured with scripts/bench, S7).
-RANGES_IN_FLIGHT = 6
+#: Ranges of one blob in flight, and the size of the SDK's requests within a
+#: range (``max_chunk_get_size``).  The SDK holds each such chunk in memory about
+#: three times over (pieces, joined, appended), so these two set the peak:
+#: measured with a 256 MiB blob against Azurite (scripts/bench, S7), 6 x 4 MiB
+#: peaked at 131-137 MB, 3 x 4 MiB at 103-109 MB, 3 x 3 MiB at 94-96 MB and was
+#: as fast as either (1.9-2.0 s), 4 x 2 MiB at 91-93 MB but slower (2.2-2.7 s).
+RANGES_IN_FLIGHT = 3
+CHUNK_SIZE = 3 << 20
 #: Block size for a staged upload: Azure's own default.  Measured with
 #: scripts/bench: 4 MiB blocks are as fast as 16 MiB ones through the SDK and
 #: use a third of the memory (the SDK and aiohttp copy each block in flight).
@@ -53,8 +57,8 @@ def prepare(fs: Any) -> None:
     policy = config.retry_policy
     for name in ("total_retries", "connect_retries", "read_retries", "status_retries"):
         setattr(policy, name, 0)
-    config.max_single_get_size = chunked.READ_CHUNK
-    config.max_chunk_get_size = chunked.READ_CHUNK
+    config.max_single_get_size = CHUNK_SIZE
+    config.max_chunk_get_size = CHUNK_SIZE
 
 
 async def _chunks(stream: Any) -> AsyncIterator[bytes]:

@@ -5,7 +5,9 @@ run, so a run has one event loop and one connection pool per backend.  Backends
 are imported only when a URI needs them: a ``file://`` run never imports s3fs.
 Transfers stream to a temporary name beside the target and are renamed into
 place only when complete, so a reader never sees a partial file under its real
-name.
+name.  A directory is staged whole instead (:func:`staging_dir`, :func:`publish`):
+its files are written straight into a hidden sibling that is renamed into place
+once, so a tree of any size costs one rename.
 """
 
 from __future__ import annotations
@@ -77,6 +79,44 @@ class Transfer:
     #: For a download: the SHA-256 (lowercase hex) the bytes must have, checked as
     #: they arrive; a mismatch fails the transfer for good.
     sha256: str | None = None
+    #: For a download into a staged directory: ``dst`` is not visible under its real
+    #: name until the whole tree is published, so it is written in place, with no
+    #: temporary name (and rename) of its own.
+    staged: bool = False
+
+
+def staging_dir(final: str) -> str:
+    """The hidden sibling a directory is filled in before :func:`publish` renames it:
+    same parent, so the rename stays on one file system."""
+    parent, name = os.path.split(final.rstrip(os.sep))
+    return os.path.join(parent, f".{name}{_TMP_SUFFIX}")
+
+
+def publish(staged: str, final: str) -> None:
+    """Move a filled staging directory to its real name in one rename.
+
+    Whatever is at ``final`` already (an earlier run's copy) is moved aside first and
+    removed after, so the real name never shows a mix of the two.
+    """
+    try:
+        if not os.path.lexists(final):
+            os.rename(staged, final)
+            return
+        old = staged + ".old"
+        shutil.rmtree(old, ignore_errors=True)
+        os.rename(final, old)
+        os.rename(staged, final)
+    except OSError as exc:
+        raise StorageError(f"cannot move {staged} to {final}: {exc.strerror}") from None
+    if os.path.isdir(old) and not os.path.islink(old):
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        _unlink_quietly(old)
+
+
+def discard(staged: str) -> None:
+    """Remove a staging directory that will not be published (a failed download)."""
+    shutil.rmtree(staged, ignore_errors=True)
 
 
 def _unlink_quietly(path: str) -> None:
@@ -347,15 +387,20 @@ class Store:
         return total
 
     # One transfer, either direction.  A download (and a local copy) lands under a
-    # temporary name and is renamed when complete; an upload to an object store
-    # is atomic already.
+    # temporary name and is renamed when complete, unless its directory is staged
+    # whole; an upload to an object store is atomic already.
 
     @staticmethod
-    def _tmp_for(t: Transfer, direction: str) -> str | None:
+    def _tmp_for(t: Transfer, direction: str, made: set[str] | None = None) -> str | None:
+        """Where a download writes (None for an upload); its directory made once."""
         if direction != "get":
             return None
-        os.makedirs(os.path.dirname(t.dst) or ".", exist_ok=True)
-        return t.dst + _TMP_SUFFIX
+        parent = os.path.dirname(t.dst) or "."
+        if made is None or parent not in made:
+            os.makedirs(parent, exist_ok=True)
+            if made is not None:
+                made.add(parent)
+        return t.dst if t.staged else t.dst + _TMP_SUFFIX
 
     @contextmanager
     def _attempt(self, tmp: str | None) -> Iterator[None]:
@@ -391,7 +436,8 @@ class Store:
                     f"{t.label}: {what} {display_uri(t.src)} ended short ({got} of {t.size} bytes)",
                     retryable=True,
                 )
-            os.replace(tmp, final)
+            if tmp != final:
+                os.replace(tmp, final)
         if cb is not None:
             cb.finish(got)
         return got
@@ -439,10 +485,12 @@ class Store:
             "upload_budget", chunked.ByteBudget(chunked.UPLOAD_BUDGET)
         )
 
+        made: set[str] = set()
+
         async def attempt(t: Transfer) -> int:
             cb = self._callback()
             kw = {"callback": cb} if cb is not None else {}
-            tmp = self._tmp_for(t, direction)
+            tmp = self._tmp_for(t, direction, made)
             # A fresh digest per attempt: a retried upload reads the file again.
             digest = hashlib.sha256() if digests is not None and tmp is None else None
             check = hashlib.sha256() if t.sha256 and tmp is not None else None
@@ -506,7 +554,7 @@ class Store:
             if parent not in made:
                 os.makedirs(parent, exist_ok=True)
                 made.add(parent)
-            tmp = dst + _TMP_SUFFIX
+            tmp = dst if t.staged and direction == "get" else dst + _TMP_SUFFIX
             try:
                 with self._attempt(tmp):
                     if digests is not None and direction == "put":
@@ -535,9 +583,10 @@ class Store:
         from concurrent.futures import ThreadPoolExecutor
 
         failure: list[BaseException] = []
+        made: set[str] = set()
 
         def attempt(t: Transfer) -> int:
-            tmp = self._tmp_for(t, direction)
+            tmp = self._tmp_for(t, direction, made)
             with self._attempt(tmp):
                 if direction == "get":
                     fs.get_file(self.resolve(t.src)[1], tmp)

@@ -1,0 +1,133 @@
+"""What the benchmark's S3 server can do: a bare aiobotocore client, no files, no checks.
+
+``python scripts/bench_ceiling.py ENDPOINT BUCKET OP ...`` prints one JSON line
+with the best run over the concurrencies given: ``seconds`` (transfer time only,
+after the client is made), ``objects``, ``bytes`` and ``concurrency``.  The
+benchmark compares copilot's whole-process time with it, so "copilot reaches X %
+of this server" is a lower bound on how close copilot's transfer code comes.
+
+OP is one of:
+- ``get-many PREFIX``: GET every object under PREFIX (listed first, untimed);
+- ``put-many PREFIX COUNT SIZE``: PUT COUNT objects of SIZE bytes under PREFIX;
+- ``get-one KEY PART``: GET one object in PART-byte ranges;
+- ``put-one KEY SIZE PART``: one multipart upload of SIZE bytes in PART-byte parts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import time
+from typing import Any
+
+
+async def _client(endpoint: str, concurrency: int) -> Any:
+    from aiobotocore.config import AioConfig
+    from aiobotocore.session import get_session
+
+    config = AioConfig(max_pool_connections=concurrency, retries={"max_attempts": 1})
+    return get_session().create_client("s3", endpoint_url=endpoint, config=config)
+
+
+async def _bounded(concurrency: int, jobs: list[Any]) -> None:
+    it = iter(jobs)
+
+    async def worker() -> None:
+        for job in it:
+            await job()
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+
+
+async def run(endpoint: str, bucket: str, op: str, args: list[str], concurrency: int) -> dict:
+    async with await _client(endpoint, concurrency) as s3:
+        objects = 0
+        total = 0
+        if op == "get-many":
+            keys = []
+            pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=args[0])
+            async for page in pages:
+                keys += [o["Key"] for o in page.get("Contents", [])]
+
+            async def get(key: str) -> None:
+                nonlocal total
+                resp = await s3.get_object(Bucket=bucket, Key=key)
+                async with resp["Body"] as body:
+                    total += len(await body.read())
+
+            jobs = [lambda k=k: get(k) for k in keys]
+            objects = len(keys)
+        elif op == "put-many":
+            prefix, count, size = args[0], int(args[1]), int(args[2])
+            data = os.urandom(size)
+
+            async def put(i: int) -> None:
+                await s3.put_object(Bucket=bucket, Key=f"{prefix}{i:06d}", Body=data)
+
+            jobs = [lambda i=i: put(i) for i in range(count)]
+            objects, total = count, count * size
+        elif op == "get-one":
+            key, part = args[0], int(args[1])
+            size = (await s3.head_object(Bucket=bucket, Key=key))["ContentLength"]
+
+            async def get_range(start: int) -> None:
+                nonlocal total
+                end = min(start + part, size) - 1
+                resp = await s3.get_object(Bucket=bucket, Key=key, Range=f"bytes={start}-{end}")
+                async with resp["Body"] as body:
+                    while chunk := await body.content.read(1 << 20):
+                        total += len(chunk)
+
+            jobs = [lambda s=s: get_range(s) for s in range(0, size, part)]
+            objects = 1
+        elif op == "put-one":
+            key, size, part = args[0], int(args[1]), int(args[2])
+            data = os.urandom(part)
+            parts: dict[int, str] = {}
+            start = time.perf_counter()
+            upload = await s3.create_multipart_upload(Bucket=bucket, Key=key)
+
+            async def put_part(n: int) -> None:
+                body = data[: min(part, size - (n - 1) * part)]
+                resp = await s3.upload_part(
+                    Bucket=bucket, Key=key, UploadId=upload["UploadId"], PartNumber=n, Body=body
+                )
+                parts[n] = resp["ETag"]
+
+            await _bounded(
+                concurrency, [lambda n=n: put_part(n) for n in range(1, -(-size // part) + 1)]
+            )
+            await s3.complete_multipart_upload(
+                Bucket=bucket,
+                Key=key,
+                UploadId=upload["UploadId"],
+                MultipartUpload={
+                    "Parts": [{"PartNumber": n, "ETag": parts[n]} for n in sorted(parts)]
+                },
+            )
+            return {"seconds": time.perf_counter() - start, "objects": 1, "bytes": size,
+                    "concurrency": concurrency}  # fmt: skip
+        else:
+            raise SystemExit(f"unknown op {op!r}")
+        start = time.perf_counter()
+        await _bounded(concurrency, jobs)
+        return {"seconds": time.perf_counter() - start, "objects": objects, "bytes": total,
+                "concurrency": concurrency}  # fmt: skip
+
+
+def main() -> None:
+    endpoint, bucket, op, *rest = sys.argv[1:]
+    # The last argument: the concurrencies to try, comma-separated.
+    *args, levels = rest
+    best = None
+    for level in (int(x) for x in levels.split(",")):
+        got = asyncio.run(run(endpoint, bucket, op, args, level))
+        if best is None or got["seconds"] < best["seconds"]:
+            best = got
+    print(json.dumps(best))
+
+
+if __name__ == "__main__":
+    main()
