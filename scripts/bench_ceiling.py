@@ -77,7 +77,7 @@ async def run(endpoint: str, bucket: str, op: str, args: list[str], concurrency:
                 end = min(start + part, size) - 1
                 resp = await s3.get_object(Bucket=bucket, Key=key, Range=f"bytes={start}-{end}")
                 async with resp["Body"] as body:
-                    while chunk := await body.content.read(1 << 20):
+                    while chunk := await body.read(1 << 20):
                         total += len(chunk)
 
             jobs = [lambda s=s: get_range(s) for s in range(0, size, part)]
