@@ -14,8 +14,6 @@ import threading
 import time
 from typing import TextIO
 
-from fsspec.callbacks import Callback
-
 
 def _mib(n: int) -> str:
     return f"{n / (1 << 20):.1f} MiB"
@@ -80,22 +78,3 @@ class Progress:
                 self._draw(time.monotonic())
                 self.stream.write("\n")
                 self.stream.flush()
-
-
-class TransferCallback(Callback):
-    """fsspec callback for one transfer, feeding a shared :class:`Progress`."""
-
-    def __init__(self, progress: Progress) -> None:
-        super().__init__()
-        self.progress = progress
-        self.reported = 0
-
-    def call(self, *args: object, **kwargs: object) -> None:
-        delta = self.value - self.reported
-        if delta > 0:
-            self.reported = self.value
-            self.progress.advance(delta)
-
-    def finish(self, size: int) -> None:
-        """Count what the backend did not report (e.g. a local copy) and one file."""
-        self.progress.advance(max(size - self.reported, 0), files=1)

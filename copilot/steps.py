@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from flyteidl2.core import literals_pb2
 
@@ -37,9 +38,13 @@ from copilot.errors import (
     describe,
 )
 from copilot.inputs import DownloadOptions, DownloadResult, download_inputs
-from copilot.outputs import EagerUploader, UploadOptions, UploadResult, upload_outputs
 from copilot.storage import Store, display_uri, join_uri, protocol_of
-from copilot.watchers import NoopWatcher, Watcher
+
+if TYPE_CHECKING:
+    # The sidecar's half: imported when a sidecar runs, so a download (the init
+    # container, started on every task) does not pay for it.
+    from copilot.outputs import EagerUploader, UploadOptions, UploadResult
+    from copilot.watchers import Watcher
 
 log = logging.getLogger("copilot")
 
@@ -192,6 +197,9 @@ def sidecar(
     On failure ``error.pb`` is written (download's is kept) and
     :class:`StepFailed` raised.
     """
+    from copilot.outputs import EagerUploader, UploadResult, upload_outputs
+    from copilot.watchers import NoopWatcher
+
     limits = limits or StepLimits()
     opts.validate()
     start = start or NoopWatcher()

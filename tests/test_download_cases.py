@@ -9,7 +9,7 @@ from pathlib import Path
 import lits
 import pytest
 from conftest import ACCESS_KEY, REGION, S3, SECRET_KEY, clean_env, run_copilot
-from flyteidl2.core import literals_pb2
+from flyteidl2.core import execution_pb2, literals_pb2
 from httpserve import FileServer
 from stores import Remote
 
@@ -403,3 +403,36 @@ def test_unreachable_store_without_prefix_exits_nonzero(tmp_path: Path) -> None:
     assert "Traceback" not in res.stderr
     lines = [line for line in res.stderr.splitlines() if "error" in line]
     assert lines and "s3://b/inputs.pb" in lines[0]
+
+
+# -- storage.limits.maxDownloadMBs ----------------------------------------------
+
+
+@pytest.mark.parametrize("where", ["store", "file"])
+def test_an_inputs_document_over_the_download_limit_is_refused(
+    s3: S3, tmp_path: Path, where: str
+) -> None:
+    """Read in one request (at most the limit plus a byte) on a store, after a size
+    look-up elsewhere; over the limit either way is a one-line, permanent failure."""
+    body = lits.literal_map({"s": lits.string("x" * (1 << 20))}).SerializeToString()
+    if where == "store":
+        uri = s3.put("limit/inputs.pb", body)
+    else:
+        (tmp_path / "inputs.pb").write_bytes(body)
+        uri = f"file://{tmp_path / 'inputs.pb'}"
+    flags = [f for f in s3.stow_flags() if not f.startswith("--storage.limits.maxDownloadMBs")]
+    res = _download(s3, uri, tmp_path / "in", flags=[*flags, "--storage.limits.maxDownloadMBs=1"])
+    assert res.returncode == 0, res.stderr  # the failure is in error.pb, for Flyte to read
+    err = _error(s3)
+    assert "is over the storage.limits.maxDownloadMBs limit of 1 MB" in err.message
+    assert "inputs.pb" in err.message and "Traceback" not in res.stderr
+    assert err.kind == execution_pb2.ContainerError.NON_RECOVERABLE
+    assert not (tmp_path / "in" / "s").exists()
+    # Under the limit (2 MB), the same document and an empty one (no inputs) come through.
+    ok = _download(s3, uri, tmp_path / "in2", flags=[*flags, "--storage.limits.maxDownloadMBs=2"])
+    assert ok.returncode == 0, ok.stderr
+    assert len((tmp_path / "in2" / "s").read_bytes()) == 1 << 20
+    empty = s3.put("limit/empty.pb", b"")
+    ok = _download(s3, empty, tmp_path / "in3", flags=[*flags, "--storage.limits.maxDownloadMBs=2"])
+    assert ok.returncode == 0, ok.stderr
+    assert (tmp_path / "in3" / "inputs.pb").read_bytes() == b""

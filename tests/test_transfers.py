@@ -317,3 +317,19 @@ def test_memory_store_round_trip_through_the_thread_pool(tmp_path: Path) -> None
     for i in range(10):
         assert (tmp_path / "back" / str(i)).read_bytes() == (tmp_path / f"f{i}").read_bytes()
     assert not list((tmp_path / "back").glob("*.copilot-part"))
+
+
+def test_documents_are_read_whole_under_the_limit_and_refused_over_it(remote: Remote) -> None:
+    """A ranged read of the limit plus a byte: an empty object (no byte 0, a 416)
+    and one exactly at the limit come through; one byte more is refused for good."""
+    import dataclasses
+
+    from copilot.errors import NON_RECOVERABLE, StorageError
+
+    store = remote.store(4)
+    store.config = dataclasses.replace(store.config, max_download_mb=1)
+    for n in (0, 1, 1 << 20):
+        assert store.read_bytes(remote.put(f"docs/{n}.pb", b"x" * n)) == b"x" * n
+    with pytest.raises(StorageError, match="more than 1048576 bytes is over") as info:
+        store.read_bytes(remote.put("docs/over.pb", b"x" * ((1 << 20) + 1)))
+    assert info.value.kind == NON_RECOVERABLE

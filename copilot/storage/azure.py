@@ -22,7 +22,7 @@ from copilot.storage import chunked
 from copilot.storage.chunked import ByteBudget
 
 if TYPE_CHECKING:
-    from copilot.progress import TransferCallback
+    from copilot.storage.callback import TransferCallback
     from copilot.storage.retry import RetryPolicy
 
 MAX_BLOCKS = 50_000

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from copilot.errors import Retryable
 
 if TYPE_CHECKING:
-    from copilot.progress import TransferCallback
+    from copilot.storage.callback import TransferCallback
     from copilot.storage.retry import RetryPolicy
 
 T = TypeVar("T")

@@ -19,6 +19,18 @@ from copilot.errors import NON_RECOVERABLE, RECOVERABLE, CopilotError, StorageEr
 from copilot.storage.uris import display_uri
 
 
+def unsatisfiable_range(exc: BaseException) -> bool:
+    """A 416 for a range starting at byte 0: the object is empty.  Backends say it
+    as a status (azure-core, gcsfs), botocore's ``InvalidRange`` code, or s3fs's
+    ``OSError`` text."""
+    text = str(exc)
+    return (
+        http_status(exc) == 416
+        or "InvalidRange" in text
+        or "range is not satisfiable" in text.lower()
+    )
+
+
 def http_status(exc: BaseException) -> int | None:
     """The HTTP status a backend exception carries, wherever that backend keeps it.
 

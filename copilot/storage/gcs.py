@@ -22,7 +22,7 @@ from copilot.storage import chunked
 from copilot.storage.chunked import ByteBudget
 
 if TYPE_CHECKING:
-    from copilot.progress import TransferCallback
+    from copilot.storage.callback import TransferCallback
     from copilot.storage.retry import RetryPolicy
 
 #: Range size for a download.  Against fake-gcs-server on two cores, 64 MiB ranges

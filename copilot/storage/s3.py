@@ -17,9 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 from copilot.storage import chunked
 from copilot.storage.chunked import ByteBudget
+from copilot.storage.errors import unsatisfiable_range
 
 if TYPE_CHECKING:
-    from copilot.progress import TransferCallback
+    from copilot.storage.callback import TransferCallback
     from copilot.storage.retry import RetryPolicy
 
 MAX_PARTS = 10_000
@@ -102,8 +103,7 @@ async def _first_range(fs: Any, bucket: str, key: str) -> tuple[dict, int]:
             "get_object", Bucket=bucket, Key=key, Range=f"bytes=0-{chunked.RANGE_SIZE - 1}"
         )
     except Exception as exc:
-        text = str(exc)
-        if not ("InvalidRange" in text or "416" in text or "range is not satisfiable" in text):
+        if not unsatisfiable_range(exc):
             raise
         resp = await fs._call_s3("get_object", Bucket=bucket, Key=key)
     content_range = str(resp.get("ContentRange") or "")

@@ -1,0 +1,87 @@
+"""Start-up imports only what the command needs (what makes a 3-primitive download
+cost little more than ``import s3fs``): each command runs in a fresh interpreter
+and reports the modules it ended with."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import lits
+import pytest
+from conftest import S3, clean_env
+
+# Runs the CLI as the console script does, then prints every top-level module and
+# every copilot module loaded, whatever the exit code.
+_PROBE = """
+import atexit, sys
+def report():
+    names = sorted(set(sys.modules))
+    sys.stderr.write("MODULES " + " ".join(names) + "\\n")
+atexit.register(report)
+sys.argv = ["copilot", *sys.argv[1:]]
+from copilot.cli import main
+main()
+"""
+
+#: Store backends and their HTTP stacks: imported only by a URI that needs one.
+BACKENDS = ("s3fs", "botocore", "aiobotocore", "aiohttp", "gcsfs", "adlfs", "azure")
+#: The sidecar's half of copilot: a download never needs it.
+SIDECAR_ONLY = ("copilot.outputs", "copilot.watchers", "copilot.literals.from_files")
+
+
+def _modules(args: list[str], env: dict[str, str] | None = None) -> set[str]:
+    res = subprocess.run(
+        [sys.executable, "-c", _PROBE, *args],
+        capture_output=True,
+        text=True,
+        env=env or clean_env(),
+        timeout=60,
+    )
+    lines = [line for line in res.stderr.splitlines() if line.startswith("MODULES ")]
+    assert lines, res.stderr[-2000:]
+    return set(lines[-1].split()[1:])
+
+
+def _tops(modules: set[str]) -> set[str]:
+    return {m.split(".")[0] for m in modules}
+
+
+def _inputs(tmp_path: Path) -> Path:
+    items = {"a": lits.integer(1), "b": lits.string("two"), "c": lits.floating(3.0)}
+    path = tmp_path / "inputs.pb"
+    path.write_bytes(lits.literal_map(items).SerializeToString())
+    return path
+
+
+def test_help_imports_no_store_protobuf_or_event_loop() -> None:
+    tops = _tops(_modules(["--help"]))
+    unwanted = {"fsspec", "flyteidl2", "google", "asyncio", "yaml", *BACKENDS}
+    assert tops.isdisjoint(unwanted), sorted(tops & unwanted)
+
+
+def test_a_local_download_imports_no_backend_and_no_sidecar_code(tmp_path: Path) -> None:
+    inputs = _inputs(tmp_path)
+    mods = _modules(["download", "-f", f"file://{inputs}", "-o", str(tmp_path / "in")])
+    assert (tmp_path / "in" / "a").read_text() == "1"
+    assert _tops(mods).isdisjoint(BACKENDS), sorted(_tops(mods) & set(BACKENDS))
+    assert mods.isdisjoint(SIDECAR_ONLY), sorted(mods & set(SIDECAR_ONLY))
+
+
+@pytest.mark.parametrize("fmt", ["JSON", "YAML"])
+def test_yaml_is_imported_only_for_yaml_metadata(tmp_path: Path, fmt: str) -> None:
+    inputs = _inputs(tmp_path)
+    mods = _modules(["download", "-f", f"file://{inputs}", "-o", str(tmp_path / fmt), "-m", fmt])
+    assert ("yaml" in _tops(mods)) == (fmt == "YAML")
+
+
+def test_an_s3_download_imports_s3_only_and_no_sidecar_code(s3: S3, tmp_path: Path) -> None:
+    s3.put("startup/inputs.pb", _inputs(tmp_path).read_bytes())
+    uri = s3.uri("startup/inputs.pb")
+    mods = _modules([*s3.stow_flags(), "download", "-f", uri, "-o", str(tmp_path / "in")])
+    assert (tmp_path / "in" / "b").read_text() == "two"
+    assert "s3fs" in _tops(mods)
+    others = {"gcsfs", "adlfs", "azure"}
+    assert _tops(mods).isdisjoint(others), sorted(_tops(mods) & others)
+    assert mods.isdisjoint(SIDECAR_ONLY), sorted(mods & set(SIDECAR_ONLY))
