@@ -9,8 +9,11 @@ of this server" is a lower bound on how close copilot's transfer code comes.
 OP is one of:
 - ``get-many PREFIX``: GET every object under PREFIX (listed first, untimed);
 - ``put-many PREFIX COUNT SIZE``: PUT COUNT objects of SIZE bytes under PREFIX;
-- ``get-one KEY PART``: GET one object in PART-byte ranges;
+- ``get-one KEY PART``: GET one object in PART-byte ranges (read 4 MiB at a time);
 - ``put-one KEY SIZE PART``: one multipart upload of SIZE bytes in PART-byte parts.
+
+The last argument lists the concurrencies to try (``8,16``); PART may list
+sizes too.  Every combination is run and the fastest reported.
 """
 
 from __future__ import annotations
@@ -77,7 +80,7 @@ async def run(endpoint: str, bucket: str, op: str, args: list[str], concurrency:
                 end = min(start + part, size) - 1
                 resp = await s3.get_object(Bucket=bucket, Key=key, Range=f"bytes={start}-{end}")
                 async with resp["Body"] as body:
-                    while chunk := await body.read(1 << 20):
+                    while chunk := await body.read(4 << 20):
                         total += len(chunk)
 
             jobs = [lambda s=s: get_range(s) for s in range(0, size, part)]
@@ -121,11 +124,17 @@ def main() -> None:
     endpoint, bucket, op, *rest = sys.argv[1:]
     # The last argument: the concurrencies to try, comma-separated.
     *args, levels = rest
+    # A PART argument may list several sizes too: every combination is tried.
+    variants = [args]
+    if op in ("get-one", "put-one"):
+        variants = [[*args[:-1], part] for part in args[-1].split(",")]
     best = None
     for level in (int(x) for x in levels.split(",")):
-        got = asyncio.run(run(endpoint, bucket, op, args, level))
-        if best is None or got["seconds"] < best["seconds"]:
-            best = got
+        for variant in variants:
+            got = asyncio.run(run(endpoint, bucket, op, variant, level))
+            got["part"] = int(variant[-1]) if op in ("get-one", "put-one") else None
+            if best is None or got["seconds"] < best["seconds"]:
+                best = got
     print(json.dumps(best))
 
 

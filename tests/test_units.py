@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -430,3 +432,20 @@ def test_azure_error_codes_from_the_backend_table(exc: BaseException, transient:
     from copilot.storage.retry import is_transient
 
     assert is_transient(exc) is transient
+
+
+@pytest.mark.parametrize(
+    ("size", "step", "in_flight", "count"),
+    [(512 << 20, 64 << 20, 4, 4), (512 << 20, 64 << 20, 8, 8), (100, 64, 4, 2), (65, 64, 8, 2),
+     (64, 64, 4, 1), (10 * 64 + 1, 64, 3, 3)],
+)  # fmt: skip
+def test_range_bounds_cover_the_object_in_as_few_ranges_as_keep_streams_busy(
+    size: int, step: int, in_flight: int, count: int
+) -> None:
+    from copilot.storage.chunked import range_bounds
+
+    bounds = range_bounds(size, step, in_flight)
+    assert len(bounds) == count <= in_flight
+    assert bounds[0] == (0, min(step, size)) and bounds[-1][1] == size
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(bounds))
+    assert all(stop - start >= min(step, size - start) for start, stop in bounds)
