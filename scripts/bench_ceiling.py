@@ -58,7 +58,8 @@ async def run(endpoint: str, bucket: str, op: str, args: list[str], concurrency:
                 nonlocal total
                 resp = await s3.get_object(Bucket=bucket, Key=key)
                 async with resp["Body"] as body:
-                    total += len(await body.read())
+                    while chunk := await body.read(1 << 16):
+                        total += len(chunk)
 
             jobs = [lambda k=k: get(k) for k in keys]
             objects = len(keys)

@@ -448,8 +448,10 @@ class Store:
         tmp: str | None,
         final: str,
         cb: TransferCallback | None,
+        written: int | None = None,
     ) -> int:
-        """Check the size, move the temporary file into place, count the file."""
+        """Check the size, move the temporary file into place, count the file
+        (``written``: the size, when the copy counted it)."""
         if tmp is None:
             got = os.path.getsize(t.src)
             if t.size is not None and got != t.size:
@@ -458,7 +460,7 @@ class Store:
                     f"({t.size} then {got} bytes)"
                 )
         else:
-            got = os.path.getsize(tmp)
+            got = os.path.getsize(tmp) if written is None else written
             if t.size is not None and got != t.size:
                 what = "download of" if direction == "get" else "copy of"
                 raise StorageError(
@@ -594,8 +596,8 @@ class Store:
                         _verify(t, _copy_hashing(src, tmp, hashlib.sha256()))
                     else:
                         digest = None
-                        shutil.copyfile(src, tmp)
-                    copied += self._finish(t, direction, tmp, dst, self._callback())
+                        written = _copy_plain(src, tmp)
+                    copied += self._finish(t, direction, tmp, dst, self._callback(), written)
                     if digests is not None and digest is not None:
                         digests[t.dst] = digest.hexdigest()
             except Exception as exc:
@@ -657,6 +659,37 @@ def _hash_file(path: str, digest: Any) -> Any:
         while chunk := fh.read(_COPY_CHUNK):
             digest.update(chunk)
     return digest
+
+
+def _copy_plain(src: str, dst: str) -> int:
+    """Copy ``src`` to ``dst`` in the kernel (``sendfile``); returns the bytes copied.
+
+    What ``shutil.copyfile`` does, without its four ``stat`` calls and two
+    ``isatty`` checks per file: a tree of 2,000 small files paid ~12,000 system
+    calls for them.
+    """
+    fin = os.open(src, os.O_RDONLY)
+    try:
+        fout = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+        try:
+            total = 0
+            try:
+                while n := os.sendfile(fout, fin, None, _COPY_CHUNK * 8):
+                    total += n
+            except OSError:
+                if total:
+                    raise
+                # No sendfile between these two (a special file system): plain reads.
+                while chunk := os.read(fin, _COPY_CHUNK):
+                    view = memoryview(chunk)
+                    while view:
+                        view = view[os.write(fout, view) :]
+                    total += len(chunk)
+            return total
+        finally:
+            os.close(fout)
+    finally:
+        os.close(fin)
 
 
 def _copy_hashing(src: str, dst: str, digest: Any) -> Any:
