@@ -586,6 +586,7 @@ class Store:
                 os.makedirs(parent, exist_ok=True)
                 made.add(parent)
             tmp = dst if t.staged and direction == "get" else dst + _TMP_SUFFIX
+            written: int | None = None  # known when the copy counted it
             try:
                 with self._attempt(tmp):
                     if digests is not None and direction == "put":
