@@ -3,9 +3,10 @@
 The S3, GCS and Azure modules each speak their own API, but follow one plan:
 
 - a download streams each response body in ``READ_CHUNK`` reads straight to
-  disk; an object bigger than ``RANGE_SIZE`` is fetched as several byte ranges
-  at once, each written at its offset with ``pwrite``, at most
-  ``PARTS_IN_FLIGHT`` per file;
+  disk; an object bigger than ``RANGE_SIZE`` is fetched as its first range and
+  the rest in as few byte ranges as keep the streams busy (:func:`range_bounds`),
+  each written at its offset with ``pwrite``, at most ``PARTS_IN_FLIGHT`` (or the
+  store's own bound) per file;
 - an upload sends a small file in one request and a large one in
   ``PART_SIZE`` parts; every buffer is taken from one :class:`ByteBudget` per
   store, so all uploads together never hold more than ``UPLOAD_BUDGET`` bytes.
