@@ -219,8 +219,13 @@ def moto_server() -> Iterator[str]:
     try:
         yield url
     finally:
+        # moto holding gigabytes can take a while to exit: never lose the report to it.
         proc.terminate()
-        proc.wait(10)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 class Bench:
