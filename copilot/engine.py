@@ -51,13 +51,29 @@ class Engine:
 
     def stop(self, container: str, grace: int = STOP_GRACE) -> None:
         """SIGTERM the container, SIGKILL after ``grace`` seconds; quiet if it is gone."""
-        subprocess.run(
-            [self.path, "stop", "--time", str(grace), container],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            timeout=grace + PROBE_TIMEOUT,
-            check=False,
-        )
+        try:
+            subprocess.run(
+                [self.path, "stop", "--time", str(grace), container],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                timeout=grace + PROBE_TIMEOUT,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            pass  # the caller checks that the container ended, and removes it if not
+
+    def remove(self, container: str) -> None:
+        """Kill and remove the container whatever its state; quiet if it is gone."""
+        try:
+            subprocess.run(
+                [self.path, "rm", "--force", "--time", "0", container],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                timeout=PROBE_TIMEOUT,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            pass
 
 
 def _answers(path: str) -> str:

@@ -35,7 +35,7 @@ from flyteidl2.core import interface_pb2, literals_pb2, types_pb2
 
 from copilot import steps
 from copilot.config import check_section_keys
-from copilot.engine import Engine, find_engine
+from copilot.engine import STOP_GRACE, Engine, find_engine
 from copilot.errors import DataError, UsageError
 from copilot.inputs import DownloadOptions, download_inputs
 from copilot.interface import variable_map
@@ -418,7 +418,15 @@ def run_task(
     except KeyboardInterrupt:
         # Ctrl-C: the container (or command) must not outlive copilot.
         if container is not None:
-            container[0].stop(container[1])
+            runtime, name = container
+            runtime.stop(name)
+            try:
+                proc.wait(timeout=STOP_GRACE + 10)
+            except subprocess.TimeoutExpired:
+                # The stop did not take (an engine busy or slow to answer): remove
+                # the container outright and drop the client attached to it.
+                runtime.remove(name)
+                proc.kill()
         else:
             proc.terminate()
         proc.wait()
