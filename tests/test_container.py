@@ -415,6 +415,9 @@ def test_ctrl_c_stops_the_container(tmp_path: Path) -> None:
         stderr=subprocess.PIPE,
         text=True,
         env=clean_env(COPILOT_HOME=str(tmp_path)),
+        # As from a terminal: a background job of a non-interactive shell (a CI
+        # script's `cmd &`) starts with SIGINT ignored, and Python keeps it so.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         deadline = time.monotonic() + 120
