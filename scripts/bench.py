@@ -177,8 +177,7 @@ def measure(
     if extra_env:
         e.update(extra_env)
     request = {"argv": argv, "cwd": cwd, "env": e, "sigterm_after": sigterm_after}
-    limited = LIMITS is not None and not unlimited
-    got = LIMITS.run(request) if LIMITS is not None and limited else SPAWNER.run(request)
+    got = LIMITS.run(request) if LIMITS is not None and not unlimited else SPAWNER.run(request)
     if got["code"] != 0:
         raise RuntimeError(f"{argv[0]}... failed ({got['code']}): {got['stderr'][-800:]}")
     return Sample(got["seconds"], got["rss_kb"] / 1024)

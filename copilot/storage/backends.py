@@ -35,6 +35,9 @@ class Backend:
     prepare: Callable[[Any], None] | None = None
     #: Inputs only: a store that cannot be written or listed.
     read_only: bool = False
+    #: Answers a ranged GET (an object store): a small document is read in one
+    #: request for at most the limit plus a byte, with no size look-up first.
+    ranged_reads: bool = False
     #: The service's own error codes that are worth retrying, and that never are
     #: (HTTP status and connection failures are classified for every backend).
     transient_codes: frozenset[str] = frozenset()
@@ -150,6 +153,7 @@ BACKENDS: dict[str, Backend] = {
             "",
             _s3,
             transfers="copilot.storage.s3",
+            ranged_reads=True,
             prepare=_one_try,
             transient_codes=_S3_TRANSIENT,
             permanent_codes=_S3_PERMANENT,
@@ -160,6 +164,7 @@ BACKENDS: dict[str, Backend] = {
             "copilot[gcs]",
             _gcs,
             transfers="copilot.storage.gcs",
+            ranged_reads=True,
             prepare=_gcs_prepare,
             transient_codes=_GCS_TRANSIENT,
             permanent_codes=_GCS_PERMANENT,
@@ -170,6 +175,7 @@ BACKENDS: dict[str, Backend] = {
             "copilot[azure]",
             lambda c, n: c.azure_options(),
             transfers="copilot.storage.azure",
+            ranged_reads=True,
             prepare=_azure_prepare,
             transient_codes=_AZURE_TRANSIENT,
             permanent_codes=_AZURE_PERMANENT,

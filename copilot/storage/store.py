@@ -55,9 +55,6 @@ T = TypeVar("T")
 
 _TMP_SUFFIX = ".copilot-part"
 
-#: Object stores that answer a ranged GET: a small document is read in one request.
-_RANGED_READS = frozenset({"s3", "gs", "abfs"})
-
 
 @dataclass(frozen=True)
 class RemoteEntry:
@@ -255,7 +252,7 @@ class Store:
         with _errors(uri, what):
             if limit <= 0:
                 return self.retry.call(lambda: self._call(fs, "cat_file", path), where)
-            if protocol_of(uri) in _RANGED_READS:
+            if backend_for(protocol_of(uri)).ranged_reads:
                 data = self.retry.call(lambda: self._read_at_most(fs, path, limit + 1), where)
                 size = len(data)
             else:
