@@ -217,9 +217,102 @@ def test_s3_part_bodies_are_never_copied_whole_on_their_way_out(
         monkeypatch.setattr(cls, "__init__", spying)
     big = tmp_path / "big"
     big.write_bytes(os.urandom((12 << 20) + 5))
-    s3.store(4).upload([Transfer(str(big), s3.uri("sliced/big"), "big")])
+    # One file in parts (read from the file as they go), one small enough for a
+    # single PUT (its bytes go out in slices).
+    single = tmp_path / "single"
+    single.write_bytes(os.urandom((3 << 20) + 7))
+    s3.store(4).upload(
+        [
+            Transfer(str(big), s3.uri("sliced/big"), "big"),
+            Transfer(str(single), s3.uri("sliced/single"), "single"),
+        ]
+    )
     assert s3.get("sliced/big") == big.read_bytes()
+    assert s3.get("sliced/single") == single.read_bytes()
     assert whole == [], f"bodies handed over whole: {whole}"
+
+
+def test_s3_parts_in_flight_are_not_bounded_by_their_size(
+    s3: S3, tmp_path: Path, monkeypatch
+) -> None:
+    """A part is read from its file as it is sent, so it costs the budget a slice's
+    worth, not its size: three 5 MiB parts go up at once under a 6 MiB budget
+    (with whole parts in memory, one at a time would fit)."""
+    monkeypatch.setattr(chunked, "UPLOAD_BUDGET", 6 << 20)
+    monkeypatch.setattr(chunked, "PART_SIZE", 5 << 20)
+    peak = {"used": 0, "parts": 0}
+    live = [0]
+    original = chunked.ByteBudget.acquire
+    release = chunked.ByteBudget.release
+
+    async def acquiring(self, n):
+        await original(self, n)
+        live[0] += 1
+        peak["used"] = max(peak["used"], self.used)
+        peak["parts"] = max(peak["parts"], live[0])
+
+    async def releasing(self, n):
+        live[0] -= 1
+        await release(self, n)
+
+    monkeypatch.setattr(chunked.ByteBudget, "acquire", acquiring)
+    monkeypatch.setattr(chunked.ByteBudget, "release", releasing)
+    big = tmp_path / "big"
+    big.write_bytes(os.urandom((40 << 20) + 11))
+    digests: dict[str, str] = {}
+    s3.store(4).upload([Transfer(str(big), s3.uri("win/big"), "big")], digests)
+    assert s3.get("win/big") == big.read_bytes()
+    assert digests[s3.uri("win/big")] == _sha(big)  # hashed in order, beside the sending
+    assert peak["parts"] >= 3, peak  # whole 5 MiB parts: one, and the 11-byte tail
+    assert peak["used"] <= 6 << 20, peak
+
+
+def test_a_part_that_fails_is_sent_again_whole_from_its_file(
+    s3: S3, tmp_path: Path, monkeypatch
+) -> None:
+    """A part body read from the file as it is sent can be sent again: botocore's
+    own second try (after a rewind) and copilot's retry (a fresh window) both send
+    all its bytes, so the object is the file."""
+    monkeypatch.setattr(chunked, "PART_SIZE", 5 << 20)
+    big = tmp_path / "big"
+    big.write_bytes(os.urandom((11 << 20) + 3))
+    # Part 2 fails three times: botocore tries twice, then copilot sends it again.
+    with FaultProxy(s3.upstream, mode="500", first=3, only_path="partNumber=2") as proxy:
+        s3.store(4, endpoint=proxy.url).upload([Transfer(str(big), s3.uri("again/big"), "big")])
+        sent = [p for m, p, _ in proxy.seen if m == "PUT" and "partNumber=2" in p]
+    assert len(sent) == 4, sent
+    assert s3.get("again/big") == big.read_bytes()
+
+
+def test_a_file_window_reads_its_span_and_restarts_from_the_top(tmp_path: Path) -> None:
+    """What botocore (read/seek/tell/len) and aiohttp (async iteration) see of a part."""
+    import asyncio
+
+    data = os.urandom(chunked.SEND_SLICE * 2 + 100)
+    path = tmp_path / "f"
+    path.write_bytes(data)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        start, length = 50, chunked.SEND_SLICE * 2 + 20
+        window = chunked.FileWindow(fd, start, length, str(path))
+        assert len(window) == length
+        assert window.read(10) == data[start : start + 10] and window.tell() == 10
+        assert window.read() == data[start + 10 : start + length]
+        assert window.read(5) == b""
+        assert window.seek(0, 2) == length and window.seek(0) == 0
+
+        async def sent() -> list[bytes]:
+            return [bytes(piece) async for piece in window]
+
+        first, second = asyncio.run(sent()), asyncio.run(sent())
+        assert first == second and b"".join(first) == data[start : start + length]
+        assert max(len(p) for p in first) == chunked.SEND_SLICE
+        os.truncate(path, start + 100)  # the file shrinks under an upload
+        with pytest.raises(OSError, match="shrank while it was uploaded"):
+            window.seek(0)
+            window.read()
+    finally:
+        os.close(fd)
 
 
 def test_a_sliced_body_can_be_sent_again_from_the_top() -> None:

@@ -8,8 +8,10 @@ The S3, GCS and Azure modules each speak their own API, but follow one plan:
   each written at its offset with ``pwrite``, at most ``PARTS_IN_FLIGHT`` (or the
   store's own bound) per file;
 - an upload sends a small file in one request and a large one in
-  ``PART_SIZE`` parts; every buffer is taken from one :class:`ByteBudget` per
-  store, so all uploads together never hold more than ``UPLOAD_BUDGET`` bytes.
+  ``PART_SIZE`` parts (read as they are sent, :class:`FileWindow`, where the
+  store's client can take a file-like body); every buffer is taken from one
+  :class:`ByteBudget` per store, so all uploads together never hold more than
+  ``UPLOAD_BUDGET`` bytes.
 
 The sizes are read from this module when a transfer starts (tests shrink
 them to exercise the multi-part paths with small files).
@@ -46,6 +48,11 @@ PART_SIZE = 16 << 20
 PARTS_IN_FLIGHT = 8
 #: Bytes all uploads of one store together may hold in memory.
 UPLOAD_BUDGET = 32 << 20
+#: How much of a request body is handed to the socket at a time.
+SEND_SLICE = 1 << 20
+#: What a part sent from its file (:class:`FileWindow`) holds while in flight:
+#: the slice being written and what the socket has not taken yet.
+WINDOW_COST = 2 * SEND_SLICE
 
 
 class ShortRead(OSError, Retryable):
@@ -133,6 +140,51 @@ def _hash_span(fd: int, start: int, end: int, digest: Any) -> None:
             raise ShortRead(f"bytes {offset}-{end - 1} are missing from the file")
         digest.update(data)
         offset += len(data)
+
+
+class FileWindow:
+    """Bytes ``offset .. offset+length-1`` of an open file as a request body, read
+    as it is sent: a part in flight holds a slice, not its whole bytes.
+
+    botocore reads it through ``read``/``tell``/``seek`` to sign and checksum it
+    and sizes it with ``len``; aiohttp iterates it ``SEND_SLICE`` bytes at a time,
+    every pass from the top (a resent request).  A file that ends inside the
+    window is an error, not a short body.
+    """
+
+    def __init__(self, fd: int, offset: int, length: int, name: str) -> None:
+        self.fd, self.offset, self.length, self.name = fd, offset, length, name
+        self.pos = 0
+
+    def __len__(self) -> int:
+        return self.length
+
+    def tell(self) -> int:
+        return self.pos
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        base = {0: 0, 1: self.pos, 2: self.length}[whence]
+        self.pos = min(max(base + offset, 0), self.length)
+        return self.pos
+
+    def _pread(self, start: int, n: int) -> bytes:
+        data = os.pread(self.fd, n, self.offset + start)
+        if len(data) != n:
+            raise OSError(f"{self.name} shrank while it was uploaded")
+        return data
+
+    def read(self, n: int = -1) -> bytes:
+        n = self.length - self.pos if n is None or n < 0 else min(n, self.length - self.pos)
+        data = self._pread(self.pos, n) if n else b""
+        self.pos += len(data)
+        return data
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._slices()
+
+    async def _slices(self) -> AsyncIterator[bytes]:
+        for start in range(0, self.length, SEND_SLICE):
+            yield self._pread(start, min(SEND_SLICE, self.length - start))
 
 
 @dataclass
@@ -253,24 +305,31 @@ async def in_parts(
     size: int,
     part: int,
     budget: ByteBudget,
-    send: Callable[[int, int, bytes], Awaitable[Any]],
+    send: Callable[[int, int, Any], Awaitable[Any]],
     callback: TransferCallback | None,
     *,
     in_flight: int | None = None,
     retry: RetryPolicy | None = None,
     digest: Any = None,
+    windowed: bool = False,
 ) -> list[Any]:
     """Read ``lpath`` in ``part``-sized pieces under ``budget`` and ``send(number, offset, data)``
     each; returns what every ``send`` returned, in order.  A part that fails
     transiently is sent again under ``retry`` (one lost part must not cost the
     whole file); at most ``in_flight`` (``PARTS_IN_FLIGHT``) are in flight.
 
-    With ``digest`` (a hashlib object) the parts are read in file order and fed
-    to it as they are read, while earlier parts are being sent: the file is read
-    once.  The hashing runs right here (about 10 ms per 16 MiB part with SHA-NI):
-    handing it to a thread measured slower on two cores (GIL hand-offs), 1.2-1.4x
-    against 1.03x for a 512 MiB upload.  A part waits for its turn before it takes
-    any budget, so waiting never holds memory another part needs.
+    ``windowed``: ``data`` is a :class:`FileWindow`, read while it is sent (a new
+    one per attempt), and costs ``WINDOW_COST`` of the budget instead of the
+    part's size, so more parts fit in flight in the same memory.  Otherwise it is
+    the part's bytes.
+
+    With ``digest`` (a hashlib object) the parts are fed to it in file order,
+    while earlier parts are being sent: as they are read (bytes), or read from the
+    page cache (windows).  The hashing runs right here (about 10 ms per 16 MiB
+    part with SHA-NI): handing it to a thread measured slower on two cores (GIL
+    hand-offs), 1.2-1.4x against 1.03x for a 512 MiB upload.  A part waits for
+    its turn before it takes any budget, so waiting never holds memory another
+    part needs.
     """
     gate = asyncio.Semaphore(in_flight or PARTS_IN_FLIGHT)
     fd = os.open(lpath, os.O_RDONLY)
@@ -280,20 +339,34 @@ async def in_parts(
 
     async def one(number: int, offset: int) -> Any:
         length = min(part, size - offset)
+        cost = min(length, WINDOW_COST) if windowed else length
         async with gate:
             if digest is not None:
                 await turns[number - 1].wait()
-            await budget.acquire(length)
+            await budget.acquire(cost)
             try:
-                data = os.pread(fd, length, offset)
-                if len(data) != length:
-                    raise OSError(f"{lpath} shrank while it was uploaded")
-                if digest is not None:
-                    digest.update(data)
-                    turns[number].set()
-                result = await _again(retry, lambda: send(number, offset, data), f"part {number}")
+                if windowed:
+                    if digest is not None:
+                        _hash_span(fd, offset, offset + length, digest)
+                        turns[number].set()
+
+                    def body() -> Any:
+                        return FileWindow(fd, offset, length, lpath)
+
+                else:
+                    data = os.pread(fd, length, offset)
+                    if len(data) != length:
+                        raise OSError(f"{lpath} shrank while it was uploaded")
+                    if digest is not None:
+                        digest.update(data)
+                        turns[number].set()
+
+                    def body() -> Any:
+                        return data
+
+                result = await _again(retry, lambda: send(number, offset, body()), f"part {number}")
             finally:
-                await budget.release(length)
+                await budget.release(cost)
         if callback is not None:
             callback.relative_update(length)
         return result
