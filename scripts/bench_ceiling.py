@@ -7,7 +7,8 @@ benchmark compares copilot's whole-process time with it, so "copilot reaches X %
 of this server" is a lower bound on how close copilot's transfer code comes.
 
 OP is one of:
-- ``get-many PREFIX``: GET every object under PREFIX (listed first, untimed);
+- ``get-many PREFIX``: GET every object under PREFIX (listed first, untimed: its
+  time is reported as ``listing``);
 - ``put-many PREFIX COUNT SIZE``: PUT COUNT objects of SIZE bytes under PREFIX;
 - ``get-one KEY PART``: GET one object in PART-byte ranges (read 4 MiB at a time);
 - ``put-one KEY SIZE PART``: one multipart upload of SIZE bytes in PART-byte parts.
@@ -48,11 +49,14 @@ async def run(endpoint: str, bucket: str, op: str, args: list[str], concurrency:
     async with await _client(endpoint, concurrency) as s3:
         objects = 0
         total = 0
+        listing = 0.0
         if op == "get-many":
             keys = []
+            started = time.perf_counter()
             pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=args[0])
             async for page in pages:
                 keys += [o["Key"] for o in page.get("Contents", [])]
+            listing = time.perf_counter() - started
 
             async def get(key: str) -> None:
                 nonlocal total
@@ -118,7 +122,7 @@ async def run(endpoint: str, bucket: str, op: str, args: list[str], concurrency:
         start = time.perf_counter()
         await _bounded(concurrency, jobs)
         return {"seconds": time.perf_counter() - start, "objects": objects, "bytes": total,
-                "concurrency": concurrency}  # fmt: skip
+                "concurrency": concurrency, "listing": listing}  # fmt: skip
 
 
 def main() -> None:
