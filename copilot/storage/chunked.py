@@ -233,8 +233,9 @@ async def download(
 
     ``open_range(start, end)`` requests bytes ``start..end`` (inclusive) and gives
     their body.  At most ``in_flight`` (``PARTS_IN_FLIGHT``) ranges run at once;
-    one that fails transiently is fetched again under ``retry``; one that ends
-    short, or a whole body that does not match its MD5, is a :class:`ShortRead`.
+    one that fails transiently is fetched again under ``retry`` (the first
+    response's body too: from where it broke off); one that ends short, or a
+    whole body that does not match its MD5, is a :class:`ShortRead`.
 
     ``sha256`` (a hashlib object) is fed every byte in order: a single body as it
     streams; concurrent ranges in file order, each read back from the page cache
@@ -257,9 +258,31 @@ async def download(
             bounds = range_bounds(size, step, limit)
             landed = [asyncio.Event() for _ in bounds]
 
+            on_disk = 0  # bytes of the first body written so far
+
+            async def first_body() -> AsyncIterator[bytes]:
+                nonlocal on_disk
+                async for chunk in first.chunks:
+                    yield chunk
+                    on_disk += len(chunk)  # asked for the next one: this one is written
+
             async def head() -> int:
                 async with gate:
-                    got = await write_at(first.chunks, fd, 0, callback)
+                    try:
+                        got = await write_at(first_body(), fd, 0, callback)
+                    except Exception as exc:
+                        from copilot.storage.retry import is_transient
+
+                        if retry is None or not is_transient(exc):
+                            raise
+                        # The first body broke off: what it did not bring is fetched
+                        # as a range of its own, like any other range that fails.
+                        start, end = on_disk, bounds[0][1] - 1
+                        got = on_disk
+                        if start <= end:
+                            got += await _again(
+                                retry, lambda: fetch(start, end), f"range {start}-{end}"
+                            )
                 landed[0].set()
                 return got
 
