@@ -4,7 +4,8 @@ adlfs's ``_put_file`` hands the file to the SDK's ``upload_blob``, which reads
 up to 64 MiB in one piece and then several 4 MiB blocks per concurrent
 worker (about 340 MB of RSS for a 256 MiB file).  Here a small file is one
 ``upload_blob`` of its bytes, a large one ``BLOCK_SIZE`` blocks staged side by
-side under the store's byte budget and committed as one block list.  A
+side (each read from the file as it is sent, :class:`chunked.FileWindow`, under
+the store's byte budget) and committed as one block list.  A
 download is a ranged ``download_blob`` per ``RANGE_SIZE`` (16 MiB) range, each
 streamed chunk by chunk to its offset (the client is set up to read the
 first chunk of a response small, see :func:`prepare`).
@@ -40,8 +41,8 @@ RANGE_SIZE = 16 << 20
 RANGES_IN_FLIGHT = 3
 CHUNK_SIZE = 3 << 20
 #: Block size for a staged upload: Azure's own default.  Measured with
-#: scripts/bench: 4 MiB blocks are as fast as 16 MiB ones through the SDK and
-#: use a third of the memory (the SDK and aiohttp copy each block in flight).
+#: scripts/bench: 4 MiB blocks are as fast as 16 MiB ones through the SDK (when
+#: blocks were held in memory they also used a third of it).
 BLOCK_SIZE = 4 << 20
 
 
@@ -156,7 +157,7 @@ async def put_file(
 
         return await chunked.send_whole(lpath, size, budget, put, callback, digest)
 
-    async def send(number: int, offset: int, data: bytes) -> str:
+    async def send(number: int, offset: int, data: chunked.FileWindow) -> str:
         block_id = base64.b64encode(f"copilot-{number:08d}".encode()).decode()
         await client.stage_block(block_id, data, length=len(data))
         return block_id
@@ -164,8 +165,9 @@ async def put_file(
     # upload_concurrency (adlfs's max_concurrency) can lower the blocks in flight.
     in_flight = min(getattr(fs, "max_concurrency", None) or PARTS, PARTS)
     ids = await chunked.in_parts(
-        lpath, size, part, budget, send, callback, in_flight=in_flight, retry=retry, digest=digest
-    )
+        lpath, size, part, budget, send, callback,
+        in_flight=in_flight, retry=retry, digest=digest, windowed=True,
+    )  # fmt: skip
     # Uncommitted blocks of a failed upload are discarded by the service (7 days).
     await client.commit_block_list([BlobBlock(block_id=i) for i in ids])
     return size
