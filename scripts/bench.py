@@ -1061,7 +1061,11 @@ def versions() -> dict[str, str]:
 
 
 def write_report(
-    rows: list[dict], args: argparse.Namespace, seconds: float, kept: list[str]
+    rows: list[dict],
+    args: argparse.Namespace,
+    seconds: float,
+    kept: list[str],
+    sources: list[str],
 ) -> str:
     limits = (
         [
@@ -1104,7 +1108,14 @@ def write_report(
         "|---|---|---|---|---|---|---|---|",
     ]
     if kept:
-        lines.insert(-3, "- scenarios not run this time keep their rows from the previous report")
+        lines[-3:-3] = [
+            "- scenarios not run this time keep their rows (and their source below) "
+            "from the previous report",
+            "",
+            "Where each scenario's rows come from:",
+            "",
+            *sources,
+        ]
         lines.extend(kept)
     for r in rows:
         lines.append(
@@ -1174,12 +1185,22 @@ def main() -> None:
         over = b.over
     target = ROOT / "docs" / ("BENCHMARKS-limits.md" if args.limits else "BENCHMARKS.md")
     previous = target
+    before = previous.read_text().splitlines() if previous.exists() else []
     kept = [
-        line
-        for line in (previous.read_text().splitlines() if previous.exists() else [])
-        if line.startswith("| S") and line.split("|")[1].strip() not in only
+        line for line in before if line.startswith("| S") and line.split("|")[1].strip() not in only
     ]
-    report = write_report(rows, args, time.perf_counter() - started, kept)
+    # Each scenario's source: this run for the ones run, the previous report's
+    # line for the ones kept.
+    stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    command = " ".join(["scripts/bench", *sys.argv[1:]])
+    source = {
+        line.split(":", 1)[0][2:]: line for line in before if line.startswith("- S") and ":" in line
+    }
+    for scenario in sorted({r["scenario"] for r in rows}):
+        source[scenario] = f"- {scenario}: `{command}` ({stamp})"
+    scenarios = sorted({r["scenario"] for r in rows} | {k.split("|")[1].strip() for k in kept})
+    sources = [source[sc] for sc in scenarios if sc in source]
+    report = write_report(rows, args, time.perf_counter() - started, kept, sources)
     print()
     print(report)
     if over:
