@@ -165,9 +165,8 @@ async def put_file(
     # upload_concurrency (adlfs's max_concurrency) can lower the blocks in flight.
     in_flight = min(getattr(fs, "max_concurrency", None) or PARTS, PARTS)
     ids = await chunked.in_parts(
-        lpath, size, part, budget, send, callback,
-        in_flight=in_flight, retry=retry, digest=digest, windowed=True,
-    )  # fmt: skip
+        lpath, size, part, budget, send, callback, in_flight=in_flight, retry=retry, digest=digest
+    )
     # Uncommitted blocks of a failed upload are discarded by the service (7 days).
     await client.commit_block_list([BlobBlock(block_id=i) for i in ids])
     return size

@@ -8,10 +8,9 @@ The S3, GCS and Azure modules each speak their own API, but follow one plan:
   each written at its offset with ``pwrite``, at most ``PARTS_IN_FLIGHT`` (or the
   store's own bound) per file;
 - an upload sends a small file in one request and a large one in
-  ``PART_SIZE`` parts (read as they are sent, :class:`FileWindow`, where the
-  store's client can take a file-like body); every buffer is taken from one
-  :class:`ByteBudget` per store, so all uploads together never hold more than
-  ``UPLOAD_BUDGET`` bytes.
+  ``PART_SIZE`` parts read from the file as they are sent (:class:`FileWindow`);
+  every buffer is taken from one :class:`ByteBudget` per store, so all uploads
+  together never hold more than ``UPLOAD_BUDGET`` bytes.
 
 The sizes are read from this module when a transfer starts (tests shrink
 them to exercise the multi-part paths with small files).
@@ -328,31 +327,28 @@ async def in_parts(
     size: int,
     part: int,
     budget: ByteBudget,
-    send: Callable[[int, int, Any], Awaitable[Any]],
+    send: Callable[[int, int, FileWindow], Awaitable[Any]],
     callback: TransferCallback | None,
     *,
     in_flight: int | None = None,
     retry: RetryPolicy | None = None,
     digest: Any = None,
-    windowed: bool = False,
 ) -> list[Any]:
-    """Read ``lpath`` in ``part``-sized pieces under ``budget`` and ``send(number, offset, data)``
-    each; returns what every ``send`` returned, in order.  A part that fails
+    """Send ``lpath`` in ``part``-sized pieces, ``send(number, offset, window)`` each;
+    returns what every ``send`` returned, in order.  A part that fails
     transiently is sent again under ``retry`` (one lost part must not cost the
     whole file); at most ``in_flight`` (``PARTS_IN_FLIGHT``) are in flight.
 
-    ``windowed``: ``data`` is a :class:`FileWindow`, read while it is sent (a new
-    one per attempt), and costs ``WINDOW_COST`` of the budget instead of the
-    part's size, so more parts fit in flight in the same memory.  Otherwise it is
-    the part's bytes.
+    Each part is a :class:`FileWindow`, read while it is sent (a new one per
+    attempt), and takes ``WINDOW_COST`` of ``budget`` rather than its size: held
+    in memory, 16 MiB parts let two fit in the 32 MiB budget, as windows eight do.
 
     With ``digest`` (a hashlib object) the parts are fed to it in file order,
-    while earlier parts are being sent: as they are read (bytes), or read from the
-    page cache (windows).  The hashing runs right here (about 10 ms per 16 MiB
-    part with SHA-NI): handing it to a thread measured slower on two cores (GIL
-    hand-offs), 1.2-1.4x against 1.03x for a 512 MiB upload.  A part waits for
-    its turn before it takes any budget, so waiting never holds memory another
-    part needs.
+    read back from the page cache while earlier parts are being sent.  The
+    hashing runs right here (about 10 ms per 16 MiB part with SHA-NI): handing it
+    to a thread measured slower on two cores (GIL hand-offs), 1.2-1.4x against
+    1.03x for a 512 MiB upload.  A part waits for its turn before it takes any
+    budget, so waiting never holds memory another part needs.
     """
     gate = asyncio.Semaphore(in_flight or PARTS_IN_FLIGHT)
     fd = os.open(lpath, os.O_RDONLY)
@@ -362,32 +358,20 @@ async def in_parts(
 
     async def one(number: int, offset: int) -> Any:
         length = min(part, size - offset)
-        cost = min(length, WINDOW_COST) if windowed else length
+        cost = min(length, WINDOW_COST)
         async with gate:
             if digest is not None:
                 await turns[number - 1].wait()
             await budget.acquire(cost)
             try:
-                if windowed:
-                    if digest is not None:
-                        _hash_span(fd, offset, offset + length, digest)
-                        turns[number].set()
-
-                    def body() -> Any:
-                        return FileWindow(fd, offset, length, lpath)
-
-                else:
-                    data = os.pread(fd, length, offset)
-                    if len(data) != length:
-                        raise OSError(f"{lpath} shrank while it was uploaded")
-                    if digest is not None:
-                        digest.update(data)
-                        turns[number].set()
-
-                    def body() -> Any:
-                        return data
-
-                result = await _again(retry, lambda: send(number, offset, body()), f"part {number}")
+                if digest is not None:
+                    _hash_span(fd, offset, offset + length, digest)
+                    turns[number].set()
+                result = await _again(
+                    retry,
+                    lambda: send(number, offset, FileWindow(fd, offset, length, lpath)),
+                    f"part {number}",
+                )
             finally:
                 await budget.release(cost)
         if callback is not None:

@@ -194,10 +194,8 @@ async def put_file(
         return {"PartNumber": number, "ETag": resp["ETag"]}
 
     try:
-        # Parts are read from the file as they go out: eight in flight cost
-        # 16 MiB of the budget, not 128 (two at a time fitted before).
         parts = await chunked.in_parts(
-            lpath, size, part, budget, send, callback, retry=retry, digest=digest, windowed=True
+            lpath, size, part, budget, send, callback, retry=retry, digest=digest
         )
         await fs._call_s3(
             "complete_multipart_upload",
