@@ -522,10 +522,11 @@ class Store:
             # A fresh digest per attempt: a retried upload reads the file again.
             digest = hashlib.sha256() if digests is not None and tmp is None else None
             check = hashlib.sha256() if t.sha256 and tmp is not None else None
+            written = None
             with self._attempt(tmp):
                 if bounded is not None and tmp is not None:  # a download lands under a temp name
                     src = self.resolve(t.src)[1]
-                    await bounded.get_file(fs, src, tmp, cb, self.retry, sha256=check)
+                    written = await bounded.get_file(fs, src, tmp, cb, self.retry, sha256=check)
                     _verify(t, check)
                 elif bounded is not None:
                     dst = self.resolve(t.dst)[1]
@@ -539,7 +540,7 @@ class Store:
                     await fs._put_file(t.src, self.resolve(t.dst)[1], **kw)
                     if digest is not None:  # no bounded path (memory://): a pass of its own
                         await asyncio.to_thread(_hash_file, t.src, digest)
-                got = self._finish(t, direction, tmp, t.dst, cb)
+                got = self._finish(t, direction, tmp, t.dst, cb, written)
                 if digests is not None and digest is not None:
                     digests[t.dst] = digest.hexdigest()
                 return got
