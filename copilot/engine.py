@@ -50,26 +50,22 @@ class Engine:
         return cmd
 
     def stop(self, container: str, grace: int = STOP_GRACE) -> None:
-        """SIGTERM the container, SIGKILL after ``grace`` seconds; quiet if it is gone."""
-        try:
-            subprocess.run(
-                [self.path, "stop", "--time", str(grace), container],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                timeout=grace + PROBE_TIMEOUT,
-                check=False,
-            )
-        except subprocess.TimeoutExpired:
-            pass  # the caller checks that the container ended, and removes it if not
+        """SIGTERM the container, SIGKILL after ``grace`` seconds; quiet if it is gone
+        (the caller checks that it ended, and removes it if not)."""
+        self._quietly(["stop", "--time", str(grace), container], grace + PROBE_TIMEOUT)
 
     def remove(self, container: str) -> None:
         """Kill and remove the container whatever its state; quiet if it is gone."""
+        self._quietly(["rm", "--force", "--time", "0", container], PROBE_TIMEOUT)
+
+    def _quietly(self, args: list[str], timeout: float) -> None:
+        """Run an engine command whose output and outcome do not matter."""
         try:
             subprocess.run(
-                [self.path, "rm", "--force", "--time", "0", container],
+                [self.path, *args],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
-                timeout=PROBE_TIMEOUT,
+                timeout=timeout,
                 check=False,
             )
         except subprocess.TimeoutExpired:

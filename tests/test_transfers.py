@@ -233,8 +233,6 @@ def test_s3_part_bodies_are_never_copied_whole_on_their_way_out(
     in flight.  Part bodies go to aiohttp as slices of the bytes read, never whole."""
     from aiohttp import payload
 
-    from copilot.storage import s3 as s3_module
-
     monkeypatch.setattr(chunked, "PART_SIZE", 5 << 20)
     whole: list[int] = []
     for cls in (payload.BytesIOPayload, payload.BytesPayload):
@@ -242,7 +240,7 @@ def test_s3_part_bodies_are_never_copied_whole_on_their_way_out(
 
         def spying(self, value, *args, _original=original, **kwargs):
             size = value.getbuffer().nbytes if hasattr(value, "getbuffer") else len(value)
-            if size > s3_module.SEND_SLICE:
+            if size > chunked.SEND_SLICE:
                 whole.append(size)
             _original(self, value, *args, **kwargs)
 
@@ -361,7 +359,7 @@ def test_a_sliced_body_can_be_sent_again_from_the_top() -> None:
 
     from copilot.storage import s3 as s3_module
 
-    data = os.urandom(s3_module.SEND_SLICE * 2 + 3)
+    data = os.urandom(chunked.SEND_SLICE * 2 + 3)
     request = SimpleNamespace(body=io.BytesIO(data))
     s3_module._sliced_body(request)
 

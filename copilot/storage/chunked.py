@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from copilot.errors import Retryable
+from copilot.storage.retry import is_transient
 
 if TYPE_CHECKING:
     from copilot.storage.callback import TransferCallback
@@ -270,8 +271,6 @@ async def download(
                     try:
                         got = await write_at(first_body(), fd, 0, callback)
                     except Exception as exc:
-                        from copilot.storage.retry import is_transient
-
                         if retry is None or not is_transient(exc):
                             raise
                         # The first body broke off: what it did not bring is fetched

@@ -32,20 +32,16 @@ MAX_PARTS = 10_000
 RANGES_IN_FLIGHT = 4
 
 
-#: How much of an in-memory body is handed to the socket at a time (see :class:`_Slices`).
-SEND_SLICE = chunked.SEND_SLICE
-
-
 class _Slices:
-    """A request body aiohttp sends ``SEND_SLICE`` bytes at a time, uncopied.
+    """A request body aiohttp sends ``chunked.SEND_SLICE`` bytes at a time, uncopied.
 
     botocore wraps a bytes ``Body`` in a ``BytesIO`` that shares it, and aiohttp
     copies that whole (its ``getbuffer()`` un-shares it); handed the bytes
     themselves, Python 3.11's transport copies what the socket did not take,
     twice.  Either way: one more copy per body in flight (measured: 132 MB peak
-    for a 256 MiB upload sent as 16 MiB bytes parts, 100 MB in slices).  Parts
-    are now sent from their file (:class:`chunked.FileWindow`); a small file sent
-    in one request is still bytes.  botocore may send a request again: every
+    for a 256 MiB upload in 16 MiB bytes parts, 100 MB in slices).  A small file
+    sent in one request is such a body; parts are sent from their file
+    (:class:`chunked.FileWindow`).  botocore may send a request again: every
     ``async for`` starts from the top (``seek(0)`` is what botocore calls first).
     """
 
@@ -56,8 +52,8 @@ class _Slices:
         return self._slices()
 
     async def _slices(self) -> AsyncIterator[memoryview]:
-        for start in range(0, len(self.view), SEND_SLICE):
-            yield self.view[start : start + SEND_SLICE]
+        for start in range(0, len(self.view), chunked.SEND_SLICE):
+            yield self.view[start : start + chunked.SEND_SLICE]
 
     def seek(self, offset: int, whence: int = 0) -> int:
         return 0
@@ -72,7 +68,7 @@ def _sliced_body(request: Any, **_: Any) -> None:
     body = getattr(request, "body", None)
     if type(body) is io.BytesIO and body.tell() == 0:
         body = body.getvalue()  # the bytes it shares: no copy
-    if type(body) is bytes and len(body) > SEND_SLICE:
+    if type(body) is bytes and len(body) > chunked.SEND_SLICE:
         request.body = _Slices(body)
 
 
