@@ -12,7 +12,7 @@ from copilot._argv import split_global_flags
 from copilot.cli import main_group
 from copilot.config import FlagOverrides, StorageConfig, parse_pairs, resolve_settings
 from copilot.durations import format_duration_ns, parse_go_duration
-from copilot.errors import UsageError
+from copilot.errors import DataError, UsageError
 from copilot.literals.text import format_float, format_timestamp
 from copilot.paths import safe_name
 from copilot.storage import display_uri, join_uri, protocol_of
@@ -449,3 +449,53 @@ def test_range_bounds_cover_the_object_in_as_few_ranges_as_keep_streams_busy(
     assert bounds[0] == (0, min(step, size)) and bounds[-1][1] == size
     assert all(a[1] == b[0] for a, b in itertools.pairwise(bounds))
     assert all(stop - start >= min(step, size - start) for start, stop in bounds)
+
+
+def _counting_reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Record the size asked of every os.read made by the output reader."""
+    import copilot.literals.from_files as ff
+
+    asked: list[int] = []
+    real_read = ff.os.read
+
+    def read(fd: int, n: int) -> bytes:
+        asked.append(n)
+        return real_read(fd, n)
+
+    monkeypatch.setattr(ff.os, "read", read)
+    return asked
+
+
+def test_a_small_output_file_is_read_in_one_call_of_its_own_size(tmp_path, monkeypatch) -> None:
+    from copilot.literals.from_files import read_at_most
+
+    path = tmp_path / "x"
+    path.write_bytes(b"5000")
+    asked = _counting_reads(monkeypatch)
+    assert read_at_most(str(path), 4, 1 << 20) == b"5000"
+    # One read of size + 1, not a 1 MiB buffer and a second read to find the end:
+    # 100,000 list elements are 100,000 of these.
+    assert asked == [5]
+    asked.clear()
+    (tmp_path / "empty").write_bytes(b"")
+    assert read_at_most(str(tmp_path / "empty"), 0, 10) == b""
+    assert asked == [1]
+
+
+def test_reading_an_output_that_changed_after_its_stat(tmp_path) -> None:
+    from copilot.literals.from_files import OutputReader, read_at_most
+
+    path = tmp_path / "x"
+    path.write_bytes(b"0123456789" * 300)
+    # Stat said 4 bytes; the file holds 3000: read on to the end, or to limit + 1.
+    assert read_at_most(str(path), 4, 1 << 20) == b"0123456789" * 300
+    assert read_at_most(str(path), 4, 100) == (b"0123456789" * 11)[:101]
+    # Stat said more than is there: the end comes early and is taken as the end.
+    assert read_at_most(str(path), 5000, 1 << 20) == b"0123456789" * 300
+
+    reader = OutputReader(str(tmp_path), "file:///nowhere")
+    path.write_bytes(b"1234")
+    small = path.stat()
+    path.write_bytes(b"1" * 200)  # grew past the limit after the stat
+    with pytest.raises(DataError, match=r"^o: .*/x grew past 100 bytes while being read$"):
+        reader.read(str(path), small, 100, "an int", "o")
