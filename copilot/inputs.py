@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -135,15 +136,75 @@ def check_against_interface(
         log.warning("input %r is not declared in the interface; laid out anyway", name)
 
 
-def render_values(values: dict[str, Any], fmt: str) -> bytes:
+#: inputs.json's encoding: compact, keys sorted, text as it is.
+_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+#: Elements encoded at once by :func:`json_pieces`.
+JSON_SLICE = 2000
+
+
+def _more_than(values: Iterable[Any], limit: int) -> bool:
+    """Whether ``values`` hold more than ``limit`` elements, counting nested ones."""
+    stack = list(values)
+    count = 0
+    while stack:
+        value = stack.pop()
+        count += 1
+        if count > limit:
+            return True
+        if isinstance(value, dict):
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+    return False
+
+
+def json_pieces(value: Any) -> Iterator[str]:
+    """``value`` as ``inputs.json`` text (what ``_JSON.encode`` gives), in pieces.
+
+    Each piece comes from at most ``JSON_SLICE`` elements, nested ones counted:
+    encoded in one go, a 100,000-key map held ~10 MB of small strings at once,
+    enough to take the download past the memory Flyte gives it.  A slice that
+    holds more goes element by element.
+    """
+    if isinstance(value, dict):
+        keys = sorted(value)
+        yield "{"
+        for start in range(0, len(keys), JSON_SLICE):
+            chunk = keys[start : start + JSON_SLICE]
+            if start:
+                yield ","
+            if _more_than((value[k] for k in chunk), JSON_SLICE):
+                for i, key in enumerate(chunk):
+                    yield ("," if i else "") + _JSON.encode(key) + ":"
+                    yield from json_pieces(value[key])
+            else:
+                yield _JSON.encode({k: value[k] for k in chunk})[1:-1]
+        yield "}"
+    elif isinstance(value, list):
+        yield "["
+        for start in range(0, len(value), JSON_SLICE):
+            items = value[start : start + JSON_SLICE]
+            if start:
+                yield ","
+            if _more_than(items, JSON_SLICE):
+                for i, item in enumerate(items):
+                    if i:
+                        yield ","
+                    yield from json_pieces(item)
+            else:
+                yield _JSON.encode(items)[1:-1]
+        yield "]"
+    else:
+        yield _JSON.encode(value)
+
+
+def render_values(values: dict[str, Any], fmt: str) -> Iterator[bytes]:
     """``inputs.json`` / ``inputs.yaml`` content: one object, variable -> value."""
     if fmt == "JSON":
-        return json.dumps(values, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode(
-            "utf-8"
-        )
+        return (piece.encode("utf-8") for piece in json_pieces(values))
     import yaml
 
-    return yaml.safe_dump(values, sort_keys=True, allow_unicode=True).encode("utf-8")
+    return iter([yaml.safe_dump(values, sort_keys=True, allow_unicode=True).encode("utf-8")])
 
 
 def download_inputs(store: Store, opts: DownloadOptions) -> DownloadResult:
@@ -164,6 +225,7 @@ def download_inputs(store: Store, opts: DownloadOptions) -> DownloadResult:
     already = set(os.listdir(root))
     raw = store.read_bytes(opts.from_remote, what="read inputs")
     inputs = parse_message(literals_pb2.LiteralMap, raw, f"inputs {display_uri(opts.from_remote)}")
+    del raw  # 2 MB for a 100,000-key map, not needed again while the tree is laid out
     for name in sorted(inputs.literals):
         inline_offloaded(store, inputs.literals[name], f"input {name!r}")
     if opts.interface is not None:

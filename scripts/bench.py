@@ -325,8 +325,9 @@ class Bench:
                 self.uri("bench-errors/"),
                 "-o",
                 str(fresh),
+                # JSON, as Flyte's plugin runs it: inputs.json is part of the work.
                 "-m",
-                "PROTO",
+                "JSON",
                 *extra,
             ]
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 
 import pytest
 from hypothesis import given
@@ -499,3 +500,40 @@ def test_reading_an_output_that_changed_after_its_stat(tmp_path) -> None:
     path.write_bytes(b"1" * 200)  # grew past the limit after the stat
     with pytest.raises(DataError, match=r"^o: .*/x grew past 100 bytes while being read$"):
         reader.read(str(path), small, 100, "an int", "o")
+
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text() | st.floats(allow_nan=False),
+    lambda children: st.lists(children) | st.dictionaries(st.text(), children),
+    max_leaves=60,
+)
+
+
+@given(_json_values)
+def test_inputs_json_in_pieces_is_the_same_text(value) -> None:
+    import copilot.inputs as ci
+
+    whole = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    slice_was = ci.JSON_SLICE
+    ci.JSON_SLICE = 3  # small enough that every shape is cut somewhere
+    try:
+        pieces = b"".join(ci.render_values({"v": value}, "JSON")).decode("utf-8")
+    finally:
+        ci.JSON_SLICE = slice_was
+    assert pieces == '{"v":' + whole + "}"
+
+
+def test_inputs_json_of_a_big_map_is_never_encoded_whole() -> None:
+    from copilot.inputs import JSON_SLICE, json_pieces
+
+    big = {"m": {str(i): i for i in range(20_000)}, "xs": list(range(20_000))}
+    pieces = list(json_pieces(big))
+    # No piece holds more than one slice's elements: ~10 bytes each here.
+    assert max(len(p) for p in pieces) < JSON_SLICE * 14
+    assert len(pieces) > 20
+    assert "".join(pieces) == json.dumps(big, sort_keys=True, separators=(",", ":"))
+    # Big values inside big values go element by element, and still read the same.
+    nested = {"a": [list(range(100)), {str(i): [i] * 70 for i in range(100)}, 1], "b": {}}
+    pieces = list(json_pieces(nested))
+    assert max(len(p) for p in pieces) < 400
+    assert "".join(pieces) == json.dumps(nested, sort_keys=True, separators=(",", ":"))

@@ -22,7 +22,7 @@ import logging
 import os
 import shutil
 import threading
-from collections.abc import Coroutine, Iterator, Sequence
+from collections.abc import Coroutine, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -281,17 +281,27 @@ class Store:
         data = self._call(fs, "cat_file", path)
         return data
 
-    def write_bytes(self, uri: str, data: bytes, *, what: str = "write") -> None:
-        """Write a whole object; on local disk atomically (temp name, then rename)."""
+    def write_bytes(self, uri: str, data: bytes | Iterable[bytes], *, what: str = "write") -> None:
+        """Write a whole object; on local disk atomically (temp name, then rename).
+
+        ``data`` may come in pieces, written as they come on local disk (a big
+        ``inputs.json`` is never whole in memory); a remote object is sent whole."""
         fs, path = self.resolve(uri)
         with _errors(uri, what):
             if protocol_of(uri) == "file":
                 os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
                 tmp = path + _TMP_SUFFIX
-                with open(tmp, "wb") as fh:
-                    fh.write(data)
+                try:
+                    with open(tmp, "wb") as fh:
+                        for piece in [data] if isinstance(data, bytes) else data:
+                            fh.write(piece)
+                except BaseException:
+                    _unlink_quietly(tmp)
+                    raise
                 os.replace(tmp, path)
             else:
+                if not isinstance(data, bytes):
+                    data = b"".join(data)
                 self.retry.call(
                     lambda: self._call(fs, "pipe_file", path, data), f"{what} {display_uri(uri)}"
                 )
