@@ -166,36 +166,28 @@ def json_pieces(value: Any) -> Iterator[str]:
     enough to take the download past the memory Flyte gives it.  A slice that
     holds more goes element by element.
     """
-    if isinstance(value, dict):
-        keys = sorted(value)
-        yield "{"
-        for start in range(0, len(keys), JSON_SLICE):
-            chunk = keys[start : start + JSON_SLICE]
-            if start:
-                yield ","
-            if _more_than((value[k] for k in chunk), JSON_SLICE):
-                for i, key in enumerate(chunk):
-                    yield ("," if i else "") + _JSON.encode(key) + ":"
-                    yield from json_pieces(value[key])
-            else:
-                yield _JSON.encode({k: value[k] for k in chunk})[1:-1]
-        yield "}"
-    elif isinstance(value, list):
-        yield "["
-        for start in range(0, len(value), JSON_SLICE):
-            items = value[start : start + JSON_SLICE]
-            if start:
-                yield ","
-            if _more_than(items, JSON_SLICE):
-                for i, item in enumerate(items):
-                    if i:
-                        yield ","
-                    yield from json_pieces(item)
-            else:
-                yield _JSON.encode(items)[1:-1]
-        yield "]"
-    else:
+    if not isinstance(value, (dict, list)):
         yield _JSON.encode(value)
+        return
+    keys = sorted(value) if isinstance(value, dict) else None
+    yield "[" if keys is None else "{"
+    for start in range(0, len(value), JSON_SLICE):
+        if start:
+            yield ","
+        part: Any
+        if keys is None:
+            part = value[start : start + JSON_SLICE]
+            members = (("", item) for item in part)
+        else:
+            part = {k: value[k] for k in keys[start : start + JSON_SLICE]}
+            members = ((_JSON.encode(k) + ":", item) for k, item in part.items())
+        if not _more_than(part if keys is None else part.values(), JSON_SLICE):
+            yield _JSON.encode(part)[1:-1]
+            continue
+        for i, (prefix, item) in enumerate(members):
+            yield ("," if i else "") + prefix
+            yield from json_pieces(item)
+    yield "]" if keys is None else "}"
 
 
 def render_values(values: dict[str, Any], fmt: str) -> Iterator[bytes]:
