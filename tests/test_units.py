@@ -537,3 +537,31 @@ def test_inputs_json_of_a_big_map_is_never_encoded_whole() -> None:
     pieces = list(json_pieces(nested))
     assert max(len(p) for p in pieces) < 400
     assert "".join(pieces) == json.dumps(nested, sort_keys=True, separators=(",", ":"))
+
+
+@given(st.dictionaries(st.text(min_size=1), _json_values, max_size=4))
+def test_inputs_yaml_in_pieces_reads_back_the_same(values) -> None:
+    import yaml
+
+    import copilot.inputs as ci
+
+    slice_was = ci.JSON_SLICE
+    ci.JSON_SLICE = 3
+    try:
+        text = b"".join(ci.render_values(values, "YAML")).decode("utf-8")
+    finally:
+        ci.JSON_SLICE = slice_was
+    # What one whole dump reads back as (PyYAML's own quirks, e.g. U+0085, included).
+    whole = yaml.safe_dump(values, sort_keys=True, allow_unicode=True)
+    assert yaml.safe_load(text) == yaml.safe_load(whole)
+
+
+def test_inputs_yaml_of_a_big_map_is_dumped_a_slice_at_a_time() -> None:
+    import yaml
+
+    from copilot.inputs import JSON_SLICE, yaml_pieces
+
+    big = {"m": {str(i): i for i in range(5_000)}, "xs": list(range(5_000)), "s": "x"}
+    pieces = list(yaml_pieces(big))
+    assert max(len(p) for p in pieces) < JSON_SLICE * 16
+    assert yaml.safe_load("".join(pieces)) == big
