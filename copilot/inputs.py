@@ -158,6 +158,16 @@ def _more_than(values: Iterable[Any], limit: int) -> bool:
     return False
 
 
+def _slices(value: dict[Any, Any] | list[Any]) -> Iterator[Any]:
+    """``value`` ``JSON_SLICE`` elements at a time: sub-lists, or sub-maps in key order."""
+    keys = sorted(value) if isinstance(value, dict) else None
+    for start in range(0, len(value), JSON_SLICE):
+        if keys is None:
+            yield value[start : start + JSON_SLICE]
+        else:
+            yield {k: value[k] for k in keys[start : start + JSON_SLICE]}
+
+
 def json_pieces(value: Any) -> Iterator[str]:
     """``value`` as ``inputs.json`` text (what ``_JSON.encode`` gives), in pieces.
 
@@ -169,25 +179,23 @@ def json_pieces(value: Any) -> Iterator[str]:
     if not isinstance(value, (dict, list)):
         yield _JSON.encode(value)
         return
-    keys = sorted(value) if isinstance(value, dict) else None
-    yield "[" if keys is None else "{"
-    for start in range(0, len(value), JSON_SLICE):
-        if start:
+    is_map = isinstance(value, dict)
+    yield "{" if is_map else "["
+    for n, part in enumerate(_slices(value)):
+        if n:
             yield ","
-        part: Any
-        if keys is None:
-            part = value[start : start + JSON_SLICE]
-            members = (("", item) for item in part)
-        else:
-            part = {k: value[k] for k in keys[start : start + JSON_SLICE]}
-            members = ((_JSON.encode(k) + ":", item) for k, item in part.items())
-        if not _more_than(part if keys is None else part.values(), JSON_SLICE):
+        if not _more_than(part.values() if is_map else part, JSON_SLICE):
             yield _JSON.encode(part)[1:-1]
             continue
+        members = (
+            ((_JSON.encode(k) + ":", item) for k, item in part.items())
+            if is_map
+            else (("", item) for item in part)
+        )
         for i, (prefix, item) in enumerate(members):
             yield ("," if i else "") + prefix
             yield from json_pieces(item)
-    yield "]" if keys is None else "}"
+    yield "}" if is_map else "]"
 
 
 def render_values(values: dict[str, Any], fmt: str) -> Iterator[bytes]:
@@ -220,12 +228,7 @@ def yaml_pieces(values: dict[str, Any]) -> Iterator[str]:
             yield dump({name: value})
             continue
         yield head.removesuffix(" null\n") + "\n"
-        keys = sorted(value) if isinstance(value, dict) else None
-        for start in range(0, len(value), JSON_SLICE):
-            if keys is None:
-                part: Any = value[start : start + JSON_SLICE]
-            else:
-                part = {k: value[k] for k in keys[start : start + JSON_SLICE]}
+        for part in _slices(value):
             yield "".join("  " + line for line in dump(part).splitlines(keepends=True))
 
 
