@@ -200,9 +200,8 @@ def json_pieces(value: Any) -> Iterator[str]:
 
 def render_values(values: dict[str, Any], fmt: str) -> Iterator[bytes]:
     """``inputs.json`` / ``inputs.yaml`` content: one object, variable -> value."""
-    if fmt == "JSON":
-        return (piece.encode("utf-8") for piece in json_pieces(values))
-    return (piece.encode("utf-8") for piece in yaml_pieces(values))
+    pieces = json_pieces(values) if fmt == "JSON" else yaml_pieces(values)
+    return (piece.encode("utf-8") for piece in pieces)
 
 
 def yaml_pieces(values: dict[str, Any]) -> Iterator[str]:
@@ -218,13 +217,9 @@ def yaml_pieces(values: dict[str, Any]) -> Iterator[str]:
         yield dump(values)
     for name in sorted(values):
         value = values[name]
-        head = dump({name: None})  # "name: null", the key as PyYAML writes it
-        if (
-            not isinstance(value, (dict, list))
-            or len(value) <= JSON_SLICE
-            or not head.endswith(": null\n")
-            or "\n" in head[:-1]
-        ):
+        small = not isinstance(value, (dict, list)) or len(value) <= JSON_SLICE
+        head = "" if small else dump({name: None})  # "name: null": the key as PyYAML writes it
+        if small or not head.endswith(": null\n") or "\n" in head[:-1]:
             yield dump({name: value})
             continue
         yield head.removesuffix(" null\n") + "\n"
