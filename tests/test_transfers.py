@@ -14,6 +14,7 @@ from faultproxy import FaultProxy
 from stores import Remote
 
 from copilot.storage import Store, Transfer, chunked
+from copilot.storage import store as store_module
 
 
 def _sha(path: Path) -> str:
@@ -403,35 +404,31 @@ def test_s3_transfers_never_exceed_the_concurrency_bound(s3: S3, tmp_path: Path)
     assert 1 < peak[0] <= 3
 
 
-def test_local_transfers_never_exceed_the_concurrency_bound(tmp_path: Path, monkeypatch) -> None:
+def test_local_transfers_copy_one_at_a_time_in_the_calling_thread(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """Local copies are kernel work: no pool, no thread, whatever the concurrency."""
     src = tmp_path / "src"
     src.mkdir()
     for i in range(30):
         (src / str(i)).write_bytes(b"y" * 100)
-    store = Store(concurrency=2)
-    fs = store.filesystem("file")
-    active = [0]
-    peak = [0]
-    lock = threading.Lock()
-    original = fs.get_file
+    store = Store(concurrency=4)
+    threads: set[int] = set()
+    original = store_module._copy_plain
 
-    def counting(*args, **kwargs):
-        with lock:
-            active[0] += 1
-            peak[0] = max(peak[0], active[0])
-        try:
-            return original(*args, **kwargs)
-        finally:
-            with lock:
-                active[0] -= 1
+    def recording(a: str, b: str) -> int:
+        threads.add(threading.get_ident())
+        return original(a, b)
 
-    monkeypatch.setattr(fs, "get_file", counting)
+    monkeypatch.setattr(store_module, "_copy_plain", recording)
+    before = threading.active_count()
     transfers = [
         Transfer(str(src / str(i)), str(tmp_path / "dst" / str(i)), str(i)) for i in range(30)
     ]
     assert store.download(transfers) == 3000
-    assert peak[0] <= 2
-    assert threading.active_count() < 20  # a fixed pool, not a thread per file
+    assert threads == {threading.get_ident()}
+    assert threading.active_count() == before
+    assert sorted(p.name for p in (tmp_path / "dst").iterdir()) == sorted(map(str, range(30)))
 
 
 def test_memory_store_round_trip_through_the_thread_pool(tmp_path: Path) -> None:

@@ -42,6 +42,9 @@ class Backend:
     #: (HTTP status and connection failures are classified for every backend).
     transient_codes: frozenset[str] = frozenset()
     permanent_codes: frozenset[str] = frozenset()
+    #: Builds the filesystem from the options, where copilot has its own
+    #: (fsspec.filesystem(protocol) otherwise).
+    make: Callable[..., Any] | None = None
 
 
 def _s3(config: StorageConfig, concurrency: int) -> dict[str, Any]:
@@ -144,6 +147,12 @@ def _none(config: StorageConfig, concurrency: int) -> dict[str, Any]:
     return {}
 
 
+def _local(**options: Any) -> Any:
+    from copilot.storage.local import LocalFileSystem
+
+    return LocalFileSystem()
+
+
 BACKENDS: dict[str, Backend] = {
     b.protocol: b
     for b in (
@@ -180,7 +189,7 @@ BACKENDS: dict[str, Backend] = {
             transient_codes=_AZURE_TRANSIENT,
             permanent_codes=_AZURE_PERMANENT,
         ),
-        Backend("file", "fsspec", "", lambda c, n: {"auto_mkdir": True}),
+        Backend("file", "copilot.storage.local", "", _none, make=_local),
         Backend("memory", "fsspec", "", _none),
         Backend("http", "fsspec", "", _none, read_only=True),
         Backend("https", "fsspec", "", _none, read_only=True),

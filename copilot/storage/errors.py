@@ -9,8 +9,7 @@ query strings.
 
 from __future__ import annotations
 
-import asyncio
-import socket
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from urllib.parse import urlsplit
@@ -77,6 +76,8 @@ def dns_failure(exc: BaseException) -> str | None:
     for any other failure.  aiohttp keeps ``host`` and the ``socket.gaierror``;
     botocore keeps the endpoint URL.
     """
+    import socket
+
     host = ""
     failed = False
     for err in causes(exc):
@@ -127,9 +128,18 @@ def storage_error(exc: BaseException, uri: str, action: str) -> CopilotError:
     if isinstance(status, int) and 400 <= status < 600:
         kind = NON_RECOVERABLE if status in (401, 403, 404, 410) else RECOVERABLE
         return StorageError(f"{action} {shown}: HTTP {status}", kind=kind)
-    if isinstance(exc, asyncio.TimeoutError | TimeoutError):
+    if _timed_out(exc):
         return StorageError(f"{action} {shown}: timed out")
     return StorageError(f"{action} {shown}: {_first_line(exc)}")
+
+
+def _timed_out(exc: BaseException) -> bool:
+    if isinstance(exc, TimeoutError):
+        return True
+    # Before 3.11 asyncio's TimeoutError is a class of its own; it can only have
+    # been raised if asyncio is loaded, so a local run never imports it to check.
+    aio = sys.modules.get("asyncio")
+    return aio is not None and isinstance(exc, aio.TimeoutError)
 
 
 @contextmanager

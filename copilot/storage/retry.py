@@ -15,7 +15,6 @@ start), so it also covers failures that happen outside a request call.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
 import time
@@ -169,5 +168,11 @@ class RetryPolicy:
                 pause = self._next(attempt, exc, what)
                 if pause is None:
                     raise
-            await asyncio.sleep(pause)
+            await _sleep(pause)
             attempt += 1
+
+
+async def _sleep(seconds: float) -> None:
+    import asyncio  # imported here: a run with no async backend never loads it
+
+    await asyncio.sleep(seconds)

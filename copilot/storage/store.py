@@ -12,8 +12,6 @@ once, so a tree of any size costs one rename.
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import copy
 import functools
 import hashlib
@@ -37,7 +35,6 @@ from copilot.errors import (
     DataError,
     StorageError,
 )
-from copilot.storage import chunked
 from copilot.storage.backends import backend_for
 from copilot.storage.errors import _errors, _first_line, storage_error, unsatisfiable_range
 from copilot.storage.retry import RetryPolicy
@@ -175,6 +172,9 @@ class Store:
         it has finished unwinding (temporary files removed): nothing is left
         running behind the caller.
         """
+        import asyncio  # only an async backend comes here: a local run never loads it
+        import concurrent.futures
+
         self.cancel.raise_if_cancelled()
         loop = fs.loop
 
@@ -207,12 +207,15 @@ class Store:
         with self._lock:
             fs = self._filesystems.get(protocol)
             if fs is None:
-                import fsspec
-
                 backend = backend_for(protocol)
                 options = backend.options(self.config, self.concurrency)
                 try:
-                    fs = fsspec.filesystem(protocol, skip_instance_cache=True, **options)
+                    if backend.make is not None:
+                        fs = backend.make(**options)
+                    else:
+                        import fsspec
+
+                        fs = fsspec.filesystem(protocol, skip_instance_cache=True, **options)
                 except (ImportError, ValueError) as exc:
                     hint = f" (install {backend.install})" if backend.install else ""
                     raise StorageError(
@@ -511,6 +514,10 @@ class Store:
         direction: str,
         digests: dict[str, str] | None = None,
     ) -> int:
+        import asyncio
+
+        from copilot.storage import chunked
+
         queue: Iterator[Transfer] = iter(group)
         failure: list[BaseException] = []
         copied = 0
@@ -606,7 +613,10 @@ class Store:
                     else:
                         digest = None
                         written = _copy_plain(src, tmp)
-                    copied += self._finish(t, direction, tmp, dst, self._callback(), written)
+                    got = self._finish(t, direction, tmp, dst, None, written)
+                    if self.progress is not None:  # counted here: no fsspec callback to load
+                        self.progress.advance(got, files=1)
+                    copied += got
                     if digests is not None and digest is not None:
                         digests[t.dst] = digest.hexdigest()
             except Exception as exc:
