@@ -23,6 +23,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -593,6 +594,11 @@ def _make_tree(root: Path, files: int, size: int) -> None:
         (d / f"f{i:05d}.bin").write_bytes(os.urandom(size))
 
 
+def s2_all(b: Bench, peers: Peers) -> None:
+    for files in b.sizes:
+        s2_many_files(b, files, peers)
+
+
 def s2_many_files(b: Bench, files: int, peers: Peers) -> None:
     """A Dir of ``files`` 4 KiB objects down and up: s3fs (batched and one at a time:
     only at the first size, they take minutes beyond), s5cmd, rclone, the ceiling."""
@@ -824,28 +830,20 @@ def s5_scale(b: Bench, small: int, files_small: int) -> None:
         for shape, (_, build, out_type) in shapes.items():
             uri = b.put_inputs(f"s5/{shape}{n}.pb", {"xs": build(n)})
             dest = b.work / f"s5-{shape}{n}"
-            results[(f"down-{shape}", n)] = repeat(
-                lambda uri=uri, dest=dest: b.download(uri, dest), b.runs
-            )
+            results[(f"down-{shape}", n)] = repeat(partial(b.download, uri, dest), b.runs)
             out = b.work / f"s5-out-{shape}{n}"
             (out / "xs").mkdir(parents=True)
             for i in range(n):
                 (out / "xs" / str(i)).write_text(str(i))
             results[(f"up-{shape}", n)] = repeat(
-                lambda out=out, n=n, shape=shape, out_type=out_type: b.sidecar(
-                    out, {"xs": out_type}, f"s5/up-{shape}{n}/"
-                ),
-                b.runs,
+                partial(b.sidecar, out, {"xs": out_type}, f"s5/up-{shape}{n}/"), b.runs
             )
             if shape == "int":
                 results[("floor-read", n)] = repeat(
-                    lambda out=out: measure([PY, "-c", FLOOR_READ, str(out / "xs")]), b.runs
+                    partial(measure, [PY, "-c", FLOOR_READ, str(out / "xs")]), b.runs
                 )
             shutil.rmtree(out)
-        results[("floor-create", n)] = repeat(
-            lambda n=n: measure([PY, "-c", FLOOR_CREATE, str(b.fresh(f"s5-floor{n}")), str(n)]),
-            b.runs,
-        )
+        results[("floor-create", n)] = repeat(partial(_floor_create, b, n), b.runs)
     for n in (files_small, files_small * 10):
         tree = b.work / f"s5-files{n}"
         tree.mkdir()
@@ -855,14 +853,12 @@ def s5_scale(b: Bench, small: int, files_small: int) -> None:
         items = lits.collection(*[lits.blob(b.uri(f"s5/files{n}/{i}")) for i in range(n)])
         uri = b.put_inputs(f"s5/files{n}.pb", {"fs": items})
         dest = b.work / f"s5-fin{n}"
-        results[("down-file", n)] = repeat(lambda uri=uri, dest=dest: b.download(uri, dest), b.runs)
+        results[("down-file", n)] = repeat(partial(b.download, uri, dest), b.runs)
         out = b.work / f"s5-fout{n}"
         out.mkdir()
         os.replace(tree, out / "fs")
         results[("up-file", n)] = repeat(
-            lambda out=out, n=n: b.sidecar(
-                out, {"fs": lits.list_of(lits.blob_type())}, f"s5/fup{n}/"
-            ),
+            partial(b.sidecar, out, {"fs": lits.list_of(lits.blob_type())}, f"s5/fup{n}/"),
             b.runs,
         )
         shutil.rmtree(out)
@@ -883,6 +879,11 @@ def s5_scale(b: Bench, small: int, files_small: int) -> None:
             big = (big[0], 0.0)
         b.row("S5", f"{label} {base_n * 10} vs {base_n}", big, results[(kind, base_n)],
               f"same with {base_n}", target)  # fmt: skip
+
+
+def _floor_create(b: Bench, n: int) -> Sample:
+    """FLOOR_CREATE into a new directory each run."""
+    return measure([PY, "-c", FLOOR_CREATE, str(b.fresh(f"s5-floor{n}")), str(n)])
 
 
 def s6_exit_to_outputs(b: Bench) -> None:
@@ -974,13 +975,11 @@ def s7_cloud_large_file(b: Bench, size_mb: int) -> None:
                     ]
                 )
 
-            mine, base = side_by_side(
-                down,
-                lambda prelude=prelude, key=key: measure(
-                    [PY, "-c", prelude + f"fs.get_file({key!r}, {str(b.fresh('s7-base'))!r})"]
-                ),
-                b.runs,
-            )
+            def base_down(prelude: str = prelude, key: str = key) -> Sample:
+                get = f"fs.get_file({key!r}, {str(b.fresh('s7-base'))!r})"
+                return measure([PY, "-c", prelude + get])
+
+            mine, base = side_by_side(down, base_down, b.runs)
             b.row(
                 "S7",
                 f"{label}: download File {size_mb} MiB",
@@ -1014,13 +1013,11 @@ def s7_cloud_large_file(b: Bench, size_mb: int) -> None:
                     ]
                 )
 
-            mine, base = side_by_side(
-                up,
-                lambda prelude=prelude: measure(
-                    [PY, "-c", prelude + f"fs.put_file({str(src)!r}, '{bucket}/s7/base.bin')"]
-                ),
-                b.runs,
-            )
+            def base_up(prelude: str = prelude) -> Sample:
+                put = f"fs.put_file({str(src)!r}, '{bucket}/s7/base.bin')"
+                return measure([PY, "-c", prelude + put])
+
+            mine, base = side_by_side(up, base_up, b.runs)
             b.row(
                 "S7",
                 f"{label}: sidecar File {size_mb} MiB",
@@ -1221,7 +1218,7 @@ def main() -> None:
             ("S4", lambda: s4_startup(b)),
             ("S6", lambda: s6_exit_to_outputs(b)),
             ("S3", lambda: s3_local(b, b.sizes[0])),
-            ("S2", lambda: [s2_many_files(b, n, peers) for n in b.sizes]),
+            ("S2", lambda: s2_all(b, peers)),
             ("S1", lambda: s1_large_file(b, args.size_mb, peers)),
             ("S5", lambda: s5_scale(b, args.s5_ints, args.s5_files)),
             ("S7", lambda: s7_cloud_large_file(b, args.cloud_size_mb)),
