@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fsspec.implementations.local import LocalFileSystem as FsspecLocal
@@ -33,7 +34,7 @@ def tree(tmp_path: Path) -> Path:
     return root
 
 
-def _shape(found: dict) -> dict[str, tuple[str, int]]:
+def _shape(found: Any) -> dict[str, tuple[str, int]]:
     return {name: (info["type"], info["size"]) for name, info in found.items()}
 
 
@@ -59,7 +60,7 @@ def test_find_names_only_and_trailing_slash(tree: Path) -> None:
 def test_find_on_a_file_gives_the_file_and_on_nothing_gives_nothing(tree: Path) -> None:
     fs = LocalFileSystem()
     top = str(tree / "top.txt")
-    assert _shape(fs.find(top, withdirs=True, detail=True)) == {top: ("file", 10)}  # type: ignore[arg-type]
+    assert _shape(fs.find(top, withdirs=True, detail=True)) == {top: ("file", 10)}
     assert list(FsspecLocal().find(top, withdirs=True, detail=True)) == [top]
     assert fs.find(str(tree / "missing"), withdirs=True, detail=True) == {}
     assert fs.find(str(tree / "missing")) == []
