@@ -495,7 +495,7 @@ def ceiling_row(
         f"{what}: {100 * whole / mine[0]:.0f} % of the whole ceiling program",
         mine,
         (whole, 0.0),
-        "ceiling + its import, client and listing",
+        "ceiling + its import, client" + (" and listing" if got.get("listing") else ""),
         "context",
     )
 
