@@ -64,7 +64,8 @@ class LocalFileSystem:
         except FileNotFoundError:
             return {} if detail else []
         if not stat.S_ISDIR(top.st_mode):
-            found[path] = {"name": path, "type": "file", "size": top.st_size}
+            kind = "file" if stat.S_ISREG(top.st_mode) else "other"
+            found[path] = {"name": path, "type": kind, "size": top.st_size}
         else:
             if withdirs:
                 found[path] = {"name": path, "type": "directory", "size": 0}

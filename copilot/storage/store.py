@@ -1,8 +1,9 @@
-"""One door to every store: fsspec filesystems created lazily, errors made readable.
+"""One door to every store: filesystems created lazily, errors made readable.
 
 A :class:`Store` owns one filesystem instance per protocol for the life of a
-run, so a run has one event loop and one connection pool per backend.  Backends
-are imported only when a URI needs them: a ``file://`` run never imports s3fs.
+run (fsspec's, or copilot's own few ``os`` calls for ``file://``), so a run
+has one event loop and one connection pool per backend.  Backends are
+imported only when a URI needs them: a ``file://`` run never imports s3fs.
 Transfers stream to a temporary name beside the target and are renamed into
 place only when complete, so a reader never sees a partial file under its real
 name.  A directory is staged whole instead (:func:`staging_dir`, :func:`publish`):
