@@ -827,18 +827,16 @@ def s5_scale(b: Bench, small: int, files_small: int) -> None:
     int_type = lits.simple(lits.T.INTEGER)
     shapes = {
         "int": (
-            "list[int]",
             lambda n: lits.collection(*[lits.integer(i) for i in range(n)]),
             lits.list_of(int_type),
         ),
         "map": (
-            "dict[str, int]",
             lambda n: lits.mapping_of({str(i): lits.integer(i) for i in range(n)}),
             lits.dict_of(int_type),
         ),
     }
     for n in (small, small * 10):
-        for shape, (_, build, out_type) in shapes.items():
+        for shape, (build, out_type) in shapes.items():
             uri = b.put_inputs(f"s5/{shape}{n}.pb", {"xs": build(n)})
             dest = b.work / f"s5-{shape}{n}"
             results[(f"down-{shape}", n)] = repeat(partial(b.download, uri, dest), b.runs)

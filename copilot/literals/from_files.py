@@ -51,7 +51,7 @@ def read_at_most(path: str, size: int, limit: int) -> bytes:
     100,000 primitives is 100,000 of these.  A short read that matches ``size``
     is taken as the end; anything else reads on until the end or the limit.
     """
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    fd = os.open(path, os.O_RDONLY)  # not inheritable: os.open sets O_CLOEXEC itself
     try:
         chunks: list[bytes] = []
         total = 0

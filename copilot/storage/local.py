@@ -28,13 +28,17 @@ class LocalFileSystem:
         """Bytes ``start`` (default 0) up to ``end`` (default the end) of a file."""
         fd = os.open(path, os.O_RDONLY)
         try:  # a directory opens, and its first read fails (EISDIR)
-            offset = start or 0
-            if end is not None:
-                return os.pread(fd, max(0, end - offset), offset)
-            os.lseek(fd, offset, os.SEEK_SET)
-            chunks = []
-            while chunk := os.read(fd, 1 << 20):
+            os.lseek(fd, start or 0, os.SEEK_SET)
+            want = None if end is None else max(0, end - (start or 0))
+            chunks: list[bytes] = []
+            got = 0
+            while want is None or got < want:
+                # At most 1 MiB per read: a large ``end`` is a bound, not a buffer size.
+                chunk = os.read(fd, 1 << 20 if want is None else min(want - got, 1 << 20))
+                if not chunk:
+                    break
                 chunks.append(chunk)
+                got += len(chunk)
             return b"".join(chunks)
         finally:
             os.close(fd)
