@@ -1176,9 +1176,9 @@ def _leave(code: int) -> NoReturn:
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()
-    stuck = [t for t in threading.enumerate() if not t.daemon and t is not threading.main_thread()]
-    if stuck:
-        # A blocking call in a worker thread cannot be interrupted; the outcome is
-        # already recorded, so leave rather than hang at interpreter exit.
-        os._exit(code)
-    sys.exit(code)
+    # Leave without the interpreter's teardown: the outcome is recorded and every
+    # file is closed, while a blocking call in a worker thread cannot be
+    # interrupted (exit would hang on it) and daemon threads still running Python
+    # (the file watcher's, the storage loop) can crash a teardown that frees
+    # modules under them (seen as SIGABRT after a successful sidecar).
+    os._exit(code)

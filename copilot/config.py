@@ -15,6 +15,7 @@ from __future__ import annotations
 import glob
 import logging
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +30,7 @@ log = logging.getLogger("copilot")
 # comma-separated KEY=VAL pairs.
 STORAGE_KEYS: dict[str, str] = {
     "type": "str",
+    "engine": "str",
     "container": "str",
     "enable-multicontainer": "bool",
     "enableLegacyMetrics": "bool",
@@ -253,8 +255,11 @@ def _str(value: Any) -> str:
 #: copilot reads some and accepts the rest, so a Flyte config file works unchanged.
 STORAGE_SECTION_KEYS = (
     "type", "container", "stow", "connection", "limits", "enable-multicontainer",
-    "cache", "defaultHttpClient", "signedUrl", "schemes", "redis",
+    "cache", "defaultHttpClient", "signedUrl", "schemes", "redis", "engine",
 )  # fmt: skip
+#: What moves the bytes (``storage.engine``): obstore where it serves the store
+#: (``auto``), or fsspec's filesystems, the reference implementation.
+ENGINES = ("auto", "obstore", "fsspec")
 LOGGER_SECTION_KEYS = ("level", "formatter", "show-source", "mute")
 STORAGE_TYPES = ("s3", "minio", "stow", "local", "mem")
 LOG_LEVELS = range(0, 6)
@@ -314,6 +319,53 @@ def _check_stow_keys(kind: str, config: dict[str, str]) -> None:
             )
 
 
+@dataclass(frozen=True)
+class S3Settings:
+    """S3's configuration as both engines read it (empty: the environment decides)."""
+
+    endpoint: str = ""
+    region: str = ""
+    access_key_id: str = ""
+    secret_key: str = ""
+    token: str = ""
+    disable_ssl: bool = False
+    virtual_hosted: bool = False
+    v2_signing: bool = False
+
+    def __repr__(self) -> str:
+        shown = {k: ("***" if k in ("secret_key", "token", "access_key_id") and v else v)
+                 for k, v in self.__dict__.items()}  # fmt: skip
+        return f"S3Settings({shown!r})"
+
+
+@dataclass(frozen=True)
+class AzureSettings:
+    """Azure Blob's configuration as the native engine reads it (empty: the environment)."""
+
+    account: str = ""
+    key: str = ""
+    #: The blob service's URL (Azurite's ``http://127.0.0.1:10000/devstoreaccount1``).
+    endpoint: str = ""
+    sas_token: str = ""
+    upload_concurrency: int | None = None
+
+    def __repr__(self) -> str:
+        shown = {k: ("***" if k in ("key", "sas_token") and v else v)
+                 for k, v in self.__dict__.items()}  # fmt: skip
+        return f"AzureSettings({shown!r})"
+
+
+def parse_connection_string(text: str) -> dict[str, str]:
+    """An Azure connection string's ``Key=Value;`` pairs, keys in lower case (a value
+    may hold ``=``, as an account key's padding does)."""
+    pairs: dict[str, str] = {}
+    for item in text.split(";"):
+        key, sep, value = item.strip().partition("=")
+        if sep and key:
+            pairs[key.strip().lower()] = value.strip()
+    return pairs
+
+
 @dataclass
 class StorageConfig:
     """The storage section, normalised; knows how to configure each fsspec backend."""
@@ -325,6 +377,8 @@ class StorageConfig:
     connection: dict[str, Any] = field(default_factory=dict)
     max_download_mb: int = 0
     multi_container: bool = False
+    #: ``auto`` (obstore where it serves the store, else fsspec), ``obstore`` or ``fsspec``.
+    engine: str = "auto"
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __repr__(self) -> str:
@@ -391,6 +445,12 @@ class StorageConfig:
                 f"valid types: {', '.join(STORAGE_TYPES)}"
             )
         kind = _str(stow.get("kind")).lower()
+        engine = _str(tree.get("engine")).strip().lower() or "auto"
+        if engine not in ENGINES:
+            raise UsageError(
+                f"storage.engine: unknown engine {engine!r}{_did_you_mean(engine, ENGINES)}; "
+                f"valid engines: {', '.join(ENGINES)}"
+            )
         stow_config = {str(k): _str(v) for k, v in raw_cfg.items()}
         _check_stow_keys(kind or _str(tree.get("type")).lower(), stow_config)
         return cls(
@@ -400,13 +460,14 @@ class StorageConfig:
             stow_config=stow_config,
             connection={str(k): v for k, v in conn.items()},
             max_download_mb=limit,
+            engine=engine,
             multi_container=parse_bool(
                 tree.get("enable-multicontainer", False), "storage.enable-multicontainer"
             ),
             extra={
                 k: v
                 for k, v in tree.items()
-                if k not in {"type", "container", "stow", "connection", "limits"}
+                if k not in {"type", "container", "stow", "connection", "limits", "engine"}
             },
         )
 
@@ -418,8 +479,9 @@ class StorageConfig:
         # Without stow.kind, type decides (s3/minio mean S3).
         return self.type in kinds or (self.type in ("s3", "minio") and "s3" in kinds)
 
-    def s3_options(self) -> dict[str, Any]:
-        """s3fs keyword arguments; empty means "let botocore find everything"."""
+    def s3_settings(self) -> S3Settings:
+        """The S3 keys (stow's, or Flyte 1's ``connection`` form), checked once for
+        every engine; empty values are left to the environment."""
         stow = self.stow_config if self._kind_is("s3") else {}
         conn = self.connection
 
@@ -427,7 +489,6 @@ class StorageConfig:
             return _str(stow.get(stow_key) or conn.get(conn_key)).strip()
 
         endpoint = pick("endpoint", "endpoint")
-        region = pick("region", "region")
         auth = pick("auth_type", "auth-type").lower()
         key = pick("access_key_id", "access-key")
         secret = pick("secret_key", "secret-key")
@@ -444,40 +505,54 @@ class StorageConfig:
                 raise UsageError(
                     f"storage secret_key_path {secret_path}: cannot read it ({exc.strerror})"
                 ) from None
-
-        opts: dict[str, Any] = {}
-        client: dict[str, Any] = {}
-        cfg: dict[str, Any] = {}
         if auth not in ("", "accesskey", "iam"):
             raise UsageError(f"storage auth_type: expected accesskey or iam, found {auth!r}")
-        if auth != "iam" and (key or secret):
+        if auth == "iam":
+            key = secret = token = ""
+        elif key or secret:
             if not (key and secret):
                 raise UsageError(
                     "storage: access_key_id and secret_key must be given together "
                     f"(found only {'access_key_id' if key else 'secret_key'})"
                 )
-            opts["key"] = key
-            opts["secret"] = secret
-            if token:
-                opts["token"] = token
-        if endpoint:
-            if "://" not in endpoint:
-                endpoint = ("http://" if disable_ssl else "https://") + endpoint
-            client["endpoint_url"] = endpoint
+        else:
+            token = ""
+        if endpoint and "://" not in endpoint:
+            endpoint = ("http://" if disable_ssl else "https://") + endpoint
+        return S3Settings(
+            endpoint=endpoint,
+            region=pick("region", "region"),
+            access_key_id=key,
+            secret_key=secret,
+            token=token,
+            disable_ssl=disable_ssl,
             # stow (and so Flyte) forces path-style addressing unless told not to.
-            style = (
-                "virtual"
-                if parse_bool(
-                    stow.get("disable_force_path_style", False), "storage disable_force_path_style"
-                )
-                else "path"
-            )
+            virtual_hosted=parse_bool(
+                stow.get("disable_force_path_style", False), "storage disable_force_path_style"
+            ),
+            v2_signing=parse_bool(stow.get("v2_signing", False), "storage v2_signing"),
+        )
+
+    def s3_options(self) -> dict[str, Any]:
+        """s3fs keyword arguments; empty means "let botocore find everything"."""
+        s3 = self.s3_settings()
+        opts: dict[str, Any] = {}
+        client: dict[str, Any] = {}
+        cfg: dict[str, Any] = {}
+        if s3.access_key_id:
+            opts["key"] = s3.access_key_id
+            opts["secret"] = s3.secret_key
+            if s3.token:
+                opts["token"] = s3.token
+        if s3.endpoint:
+            client["endpoint_url"] = s3.endpoint
+            style = "virtual" if s3.virtual_hosted else "path"
             cfg.setdefault("s3", {})["addressing_style"] = style
-        if region:
-            client["region_name"] = region
-        if disable_ssl:
+        if s3.region:
+            client["region_name"] = s3.region
+        if s3.disable_ssl:
             opts["use_ssl"] = False
-        if parse_bool(stow.get("v2_signing", False), "storage v2_signing"):
+        if s3.v2_signing:
             cfg["signature_version"] = "s3"
         if client:
             opts["client_kwargs"] = client
@@ -515,6 +590,43 @@ class StorageConfig:
             opts["endpoint_url"] = endpoint
             opts.setdefault("token", "anon")  # an emulator or private endpoint
         return opts
+
+    def azure_settings(self, environ: Mapping[str, str] | None = None) -> AzureSettings:
+        """The azure keys for the native engine, a connection string read into its
+        parts; with none configured, ``AZURE_STORAGE_CONNECTION_STRING`` (which adlfs
+        reads itself) is read the same way."""
+        stow = self.stow_config if self._kind_is("azure") else {}
+        conn = _str(stow.get("connection_string")).strip()
+        explicit = any(stow.get(k) for k in ("account", "key", "endpoint", "base_url"))
+        if not conn and not explicit:
+            conn = (os.environ if environ is None else environ).get(
+                "AZURE_STORAGE_CONNECTION_STRING", ""
+            )
+        parts = parse_connection_string(conn) if conn else {}
+        account = parts.get("accountname") or _str(stow.get("account")).strip()
+        endpoint = (
+            parts.get("blobendpoint") or _str(stow.get("endpoint") or stow.get("base_url")).strip()
+        )
+        suffix = parts.get("endpointsuffix") or _str(stow.get("domain_suffix")).strip()
+        if not endpoint and suffix and account:
+            scheme = parts.get("defaultendpointsprotocol") or "https"
+            endpoint = f"{scheme}://{account}.blob.{suffix}"
+        concurrency = None
+        if stow.get("upload_concurrency"):
+            try:
+                concurrency = int(_str(stow["upload_concurrency"]))
+            except ValueError:
+                raise UsageError(
+                    "storage stow.config upload_concurrency: expected an integer, "
+                    f"found {stow['upload_concurrency']!r}"
+                ) from None
+        return AzureSettings(
+            account=account,
+            key=parts.get("accountkey") or _str(stow.get("key")).strip(),
+            endpoint=endpoint,
+            sas_token=parts.get("sharedaccesssignature", "").lstrip("?"),
+            upload_concurrency=concurrency,
+        )
 
     def azure_options(self) -> dict[str, Any]:
         """adlfs keyword arguments from the azure stow keys (the environment otherwise:
@@ -563,6 +675,7 @@ class StorageConfig:
 
         return {
             "type": self.type,
+            "engine": self.engine,
             "container": self.container,
             "stow": {"kind": self.kind, "config": mask(self.stow_config)},
             "connection": mask(self.connection),

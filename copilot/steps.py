@@ -171,9 +171,12 @@ def _prewarm(store: Store, uri: str) -> None:
     hundred milliseconds; doing it now keeps it out of exit-to-outputs time.
     """
 
+    if protocol_of(uri) == "file":
+        return  # copilot's own few os calls: nothing to load
+
     def warm() -> None:
         try:
-            store.filesystem(protocol_of(uri))
+            store.client(protocol_of(uri))
         except Exception as exc:  # reported properly when the upload needs it
             log.debug("prewarming the store failed: %s", exc)
 

@@ -10,6 +10,9 @@ fault instead of (or instead of all of) the real response:
 - ``stall``: nothing is sent for ``stall_seconds``, then the connection closes;
 - ``truncate``: the real response, with its full Content-Length, cut off halfway;
 - ``mixed``: one of 500, 503, drop and truncate, at random.
+
+It also counts the requests it is answering at once (``peak``), and can hold
+each one for ``delay`` seconds so that requests in flight overlap.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ class FaultProxy:
         seed: int = 0,
         stall_seconds: float = 5.0,
         only_path: str = "",
+        delay: float = 0.0,
     ) -> None:
         parts = urlsplit(upstream)
         self.upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
@@ -48,12 +52,18 @@ class FaultProxy:
         self.first = first
         self.stall_seconds = stall_seconds
         self.only_path = only_path  # fault only requests whose path holds this
+        self.delay = delay  # seconds every request waits before it is answered
         self.rng = random.Random(seed)
         self.lock = threading.Lock()
         self.requests = 0
         self.faults: dict[str, int] = {}
         #: Every request seen: (method, path, Range header, or Azure's x-ms-range).
         self.seen: list[tuple[str, str, str | None]] = []
+        #: Requests being answered now, and the most there ever were at once
+        #: (``peak_for`` counts only paths holding ``count_path``).
+        self.active = 0
+        self.peak = 0
+        self.count_path = ""
         self.closed = threading.Event()
         owner = self
 
@@ -78,7 +88,22 @@ class FaultProxy:
                 return self.rfile.read(length) if length else b""
 
             def _handle(self) -> None:
+                counted = owner.count_path in self.path
+                if counted:
+                    with owner.lock:
+                        owner.active += 1
+                        owner.peak = max(owner.peak, owner.active)
+                try:
+                    self._answer()
+                finally:
+                    if counted:
+                        with owner.lock:
+                            owner.active -= 1
+
+            def _answer(self) -> None:
                 body = self._body()
+                if owner.delay:
+                    time.sleep(owner.delay)
                 with owner.lock:
                     ranged = self.headers.get("Range") or self.headers.get("x-ms-range")
                     owner.seen.append((self.command, self.path, ranged))
@@ -111,6 +136,11 @@ class FaultProxy:
                 try:
                     headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP}
                     if body or self.command in ("PUT", "POST"):
+                        # One Content-Length (a client's lower-case one would make two,
+                        # which Azurite refuses with a 400).
+                        headers = {
+                            k: v for k, v in headers.items() if k.lower() != "content-length"
+                        }
                         headers["Content-Length"] = str(len(body))
                     conn.request(self.command, self.path, body=body, headers=headers)
                     resp = conn.getresponse()

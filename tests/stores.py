@@ -21,6 +21,7 @@ PROTOCOLS = ("s3", "gs", "abfs")
 class Remote(Protocol):
     protocol: str
     bucket: str
+    engine: str
 
     #: The server's base URL (what a fault proxy forwards to).
     @property
@@ -33,7 +34,9 @@ class Remote(Protocol):
     def exists(self, key: str) -> bool: ...
     def keys(self, prefix: str = "") -> list[str]: ...
     def stow_flags(self, endpoint: str | None = None) -> list[str]: ...
-    def store(self, concurrency: int = 32, endpoint: str | None = None) -> Any: ...
+    def store(
+        self, concurrency: int = 32, endpoint: str | None = None, engine: str | None = None
+    ) -> Any: ...
 
 
 class FsspecBucket:
@@ -41,6 +44,8 @@ class FsspecBucket:
 
     protocol = ""
     kind = ""
+    #: The engine copilot uses for this bucket (``auto``: the default one).
+    engine = "auto"
 
     def __init__(self, fs: Any, bucket: str) -> None:
         self.fs = fs
@@ -71,14 +76,21 @@ class FsspecBucket:
         flags = ["--storage.type=stow", f"--storage.stow.kind={self.kind}"]
         for key, value in self.stow_config(endpoint).items():
             flags += ["--storage.stow.config", f"{key}={value}"]
+        if self.engine != "auto":
+            flags.append(f"--storage.engine={self.engine}")
         return flags
 
-    def store(self, concurrency: int = 32, endpoint: str | None = None) -> Any:
-        """An in-process copilot Store configured for this server (or ``endpoint``)."""
+    def store(
+        self, concurrency: int = 32, endpoint: str | None = None, engine: str | None = None
+    ) -> Any:
+        """An in-process copilot Store configured for this server (or ``endpoint``),
+        on the bucket's engine (or ``engine``)."""
         from copilot.config import StorageConfig
         from copilot.storage import Store
 
-        config = StorageConfig(kind=self.kind, stow_config=self.stow_config(endpoint))
+        config = StorageConfig(
+            kind=self.kind, stow_config=self.stow_config(endpoint), engine=engine or self.engine
+        )
         return Store(config, concurrency=concurrency)
 
     def keys(self, prefix: str = "") -> list[str]:
@@ -131,17 +143,23 @@ class AzureContainer(FsspecBucket):
         return {"account": self.server.account, "key": self.server.key, "endpoint": blob}
 
 
-def make_remote(protocol: str, request: Any) -> Remote:
-    """A fresh bucket on the session's server for ``protocol``."""
+def make_remote(which: str, request: Any) -> Remote:
+    """A fresh bucket on the session's server for ``which`` (``protocol`` or
+    ``protocol-engine``: ``s3-fsspec``)."""
+    protocol, _, engine = which.partition("-")
+    remote: Remote
     if protocol == "s3":
         from conftest import _make_bucket
 
-        return _make_bucket(request.getfixturevalue("s3_endpoint"))
-    if protocol == "gs":
-        return GCSBucket(request.getfixturevalue("gcs_server"))
-    if protocol == "abfs":
-        return AzureContainer(request.getfixturevalue("azure_server"))
-    raise ValueError(protocol)
+        remote = _make_bucket(request.getfixturevalue("s3_endpoint"))
+    elif protocol == "gs":
+        remote = GCSBucket(request.getfixturevalue("gcs_server"))
+    elif protocol == "abfs":
+        remote = AzureContainer(request.getfixturevalue("azure_server"))
+    else:
+        raise ValueError(which)
+    remote.engine = engine or "auto"
+    return remote
 
 
 __all__ = ["PROTOCOLS", "S3", "AzureContainer", "GCSBucket", "Remote", "make_remote"]

@@ -77,10 +77,15 @@ def test_file_store_download_never_imports_s3_backends(tmp_path: Path) -> None:
             {"a": lits.integer(1), "f": lits.blob(str(tmp_path / "blob.txt"))}
         ).SerializeToString()
     )
+    # copilot leaves through os._exit: the report hooks that.
     probe = (
-        "import atexit, sys\n"
-        "atexit.register(lambda: print('LOADED', sorted(m for m in sys.modules "
-        "if m.split('.')[0] in ('s3fs', 'aiobotocore', 'botocore', 'aiohttp'))))\n"
+        "import os, sys\n"
+        "leave = os._exit\n"
+        "def report(code):\n"
+        "    print('LOADED', sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('s3fs', 'aiobotocore', 'botocore', 'aiohttp', 'obstore')), flush=True)\n"
+        "    leave(code)\n"
+        "os._exit = report\n"
         "from copilot.cli import main\n"
         f"main(['download', '-f', 'file://{src}', '-o', '{tmp_path / 'in'}'])\n"
     )

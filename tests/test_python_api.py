@@ -110,12 +110,12 @@ def test_the_example_cancelled_mid_transfer_leaves_nothing_running(s3: S3, tmp_p
         assert result["document"] == s3.uri("run/error.pb")
         assert not ran_container
         # Nothing is still running: no task left on the store's event loop ...
-        fs = store.filesystem("s3")
+        loop = store.client("s3").loop
 
         async def pending() -> int:
             return len([t for t in asyncio.all_tasks() if t is not asyncio.current_task()])
 
-        assert asyncio.run_coroutine_threadsafe(pending(), fs.loop).result(5) == 0
+        assert asyncio.run_coroutine_threadsafe(pending(), loop).result(5) == 0
         # ... and nothing is being written: no partial file, and the tree stays as it is.
         before = sorted(str(p) for p in workdir.rglob("*"))
         assert not [p for p in before if p.endswith(".copilot-part")]

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from copilot.config import StorageConfig
+from copilot.errors import NON_RECOVERABLE, StorageError
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,9 @@ class Backend:
     #: Builds the filesystem from the options, where copilot has its own
     #: (fsspec.filesystem(protocol) otherwise).
     make: Callable[..., Any] | None = None
+    #: The kind of obstore store that serves it ("" when obstore does not):
+    #: the default engine for it, unless ``storage.engine`` says fsspec.
+    native: str = ""
 
 
 def _s3(config: StorageConfig, concurrency: int) -> dict[str, Any]:
@@ -163,6 +167,7 @@ BACKENDS: dict[str, Backend] = {
             _s3,
             transfers="copilot.storage.s3",
             ranged_reads=True,
+            native="s3",
             prepare=_one_try,
             transient_codes=_S3_TRANSIENT,
             permanent_codes=_S3_PERMANENT,
@@ -185,6 +190,7 @@ BACKENDS: dict[str, Backend] = {
             lambda c, n: c.azure_options(),
             transfers="copilot.storage.azure",
             ranged_reads=True,
+            native="azure",
             prepare=_azure_prepare,
             transient_codes=_AZURE_TRANSIENT,
             permanent_codes=_AZURE_PERMANENT,
@@ -200,6 +206,53 @@ BACKENDS: dict[str, Backend] = {
 def backend_for(protocol: str) -> Backend:
     """The table entry for ``protocol``; an unknown one still goes through fsspec."""
     return BACKENDS.get(protocol) or Backend(protocol, "fsspec", "", _none)
+
+
+def engine_for(protocol: str, config: StorageConfig) -> str:
+    """``obstore`` for a store it serves unless the configuration asks for fsspec
+    (or needs what only fsspec does: V2 signatures), else ``fsspec``."""
+    backend = backend_for(protocol)
+    if not backend.native or config.engine == "fsspec":
+        return "fsspec"
+    if config.engine == "auto" and backend.native == "s3" and config.s3_settings().v2_signing:
+        return "fsspec"  # object_store signs with SigV4 only
+    return "obstore"
+
+
+def make_client(protocol: str, config: StorageConfig, concurrency: int) -> Any:
+    """A client for ``protocol`` on the engine :func:`engine_for` picks, its code
+    imported now (a backend is loaded only when a URI needs it)."""
+    backend = backend_for(protocol)
+    if backend.make is not None:
+        raise ValueError(f"{protocol}:// is copilot's own local store, not a client")
+    try:
+        if engine_for(protocol, config) == "obstore":
+            from copilot.storage import obstore_engine
+
+            options = obstore_engine.KINDS[backend.native](config)
+            concurrency_hint = (
+                config.azure_settings().upload_concurrency if backend.native == "azure" else None
+            )
+            return obstore_engine.ObstoreClient(
+                protocol, backend.native, options, upload_concurrency=concurrency_hint
+            )
+        import fsspec
+
+        from copilot.storage.fsspec_engine import FsspecClient
+
+        options = backend.options(config, concurrency)
+        fs = fsspec.filesystem(protocol, skip_instance_cache=True, **options)
+    except (ImportError, ValueError) as exc:
+        hint = f" (install {backend.install})" if backend.install else ""
+        text = str(exc).strip().splitlines()
+        raise StorageError(
+            f"storage {protocol}://: backend not available{hint}: "
+            f"{text[0] if text else type(exc).__name__}",
+            kind=NON_RECOVERABLE,
+        ) from None
+    if backend.prepare is not None:
+        backend.prepare(fs)
+    return FsspecClient(fs, protocol, backend.transfers)
 
 
 #: Every backend's codes together: an exception does not say which store raised it.

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from copilot.errors import Retryable
+from copilot.storage.errors import mark_retried
 from copilot.storage.retry import is_transient
 
 if TYPE_CHECKING:
@@ -97,7 +98,15 @@ async def all_or_none(jobs: Sequence[Awaitable[T]]) -> list[T]:
 
 
 async def _again(retry: RetryPolicy | None, fn: Callable[[], Awaitable[T]], what: str) -> T:
-    return await (retry.acall(fn, what) if retry is not None else fn())
+    """A range or a part under the retry policy; when it still fails, the failure
+    is marked so the whole file's attempt is not retried on top (one loop)."""
+    if retry is None:
+        return await fn()
+    try:
+        return await retry.acall(fn, what)
+    except Exception as exc:
+        mark_retried(exc)
+        raise
 
 
 async def write_at(
@@ -202,17 +211,23 @@ class FirstRange:
     md5: str | None = None
 
 
-def range_bounds(size: int, step: int, in_flight: int) -> list[tuple[int, int]]:
+def range_bounds(
+    size: int, step: int, in_flight: int, longest: int | None = None
+) -> list[tuple[int, int]]:
     """``(start, stop)`` of every range of a ranged download: the first request's
     ``step`` bytes, then the rest in as few ranges as keep ``in_flight`` busy, none
     shorter than ``step``.  Fewer, longer ranges cost fewer requests (and, on a
     server that reads the whole object for every ranged GET, as moto does, far
-    less work) for the same number of streams."""
+    less work) for the same number of streams.  ``longest`` caps a range's length
+    (a client that splits a long range into requests of its own, so that a
+    range is one request and a failure retries one request's bytes)."""
     bounds = [(0, min(step, size))]
     rest = size - step
     if rest > 0:
         count = max(1, min(in_flight - 1, -(-rest // step)))
         length = -(-rest // count)
+        if longest is not None:
+            length = min(length, longest)
         bounds += [(a, min(a + length, size)) for a in range(step, size, length)]
     return bounds
 
@@ -227,6 +242,7 @@ async def download(
     retry: RetryPolicy | None = None,
     in_flight: int | None = None,
     sha256: Any = None,
+    longest: int | None = None,
 ) -> int:
     """Write an object to ``lpath``: the first response's body (its first ``step``
     bytes), then the rest in ranges beside it (:func:`range_bounds`).
@@ -255,7 +271,7 @@ async def download(
             os.ftruncate(fd, size)
             limit = in_flight or PARTS_IN_FLIGHT
             gate = asyncio.Semaphore(limit)
-            bounds = range_bounds(size, step, limit)
+            bounds = range_bounds(size, step, limit, longest)
             landed = [asyncio.Event() for _ in bounds]
 
             on_disk = 0  # bytes of the first body written so far

@@ -9,6 +9,7 @@ query strings.
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,12 +31,31 @@ def unsatisfiable_range(exc: BaseException) -> bool:
     )
 
 
+#: obstore's errors carry the response's status only in their text.
+_OBSTORE_STATUS = re.compile(r"non-2xx status code: (\d{3})|\bstatus: (\d{3}),")
+
+
+def mark_retried(exc: BaseException) -> BaseException:
+    """Mark a failure that a retry loop already gave up on (copilot's own, around a
+    range or a part, or obstore's around a multipart upload's requests): no outer
+    loop tries the whole operation again, so retries never multiply."""
+    try:
+        exc.copilot_retried = True  # type: ignore[attr-defined]
+    except AttributeError:
+        pass  # an exception without a __dict__: it is simply retried
+    return exc
+
+
+def was_retried(exc: BaseException) -> bool:
+    return any(getattr(e, "copilot_retried", False) for e in causes(exc))
+
+
 def http_status(exc: BaseException) -> int | None:
     """The HTTP status a backend exception carries, wherever that backend keeps it.
 
     botocore: ``response["ResponseMetadata"]["HTTPStatusCode"]``; aiohttp and
     s3fs: ``status``; gcsfs: ``code`` (and a bare ``OSError`` for 403); azure-core:
-    ``status_code``.
+    ``status_code``; obstore: the text of its message.
     """
     response = getattr(exc, "response", None)
     if isinstance(response, dict):
@@ -48,10 +68,39 @@ def http_status(exc: BaseException) -> int | None:
             return value
     if type(exc) is OSError and str(exc).startswith("Forbidden: "):
         return 403  # gcsfs turns a 403 into a bare OSError("Forbidden: <url>")
+    if _is_obstore(exc):
+        found = _OBSTORE_STATUS.search(str(exc))
+        if found:
+            return int(found.group(1) or found.group(2))
     return None
 
 
+#: How obstore (reqwest, hyper) says a request never got a whole answer: the
+#: connection failed, broke, stalled or timed out.  Worth another try.
+_OBSTORE_TRANSPORT = re.compile(
+    r"HttpError \{\s*kind: (Connect|Timeout|Interrupted|Request|Decode|Unknown)"
+    r"|error sending request|error decoding response body|connection closed"
+    r"|operation timed out|connection reset",
+    re.IGNORECASE,
+)
+
+
+def obstore_transport(exc: BaseException) -> bool:
+    """An obstore failure of the connection rather than an answer from the service."""
+    return (
+        _is_obstore(exc) and http_status(exc) is None and bool(_OBSTORE_TRANSPORT.search(str(exc)))
+    )
+
+
+def _is_obstore(exc: BaseException) -> bool:
+    return type(exc).__module__.startswith("obstore") or (
+        # obstore raises the builtin FileNotFoundError too, with its own text
+        isinstance(exc, FileNotFoundError) and "Error performing" in str(exc)
+    )
+
+
 _DNS_TEXT = (
+    "dns error",
     "Name or service not known",
     "Temporary failure in name resolution",
     "nodename nor servname provided",
@@ -81,6 +130,9 @@ def dns_failure(exc: BaseException) -> str | None:
     host = ""
     failed = False
     for err in causes(exc):
+        if not host and _is_obstore(err):
+            found = re.search(r"Error performing \w+ (\S+)", str(err))
+            host = (urlsplit(found.group(1)).hostname or "") if found else ""
         name = getattr(err, "host", None)
         url = (getattr(err, "kwargs", None) or {}).get("endpoint_url")
         if not host and isinstance(name, str):
@@ -108,6 +160,15 @@ def storage_error(exc: BaseException, uri: str, action: str) -> CopilotError:
         return exc
     shown = display_uri(uri)
     status = http_status(exc)
+    if type(exc).__name__ == "InvalidPathError" and _is_obstore(exc):
+        # obstore refuses keys with empty, "." or ".." segments before copilot sees them.
+        found = re.search(r'Path "([^"]*)"', str(exc))
+        key = f" {found.group(1)!r}" if found else ""
+        return StorageError(
+            f"{action} {shown}: the object key{key} cannot be used as a file name inside "
+            "the input directory (an empty, '.' or '..' path segment)",
+            kind=NON_RECOVERABLE,
+        )
     if isinstance(exc, FileNotFoundError):
         return StorageError(f"{action} {shown}: not found", kind=NON_RECOVERABLE)
     if isinstance(exc, PermissionError):

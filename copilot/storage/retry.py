@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from typing import TypeVar
 from copilot.cancel import Cancelled, CancelToken
 from copilot.errors import CopilotError, Retryable, describe
 from copilot.storage.backends import PERMANENT_CODES, TRANSIENT_CODES
-from copilot.storage.errors import causes, dns_failure, http_status
+from copilot.storage.errors import causes, dns_failure, http_status, obstore_transport, was_retried
 
 log = logging.getLogger("copilot")
 T = TypeVar("T")
@@ -62,7 +63,13 @@ def _status_and_code(exc: BaseException) -> tuple[int | None, str | None]:
     if isinstance(response, dict):
         code = (response.get("Error") or {}).get("Code")
     code = code or getattr(exc, "error_code", None)
+    if not code and type(exc).__module__.startswith("obstore"):
+        found = _SERVICE_CODE.search(str(exc))  # the error document in obstore's text
+        code = found.group(1) if found else None
     return http_status(exc), (str(code) if code else None)
+
+
+_SERVICE_CODE = re.compile(r"<Code>(\w+)</Code>")
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -81,6 +88,8 @@ def is_transient(exc: BaseException) -> bool:
             return status >= 500 or status in (408, 429)
         names = {cls.__name__ for cls in type(current).__mro__}
         if names & _TRANSIENT_CLASSES:
+            return True
+        if obstore_transport(current):
             return True
         text = str(current)
         if any(code in text for code in ("SlowDown", "reduce your request rate")):
@@ -123,6 +132,8 @@ class RetryPolicy:
     def _next(self, attempt: int, exc: BaseException, what: str) -> float | None:
         if isinstance(exc, Cancelled) or attempt + 1 >= self.attempts or not is_transient(exc):
             return None
+        if was_retried(exc):
+            return None  # an inner loop (a range's, a part's, obstore's) gave up already
         if attempt >= 1 and dns_failure(exc) is not None:
             return None  # a name that did not resolve twice is a wrong endpoint, not a blip
         pause = self.delay(attempt)

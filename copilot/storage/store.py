@@ -16,7 +16,6 @@ from __future__ import annotations
 import copy
 import functools
 import hashlib
-import importlib
 import logging
 import os
 import shutil
@@ -35,14 +34,14 @@ from copilot.errors import (
     DataError,
     StorageError,
 )
-from copilot.storage.backends import backend_for
-from copilot.storage.errors import _errors, _first_line, storage_error, unsatisfiable_range
+from copilot.storage.backends import backend_for, make_client
+from copilot.storage.client import Client, RemoteEntry
+from copilot.storage.errors import _errors, storage_error, unsatisfiable_range
+from copilot.storage.local import LocalFileSystem
 from copilot.storage.retry import RetryPolicy
 from copilot.storage.uris import basename_of, display_uri, protocol_of
 
 if TYPE_CHECKING:
-    from fsspec import AbstractFileSystem
-
     from copilot.progress import Progress
     from copilot.storage.callback import TransferCallback
 
@@ -51,16 +50,6 @@ T = TypeVar("T")
 
 
 _TMP_SUFFIX = ".copilot-part"
-
-
-@dataclass(frozen=True)
-class RemoteEntry:
-    """One object found under a prefix."""
-
-    relpath: str
-    uri: str
-    size: int | None
-    is_dir: bool = False
 
 
 @dataclass(frozen=True)
@@ -143,7 +132,8 @@ class Store:
         self.progress = progress
         self.cancel = cancel or CancelToken()
         self.retry = retry or RetryPolicy(cancel=self.cancel)
-        self._filesystems: dict[str, AbstractFileSystem] = {}
+        self._clients: dict[str, Client] = {}
+        self._local = LocalFileSystem()
         self._lock = threading.Lock()
         # Shared by every scoped view: one upload byte budget for the whole store.
         self._shared: dict[str, Any] = {}
@@ -165,23 +155,43 @@ class Store:
         )
         return view
 
-    def _await(self, fs: AbstractFileSystem, coro: Coroutine[Any, Any, T]) -> T:
-        """Run ``coro`` on the filesystem's event loop until done or cancelled.
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Let go of every client's connections (a library caller's ``with Store()``)."""
+        with self._lock:
+            clients = list(self._clients.values())
+            self._clients.clear()
+        for client in clients:
+            client.close()
+
+    def _await(self, client: Client, coro: Coroutine[Any, Any, T]) -> T:
+        """Run ``coro`` on the client's event loop until done or cancelled.
 
         On cancel the task is cancelled on its loop, and this returns only once
         it has finished unwinding (temporary files removed): nothing is left
         running behind the caller.
         """
-        import asyncio  # only an async backend comes here: a local run never loads it
+        import asyncio  # only a remote store comes here: a local run never loads it
         import concurrent.futures
 
-        self.cancel.raise_if_cancelled()
-        loop = fs.loop
+        if self.cancel.cancelled:
+            coro.close()
+            self.cancel.raise_if_cancelled()
+        loop = client.loop
 
         async def runner() -> T:
             task = asyncio.current_task()
             assert task is not None
-            unregister = self.cancel.on_cancel(lambda: loop.call_soon_threadsafe(task.cancel))
+
+            def cancel_task() -> None:
+                loop.call_soon_threadsafe(task.cancel)
+
+            unregister = self.cancel.on_cancel(cancel_task)
             try:
                 return await coro
             finally:
@@ -193,51 +203,34 @@ class Store:
         except (asyncio.CancelledError, concurrent.futures.CancelledError):
             raise Cancelled(self.cancel.reason or "cancelled") from None
 
-    def _call(self, fs: AbstractFileSystem, method: str, *args: Any, **kwargs: Any) -> Any:
-        """``fs.<method>(...)``, through the cancellable loop for async filesystems."""
-        if getattr(fs, "async_impl", False):
-            return self._await(fs, getattr(fs, "_" + method)(*args, **kwargs))
-        self.cancel.raise_if_cancelled()
-        return getattr(fs, method)(*args, **kwargs)
+    #: The local store's names for the client calls (fsspec's, see local.py).
+    _LOCAL = {"read": "cat_file", "delete": "rm_file", "exists": "exists", "is_file": "isfile"}
 
-    # -- filesystems ---------------------------------------------------------
-
-    def filesystem(self, protocol: str) -> AbstractFileSystem:
-        """The run's filesystem for a protocol, created (and imported) on first use."""
-        with self._lock:
-            fs = self._filesystems.get(protocol)
-            if fs is None:
-                backend = backend_for(protocol)
-                options = backend.options(self.config, self.concurrency)
-                try:
-                    if backend.make is not None:
-                        fs = backend.make(**options)
-                    else:
-                        import fsspec
-
-                        fs = fsspec.filesystem(protocol, skip_instance_cache=True, **options)
-                except (ImportError, ValueError) as exc:
-                    hint = f" (install {backend.install})" if backend.install else ""
-                    raise StorageError(
-                        f"storage {protocol}://: backend not available{hint}: {_first_line(exc)}",
-                        kind=NON_RECOVERABLE,
-                    ) from None
-                if backend.prepare is not None:
-                    backend.prepare(fs)
-                self._filesystems[protocol] = fs
-            return fs
-
-    def resolve(self, uri: str) -> tuple[AbstractFileSystem, str]:
-        """The filesystem for ``uri`` and the path it understands."""
-        if not uri:
-            raise StorageError("empty URI", kind=NON_RECOVERABLE)
+    def _op(self, uri: str, method: str, *args: Any, **kwargs: Any) -> Any:
+        """One client call for ``uri``: on local disk in this thread, else on the
+        client's loop under the store's token."""
         protocol = protocol_of(uri)
-        fs = self.filesystem(protocol)
         if protocol == "file":
-            return fs, _local_path(uri)
-        if protocol in ("http", "https"):
-            return fs, uri
-        return fs, fs._strip_protocol(uri)
+            self.cancel.raise_if_cancelled()
+            return getattr(self._local, self._LOCAL[method])(_local_path(uri), *args, **kwargs)
+        client = self.client(protocol)
+        return self._await(client, getattr(client, method)(client.path(uri), *args, **kwargs))
+
+    # -- clients -------------------------------------------------------------
+
+    def client(self, protocol: str) -> Client:
+        """The run's client for a protocol, created (and its engine imported) on first use."""
+        with self._lock:
+            client = self._clients.get(protocol)
+            if client is None:
+                client = make_client(protocol, self.config, self.concurrency)
+                self._clients[protocol] = client
+            return client
+
+    def engine_for(self, uri: str) -> str:
+        """Which engine moves ``uri``'s bytes: ``local``, ``obstore`` or ``fsspec``."""
+        protocol = protocol_of(uri)
+        return "local" if protocol == "file" else self.client(protocol).engine
 
     # -- small objects -------------------------------------------------------
 
@@ -248,39 +241,53 @@ class Store:
         request for at most the limit plus a byte (a HEAD first would cost a round
         trip on every task's start-up); elsewhere the size is looked up first.
         """
-        fs, path = self.resolve(uri)
+        if not uri:
+            raise StorageError("empty URI", kind=NON_RECOVERABLE)
         limit = self.config.max_download_mb * 1024 * 1024
         where = f"{what} {display_uri(uri)}"
         with _errors(uri, what):
             if limit <= 0:
-                return self.retry.call(lambda: self._call(fs, "cat_file", path), where)
+                data: bytes = self.retry.call(lambda: self._op(uri, "read"), where)
+                return data
             if backend_for(protocol_of(uri)).ranged_reads:
-                data = self.retry.call(lambda: self._read_at_most(fs, path, limit + 1), where)
-                size = len(data)
+                data = self.retry.call(lambda: self._read_at_most(uri, limit + 1), where)
+                size: int | None = len(data)
             else:
-                size = self._call(fs, "size", path)
-                data = None
+                size = self._size(uri)
+                data = b""
             if size is not None and size > limit:
-                shown = f"more than {limit} bytes" if data is not None else f"{size} bytes"
+                shown = f"more than {limit} bytes" if data else f"{size} bytes"
                 raise StorageError(
                     f"{where}: {shown} is over the storage.limits.maxDownloadMBs "
                     f"limit of {self.config.max_download_mb} MB",
                     kind=NON_RECOVERABLE,
                 )
-            if data is not None:
+            if backend_for(protocol_of(uri)).ranged_reads:
                 return data
-            return self.retry.call(lambda: self._call(fs, "cat_file", path), where)
+            data = self.retry.call(lambda: self._op(uri, "read"), where)
+            return data
 
-    def _read_at_most(self, fs: AbstractFileSystem, path: str, n: int) -> bytes:
+    def _size(self, uri: str) -> int | None:
+        """An object's size where the store can tell it without reading it."""
+        if protocol_of(uri) == "file":
+            return self._local.size(_local_path(uri))
+        client = self.client(protocol_of(uri))
+        size = getattr(client, "size", None)
+        if size is None:
+            return None
+        found: int | None = self._await(client, size(client.path(uri)))
+        return found
+
+    def _read_at_most(self, uri: str, n: int) -> bytes:
         """The first ``n`` bytes of an object (all of it, when it is smaller)."""
         try:
-            data: bytes = self._call(fs, "cat_file", path, start=0, end=n)
+            data: bytes = self._op(uri, "read", 0, n)
             return data
         except Exception as exc:
             # An empty object has no byte 0: the stores answer 416 to the range.
             if not unsatisfiable_range(exc):
                 raise
-        data = self._call(fs, "cat_file", path)
+        data = self._op(uri, "read")
         return data
 
     def write_bytes(self, uri: str, data: bytes | Iterable[bytes], *, what: str = "write") -> None:
@@ -288,9 +295,11 @@ class Store:
 
         ``data`` may come in pieces, written as they come on local disk (a big
         ``inputs.json`` is never whole in memory); a remote object is sent whole."""
-        fs, path = self.resolve(uri)
+        if not uri:
+            raise StorageError("empty URI", kind=NON_RECOVERABLE)
         with _errors(uri, what):
             if protocol_of(uri) == "file":
+                path = _local_path(uri)
                 os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
                 tmp = path + _TMP_SUFFIX
                 try:
@@ -302,35 +311,32 @@ class Store:
                     raise
                 os.replace(tmp, path)
             else:
-                if not isinstance(data, bytes):
-                    data = b"".join(data)
-                self.retry.call(
-                    lambda: self._call(fs, "pipe_file", path, data), f"{what} {display_uri(uri)}"
-                )
+                if backend_for(protocol_of(uri)).read_only:
+                    raise StorageError(
+                        f"{what} {display_uri(uri)}: {protocol_of(uri)}:// can only be read",
+                        kind=NON_RECOVERABLE,
+                    )
+                whole = data if isinstance(data, bytes) else b"".join(data)
+                self.retry.call(lambda: self._op(uri, "write", whole), f"{what} {display_uri(uri)}")
 
     def delete(self, uri: str) -> None:
         """Remove one object; one that is already gone is not an error."""
-        fs, path = self.resolve(uri)
         with _errors(uri, "delete"):
             try:
-                self.retry.call(
-                    lambda: self._call(fs, "rm_file", path), f"delete {display_uri(uri)}"
-                )
+                self.retry.call(lambda: self._op(uri, "delete"), f"delete {display_uri(uri)}")
             except FileNotFoundError:
                 pass
 
     def exists(self, uri: str) -> bool:
-        fs, path = self.resolve(uri)
         with _errors(uri, "check"):
             return bool(
-                self.retry.call(lambda: self._call(fs, "exists", path), f"check {display_uri(uri)}")
+                self.retry.call(lambda: self._op(uri, "exists"), f"check {display_uri(uri)}")
             )
 
     def is_file(self, uri: str) -> bool:
-        fs, path = self.resolve(uri)
         with _errors(uri, "check"):
             return bool(
-                self.retry.call(lambda: self._call(fs, "isfile", path), f"check {display_uri(uri)}")
+                self.retry.call(lambda: self._op(uri, "is_file"), f"check {display_uri(uri)}")
             )
 
     # -- trees ---------------------------------------------------------------
@@ -347,29 +353,41 @@ class Store:
                 f"list {display_uri(uri)}: an http(s) URI can only be a single file",
                 kind=NON_RECOVERABLE,
             )
-        fs, path = self.resolve(uri)
-        base = path.rstrip("/")
+        if protocol == "file":
+            return self._list_local(uri)
+        client = self.client(protocol)
+        path = client.path(uri)
+
+        async def collect() -> list[RemoteEntry]:
+            out: list[RemoteEntry] = []
+            async for page in client.listing(path, uri):
+                out.extend(e for e in page if not e.relpath.endswith(_TMP_SUFFIX))
+            out.sort(key=lambda e: e.relpath)
+            return out
+
         with _errors(uri, "list"):
-            found = self.retry.call(
-                lambda: self._call(fs, "find", base, withdirs=True, detail=True),
-                f"list {display_uri(uri)}",
+            entries: list[RemoteEntry] = self.retry.call(
+                lambda: self._await(client, collect()), f"list {display_uri(uri)}"
             )
+        return entries
+
+    def _list_local(self, uri: str) -> list[RemoteEntry]:
+        base = _local_path(uri).rstrip("/") or "/"
+        with _errors(uri, "list"):
+            self.cancel.raise_if_cancelled()
+            found = self._local.find(base, withdirs=True, detail=True)
         entries: list[RemoteEntry] = []
-        for name, info in sorted(found.items()):
-            name = name.rstrip("/") if info.get("type") == "directory" else name
+        assert isinstance(found, dict)
+        for name, info in found.items():
+            kind = info.get("type")
             if name == base:
-                if info.get("type") == "directory":
-                    continue
-                rel = basename_of(name)
-            elif name.startswith(base + "/"):
-                rel = name[len(base) + 1 :]
-            else:
+                if kind != "directory":
+                    entries.append(RemoteEntry(basename_of(name), name, info.get("size")))
                 continue
+            rel = name[len(base) + 1 :]
             if rel.endswith(_TMP_SUFFIX):
                 continue
-            is_dir = info.get("type") == "directory" or name.endswith("/")
-            full = name if protocol == "file" else f"{protocol}://{name}"
-            entries.append(RemoteEntry(rel.rstrip("/"), full, info.get("size"), is_dir))
+            entries.append(RemoteEntry(rel, name, info.get("size"), kind == "directory"))
         return entries
 
     # -- transfers -----------------------------------------------------------
@@ -417,11 +435,8 @@ class Store:
             if protocol == "file":
                 total += self._run_local(group, direction, digests)
                 continue
-            fs = self.filesystem(protocol)
-            if getattr(fs, "async_impl", False):
-                total += self._await(fs, self._run_async(fs, group, direction, digests))
-            else:
-                total += self._run_threads(fs, group, direction, digests)
+            client = self.client(protocol)
+            total += self._await(client, self._run_async(client, group, direction, digests))
         return total
 
     # One transfer, either direction.  A download (and a local copy) lands under a
@@ -498,7 +513,7 @@ class Store:
 
     async def _run_async(
         self,
-        fs: AbstractFileSystem,
+        client: Client,
         group: list[Transfer],
         direction: str,
         digests: dict[str, str] | None = None,
@@ -510,43 +525,28 @@ class Store:
         queue: Iterator[Transfer] = iter(group)
         failure: list[BaseException] = []
         copied = 0
-        remote = group[0].src if direction == "get" else group[0].dst
-        module = backend_for(protocol_of(remote)).transfers
-        bounded = importlib.import_module(module) if module else None
         # One budget per store (made on the loop that uses it), so uploads running
         # side by side (the eager uploader, the exit upload) share one bound.
         budget: chunked.ByteBudget = self._shared.setdefault(
             "upload_budget", chunked.ByteBudget(chunked.UPLOAD_BUDGET)
         )
-
         made: set[str] = set()
 
         async def attempt(t: Transfer) -> int:
             cb = self._callback()
-            kw = {"callback": cb} if cb is not None else {}
             tmp = self._tmp_for(t, direction, made)
-            # A fresh digest per attempt: a retried upload reads the file again.
-            digest = hashlib.sha256() if digests is not None and tmp is None else None
-            check = hashlib.sha256() if t.sha256 and tmp is not None else None
-            written = None
             with _Attempt(tmp):
-                if bounded is not None and tmp is not None:  # a download lands under a temp name
-                    src = self.resolve(t.src)[1]
-                    written = await bounded.get_file(fs, src, tmp, cb, self.retry, sha256=check)
+                if tmp is not None:  # a download lands under a temp name
+                    check = hashlib.sha256() if t.sha256 else None
+                    written = await client.get_file(
+                        client.path(t.src), tmp, cb, self.retry, sha256=check
+                    )
                     _verify(t, check)
-                elif bounded is not None:
-                    dst = self.resolve(t.dst)[1]
-                    await bounded.put_file(fs, t.src, dst, budget, cb, self.retry, digest=digest)
-                elif direction == "get":
-                    await fs._get_file(self.resolve(t.src)[1], tmp, **kw)
-                    if check is not None:  # no bounded path: a pass of its own
-                        assert tmp is not None
-                        _verify(t, await asyncio.to_thread(_hash_file, tmp, check))
-                else:
-                    await fs._put_file(t.src, self.resolve(t.dst)[1], **kw)
-                    if digest is not None:  # no bounded path (memory://): a pass of its own
-                        await asyncio.to_thread(_hash_file, t.src, digest)
-                got = self._finish(t, direction, tmp, t.dst, cb, written)
+                    return self._finish(t, direction, tmp, t.dst, cb, written)
+                # A fresh digest per attempt: a retried upload reads the file again.
+                digest = hashlib.sha256() if digests is not None else None
+                await client.put_file(t.src, client.path(t.dst), budget, cb, self.retry, digest)
+                got = self._finish(t, direction, tmp, t.dst, cb)
                 if digests is not None and digest is not None:
                     digests[t.dst] = digest.hexdigest()
                 return got
@@ -612,50 +612,6 @@ class Store:
                 digests[t.dst] = digest.hexdigest()
         return copied
 
-    def _run_threads(
-        self,
-        fs: AbstractFileSystem,
-        group: list[Transfer],
-        direction: str,
-        digests: dict[str, str] | None = None,
-    ) -> int:
-        from concurrent.futures import ThreadPoolExecutor
-
-        failure: list[BaseException] = []
-        made: set[str] = set()
-
-        def attempt(t: Transfer) -> int:
-            tmp = self._tmp_for(t, direction, made)
-            with _Attempt(tmp):
-                if direction == "get":
-                    fs.get_file(self.resolve(t.src)[1], tmp)
-                    if t.sha256:
-                        assert tmp is not None
-                        _verify(t, _hash_file(tmp, hashlib.sha256()))
-                else:
-                    fs.put_file(t.src, self.resolve(t.dst)[1])
-                got = self._finish(t, direction, tmp, t.dst, self._callback())
-                if digests is not None and direction == "put":
-                    digests[t.dst] = _hash_file(t.src, hashlib.sha256()).hexdigest()
-                return got
-
-        def one(t: Transfer) -> int:
-            if failure or self.cancel.cancelled:
-                return 0
-            try:
-                return self.retry.call(lambda: attempt(t), t.label)
-            except Exception as exc:
-                failure.append(self._fail(t, direction, exc))
-                return 0
-
-        workers = min(self.concurrency, len(group)) or 1
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="copilot-io") as pool:
-            copied = sum(pool.map(one, group))
-        self.cancel.raise_if_cancelled()
-        if failure:
-            raise failure[0]
-        return copied
-
 
 class _Attempt:
     """Removes the temporary file of an attempt that fails.
@@ -684,14 +640,6 @@ def _local_path(uri: str) -> str:
 
 #: Bytes read at a time where copilot copies or hashes a local file itself.
 _COPY_CHUNK = 1 << 20
-
-
-def _hash_file(path: str, digest: Any) -> Any:
-    """Feed ``path`` to ``digest`` (for stores with no streaming path of their own)."""
-    with open(path, "rb") as fh:
-        while chunk := fh.read(_COPY_CHUNK):
-            digest.update(chunk)
-    return digest
 
 
 def _copy_plain(src: str, dst: str) -> int:
