@@ -268,7 +268,8 @@ def download_inputs(store: Store, opts: DownloadOptions) -> DownloadResult:
     )
     try:
         laid = layout.lay_out(inputs)
-        copied = store.download(laid.transfers)
+        stats: dict[str, int] = {}
+        copied = store.download(laid.transfers, stats)
         for staged, final in laid.stages:
             publish(staged, final)
     except BaseException:
@@ -286,10 +287,10 @@ def download_inputs(store: Store, opts: DownloadOptions) -> DownloadResult:
     log.info(
         "downloaded %d inputs (%d files, %d bytes) to %s in %.3fs",
         len(laid.values),
-        len(laid.transfers),
+        stats["files"],
         copied,
         root,
         seconds,
-        extra={"fields": {"files": len(laid.transfers), "bytes": copied, "seconds": seconds}},
+        extra={"fields": {"files": stats["files"], "bytes": copied, "seconds": seconds}},
     )
-    return DownloadResult(root, laid.literals, laid.values, len(laid.transfers), copied, seconds)
+    return DownloadResult(root, laid.literals, laid.values, stats["files"], copied, seconds)

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import lits
+import pytest
 from conftest import ACCESS_KEY, REGION, S3, SECRET_KEY
 from faultproxy import FaultProxy
 
@@ -28,10 +29,11 @@ def _example() -> dict:
     return namespace
 
 
-def _store(endpoint: str) -> Store:
+def _store(endpoint: str, engine: str = "auto") -> Store:
     return Store(
         StorageConfig(
             kind="s3",
+            engine=engine,
             stow_config={
                 "access_key_id": ACCESS_KEY,
                 "secret_key": SECRET_KEY,
@@ -76,7 +78,10 @@ def test_the_example_runs_a_task_end_to_end(s3: S3, tmp_path: Path) -> None:
     assert s3.get(key) == b"fedcba"
 
 
-def test_the_example_cancelled_mid_transfer_leaves_nothing_running(s3: S3, tmp_path: Path) -> None:
+@pytest.mark.parametrize("engine", ["obstore", "fsspec"])
+def test_the_example_cancelled_mid_transfer_leaves_nothing_running(
+    s3: S3, tmp_path: Path, engine: str
+) -> None:
     example = _example()
     ran_container: list[str] = []
     example["run_the_container"] = ran_container.append
@@ -90,7 +95,8 @@ def test_the_example_cancelled_mid_transfer_leaves_nothing_running(s3: S3, tmp_p
     with FaultProxy(
         s3.endpoint, mode="stall", rate=1.0, stall_seconds=30, only_path="/data/"
     ) as proxy:
-        store = _store(proxy.url)
+        store = _store(proxy.url, engine)
+        assert store.engine_for(s3.uri("run")) == engine
         worker = threading.Thread(
             target=lambda: result.update(
                 example["run_task"](store, s3.uri("run"), str(workdir), str(task), cancel)

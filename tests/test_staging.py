@@ -94,21 +94,20 @@ def test_a_dir_in_a_store_costs_the_same_renames_whatever_its_size(
     _renames_for_two_sizes(remote, remote.store(8), tmp_path, monkeypatch)
 
 
-def test_a_failed_tree_leaves_neither_the_tree_nor_its_staging_dir(
-    s3: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_failed_tree_leaves_neither_the_tree_nor_its_staging_dir(s3: Any, tmp_path: Path) -> None:
+    """One object of a tree is refused while the others arrive: the download fails
+    naming it, and neither the tree nor its staging directory is left."""
+    from faultproxy import FaultProxy
+
     inputs = _inputs(s3, tmp_path, "t", _put_tree(s3, tmp_path, "t", 12))
-    store = s3.store(4)
-    real = Store.download
-
-    def losing_one(self: Store, transfers: Any) -> int:
-        s3.client.delete_object(Bucket=s3.bucket, Key="t/sub2/f5.txt")  # gone after listing
-        return real(self, transfers)
-
-    monkeypatch.setattr(Store, "download", losing_one)
     out = tmp_path / "out"
-    with pytest.raises(CopilotError, match=r"f5\.txt"):
-        download_inputs(store.scoped(store.cancel, attempts=1), DownloadOptions(inputs, str(out)))
+    with FaultProxy(s3.upstream, mode="403", rate=1.0, only_path="f5.txt") as proxy:
+        store = s3.store(4, endpoint=proxy.url)
+        with pytest.raises(CopilotError, match=r"f5\.txt"):
+            download_inputs(
+                store.scoped(store.cancel, attempts=1), DownloadOptions(inputs, str(out))
+            )
+    assert proxy.faults == {"403": 1}
     assert sorted(p.name for p in out.iterdir()) == ["n"], "a partial tree is visible"
 
 

@@ -13,6 +13,7 @@ blob basenames) passes :func:`safe_name` before it becomes part of a path.
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import math
 import os
@@ -299,18 +300,17 @@ class InputWriter:
         if not tree:
             self.transfers.append(Transfer(uri, path, label, sha256=sha256))
             return path
-        entries = self.store.list_tree(uri)
         # The tree is filled under a hidden sibling and renamed into place once,
-        # when every file is there: one rename per tree, not one per file.
+        # when every file is there: one rename per tree, not one per file.  The
+        # store lists it page by page while copying (nothing held per object),
+        # each name checked before it becomes a path.
         stage = staging_dir(path)
         discard(stage)  # a crashed earlier run's leftovers
         os.makedirs(stage)
         self.stages.append((stage, path))
-        for entry in entries:
-            rel = safe_relpath(entry.relpath, label)
-            dest = os.path.join(stage, *rel.split("/"))
-            if entry.is_dir:
-                os.makedirs(dest, exist_ok=True)
-            else:
-                self.transfers.append(Transfer(entry.uri, dest, label, entry.size, staged=True))
+        self.transfers.append(
+            Transfer(
+                uri, stage, label, tree=True, check=functools.partial(safe_relpath, label=label)
+            )
+        )
         return path

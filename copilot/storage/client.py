@@ -55,9 +55,13 @@ class Client(Protocol):
 
     async def is_file(self, path: str) -> bool: ...
 
-    def listing(self, path: str, uri: str) -> AsyncIterator[list[RemoteEntry]]:
+    def listing(
+        self, path: str, uri: str, after: str | None = None
+    ) -> AsyncIterator[list[RemoteEntry]]:
         """Every object under ``path`` (``uri`` names it), a page at a time, relative
-        paths from it; a path that is an object itself gives that one object."""
+        paths from it, in key order, from the one after ``after`` (a relative path:
+        where a listing that broke off resumes); a path that is an object itself
+        gives that one object."""
 
     async def get_file(
         self,
@@ -66,8 +70,10 @@ class Client(Protocol):
         callback: TransferCallback | None,
         retry: RetryPolicy,
         sha256: Any = None,
+        size: int | None = None,
     ) -> int:
-        """Download to ``lpath`` (every byte fed to ``sha256`` in order); the bytes written."""
+        """Download to ``lpath`` (every byte fed to ``sha256`` in order); the bytes
+        written.  ``size``, when a listing gave it, may spare a request."""
 
     async def put_file(
         self,

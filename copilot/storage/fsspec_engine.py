@@ -77,27 +77,61 @@ class FsspecClient:
     async def is_file(self, path: str) -> bool:
         return bool(await self._call("isfile", path))
 
-    async def listing(self, path: str, uri: str) -> AsyncIterator[list[RemoteEntry]]:
-        """fsspec lists a whole tree in one answer: one page."""
+    async def listing(
+        self, path: str, uri: str, after: str | None = None
+    ) -> AsyncIterator[list[RemoteEntry]]:
+        """One page per directory (fsspec's ``ls`` of it), from the entry after
+        ``after`` when given: the walk's order is the same each time."""
         base = path.rstrip("/")
-        found = await self._call("find", base, withdirs=True, detail=True)
-        entries: list[RemoteEntry] = []
         prefix = uri.rstrip("/")
-        for name, info in sorted(found.items()):
-            kind = info.get("type")
-            name = name.rstrip("/") if kind == "directory" else name
-            if name == base:
-                if kind == "directory":
+        skipping = after is not None
+        async for page in self._pages(base, prefix):
+            if skipping:
+                at = next((i for i, e in enumerate(page) if e.relpath == after), None)
+                if at is None:
                     continue
-                entries.append(RemoteEntry(name.rsplit("/", 1)[-1], prefix, info.get("size")))
+                page, skipping = page[at + 1 :], False
+            yield page
+
+    async def _pages(self, base: str, prefix: str) -> AsyncIterator[list[RemoteEntry]]:
+        """Directory by directory, depth first, each sorted by name."""
+        pending = [base]
+        while pending:
+            current = pending.pop()
+            try:
+                listing = await self._call("ls", current, detail=True)
+            except FileNotFoundError:
+                if current == base:
+                    return  # nothing under the prefix: an empty directory
+                raise
+            items, subdirs = [], []
+            for info in listing:
+                name = str(info["name"]).rstrip("/")
+                if info.get("type") == "directory" and name != current:
+                    subdirs.append(name)
+                items.append((name, info))
+            pending.extend(sorted(subdirs, reverse=True))  # visited in name order
+            yield self._entries(base, prefix, sorted(items, key=lambda item: item[0]))
+
+    @staticmethod
+    def _entries(
+        base: str, prefix: str, items: list[tuple[str, dict[str, Any]]]
+    ) -> list[RemoteEntry]:
+        entries: list[RemoteEntry] = []
+        for name, info in items:
+            kind = info.get("type")
+            name = name.rstrip("/")
+            if name == base:
+                if kind != "directory":  # the path is an object itself
+                    entries.append(RemoteEntry(name.rsplit("/", 1)[-1], prefix, info.get("size")))
                 continue
             if not name.startswith(base + "/"):
                 continue
             rel = name[len(base) + 1 :]
-            is_dir = kind == "directory" or name.endswith("/")
-            rel = rel.rstrip("/")
-            entries.append(RemoteEntry(rel, f"{prefix}/{rel}", info.get("size"), is_dir))
-        yield entries
+            entries.append(
+                RemoteEntry(rel, f"{prefix}/{rel}", info.get("size"), kind == "directory")
+            )
+        return entries
 
     async def get_file(
         self,
@@ -106,6 +140,7 @@ class FsspecClient:
         callback: TransferCallback | None,
         retry: RetryPolicy,
         sha256: Any = None,
+        size: int | None = None,
     ) -> int:
         if self.bounded is not None:
             got: int = await self.bounded.get_file(

@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Iterator
 from typing import Any
+
+from copilot.storage.client import RemoteEntry
 
 
 class LocalFileSystem:
@@ -85,6 +88,31 @@ class LocalFileSystem:
                         found[entry.path] = info
         names = sorted(found)
         return {n: found[n] for n in names} if detail else names
+
+    def walk(self, path: str) -> Iterator[RemoteEntry]:
+        """Everything under ``path``, as it is found (nothing held for the whole tree):
+        directories (made on the other side, so empty ones are kept) and everything
+        else (a link is copied as its target).  A file gives itself; a missing path
+        gives nothing."""
+        path = path.rstrip("/") or "/"
+        try:
+            top = os.stat(path)
+        except FileNotFoundError:
+            return
+        if not stat.S_ISDIR(top.st_mode):
+            yield RemoteEntry(os.path.basename(path), path, top.st_size)
+            return
+        pending = [""]
+        while pending:
+            rel = pending.pop()
+            with os.scandir(os.path.join(path, rel) if rel else path) as it:
+                for entry in it:
+                    name = f"{rel}/{entry.name}" if rel else entry.name
+                    info = _info(entry)
+                    is_dir = info["type"] == "directory"
+                    if is_dir:
+                        pending.append(name)
+                    yield RemoteEntry(name, entry.path, info["size"], is_dir)
 
 
 def _info(entry: os.DirEntry[str]) -> dict[str, Any]:

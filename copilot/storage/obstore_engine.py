@@ -249,14 +249,20 @@ class ObstoreClient:
     async def is_file(self, path: str) -> bool:
         return await self._head(path) is not None
 
-    async def listing(self, path: str, uri: str) -> AsyncIterator[list[RemoteEntry]]:
+    async def listing(
+        self, path: str, uri: str, after: str | None = None
+    ) -> AsyncIterator[list[RemoteEntry]]:
         """The objects under ``path`` a page at a time (obstore streams the service's
-        own pages: nothing is held for the whole tree)."""
+        own pages: nothing is held for the whole tree), in key order, from the one
+        after ``after`` (a relative path) when given."""
         bucket, key = self._split(path)
         prefix = key.strip("/")
         base = uri.rstrip("/")
-        stream = obstore.list(self._store(bucket), prefix or None, chunk_size=LIST_PAGE)
-        found = False
+        offset = None if after is None else (f"{prefix}/{after}" if prefix else after)
+        stream = obstore.list(
+            self._store(bucket), prefix or None, offset=offset, chunk_size=LIST_PAGE
+        )
+        found = after is not None
         async for page in stream:
             entries = []
             for meta in page:
@@ -281,17 +287,23 @@ class ObstoreClient:
         callback: TransferCallback | None,
         retry: RetryPolicy,
         sha256: Any = None,
+        size: int | None = None,
     ) -> int:
         bucket, key = self._split(path)
         store = self._store(bucket)
         step = chunked.RANGE_SIZE
-        try:
-            resp = await obstore.get_async(store, key, options={"range": (0, step)})
-        except Exception as exc:
-            # An empty object has no byte 0: the stores answer 416 to the range.
-            if not unsatisfiable_range(exc):
-                raise
+        if size is not None and size <= step:
+            # Known to fit in one response (a listing said so): one plain GET.
             resp = await obstore.get_async(store, key)
+        else:
+            try:
+                resp = await obstore.get_async(store, key, options={"range": (0, step)})
+            except Exception as exc:
+                # An empty object has no byte 0: the stores answer 416 to the range;
+                # some servers (rclone) answer a range past the end with all of it.
+                if not (unsatisfiable_range(exc) or "non-partial response" in str(exc)):
+                    raise
+                resp = await obstore.get_async(store, key)
         size = int(resp.meta["size"])
         etag = resp.meta.get("e_tag")
         whole = resp.range[1] >= size  # all of it in this one response

@@ -20,7 +20,7 @@ import logging
 import os
 import shutil
 import threading
-from collections.abc import Coroutine, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -70,6 +70,13 @@ class Transfer:
     #: name until the whole tree is published, so it is written in place, with no
     #: temporary name (and rename) of its own.
     staged: bool = False
+    #: For a download: ``src`` is a prefix and ``dst`` a (staged) directory that
+    #: receives every object under it at its relative path.  The store lists it a
+    #: page at a time while the transfers run, so nothing is held per object.
+    tree: bool = False
+    #: Checks a relative path from the listing before it becomes a local one
+    #: (returns it, or raises naming it): names from data never leave ``dst``.
+    check: Callable[[str], str] | None = None
 
 
 def staging_dir(final: str) -> str:
@@ -392,14 +399,15 @@ class Store:
 
     # -- transfers -----------------------------------------------------------
 
-    def download(self, transfers: Sequence[Transfer]) -> int:
+    def download(self, transfers: Sequence[Transfer], stats: dict[str, int] | None = None) -> int:
         """Copy remote ``src`` to local ``dst`` for every transfer; returns bytes copied.
 
         At most ``concurrency`` run at once.  The first failure stops the rest
         and is raised; files already renamed into place stay, partial ones are
-        removed.
+        removed.  A tree transfer is listed a page at a time as its files are
+        copied; ``stats["files"]`` counts the files copied.
         """
-        return self._transfer(transfers, "get")
+        return self._transfer(transfers, "get", stats=stats)
 
     def upload(self, transfers: Sequence[Transfer], digests: dict[str, str] | None = None) -> int:
         """Copy local ``src`` to remote ``dst`` for every transfer; returns bytes copied.
@@ -423,9 +431,13 @@ class Store:
         transfers: Sequence[Transfer],
         direction: str,
         digests: dict[str, str] | None = None,
+        stats: dict[str, int] | None = None,
     ) -> int:
+        if stats is None:
+            stats = {}
+        stats.setdefault("files", 0)
         if self.progress is not None:
-            self.progress.expect(len(transfers))
+            self.progress.expect(sum(1 for t in transfers if not t.tree))
         groups: dict[str, list[Transfer]] = {}
         for t in transfers:
             remote = t.src if direction == "get" else t.dst
@@ -433,11 +445,55 @@ class Store:
         total = 0
         for protocol, group in groups.items():
             if protocol == "file":
-                total += self._run_local(group, direction, digests)
+                total += self._run_local(group, direction, digests, stats)
                 continue
             client = self.client(protocol)
-            total += self._await(client, self._run_async(client, group, direction, digests))
+            total += self._await(client, self._run_async(client, group, direction, digests, stats))
         return total
+
+    def _leaf(self, tree: Transfer, entry: RemoteEntry) -> Transfer | None:
+        """The transfer of one object found under a tree (None for a directory,
+        which is made here)."""
+        rel = tree.check(entry.relpath) if tree.check is not None else entry.relpath
+        dest = os.path.join(tree.dst, *rel.split("/"))
+        if entry.is_dir:
+            os.makedirs(dest, exist_ok=True)
+            return None
+        if self.progress is not None:
+            self.progress.expect(1)
+        return Transfer(entry.uri, dest, tree.label, entry.size, staged=True)
+
+    async def _leaves(self, client: Client, tree: Transfer) -> AsyncIterator[Transfer]:
+        """Every object under a tree transfer's prefix, a listing page at a time.
+
+        A listing that fails transiently resumes after the last object it gave,
+        under the retry policy: nothing is listed (or copied) twice.
+        """
+        import asyncio
+
+        path, where = client.path(tree.src), f"list {display_uri(tree.src)}"
+        after: str | None = None
+        attempt = 0
+        while True:
+            try:
+                async for page in client.listing(path, tree.src, after):
+                    for entry in page:
+                        after = entry.relpath
+                        if entry.relpath.endswith(_TMP_SUFFIX):
+                            continue
+                        leaf = self._leaf(tree, entry)
+                        if leaf is not None:
+                            yield leaf
+                    attempt = 0
+                return
+            except Exception as exc:
+                if isinstance(exc, CopilotError):
+                    raise
+                pause = self.retry._next(attempt, exc, where)
+                if pause is None:
+                    raise _labelled(storage_error(exc, tree.src, "list"), tree.label) from exc
+            await asyncio.sleep(pause)
+            attempt += 1
 
     # One transfer, either direction.  A download (and a local copy) lands under a
     # temporary name and is renamed when complete, unless its directory is staged
@@ -516,13 +572,19 @@ class Store:
         client: Client,
         group: list[Transfer],
         direction: str,
-        digests: dict[str, str] | None = None,
+        digests: dict[str, str] | None,
+        stats: dict[str, int],
     ) -> int:
+        """Every transfer of ``group``, at most ``concurrency`` at a time.
+
+        A producer feeds the workers through a short queue, expanding tree
+        transfers a listing page at a time as they go: what is held at once is
+        a page and the queue, however many files a tree has.
+        """
         import asyncio
 
         from copilot.storage import chunked
 
-        queue: Iterator[Transfer] = iter(group)
         failure: list[BaseException] = []
         copied = 0
         # One budget per store (made on the loop that uses it), so uploads running
@@ -531,6 +593,9 @@ class Store:
             "upload_budget", chunked.ByteBudget(chunked.UPLOAD_BUDGET)
         )
         made: set[str] = set()
+        trees = any(t.tree for t in group)
+        workers = self.concurrency if trees else max(1, min(self.concurrency, len(group)))
+        queue: asyncio.Queue[Transfer | None] = asyncio.Queue(maxsize=2 * workers)
 
         async def attempt(t: Transfer) -> int:
             cb = self._callback()
@@ -539,7 +604,7 @@ class Store:
                 if tmp is not None:  # a download lands under a temp name
                     check = hashlib.sha256() if t.sha256 else None
                     written = await client.get_file(
-                        client.path(t.src), tmp, cb, self.retry, sha256=check
+                        client.path(t.src), tmp, cb, self.retry, sha256=check, size=t.size
                     )
                     _verify(t, check)
                     return self._finish(t, direction, tmp, t.dst, cb, written)
@@ -551,37 +616,63 @@ class Store:
                     digests[t.dst] = digest.hexdigest()
                 return got
 
+        async def produce() -> None:
+            try:
+                for t in group:
+                    if failure:
+                        return
+                    if t.tree and direction == "get":
+                        os.makedirs(t.dst, exist_ok=True)
+                        async for leaf in self._leaves(client, t):
+                            if failure:
+                                return
+                            await queue.put(leaf)
+                    else:
+                        await queue.put(t)
+            except Exception as exc:
+                if not isinstance(exc, CopilotError):
+                    exc = _labelled(storage_error(exc, t.src, "list"), t.label)
+                failure.append(exc)
+            finally:
+                for _ in range(workers):
+                    await queue.put(None)
+
         async def worker() -> None:
             nonlocal copied
-            for t in queue:
+            while (t := await queue.get()) is not None:
                 if failure:
-                    return
+                    continue  # drain: the producer is stopping
                 try:
                     # Not `copied += await ...`: that reads `copied` before the await
                     # and would lose what other workers add meanwhile.
                     done = await self.retry.acall(functools.partial(attempt, t), t.label)
                 except Exception as exc:
                     failure.append(self._fail(t, direction, exc))
-                    return
+                    continue
                 copied += done
+                stats["files"] += 1
 
-        await asyncio.gather(*(worker() for _ in range(min(self.concurrency, len(group)))))
+        await asyncio.gather(produce(), *(worker() for _ in range(workers)))
         if failure:
             raise failure[0]
         return copied
 
     def _run_local(
-        self, group: list[Transfer], direction: str, digests: dict[str, str] | None = None
+        self,
+        group: list[Transfer],
+        direction: str,
+        digests: dict[str, str] | None,
+        stats: dict[str, int],
     ) -> int:
         """Local disk to local disk: one by one in this thread.
 
         The kernel does the copying (``copy_file_range`` / ``sendfile``); threads
         would only add locking, and a pool of them costs more than 2,000 small
-        copies do.
+        copies do.  A tree is walked as it is copied.
         """
         made: set[str] = set()
         copied = 0
-        for t in group:
+        for t in self._local_transfers(group, direction):
             self.cancel.raise_if_cancelled()
             src = _local_path(t.src) if direction == "get" else t.src
             dst = t.dst if direction == "get" else _local_path(t.dst)
@@ -608,9 +699,25 @@ class Store:
             if self.progress is not None:  # counted here: no fsspec callback to load
                 self.progress.advance(got, files=1)
             copied += got
+            stats["files"] += 1
             if digests is not None and digest is not None:
                 digests[t.dst] = digest.hexdigest()
         return copied
+
+    def _local_transfers(self, group: list[Transfer], direction: str) -> Iterator[Transfer]:
+        """The group's transfers, each local tree walked as it is copied."""
+        for t in group:
+            if not (t.tree and direction == "get"):
+                yield t
+                continue
+            os.makedirs(t.dst, exist_ok=True)
+            with _errors(t.src, "list"):
+                for entry in self._local.walk(_local_path(t.src)):
+                    if entry.relpath.endswith(_TMP_SUFFIX):
+                        continue
+                    leaf = self._leaf(t, entry)
+                    if leaf is not None:
+                        yield leaf
 
 
 class _Attempt:
