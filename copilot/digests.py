@@ -20,45 +20,60 @@ gets no hash.
 from __future__ import annotations
 
 import hashlib
-import os
-from collections.abc import Iterable, Mapping, Sequence
+import threading
+from collections.abc import Mapping
 from typing import Any
 
 from flyteidl2.core import literals_pb2
 
-from copilot.literals.types import MULTIPART
 from copilot.literals.walk import walk
-from copilot.storage import Transfer
 
 #: The values ``--hash-outputs`` takes.
 HASHES = ("sha256", "none")
 
 
-def dir_digest(entries: Iterable[tuple[str, int, str]]) -> str:
-    """The Dir digest over (relative path, size, file SHA-256) entries, in any order."""
-    h = hashlib.sha256()
-    for rel, size, file_hash in sorted(entries, key=lambda e: e[0].encode("utf-8")):
-        h.update(f"{rel}\0{size}\0{file_hash}\n".encode())
-    return h.hexdigest()
+def _line(rel: str, size: int, file_hash: str) -> bytes:
+    return f"{rel}\0{size}\0{file_hash}\n".encode("utf-8", "surrogateescape")
 
 
-def apply_hashes(
-    literals: literals_pb2.LiteralMap,
-    transfers: Sequence[Transfer],
-    digests: Mapping[str, str],
-    raw_prefix: str,
-) -> int:
-    """Set ``hash`` on every blob and dataset literal whose data was uploaded (its
-    files' SHA-256 in ``digests`` by destination URI); returns how many were set.
+class DirDigest:
+    """A Dir digest built while the tree is uploaded, without a list of its files.
 
-    ``raw_prefix`` is where copilot puts what it uploads: an empty directory
-    there was read (and is empty), while a URI elsewhere with no upload is the
-    container's own and gets no hash.
+    Files are numbered in the digest's order (the walk's, see
+    ``OutputReader.tree_files``) and finish in any order: a finished file's line
+    waits here only until every file before it has finished (the store keeps
+    that window short), then goes into the hash.
     """
-    uploaded = {t.dst: t for t in transfers if t.dst in digests}
-    sizes = {
-        dst: t.size if t.size is not None else os.path.getsize(t.src) for dst, t in uploaded.items()
-    }
+
+    def __init__(self) -> None:
+        self._hash = hashlib.sha256()
+        self._next = 0
+        self._waiting: dict[int, bytes] = {}
+        self._lock = threading.Lock()
+
+    def add(self, index: int, rel: str, size: int, file_hash: str) -> None:
+        with self._lock:
+            self._waiting[index] = _line(rel, size, file_hash)
+            while self._next in self._waiting:
+                self._hash.update(self._waiting.pop(self._next))
+                self._next += 1
+
+    @property
+    def files(self) -> int:
+        return self._next
+
+    def hexdigest(self) -> str:
+        with self._lock:
+            if self._waiting:
+                raise RuntimeError(f"file {self._next} of the tree never finished")
+            return self._hash.hexdigest()
+
+
+def apply_hashes(literals: literals_pb2.LiteralMap, digests: Mapping[str, str]) -> int:
+    """Set ``hash`` on every blob and dataset literal whose data copilot uploaded:
+    its SHA-256 (a File) or Dir digest (a tree), in ``digests`` by its URI.  A URI
+    with no entry there is the container's own and gets no hash.  Returns how
+    many were set."""
     set_count = 0
 
     def visit(node: Any, label: str, state: None) -> None:
@@ -68,12 +83,11 @@ def apply_hashes(
         kind = node.scalar.WhichOneof("value")
         if kind == "blob":
             uri = node.scalar.blob.uri
-            is_dir = node.scalar.blob.metadata.type.dimensionality == MULTIPART
         elif kind == "structured_dataset":
-            uri, is_dir = node.scalar.structured_dataset.uri, True
+            uri = node.scalar.structured_dataset.uri
         else:
             return None
-        value = _hash_of(uri, is_dir, uploaded, digests, sizes, raw_prefix)
+        value = digests.get(uri)
         if value:
             node.hash = value
             set_count += 1
@@ -82,26 +96,3 @@ def apply_hashes(
     for name in literals.literals:
         walk(literals.literals[name], name, visit, None)
     return set_count
-
-
-def _hash_of(
-    uri: str,
-    is_dir: bool,
-    uploaded: Mapping[str, Transfer],
-    digests: Mapping[str, str],
-    sizes: Mapping[str, int],
-    raw_prefix: str,
-) -> str:
-    if uri in uploaded:
-        return digests[uri]
-    if not is_dir:
-        return ""
-    base = uri.rstrip("/") + "/"
-    entries = [
-        (dst[len(base) :], sizes.get(dst, 0), digests[dst])
-        for dst in uploaded
-        if dst.startswith(base)
-    ]
-    if entries or (raw_prefix and uri.startswith(raw_prefix.rstrip("/") + "/")):
-        return dir_digest(entries)
-    return ""

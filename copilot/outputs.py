@@ -409,11 +409,13 @@ def upload_outputs(
         if digests is not None:
             sent = {t.dst for t in reader.transfers} - {t.dst for t in pending}
             digests.update({k: v for k, v in eager.digests.items() if k in sent})
-    copied = store.upload(pending, digests)
+    stats: dict[str, int] = {"files": len(reader.transfers) - len(pending)}  # sent early
+    copied = store.upload(pending, digests, stats)
     if digests is not None:
         from copilot.digests import apply_hashes
 
-        apply_hashes(literals, reader.transfers, digests, opts.to_raw_output)
+        digests.update({uri: d.hexdigest() for uri, d in reader.dir_digests.items()})
+        apply_hashes(literals, digests)
     outputs_uri = join_uri(opts.to_output_prefix, opts.meta_output_name)
     if stale_error:
         # Flyte's reader checks the error document first: an earlier run's must go.
@@ -426,12 +428,12 @@ def upload_outputs(
     log.info(
         "uploaded %d outputs (%d files, %d bytes) and wrote %s in %.3fs",
         len(literals.literals),
-        len(reader.transfers),
+        stats["files"],
         copied,
         outputs_uri,
         seconds,
-        extra={"fields": {"files": len(reader.transfers), "bytes": copied, "seconds": seconds}},
+        extra={"fields": {"files": stats["files"], "bytes": copied, "seconds": seconds}},
     )
     return UploadResult(
-        outputs_uri, literals, len(reader.transfers), copied, seconds, transfers=reader.transfers
+        outputs_uri, literals, stats["files"], copied, seconds, transfers=reader.transfers
     )

@@ -132,3 +132,87 @@ def test_a_name_from_the_listing_is_checked_before_it_becomes_a_path(
     assert store._leaf(tree, entries[0]) is not None
     with pytest.raises(DataError, match="t: object path"):
         store._leaf(tree, entries[1])
+
+
+def test_an_upload_tree_is_walked_as_it_is_sent_and_its_digest_built_in_order(
+    remote: Remote, tmp_path: Path
+) -> None:
+    """Names chosen so that a directory sorts between its siblings ("a.txt" <
+    "a/..." < "a0"): the walk gives files in the Dir digest's order, the store
+    sends them in any order, and the digest is the README's."""
+    from test_hashes import reference_dir_digest
+
+    from copilot.literals.from_files import OutputReader
+
+    root = tmp_path / "out"
+    names = [
+        "a.txt",
+        "a/x",
+        "a/y/z",
+        "a0",
+        "b",
+        "é",
+        "sub/deep/file",
+        *(f"n/{i}" for i in range(40)),
+    ]
+    for name in names:
+        (root / "d" / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / "d" / name).write_bytes(os.urandom(20 + len(name)))
+    reader = OutputReader(str(root), remote.uri("raw"))
+    st = os.stat(root / "d")
+    uri = reader.plan(str(root / "d"), st, "output 'd'", tree=True)
+    assert [t.tree for t in reader.transfers] == [True]  # one transfer for the tree
+    walked = [rel for rel, _, _ in reader.tree_files(str(root / "d"), "d")]
+    assert walked == sorted(walked, key=lambda r: r.encode()) and len(walked) == len(names)
+
+    generated: list[int] = []
+    sent = [0]
+    tree = reader.transfers[0]
+    real_leaves = tree.leaves
+
+    def leaves():
+        for item in real_leaves():
+            generated.append(sent[0])
+            yield item
+
+    object.__setattr__(tree, "leaves", leaves)
+    store = remote.store(2)
+    client = store.client(remote.protocol)
+    real_put = client.put_file
+
+    async def counting(*args, **kwargs):
+        got = await real_put(*args, **kwargs)
+        sent[0] += 1
+        return got
+
+    client.put_file = counting  # type: ignore[method-assign]
+    digests: dict[str, str] = {}
+    stats: dict[str, int] = {}
+    store.upload(reader.transfers, digests, stats)
+    assert stats["files"] == len(names) and digests == {}  # a tree's files go to its digest
+    assert reader.dir_digests[uri].hexdigest() == reference_dir_digest(root / "d")
+    assert sorted(remote.keys("raw/d/")) == sorted(f"raw/d/{n}" for n in names)
+    # Never walked ahead of the sending by more than the queue (2 x 2) and the
+    # two workers' own files.
+    for k, done in enumerate(generated):
+        assert done >= k - 7, generated
+
+
+def test_a_dir_digest_takes_files_finished_in_any_order() -> None:
+    import hashlib
+    import random
+
+    from copilot.digests import DirDigest
+
+    lines = [(f"f{i:02d}", i, hashlib.sha256(bytes([i])).hexdigest()) for i in range(50)]
+    expected = hashlib.sha256("".join(f"{r}\0{n}\0{h}\n" for r, n, h in lines).encode()).hexdigest()
+    order = list(range(50))
+    random.Random(4).shuffle(order)
+    digest = DirDigest()
+    for i in order:
+        digest.add(i, *lines[i])
+    assert digest.hexdigest() == expected and digest.files == 50
+    unfinished = DirDigest()
+    unfinished.add(1, *lines[1])
+    with pytest.raises(RuntimeError, match="file 0 of the tree never finished"):
+        unfinished.hexdigest()

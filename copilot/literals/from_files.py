@@ -12,15 +12,17 @@ refused, as are FIFOs (never opened, so never blocked on), sockets and devices.
 
 from __future__ import annotations
 
+import functools
 import os
 import stat
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
 from flyteidl2.core import literals_pb2, types_pb2
 
 from copilot.constants import DEFAULT_MAX_PRIMITIVE_BYTES, MAX_DOCUMENT_BYTES
+from copilot.digests import DirDigest
 from copilot.errors import DataError
 from copilot.literals.types import MULTIPART, type_name
 from copilot.literals.values import (
@@ -90,6 +92,8 @@ class OutputReader(ValueReader):
         self.raw_prefix = raw_prefix
         self.upload = upload
         self.max_primitive_bytes = max_primitive_bytes
+        #: Each uploaded tree's Dir digest, by its URI, complete once it is uploaded.
+        self.dir_digests: dict[str, DirDigest] = {}
 
     # -- finding and checking paths ---------------------------------------------
 
@@ -279,48 +283,70 @@ class OutputReader(ValueReader):
         return lit
 
     def plan(self, path: str, st: os.stat_result, label: str, *, tree: bool) -> str:
-        """Plan uploads for a file or a whole tree; returns the URI the literal will hold."""
+        """Plan uploads for a file or a whole tree; returns the URI the literal will hold.
+
+        A tree is walked once now, every entry checked before anything is
+        uploaded, and again by the store while it uploads (one transfer for the
+        tree, nothing kept per file): its Dir digest is built as files go up.
+        """
         if not self.upload:
             return os.path.abspath(path)
         uri = self.remote_for(path)
         if not tree:
             self.transfers.append(Transfer(os.path.realpath(path), uri, label, st.st_size))
             return uri
-        # Symlinked directories are refused below, so a plain entry's real path is
-        # the tree's real path plus its relative path: no realpath() per file.
-        real_base = os.path.realpath(path)
-        stack = [path]
-        while stack:
-            current = stack.pop()
-            try:
-                entries = sorted(os.scandir(current), key=lambda e: e.name)
-            except OSError as exc:
-                raise DataError(
-                    f"{label}: cannot list {short_path(current)}: {exc.strerror}"
-                ) from None
-            for entry in entries:
-                if entry.name.endswith(_TMP_SUFFIX):
-                    continue
-                est = self.inspect(entry.path, label)
-                if est is None:
-                    continue
-                if stat.S_ISDIR(est.st_mode):
-                    if entry.is_symlink():
-                        raise DataError(
-                            f"{label}: {entry.path} is a symlink to a directory; refused "
-                            "(copy the directory instead)"
-                        )
-                    stack.append(entry.path)
-                    continue
-                rel = os.path.relpath(entry.path, path)
-                src = (
-                    os.path.realpath(entry.path)
-                    if entry.is_symlink()
-                    else os.path.join(real_base, rel)
-                )
-                rel = rel.replace(os.sep, "/")
-                self.transfers.append(Transfer(src, join_uri(uri, rel), label, est.st_size))
+        for _ in self.tree_files(path, label):
+            pass
+        digest = DirDigest()
+        self.dir_digests[uri] = digest
+        walk = functools.partial(self.tree_files, path, label)
+        self.transfers.append(Transfer(path, uri, label, tree=True, leaves=walk, sink=digest.add))
         return uri
+
+    def tree_files(self, path: str, label: str) -> Iterator[tuple[str, str, int]]:
+        """``(relative path, source, size)`` of every file under ``path``, each checked
+        (nothing leads out of the output dir, nothing blocks), in the order of the
+        relative paths as UTF-8 bytes: the Dir digest's order."""
+        # Symlinked directories are refused, so a plain entry's real path is the
+        # tree's real path plus its relative path: no realpath() per file.
+        yield from self._walk_sorted(path, "", os.path.realpath(path), label)
+
+    def _walk_sorted(
+        self, top: str, rel: str, real_base: str, label: str
+    ) -> Iterator[tuple[str, str, int]]:
+        current = os.path.join(top, *rel.split("/")) if rel else top
+        try:
+            with os.scandir(current) as it:
+                listed = [(e.name, e.path, e.is_symlink()) for e in it]
+        except OSError as exc:
+            raise DataError(f"{label}: cannot list {short_path(current)}: {exc.strerror}") from None
+        # A directory sorts as its name and a "/": where its files sort among its
+        # siblings' names when whole relative paths are compared.
+        found: list[tuple[bytes, str, bool, int, bool]] = []
+        for name, full, is_link in listed:
+            if name.endswith(_TMP_SUFFIX):
+                continue
+            est = self.inspect(full, label)
+            if est is None:
+                continue
+            is_dir = stat.S_ISDIR(est.st_mode)
+            if is_dir and is_link:
+                raise DataError(
+                    f"{label}: {full} is a symlink to a directory; refused "
+                    "(copy the directory instead)"
+                )
+            key = name.encode("utf-8", "surrogateescape") + (b"/" if is_dir else b"")
+            found.append((key, name, is_dir, est.st_size, is_link))
+        del listed
+        found.sort()
+        for _, name, is_dir, size, is_link in found:
+            child = f"{rel}/{name}" if rel else name
+            if is_dir:
+                yield from self._walk_sorted(top, child, real_base, label)
+                continue
+            local = os.path.join(current, name)
+            src = os.path.realpath(local) if is_link else os.path.join(real_base, *child.split("/"))
+            yield child, src, size
 
     def _entries(self, path: str, label: str) -> list[str]:
         try:

@@ -39,7 +39,7 @@ from copilot.storage.client import Client, RemoteEntry
 from copilot.storage.errors import _errors, storage_error, unsatisfiable_range
 from copilot.storage.local import LocalFileSystem
 from copilot.storage.retry import RetryPolicy
-from copilot.storage.uris import basename_of, display_uri, protocol_of
+from copilot.storage.uris import basename_of, display_uri, join_uri, protocol_of
 
 if TYPE_CHECKING:
     from copilot.progress import Progress
@@ -70,13 +70,20 @@ class Transfer:
     #: name until the whole tree is published, so it is written in place, with no
     #: temporary name (and rename) of its own.
     staged: bool = False
-    #: For a download: ``src`` is a prefix and ``dst`` a (staged) directory that
-    #: receives every object under it at its relative path.  The store lists it a
-    #: page at a time while the transfers run, so nothing is held per object.
+    #: A whole tree: for a download ``src`` is a prefix and ``dst`` a (staged)
+    #: directory that receives every object under it at its relative path; for an
+    #: upload ``leaves`` gives the files and ``dst`` is the prefix they go under.
+    #: The store lists or walks it while the transfers run: nothing is held per file.
     tree: bool = False
-    #: Checks a relative path from the listing before it becomes a local one
-    #: (returns it, or raises naming it): names from data never leave ``dst``.
+    #: Download: checks a relative path from the listing before it becomes a local
+    #: one (returns it, or raises naming it): names from data never leave ``dst``.
     check: Callable[[str], str] | None = None
+    #: Upload: ``(relative path, source, size)`` of every file, in a fixed order.
+    leaves: Callable[[], Iterable[tuple[str, str, int]]] | None = None
+    #: Upload: told ``(index in that order, relative path, size, SHA-256)`` as each
+    #: file is sent (when digests are asked for); files finish in any order, but
+    #: never more than ``TREE_WINDOW`` after the first unfinished one.
+    sink: Callable[[int, str, int, str], None] | None = None
 
 
 def staging_dir(final: str) -> str:
@@ -409,15 +416,21 @@ class Store:
         """
         return self._transfer(transfers, "get", stats=stats)
 
-    def upload(self, transfers: Sequence[Transfer], digests: dict[str, str] | None = None) -> int:
+    def upload(
+        self,
+        transfers: Sequence[Transfer],
+        digests: dict[str, str] | None = None,
+        stats: dict[str, int] | None = None,
+    ) -> int:
         """Copy local ``src`` to remote ``dst`` for every transfer; returns bytes copied.
 
         A local file that changes size while it is uploaded is an error: the
         object would not be the data that was declared.  With ``digests``, the
-        SHA-256 (lowercase hex) of every file sent is recorded there by ``dst``,
-        computed from the bytes as they are read for the upload.
+        SHA-256 (lowercase hex) of every file sent is recorded there by ``dst``
+        (a tree's files go to its ``sink`` instead), computed from the bytes as
+        they are read for the upload.  ``stats["files"]`` counts the files sent.
         """
-        return self._transfer(transfers, "put", digests)
+        return self._transfer(transfers, "put", digests, stats)
 
     def _callback(self) -> TransferCallback | None:
         if self.progress is None:
@@ -462,6 +475,14 @@ class Store:
         if self.progress is not None:
             self.progress.expect(1)
         return Transfer(entry.uri, dest, tree.label, entry.size, staged=True)
+
+    def _upload_leaves(self, tree: Transfer) -> Iterator[tuple[int, Transfer]]:
+        """Every file of an upload tree, numbered in its order."""
+        assert tree.leaves is not None
+        for index, (rel, src, size) in enumerate(tree.leaves()):
+            if self.progress is not None:
+                self.progress.expect(1)
+            yield index, Transfer(src, join_uri(tree.dst, rel), tree.label, size)
 
     async def _leaves(self, client: Client, tree: Transfer) -> AsyncIterator[Transfer]:
         """Every object under a tree transfer's prefix, a listing page at a time.
@@ -578,8 +599,8 @@ class Store:
         """Every transfer of ``group``, at most ``concurrency`` at a time.
 
         A producer feeds the workers through a short queue, expanding tree
-        transfers a listing page at a time as they go: what is held at once is
-        a page and the queue, however many files a tree has.
+        transfers (a listing page, or a directory, at a time) as they go: what is
+        held at once is a page and the queue, however many files a tree has.
         """
         import asyncio
 
@@ -595,9 +616,9 @@ class Store:
         made: set[str] = set()
         trees = any(t.tree for t in group)
         workers = self.concurrency if trees else max(1, min(self.concurrency, len(group)))
-        queue: asyncio.Queue[Transfer | None] = asyncio.Queue(maxsize=2 * workers)
+        queue: asyncio.Queue[_Queued | None] = asyncio.Queue(maxsize=2 * workers)
 
-        async def attempt(t: Transfer) -> int:
+        async def attempt(t: Transfer) -> tuple[int, str | None]:
             cb = self._callback()
             tmp = self._tmp_for(t, direction, made)
             with _Attempt(tmp):
@@ -607,16 +628,15 @@ class Store:
                         client.path(t.src), tmp, cb, self.retry, sha256=check, size=t.size
                     )
                     _verify(t, check)
-                    return self._finish(t, direction, tmp, t.dst, cb, written)
+                    return self._finish(t, direction, tmp, t.dst, cb, written), None
                 # A fresh digest per attempt: a retried upload reads the file again.
                 digest = hashlib.sha256() if digests is not None else None
                 await client.put_file(t.src, client.path(t.dst), budget, cb, self.retry, digest)
                 got = self._finish(t, direction, tmp, t.dst, cb)
-                if digests is not None and digest is not None:
-                    digests[t.dst] = digest.hexdigest()
-                return got
+                return got, (digest.hexdigest() if digest is not None else None)
 
         async def produce() -> None:
+            t: Transfer | None = None
             try:
                 for t in group:
                     if failure:
@@ -626,11 +646,17 @@ class Store:
                         async for leaf in self._leaves(client, t):
                             if failure:
                                 return
-                            await queue.put(leaf)
+                            await queue.put(_Queued(leaf))
+                    elif t.tree:
+                        window = _Window()
+                        for index, leaf in self._upload_leaves(t):
+                            if not await window.admit(index, failure):
+                                return
+                            await queue.put(_Queued(leaf, t, index, window))
                     else:
-                        await queue.put(t)
+                        await queue.put(_Queued(t))
             except Exception as exc:
-                if not isinstance(exc, CopilotError):
+                if not isinstance(exc, CopilotError) and t is not None:
                     exc = _labelled(storage_error(exc, t.src, "list"), t.label)
                 failure.append(exc)
             finally:
@@ -639,18 +665,29 @@ class Store:
 
         async def worker() -> None:
             nonlocal copied
-            while (t := await queue.get()) is not None:
+            while (item := await queue.get()) is not None:
+                t = item.transfer
                 if failure:
                     continue  # drain: the producer is stopping
                 try:
                     # Not `copied += await ...`: that reads `copied` before the await
                     # and would lose what other workers add meanwhile.
-                    done = await self.retry.acall(functools.partial(attempt, t), t.label)
+                    done, hexdigest = await self.retry.acall(functools.partial(attempt, t), t.label)
                 except Exception as exc:
                     failure.append(self._fail(t, direction, exc))
+                    if item.window is not None:
+                        await item.window.finish(item.index)  # let the producer see it
                     continue
                 copied += done
                 stats["files"] += 1
+                if hexdigest is not None:
+                    if item.tree is not None and item.tree.sink is not None:
+                        rel = t.dst[len(item.tree.dst.rstrip("/")) + 1 :]
+                        item.tree.sink(item.index, rel, done, hexdigest)
+                    elif digests is not None:
+                        digests[t.dst] = hexdigest
+                if item.window is not None:
+                    await item.window.finish(item.index)
 
         await asyncio.gather(produce(), *(worker() for _ in range(workers)))
         if failure:
@@ -672,7 +709,7 @@ class Store:
         """
         made: set[str] = set()
         copied = 0
-        for t in self._local_transfers(group, direction):
+        for t, tree, index in self._local_transfers(group, direction):
             self.cancel.raise_if_cancelled()
             src = _local_path(t.src) if direction == "get" else t.src
             dst = t.dst if direction == "get" else _local_path(t.dst)
@@ -701,23 +738,74 @@ class Store:
             copied += got
             stats["files"] += 1
             if digests is not None and digest is not None:
-                digests[t.dst] = digest.hexdigest()
+                if tree is not None and tree.sink is not None:
+                    tree.sink(
+                        index, t.dst[len(tree.dst.rstrip("/")) + 1 :], got, digest.hexdigest()
+                    )
+                else:
+                    digests[t.dst] = digest.hexdigest()
         return copied
 
-    def _local_transfers(self, group: list[Transfer], direction: str) -> Iterator[Transfer]:
-        """The group's transfers, each local tree walked as it is copied."""
+    def _local_transfers(
+        self, group: list[Transfer], direction: str
+    ) -> Iterator[tuple[Transfer, Transfer | None, int]]:
+        """The group's transfers (with the tree each came from and its index there),
+        each tree walked as it is copied."""
         for t in group:
-            if not (t.tree and direction == "get"):
-                yield t
+            if t.tree and direction == "put":
+                for index, leaf in self._upload_leaves(t):
+                    yield leaf, t, index
+                continue
+            if not t.tree:
+                yield t, None, 0
                 continue
             os.makedirs(t.dst, exist_ok=True)
             with _errors(t.src, "list"):
                 for entry in self._local.walk(_local_path(t.src)):
                     if entry.relpath.endswith(_TMP_SUFFIX):
                         continue
-                    leaf = self._leaf(t, entry)
-                    if leaf is not None:
-                        yield leaf
+                    found = self._leaf(t, entry)
+                    if found is not None:
+                        yield found, None, 0
+
+
+#: How far an upload tree's files may run ahead of its first unfinished one: what
+#: a Dir digest holds of finished lines waiting for it (a line each).
+TREE_WINDOW = 1024
+
+
+@dataclass
+class _Queued:
+    """A transfer on its way to a worker, with the upload tree it belongs to."""
+
+    transfer: Transfer
+    tree: Transfer | None = None
+    index: int = 0
+    window: _Window | None = None
+
+
+class _Window:
+    """Keeps an upload tree's files within ``TREE_WINDOW`` of its first unfinished one."""
+
+    def __init__(self) -> None:
+        import asyncio
+
+        self.lowest = 0
+        self.finished: set[int] = set()
+        self.changed = asyncio.Condition()
+
+    async def admit(self, index: int, failure: list[BaseException]) -> bool:
+        async with self.changed:
+            await self.changed.wait_for(lambda: failure or index - self.lowest < TREE_WINDOW)
+        return not failure
+
+    async def finish(self, index: int) -> None:
+        async with self.changed:
+            self.finished.add(index)
+            while self.lowest in self.finished:
+                self.finished.remove(self.lowest)
+                self.lowest += 1
+            self.changed.notify_all()
 
 
 class _Attempt:
