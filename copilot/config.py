@@ -31,6 +31,7 @@ log = logging.getLogger("copilot")
 STORAGE_KEYS: dict[str, str] = {
     "type": "str",
     "engine": "str",
+    "ca-bundle": "str",
     "container": "str",
     "enable-multicontainer": "bool",
     "enableLegacyMetrics": "bool",
@@ -255,7 +256,7 @@ def _str(value: Any) -> str:
 #: copilot reads some and accepts the rest, so a Flyte config file works unchanged.
 STORAGE_SECTION_KEYS = (
     "type", "container", "stow", "connection", "limits", "enable-multicontainer",
-    "cache", "defaultHttpClient", "signedUrl", "schemes", "redis", "engine",
+    "cache", "defaultHttpClient", "signedUrl", "schemes", "redis", "engine", "ca-bundle",
 )  # fmt: skip
 #: What moves the bytes (``storage.engine``): obstore where it serves the store
 #: (``auto``), or fsspec's filesystems, the reference implementation.
@@ -379,6 +380,9 @@ class StorageConfig:
     multi_container: bool = False
     #: ``auto`` (obstore where it serves the store, else fsspec), ``obstore`` or ``fsspec``.
     engine: str = "auto"
+    #: A PEM file of CA certificates trusted besides the system's (a private CA in
+    #: front of MinIO, say); ``storage.ca-bundle``.
+    ca_bundle: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __repr__(self) -> str:
@@ -461,13 +465,15 @@ class StorageConfig:
             connection={str(k): v for k, v in conn.items()},
             max_download_mb=limit,
             engine=engine,
+            ca_bundle=_str(tree.get("ca-bundle")).strip(),
             multi_container=parse_bool(
                 tree.get("enable-multicontainer", False), "storage.enable-multicontainer"
             ),
             extra={
                 k: v
                 for k, v in tree.items()
-                if k not in {"type", "container", "stow", "connection", "limits", "engine"}
+                if k
+                not in {"type", "container", "stow", "connection", "limits", "engine", "ca-bundle"}
             },
         )
 
@@ -554,6 +560,8 @@ class StorageConfig:
             opts["use_ssl"] = False
         if s3.v2_signing:
             cfg["signature_version"] = "s3"
+        if self.ca_bundle:
+            client["verify"] = self.ca_bundle
         if client:
             opts["client_kwargs"] = client
         if cfg:
@@ -667,6 +675,24 @@ class StorageConfig:
                 ) from None
         return opts
 
+    def ca_certificates(self, environ: Mapping[str, str] | None = None, env_var: str = "") -> str:
+        """The PEM text of ``storage.ca-bundle`` (or, with none, the file ``env_var``
+        names: ``AWS_CA_BUNDLE``, which botocore reads), "" when neither is set."""
+        env = os.environ if environ is None else environ
+        path = self.ca_bundle or (env.get(env_var, "") if env_var else "")
+        if not path:
+            return ""
+        what = "storage.ca-bundle" if self.ca_bundle else env_var
+        try:
+            with open(path, encoding="ascii") as fh:
+                text = fh.read()
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else "not PEM text"
+            raise UsageError(f"{what} {path}: cannot read it ({reason})") from None
+        if "-----BEGIN CERTIFICATE-----" not in text:
+            raise UsageError(f"{what} {path}: expected PEM certificates, found none")
+        return text
+
     def redacted(self) -> dict[str, Any]:
         """The configuration as it may be logged: every credential masked."""
 
@@ -676,6 +702,7 @@ class StorageConfig:
         return {
             "type": self.type,
             "engine": self.engine,
+            "ca-bundle": self.ca_bundle,
             "container": self.container,
             "stow": {"kind": self.kind, "config": mask(self.stow_config)},
             "connection": mask(self.connection),

@@ -11,14 +11,16 @@ fault instead of (or instead of all of) the real response:
 - ``truncate``: the real response, with its full Content-Length, cut off halfway;
 - ``mixed``: one of 500, 503, drop and truncate, at random.
 
-It also counts the requests it is answering at once (``peak``), and can hold
-each one for ``delay`` seconds so that requests in flight overlap.
+It also counts the requests it is answering at once (``peak``), can hold each
+one for ``delay`` seconds so that requests in flight overlap, and can speak TLS
+to its clients (``tls``: a server context, see tests/tls.py).
 """
 
 from __future__ import annotations
 
 import http.client
 import random
+import ssl
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -44,6 +46,7 @@ class FaultProxy:
         stall_seconds: float = 5.0,
         only_path: str = "",
         delay: float = 0.0,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         parts = urlsplit(upstream)
         self.upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
@@ -168,6 +171,10 @@ class FaultProxy:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
+        self.scheme = "http"
+        if tls is not None:  # clients speak TLS to the proxy; it forwards plain HTTP
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
+            self.scheme = "https"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     def pick(self, method: str, path: str = "") -> str | None:
@@ -191,7 +198,7 @@ class FaultProxy:
     @property
     def url(self) -> str:
         host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"{self.scheme}://{host}:{port}"
 
     def __enter__(self) -> FaultProxy:
         self.thread.start()

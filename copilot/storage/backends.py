@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from copilot.config import StorageConfig
-from copilot.errors import NON_RECOVERABLE, StorageError
+from copilot.errors import NON_RECOVERABLE, StorageError, UsageError
 
 
 @dataclass(frozen=True)
@@ -112,6 +112,7 @@ _GCS_PERMANENT = frozenset({"forbidden", "notFound", "authError", "required"})
 
 
 def _gcs(config: StorageConfig, concurrency: int) -> dict[str, Any]:
+    _no_ca_bundle("gcsfs (gs://)")(config, concurrency)
     # gcsfs 2026.x looks up every bucket's type (zonal / hierarchical) through a
     # gRPC control API first: without credentials that warns on every call, and
     # against an emulator or a private endpoint it stalls a minute per call.
@@ -151,6 +152,32 @@ def _none(config: StorageConfig, concurrency: int) -> dict[str, Any]:
     return {}
 
 
+def _http(config: StorageConfig, concurrency: int) -> dict[str, Any]:
+    """fsspec's HTTP filesystem passes its keyword arguments to every aiohttp request:
+    a private CA goes in as an SSL context that trusts it besides the system's."""
+    if not config.ca_bundle:
+        return {}
+    import ssl
+
+    context = ssl.create_default_context()
+    context.load_verify_locations(cadata=config.ca_certificates())
+    return {"ssl": context}
+
+
+def _no_ca_bundle(name: str) -> Callable[[StorageConfig, int], dict[str, Any]]:
+    """For a library that takes no CA bundle: refuse one rather than ignore it."""
+
+    def check(config: StorageConfig, concurrency: int) -> dict[str, Any]:
+        if config.ca_bundle:
+            raise UsageError(
+                f"storage.ca-bundle: {name} takes no CA bundle; set SSL_CERT_FILE to a PEM "
+                "file holding the system's CAs and yours"
+            )
+        return {}
+
+    return check
+
+
 def _local(**options: Any) -> Any:
     from copilot.storage.local import LocalFileSystem
 
@@ -187,7 +214,10 @@ BACKENDS: dict[str, Backend] = {
             "abfs",
             "adlfs",
             "copilot[azure]",
-            lambda c, n: c.azure_options(),
+            lambda c, n: {
+                **_no_ca_bundle("adlfs (abfs:// on the fsspec engine)")(c, n),
+                **c.azure_options(),
+            },
             transfers="copilot.storage.azure",
             ranged_reads=True,
             native="azure",
@@ -197,8 +227,8 @@ BACKENDS: dict[str, Backend] = {
         ),
         Backend("file", "copilot.storage.local", "", _none, make=_local),
         Backend("memory", "fsspec", "", _none),
-        Backend("http", "fsspec", "", _none, read_only=True),
-        Backend("https", "fsspec", "", _none, read_only=True),
+        Backend("http", "fsspec", "", _http, read_only=True),
+        Backend("https", "fsspec", "", _http, read_only=True),
     )
 }
 

@@ -149,6 +149,27 @@ def dns_failure(exc: BaseException) -> str | None:
     return host if failed else None
 
 
+#: How a certificate the client does not trust shows: rustls (obstore) names the
+#: reason in its debug text; Python's ssl module raises SSLCertVerificationError.
+_TLS_TEXT = re.compile(
+    r"InvalidCertificate\(\s*(\w+)|CERTIFICATE_VERIFY_FAILED\] certificate verify failed: ([^(']+)"
+)
+
+
+def tls_failure(exc: BaseException) -> str | None:
+    """Why the store's TLS certificate was refused (the reason, "" when unsaid), or
+    None when that is not what failed.  Trying again cannot help."""
+    import ssl
+
+    for err in causes(exc):
+        found = _TLS_TEXT.search(str(err))
+        if found:
+            return (found.group(1) or found.group(2) or "").strip()
+        if isinstance(err, ssl.SSLCertVerificationError):
+            return str(err.verify_message or "")
+    return None
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
@@ -179,6 +200,14 @@ def storage_error(exc: BaseException, uri: str, action: str) -> CopilotError:
         )
     if status == 404:
         return StorageError(f"{action} {shown}: not found", kind=NON_RECOVERABLE)
+    reason = tls_failure(exc)
+    if reason is not None:
+        return StorageError(
+            f"{action} {shown}: the store's TLS certificate is not trusted"
+            f"{f' ({reason})' if reason else ''}; give the CA that signed it with "
+            "--storage.ca-bundle (a PEM file)",
+            kind=NON_RECOVERABLE,
+        )
     host = dns_failure(exc)
     if host is not None:
         named = f"the store's host {host!r}" if host else "the store's host"

@@ -108,7 +108,7 @@ def s3_options(config: StorageConfig, environ: Mapping[str, str] | None = None) 
     if s3.endpoint:
         opts["endpoint"] = s3.endpoint
     opts["virtual_hosted_style_request"] = s3.virtual_hosted
-    client = dict(CLIENT_OPTIONS)
+    client = _client_options(config, env, "AWS_CA_BUNDLE")
     if endpoint.startswith("http://"):
         client["allow_http"] = True
     opts["client_options"] = client
@@ -138,13 +138,24 @@ def azure_options(
         opts["account_key"] = az.key
     if az.sas_token:
         opts["sas_token"] = az.sas_token
-    client = dict(CLIENT_OPTIONS)
+    client = _client_options(config, os.environ if environ is None else environ)
     if az.endpoint:
         opts["endpoint"] = az.endpoint.rstrip("/")
         if az.endpoint.startswith("http://"):
             client["allow_http"] = True
     opts["client_options"] = client
     return opts
+
+
+def _client_options(
+    config: StorageConfig, env: Mapping[str, str], ca_env_var: str = ""
+) -> dict[str, Any]:
+    """The HTTP client's settings; a private CA is trusted besides the system's."""
+    client = dict(CLIENT_OPTIONS)
+    pem = config.ca_certificates(env, ca_env_var)
+    if pem:
+        client["root_certificate"] = pem
+    return client
 
 
 class ObstoreClient:

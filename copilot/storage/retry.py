@@ -26,7 +26,14 @@ from typing import TypeVar
 from copilot.cancel import Cancelled, CancelToken
 from copilot.errors import CopilotError, Retryable, describe
 from copilot.storage.backends import PERMANENT_CODES, TRANSIENT_CODES
-from copilot.storage.errors import causes, dns_failure, http_status, obstore_transport, was_retried
+from copilot.storage.errors import (
+    causes,
+    dns_failure,
+    http_status,
+    obstore_transport,
+    tls_failure,
+    was_retried,
+)
 
 log = logging.getLogger("copilot")
 T = TypeVar("T")
@@ -78,6 +85,8 @@ def is_transient(exc: BaseException) -> bool:
         return True
     if isinstance(exc, FileNotFoundError | PermissionError | IsADirectoryError):
         return False
+    if tls_failure(exc) is not None:
+        return False  # an untrusted certificate stays untrusted
     for current in causes(exc):
         status, code = _status_and_code(current)
         if code in PERMANENT_CODES:
