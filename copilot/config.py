@@ -356,6 +356,19 @@ class AzureSettings:
         return f"AzureSettings({shown!r})"
 
 
+def _account_of(endpoint: str) -> str:
+    """The storage account a blob endpoint names: its first host label
+    (``acct.blob.core.windows.net``), or its first path segment where the host is
+    an address (Azurite's ``http://127.0.0.1:10000/devstoreaccount1``)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(endpoint if "://" in endpoint else f"https://{endpoint}")
+    host = parts.hostname or ""
+    if ".blob." in host:
+        return host.split(".", 1)[0]
+    return parts.path.strip("/").split("/", 1)[0]
+
+
 def parse_connection_string(text: str) -> dict[str, str]:
     """An Azure connection string's ``Key=Value;`` pairs, keys in lower case (a value
     may hold ``=``, as an account key's padding does)."""
@@ -619,6 +632,8 @@ class StorageConfig:
         if not endpoint and suffix and account:
             scheme = parts.get("defaultendpointsprotocol") or "https"
             endpoint = f"{scheme}://{account}.blob.{suffix}"
+        if endpoint and not account:
+            account = _account_of(endpoint)
         concurrency = None
         if stow.get("upload_concurrency"):
             try:

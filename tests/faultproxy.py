@@ -47,6 +47,7 @@ class FaultProxy:
         only_path: str = "",
         delay: float = 0.0,
         tls: ssl.SSLContext | None = None,
+        query_to_form: bool = False,
     ) -> None:
         parts = urlsplit(upstream)
         self.upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
@@ -56,6 +57,9 @@ class FaultProxy:
         self.stall_seconds = stall_seconds
         self.only_path = only_path  # fault only requests whose path holds this
         self.delay = delay  # seconds every request waits before it is answered
+        # An AWS query-protocol POST with its parameters in the URL is sent on with
+        # them as a form body, which moto needs to route an unsigned STS call.
+        self.query_to_form = query_to_form
         self.rng = random.Random(seed)
         self.lock = threading.Lock()
         self.requests = 0
@@ -136,8 +140,13 @@ class FaultProxy:
                     self.connection.close()
                     return
                 conn = http.client.HTTPConnection(*owner.upstream, timeout=60)
+                path = self.path
                 try:
                     headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP}
+                    if owner.query_to_form and self.command == "POST" and not body and "?" in path:
+                        path, query = path.split("?", 1)
+                        body = query.encode()
+                        headers["Content-Type"] = "application/x-www-form-urlencoded"
                     if body or self.command in ("PUT", "POST"):
                         # One Content-Length (a client's lower-case one would make two,
                         # which Azurite refuses with a 400).
@@ -145,7 +154,7 @@ class FaultProxy:
                             k: v for k, v in headers.items() if k.lower() != "content-length"
                         }
                         headers["Content-Length"] = str(len(body))
-                    conn.request(self.command, self.path, body=body, headers=headers)
+                    conn.request(self.command, path, body=body, headers=headers)
                     resp = conn.getresponse()
                     data = resp.read()
                 finally:

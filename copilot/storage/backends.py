@@ -8,6 +8,7 @@ transfer path it takes.  Adding a store is adding an entry, not new branches.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,6 +16,8 @@ from typing import Any
 
 from copilot.config import StorageConfig
 from copilot.errors import NON_RECOVERABLE, StorageError, UsageError
+
+log = logging.getLogger("copilot")
 
 
 @dataclass(frozen=True)
@@ -244,8 +247,13 @@ def engine_for(protocol: str, config: StorageConfig) -> str:
     backend = backend_for(protocol)
     if not backend.native or config.engine == "fsspec":
         return "fsspec"
-    if config.engine == "auto" and backend.native == "s3" and config.s3_settings().v2_signing:
-        return "fsspec"  # object_store signs with SigV4 only
+    if config.engine == "auto":
+        from copilot.storage import obstore_engine
+
+        why = obstore_engine.unsupported(backend.native, config)
+        if why:
+            log.info("%s://: the fsspec engine serves this configuration (%s)", protocol, why)
+            return "fsspec"
     return "obstore"
 
 
