@@ -115,7 +115,9 @@ def _aws_profile(env: Mapping[str, str]) -> tuple[dict[str, str], str, str]:
         try:
             parser.read(path, encoding="utf-8")
         except (configparser.Error, UnicodeDecodeError) as exc:
-            raise StorageError(f"{var} {path}: cannot read it ({exc})", kind=NON_RECOVERABLE) from None
+            raise StorageError(
+                f"{var} {path}: cannot read it ({exc})", kind=NON_RECOVERABLE
+            ) from None
         if not parser.has_section(section):
             continue
         values = dict(parser.items(section))
