@@ -492,6 +492,11 @@ class StorageConfig:
 
     # -- per-backend options -------------------------------------------------
 
+    def stow_for(self, *kinds: str) -> dict[str, str]:
+        """``stow.config`` when the configured kind is one of ``kinds`` (else empty:
+        another kind's keys never configure this store)."""
+        return self.stow_config if self._kind_is(*kinds) else {}
+
     def _kind_is(self, *kinds: str) -> bool:
         if self.kind:
             return self.kind in kinds
@@ -552,66 +557,6 @@ class StorageConfig:
             v2_signing=parse_bool(stow.get("v2_signing", False), "storage v2_signing"),
         )
 
-    def s3_options(self) -> dict[str, Any]:
-        """s3fs keyword arguments; empty means "let botocore find everything"."""
-        s3 = self.s3_settings()
-        opts: dict[str, Any] = {}
-        client: dict[str, Any] = {}
-        cfg: dict[str, Any] = {}
-        if s3.access_key_id:
-            opts["key"] = s3.access_key_id
-            opts["secret"] = s3.secret_key
-            if s3.token:
-                opts["token"] = s3.token
-        if s3.endpoint:
-            client["endpoint_url"] = s3.endpoint
-            style = "virtual" if s3.virtual_hosted else "path"
-            cfg.setdefault("s3", {})["addressing_style"] = style
-        if s3.region:
-            client["region_name"] = s3.region
-        if s3.disable_ssl:
-            opts["use_ssl"] = False
-        if s3.v2_signing:
-            cfg["signature_version"] = "s3"
-        if self.ca_bundle:
-            client["verify"] = self.ca_bundle
-        if client:
-            opts["client_kwargs"] = client
-        if cfg:
-            opts["config_kwargs"] = cfg
-        return opts
-
-    def gcs_options(self) -> dict[str, Any]:
-        """gcsfs keyword arguments from the google stow keys (the environment otherwise:
-        ``GOOGLE_APPLICATION_CREDENTIALS``, ``STORAGE_EMULATOR_HOST``, workload identity)."""
-        stow = self.stow_config if self._kind_is("google", "gcs") else {}
-        opts: dict[str, Any] = {}
-        if stow.get("project_id"):
-            opts["project"] = stow["project_id"]
-        if stow.get("json"):
-            import json
-
-            try:
-                opts["token"] = json.loads(stow["json"])
-            except ValueError:
-                raise UsageError("storage stow.config json: not valid JSON credentials") from None
-        elif stow.get("credentials_path"):
-            opts["token"] = stow["credentials_path"]
-        scopes = _str(stow.get("scopes"))
-        if scopes:
-            # Go's stow takes OAuth scopes; gcsfs takes the access level they grant.
-            if "read_only" in scopes:
-                opts["access"] = "read_only"
-            elif "full_control" in scopes or "cloud-platform" in scopes:
-                opts["access"] = "full_control"
-            else:
-                opts["access"] = "read_write"
-        endpoint = _str(stow.get("endpoint")).strip()
-        if endpoint:
-            opts["endpoint_url"] = endpoint
-            opts.setdefault("token", "anon")  # an emulator or private endpoint
-        return opts
-
     def azure_settings(self, environ: Mapping[str, str] | None = None) -> AzureSettings:
         """The azure keys for the native engine, a connection string read into its
         parts; with none configured, ``AZURE_STORAGE_CONNECTION_STRING`` (which adlfs
@@ -650,45 +595,6 @@ class StorageConfig:
             sas_token=parts.get("sharedaccesssignature", "").lstrip("?"),
             upload_concurrency=concurrency,
         )
-
-    def azure_options(self) -> dict[str, Any]:
-        """adlfs keyword arguments from the azure stow keys (the environment otherwise:
-        ``AZURE_STORAGE_CONNECTION_STRING``, ``AZURE_STORAGE_ACCOUNT_NAME``/``_KEY``,
-        workload identity)."""
-        stow = self.stow_config if self._kind_is("azure") else {}
-        opts: dict[str, Any] = {}
-        account = _str(stow.get("account")).strip()
-        key = _str(stow.get("key")).strip()
-        endpoint = _str(stow.get("endpoint") or stow.get("base_url")).strip()
-        suffix = _str(stow.get("domain_suffix")).strip()
-        if stow.get("connection_string"):
-            opts["connection_string"] = _str(stow["connection_string"])
-        elif key or endpoint or suffix:
-            # As a connection string: adlfs lets AZURE_STORAGE_CONNECTION_STRING
-            # beat an account key given as such, and a non-default endpoint
-            # (Azurite, a sovereign cloud, a private link) has no other form.
-            scheme = endpoint.split("://", 1)[0] if "://" in endpoint else "https"
-            parts = [f"DefaultEndpointsProtocol={scheme}"]
-            if account:
-                parts.append(f"AccountName={account}")
-            if key:
-                parts.append(f"AccountKey={key}")
-            if endpoint:
-                parts.append(f"BlobEndpoint={endpoint}")
-            else:
-                parts.append(f"EndpointSuffix={suffix or 'core.windows.net'}")
-            opts["connection_string"] = ";".join(parts) + ";"
-        elif account:
-            opts["account_name"] = account  # credentials from the environment (identity)
-        if stow.get("upload_concurrency"):
-            try:
-                opts["max_concurrency"] = int(_str(stow["upload_concurrency"]))
-            except ValueError:
-                raise UsageError(
-                    "storage stow.config upload_concurrency: expected an integer, "
-                    f"found {stow['upload_concurrency']!r}"
-                ) from None
-        return opts
 
     def ca_certificates(self, environ: Mapping[str, str] | None = None, env_var: str = "") -> str:
         """The PEM text of ``storage.ca-bundle`` (or, with none, the file ``env_var``

@@ -47,7 +47,7 @@ def test_s3_keys_from_a_shared_credentials_profile(s3: S3, tmp_path: Path, engin
     assert res.returncode == 0, res.stderr
     assert (tmp_path / "in" / "a").read_text() == "5"
     if engine == "obstore":
-        from copilot.storage.obstore_engine import s3_options
+        from copilot.storage.s3 import obstore_options as s3_options
 
         opts = s3_options(StorageConfig(kind="s3"), env)
         assert opts["access_key_id"] == ACCESS_KEY and opts["region"] == REGION
@@ -58,10 +58,10 @@ def test_a_profile_only_botocore_can_serve_moves_s3_to_the_fsspec_engine(tmp_pat
     config.write_text("[profile ops]\nrole_arn = arn:aws:iam::123456789012:role/ops\n")
     env = {"AWS_CONFIG_FILE": str(config), "AWS_PROFILE": "ops",
            "AWS_SHARED_CREDENTIALS_FILE": "/dev/null"}  # fmt: skip
-    from copilot.storage.backends import engine_for
-    from copilot.storage.obstore_engine import unsupported
+    from copilot.storage.engines import engine_for
+    from copilot.storage.s3 import unsupported
 
-    assert "role_arn" in unsupported("s3", StorageConfig(kind="s3"), env)
+    assert "role_arn" in unsupported(StorageConfig(kind="s3"), env)
     import os
 
     old = dict(os.environ)
@@ -79,7 +79,7 @@ def test_a_profile_only_botocore_can_serve_moves_s3_to_the_fsspec_engine(tmp_pat
 
 def test_a_named_profile_that_does_not_exist_is_a_clear_error(tmp_path: Path) -> None:
     from copilot.errors import NON_RECOVERABLE, StorageError
-    from copilot.storage.obstore_engine import s3_options
+    from copilot.storage.s3 import obstore_options as s3_options
 
     env = {"AWS_PROFILE": "nope", "AWS_CONFIG_FILE": "/dev/null",
            "AWS_SHARED_CREDENTIALS_FILE": "/dev/null"}  # fmt: skip
@@ -124,7 +124,7 @@ def test_s3_session_token_from_the_stow_config(s3: S3, tmp_path: Path, engine: s
              f"--storage.engine={engine}"]  # fmt: skip
     res = _download(flags, uri, tmp_path / "in", clean_env())
     assert res.returncode == 0, res.stderr
-    from copilot.storage.obstore_engine import s3_options
+    from copilot.storage.s3 import obstore_options as s3_options
 
     config = StorageConfig(kind="s3", stow_config={"access_key_id": "a", "secret_key": "b",
                                                    "token": "FQoGZXIvYXdzEXAMPLE"})  # fmt: skip

@@ -25,7 +25,7 @@ def test_the_suite_sees_only_loopback() -> None:
 def test_botocores_metadata_switch_keeps_obstore_off_the_metadata_address() -> None:
     """object_store does not read AWS_EC2_METADATA_DISABLED; copilot points its
     instance-metadata look-up at a closed loopback port instead."""
-    from copilot.storage.obstore_engine import s3_options
+    from copilot.storage.s3 import obstore_options as s3_options
 
     opts = s3_options(StorageConfig(kind="s3"), {"AWS_EC2_METADATA_DISABLED": "true"})
     assert opts["metadata_endpoint"].startswith("http://127.0.0.1:")

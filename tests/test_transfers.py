@@ -183,9 +183,9 @@ def test_the_private_gcsfs_and_azure_api_copilot_uses_is_there() -> None:
     import gcsfs.core
     from azure.storage.blob.aio import BlobServiceClient
 
-    from copilot.storage.backends import _GCS_RETRYING
+    from copilot.storage.gcs import RETRYING
 
-    for name in _GCS_RETRYING:
+    for name in RETRYING:
         method = getattr(gcsfs.GCSFileSystem, name)
         assert inspect.iscoroutinefunction(method.__wrapped__), name
     for name in ("initiate_upload", "simple_upload"):

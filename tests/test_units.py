@@ -169,7 +169,9 @@ def test_s3_options_from_stow_config(tmp_path) -> None:
             "region": "eu-west-1",
         },
     )
-    opts = cfg.s3_options()
+    from copilot.storage import s3
+
+    opts = s3.fsspec_options(cfg, 32)
     assert opts["key"] == "AK" and opts["secret"] == "from-file"
     assert opts["client_kwargs"] == {
         "endpoint_url": "http://minio:9000",
@@ -177,12 +179,22 @@ def test_s3_options_from_stow_config(tmp_path) -> None:
     }
     assert opts["config_kwargs"]["s3"]["addressing_style"] == "path"
     assert opts["use_ssl"] is False
+    # The same keys on the native engine (the README's table, both columns).
+    native = s3.obstore_options(cfg, {})
+    assert native["access_key_id"] == "AK" and native["secret_access_key"] == "from-file"
+    assert native["endpoint"] == "http://minio:9000" and native["region"] == "eu-west-1"
+    assert native["virtual_hosted_style_request"] is False
+    assert native["client_options"] == {"allow_http": True}
     assert "from-file" not in repr(cfg.redacted()) and "AK" not in repr(cfg.redacted())
 
 
 def test_iam_auth_passes_no_keys() -> None:
+    from copilot.storage import s3
+
     cfg = StorageConfig(kind="s3", stow_config={"auth_type": "iam", "region": "us-east-1"})
-    assert "key" not in cfg.s3_options() and "secret" not in cfg.s3_options()
+    opts = s3.fsspec_options(cfg, 32)
+    assert "key" not in opts and "secret" not in opts
+    assert "access_key_id" not in s3.obstore_options(cfg, {})
 
 
 def test_flags_override_config_files(tmp_path) -> None:
@@ -299,17 +311,25 @@ def test_typed_s3_options_for_library_callers() -> None:
     cfg = StorageConfig.s3(
         region="eu-west-1", endpoint="minio:9000", access_key_id="k", secret_key="s", use_ssl=False
     )
-    opts = cfg.s3_options()
+    from copilot.storage import s3
+
+    opts = s3.fsspec_options(cfg, 32)
     assert opts["key"] == "k" and opts["secret"] == "s" and opts["use_ssl"] is False
     assert opts["client_kwargs"] == {
         "endpoint_url": "http://minio:9000",
         "region_name": "eu-west-1",
     }
     assert opts["config_kwargs"]["s3"]["addressing_style"] == "path"
-    assert StorageConfig.s3(path_style=False, endpoint="https://x").s3_options()["config_kwargs"][
-        "s3"
-    ] == {"addressing_style": "virtual"}
-    assert StorageConfig.s3().s3_options() == {}  # everything from the environment
+    virtual = StorageConfig.s3(path_style=False, endpoint="https://x")
+    assert s3.fsspec_options(virtual, 32)["config_kwargs"]["s3"] == {"addressing_style": "virtual"}
+    assert s3.obstore_options(virtual, {})["virtual_hosted_style_request"] is True
+    # Nothing configured: everything from the environment.
+    bare = s3.fsspec_options(StorageConfig.s3(), 32)
+    assert not {"key", "secret", "client_kwargs"} & set(bare)
+    assert s3.obstore_options(StorageConfig.s3(), {}) == {
+        "region": "us-east-1",
+        "virtual_hosted_style_request": False,
+    }
 
 
 def test_every_backend_is_one_table_entry() -> None:
@@ -317,8 +337,14 @@ def test_every_backend_is_one_table_entry() -> None:
 
     assert {"s3", "gs", "abfs", "file", "http", "https", "memory"} <= set(BACKENDS)
     for protocol, module in (("s3", "s3"), ("gs", "gcs"), ("abfs", "azure")):
-        assert backend_for(protocol).transfers == f"copilot.storage.{module}"
-    assert not backend_for("file").transfers and not backend_for("memory").transfers
+        assert backend_for(protocol).module == f"copilot.storage.{module}"
+        assert backend_for(protocol).bounded
+    assert (backend_for("s3").native, backend_for("abfs").native, backend_for("gs").native) == (
+        "s3",
+        "azure",
+        "",
+    )
+    assert not backend_for("file").module and not backend_for("memory").module
     assert backend_for("gs").install == "copilot[gcs]"
     assert backend_for("abfs").install == "copilot[azure]"
     assert backend_for("http").read_only

@@ -1,4 +1,5 @@
-"""Azure Blob transfers in bounded memory (the plan is in :mod:`copilot.storage.chunked`).
+"""Azure Blob: copilot's keys as obstore's and adlfs's options, and adlfs transfers in
+bounded memory (the plan is in :mod:`copilot.storage.chunked`).
 
 adlfs's ``_put_file`` hands the file to the SDK's ``upload_blob``, which reads
 up to 64 MiB in one piece and then several 4 MiB blocks per concurrent
@@ -15,16 +16,106 @@ from __future__ import annotations
 
 import base64
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
+from copilot.config import StorageConfig
+from copilot.errors import UsageError
 from copilot.storage import chunked
 from copilot.storage.chunked import ByteBudget
 
 if TYPE_CHECKING:
     from copilot.storage.callback import TransferCallback
     from copilot.storage.retry import RetryPolicy
+
+
+# -- configuration: copilot's keys as each engine's options ---------------------
+
+#: No variable of Azure's names a CA bundle.
+CA_ENV = ""
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def obstore_options(
+    config: StorageConfig, environ: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """``AzureStore`` keyword arguments from copilot's configuration (the engine adds
+    its HTTP client's timeouts and any CA bundle).
+
+    What is not configured is left to obstore, which reads
+    ``AZURE_STORAGE_ACCOUNT_NAME`` / ``_KEY``, SAS tokens, workload identity
+    (``AZURE_FEDERATED_TOKEN_FILE``, ``AZURE_CLIENT_ID``, ``AZURE_TENANT_ID``),
+    client secrets and managed identity; a connection string (the configured one,
+    or ``AZURE_STORAGE_CONNECTION_STRING``) is read into its parts here.
+    """
+    az = config.azure_settings(environ)
+    opts: dict[str, Any] = {}
+    if az.account:
+        opts["account_name"] = az.account
+    if az.key:
+        opts["account_key"] = az.key
+    if az.sas_token:
+        opts["sas_token"] = az.sas_token
+    if az.endpoint:
+        opts["endpoint"] = az.endpoint.rstrip("/")
+        if az.endpoint.startswith("http://"):
+            opts["client_options"] = {"allow_http": True}
+    return opts
+
+
+def upload_concurrency(config: StorageConfig) -> int | None:
+    """``upload_concurrency``: blocks in flight per upload, on either engine."""
+    return config.azure_settings().upload_concurrency
+
+
+def fsspec_options(config: StorageConfig, concurrency: int) -> dict[str, Any]:
+    """adlfs keyword arguments from the azure stow keys (the environment otherwise:
+    ``AZURE_STORAGE_CONNECTION_STRING``, ``AZURE_STORAGE_ACCOUNT_NAME``/``_KEY``,
+    workload identity)."""
+    if config.ca_bundle:
+        raise UsageError(
+            "storage.ca-bundle: adlfs (abfs:// on the fsspec engine) takes no CA bundle; "
+            "set SSL_CERT_FILE to a PEM file holding the system's CAs and yours"
+        )
+    stow = config.stow_for("azure")
+    opts: dict[str, Any] = {}
+    account = _text(stow.get("account")).strip()
+    key = _text(stow.get("key")).strip()
+    endpoint = _text(stow.get("endpoint") or stow.get("base_url")).strip()
+    suffix = _text(stow.get("domain_suffix")).strip()
+    if stow.get("connection_string"):
+        opts["connection_string"] = _text(stow["connection_string"])
+    elif key or endpoint or suffix:
+        # As a connection string: adlfs lets AZURE_STORAGE_CONNECTION_STRING
+        # beat an account key given as such, and a non-default endpoint
+        # (Azurite, a sovereign cloud, a private link) has no other form.
+        scheme = endpoint.split("://", 1)[0] if "://" in endpoint else "https"
+        parts = [f"DefaultEndpointsProtocol={scheme}"]
+        if account:
+            parts.append(f"AccountName={account}")
+        if key:
+            parts.append(f"AccountKey={key}")
+        if endpoint:
+            parts.append(f"BlobEndpoint={endpoint}")
+        else:
+            parts.append(f"EndpointSuffix={suffix or 'core.windows.net'}")
+        opts["connection_string"] = ";".join(parts) + ";"
+    elif account:
+        opts["account_name"] = account  # credentials from the environment (identity)
+    if stow.get("upload_concurrency"):
+        try:
+            opts["max_concurrency"] = int(_text(stow["upload_concurrency"]))
+        except ValueError:
+            raise UsageError(
+                "storage stow.config upload_concurrency: expected an integer, "
+                f"found {stow['upload_concurrency']!r}"
+            ) from None
+    return opts
+
 
 MAX_BLOCKS = 50_000
 PARTS = chunked.PARTS_IN_FLIGHT

@@ -15,9 +15,9 @@ calls run in a worker thread of copilot's loop.
 from __future__ import annotations
 
 import asyncio
-import importlib
 import os
 from collections.abc import AsyncIterator
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from copilot.storage.client import RemoteEntry
@@ -36,13 +36,15 @@ class FsspecClient:
 
     engine = "fsspec"
 
-    def __init__(self, fs: AbstractFileSystem, protocol: str, transfers: str = "") -> None:
+    def __init__(
+        self, fs: AbstractFileSystem, protocol: str, bounded: ModuleType | None = None
+    ) -> None:
         self.fs = fs
         self.protocol = protocol
         self.async_impl = bool(getattr(fs, "async_impl", False))
         self.loop = fs.loop if self.async_impl else event_loop()
-        #: The module with copilot's bounded-memory get_file / put_file, if any.
-        self.bounded = importlib.import_module(transfers) if transfers else None
+        #: The store's module with copilot's bounded-memory get_file / put_file, if any.
+        self.bounded = bounded
 
     def path(self, uri: str) -> str:
         if self.protocol in ("http", "https"):

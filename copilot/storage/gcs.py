@@ -1,4 +1,5 @@
-"""GCS transfers in bounded memory (the plan is in :mod:`copilot.storage.chunked`).
+"""GCS: copilot's keys as gcsfs's options, and gcsfs transfers in bounded memory (the
+plan is in :mod:`copilot.storage.chunked`).
 
 gcsfs's ``_get_file`` prefetches a large object in 16 MiB pieces held in memory
 (about 270 MB of RSS for a 256 MiB file) and its ``_put_file`` reads 50 MiB
@@ -18,12 +19,82 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
+from copilot.config import StorageConfig
+from copilot.errors import UsageError
 from copilot.storage import chunked
 from copilot.storage.chunked import ByteBudget
 
 if TYPE_CHECKING:
     from copilot.storage.callback import TransferCallback
     from copilot.storage.retry import RetryPolicy
+
+
+# -- configuration: copilot's keys as gcsfs's options ------------------------------
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def fsspec_options(config: StorageConfig, concurrency: int) -> dict[str, Any]:
+    """gcsfs keyword arguments from the google stow keys (the environment otherwise:
+    ``GOOGLE_APPLICATION_CREDENTIALS``, ``STORAGE_EMULATOR_HOST``, workload identity).
+
+    gcsfs 2026.x looks up every bucket's type (zonal / hierarchical) through a
+    gRPC control API first: without credentials that warns on every call, and
+    against an emulator or a private endpoint it stalls a minute per call.
+    copilot reads and writes plain objects, so it is off unless a user turns
+    it on in the environment."""
+    if config.ca_bundle:
+        raise UsageError(
+            "storage.ca-bundle: gcsfs (gs://) takes no CA bundle; set SSL_CERT_FILE "
+            "to a PEM file holding the system's CAs and yours"
+        )
+    os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
+    stow = config.stow_for("google", "gcs")
+    opts: dict[str, Any] = {}
+    if stow.get("project_id"):
+        opts["project"] = stow["project_id"]
+    if stow.get("json"):
+        import json
+
+        try:
+            opts["token"] = json.loads(stow["json"])
+        except ValueError:
+            raise UsageError("storage stow.config json: not valid JSON credentials") from None
+    elif stow.get("credentials_path"):
+        opts["token"] = stow["credentials_path"]
+    scopes = _text(stow.get("scopes"))
+    if scopes:
+        # Go's stow takes OAuth scopes; gcsfs takes the access level they grant.
+        if "read_only" in scopes:
+            opts["access"] = "read_only"
+        elif "full_control" in scopes or "cloud-platform" in scopes:
+            opts["access"] = "full_control"
+        else:
+            opts["access"] = "read_write"
+    endpoint = _text(stow.get("endpoint")).strip()
+    if endpoint:
+        opts["endpoint_url"] = endpoint
+        opts.setdefault("token", "anon")  # an emulator or private endpoint
+    return opts
+
+
+#: gcsfs methods decorated with its retry loop (6 tries, pauses up to 32 s).
+RETRYING = ("_request", "_get_file_request", "_get_file_concurrent")
+
+
+def prepare(fs: Any) -> None:
+    """gcsfs wraps its request methods in a loop of 6 tries with pauses of up to
+    32 s, fixed when the class is defined: this instance uses the unwrapped ones,
+    so copilot's loop is the only one."""
+    import types
+
+    for name in RETRYING:
+        inner = getattr(getattr(type(fs), name, None), "__wrapped__", None)
+        if inner is not None:
+            setattr(fs, name, types.MethodType(inner, fs))
+
 
 #: Range size for a download.  Against fake-gcs-server on two cores, 64 MiB ranges
 #: matched gcsfs's get_file for a 256 MiB object (0.96-0.99x over ten interleaved

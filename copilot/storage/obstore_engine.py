@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -33,8 +33,7 @@ from urllib.parse import urlsplit
 import obstore
 from obstore.store import AzureStore, S3Store
 
-from copilot.config import StorageConfig, parse_bool
-from copilot.errors import NON_RECOVERABLE, StorageError
+from copilot.errors import StorageError
 from copilot.storage import chunked
 from copilot.storage.client import RemoteEntry
 from copilot.storage.errors import mark_retried, unsatisfiable_range
@@ -71,176 +70,6 @@ CLIENT_OPTIONS: dict[str, Any] = {
 }
 
 
-def _true(value: str | None) -> bool:
-    try:
-        return parse_bool(value or "", "env")
-    except Exception:
-        return False
-
-
-#: What obstore reads from the environment itself; with any of these set, a shared
-#: credentials file is not consulted (botocore's order).
-_AWS_ENV_CREDENTIALS = (
-    "AWS_ACCESS_KEY_ID",
-    "AWS_WEB_IDENTITY_TOKEN_FILE",
-    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-)
-#: A shared-config profile that gets its credentials in one of these ways needs
-#: botocore (assumed roles, SSO, a credential process): the fsspec engine.
-_BOTOCORE_ONLY = ("role_arn", "credential_process", "sso_session", "sso_start_url")
-
-
-def _aws_profile(env: Mapping[str, str]) -> tuple[dict[str, str], str, str]:
-    """Static keys and region from the shared credentials and config files
-    (``~/.aws/credentials``, ``~/.aws/config``, ``AWS_PROFILE``), which botocore
-    reads and object_store does not; and, when the profile needs botocore, why.
-    Nothing is read when the environment has credentials of its own."""
-    if any(env.get(name) for name in _AWS_ENV_CREDENTIALS):
-        return {}, "", ""
-    import configparser
-
-    home = os.path.expanduser("~")
-    named = env.get("AWS_PROFILE") or env.get("AWS_DEFAULT_PROFILE") or ""
-    profile = named or "default"
-    found: dict[str, str] = {}
-    region = ""
-    for var, default, section in (
-        ("AWS_SHARED_CREDENTIALS_FILE", os.path.join(home, ".aws", "credentials"), profile),
-        ("AWS_CONFIG_FILE", os.path.join(home, ".aws", "config"),
-         profile if profile == "default" else f"profile {profile}"),
-    ):  # fmt: skip
-        path = env.get(var) or default
-        parser = configparser.RawConfigParser()
-        try:
-            parser.read(path, encoding="utf-8")
-        except (configparser.Error, UnicodeDecodeError) as exc:
-            raise StorageError(
-                f"{var} {path}: cannot read it ({exc})", kind=NON_RECOVERABLE
-            ) from None
-        if not parser.has_section(section):
-            continue
-        values = dict(parser.items(section))
-        for key in _BOTOCORE_ONLY:
-            if key in values:
-                return {}, "", f"AWS profile {profile!r} uses {key} (botocore only)"
-        for key in ("aws_access_key_id", "aws_secret_access_key", "aws_session_token"):
-            if values.get(key) and key not in found:
-                found[key] = values[key].strip()
-        region = region or values.get("region", "").strip()
-        found.setdefault("_seen", "yes")
-    if named and not found:
-        raise StorageError(
-            f"AWS_PROFILE {named!r}: no such profile in the shared credentials or config file",
-            kind=NON_RECOVERABLE,
-        )
-    found.pop("_seen", None)
-    keys: dict[str, str] = {}
-    if found.get("aws_access_key_id") and found.get("aws_secret_access_key"):
-        keys = {
-            "access_key_id": found["aws_access_key_id"],
-            "secret_access_key": found["aws_secret_access_key"],
-        }
-        if found.get("aws_session_token"):
-            keys["session_token"] = found["aws_session_token"]
-    return keys, region, ""
-
-
-def unsupported(kind: str, config: StorageConfig, environ: Mapping[str, str] | None = None) -> str:
-    """Why this engine cannot serve ``kind`` as configured ("" when it can)."""
-    if kind != "s3":
-        return ""
-    s3 = config.s3_settings()
-    if s3.v2_signing:
-        return "storage v2_signing: obstore signs with SigV4 only"
-    if not s3.access_key_id:
-        return _aws_profile(os.environ if environ is None else environ)[2]
-    return ""
-
-
-def s3_options(config: StorageConfig, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """``S3Store`` keyword arguments from copilot's configuration.
-
-    What is not configured is left to obstore, which reads the standard
-    ``AWS_*`` variables itself (keys, session token, region, endpoint, IRSA web
-    identity, ECS/EKS container credentials, instance metadata); static keys and
-    the region of a shared credentials/config profile (``AWS_PROFILE``) are read
-    here, as botocore would.  botocore's ``AWS_EC2_METADATA_DISABLED`` is
-    honoured: the instance metadata address is never asked.
-    """
-    env = os.environ if environ is None else environ
-    s3 = config.s3_settings()
-    why = unsupported("s3", config, env)
-    if why:
-        raise StorageError(f"{why}; use --storage.engine fsspec", kind=NON_RECOVERABLE)
-    opts: dict[str, Any] = {}
-    profile_region = ""
-    if s3.access_key_id:
-        opts["access_key_id"] = s3.access_key_id
-        opts["secret_access_key"] = s3.secret_key
-        if s3.token:
-            opts["session_token"] = s3.token
-    else:
-        keys, profile_region, _ = _aws_profile(env)
-        opts.update(keys)
-    if s3.region:
-        opts["region"] = s3.region
-    elif not (env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")):
-        opts["region"] = profile_region or "us-east-1"  # botocore's default too
-    endpoint = s3.endpoint or env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL") or ""
-    if s3.endpoint:
-        opts["endpoint"] = s3.endpoint
-    opts["virtual_hosted_style_request"] = s3.virtual_hosted
-    client = _client_options(config, env, "AWS_CA_BUNDLE")
-    if endpoint.startswith("http://"):
-        client["allow_http"] = True
-    opts["client_options"] = client
-    if _true(env.get("AWS_EC2_METADATA_DISABLED")):
-        # object_store does not read botocore's switch: point its instance
-        # metadata look-up at a closed loopback port instead.
-        opts["metadata_endpoint"] = "http://127.0.0.1:9"
-    return opts
-
-
-def azure_options(
-    config: StorageConfig, environ: Mapping[str, str] | None = None
-) -> dict[str, Any]:
-    """``AzureStore`` keyword arguments from copilot's configuration.
-
-    What is not configured is left to obstore, which reads
-    ``AZURE_STORAGE_ACCOUNT_NAME`` / ``_KEY``, SAS tokens, workload identity
-    (``AZURE_FEDERATED_TOKEN_FILE``, ``AZURE_CLIENT_ID``, ``AZURE_TENANT_ID``),
-    client secrets and managed identity; a connection string (the configured one,
-    or ``AZURE_STORAGE_CONNECTION_STRING``) is read into its parts here.
-    """
-    az = config.azure_settings(environ)
-    opts: dict[str, Any] = {}
-    if az.account:
-        opts["account_name"] = az.account
-    if az.key:
-        opts["account_key"] = az.key
-    if az.sas_token:
-        opts["sas_token"] = az.sas_token
-    client = _client_options(config, os.environ if environ is None else environ)
-    if az.endpoint:
-        opts["endpoint"] = az.endpoint.rstrip("/")
-        if az.endpoint.startswith("http://"):
-            client["allow_http"] = True
-    opts["client_options"] = client
-    return opts
-
-
-def _client_options(
-    config: StorageConfig, env: Mapping[str, str], ca_env_var: str = ""
-) -> dict[str, Any]:
-    """The HTTP client's settings; a private CA is trusted besides the system's."""
-    client = dict(CLIENT_OPTIONS)
-    pem = config.ca_certificates(env, ca_env_var)
-    if pem:
-        client["root_certificate"] = pem
-    return client
-
-
 class ObstoreClient:
     """One protocol's buckets (or containers) through obstore: a store per bucket,
     made on first use, with obstore's own retries off."""
@@ -253,11 +82,17 @@ class ObstoreClient:
         kind: str,
         options: dict[str, Any],
         *,
+        ca_certificates: str = "",
         upload_concurrency: int | None = None,
     ) -> None:
         self.protocol = protocol
         self.kind = kind
-        self.options = options
+        # The store's own options, with the HTTP client's timeouts and a private CA
+        # (trusted besides the system's roots).
+        client = {**CLIENT_OPTIONS, **options.get("client_options", {})}
+        if ca_certificates:
+            client["root_certificate"] = ca_certificates
+        self.options = {**options, "client_options": client}
         self.parts_in_flight = max(1, min(upload_concurrency or PARTS_IN_FLIGHT, 8))
         self.loop = event_loop()
         self._stores: dict[tuple[str, int], Any] = {}
@@ -487,10 +322,3 @@ async def _file_chunks(
             yield data
     finally:
         os.close(fd)
-
-
-#: What builds a client for each kind of store this engine serves.
-KINDS: dict[str, Callable[[StorageConfig], dict[str, Any]]] = {
-    "s3": s3_options,
-    "azure": azure_options,
-}

@@ -1,4 +1,5 @@
-"""S3 transfers in bounded memory (the plan is in :mod:`copilot.storage.chunked`).
+"""S3: copilot's keys as obstore's and s3fs's options, and s3fs transfers in bounded
+memory (the plan is in :mod:`copilot.storage.chunked`).
 
 s3fs's own ``_get_file`` / ``_put_file`` hold whole parts in memory (up to ten
 50 MiB parts at once, and a whole file under 100 MiB for a single PUT), so a
@@ -11,10 +12,12 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
+from copilot.config import StorageConfig, parse_bool
+from copilot.errors import NON_RECOVERABLE, StorageError
 from copilot.storage import chunked
 from copilot.storage.chunked import ByteBudget
 from copilot.storage.errors import unsatisfiable_range
@@ -22,6 +25,189 @@ from copilot.storage.errors import unsatisfiable_range
 if TYPE_CHECKING:
     from copilot.storage.callback import TransferCallback
     from copilot.storage.retry import RetryPolicy
+
+
+# -- configuration: copilot's keys as each engine's options ---------------------
+
+#: A private CA for S3 may also come from botocore's variable.
+CA_ENV = "AWS_CA_BUNDLE"
+
+
+def _true(value: str | None) -> bool:
+    try:
+        return parse_bool(value or "", "env")
+    except Exception:
+        return False
+
+
+#: What obstore reads from the environment itself; with any of these set, a shared
+#: credentials file is not consulted (botocore's order).
+_AWS_ENV_CREDENTIALS = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+)
+#: A shared-config profile that gets its credentials in one of these ways needs
+#: botocore (assumed roles, SSO, a credential process): the fsspec engine.
+_BOTOCORE_ONLY = ("role_arn", "credential_process", "sso_session", "sso_start_url")
+
+
+def _aws_profile(env: Mapping[str, str]) -> tuple[dict[str, str], str, str]:
+    """Static keys and region from the shared credentials and config files
+    (``~/.aws/credentials``, ``~/.aws/config``, ``AWS_PROFILE``), which botocore
+    reads and object_store does not; and, when the profile needs botocore, why.
+    Nothing is read when the environment has credentials of its own."""
+    if any(env.get(name) for name in _AWS_ENV_CREDENTIALS):
+        return {}, "", ""
+    import configparser
+
+    home = os.path.expanduser("~")
+    named = env.get("AWS_PROFILE") or env.get("AWS_DEFAULT_PROFILE") or ""
+    profile = named or "default"
+    found: dict[str, str] = {}
+    region = ""
+    for var, default, section in (
+        ("AWS_SHARED_CREDENTIALS_FILE", os.path.join(home, ".aws", "credentials"), profile),
+        ("AWS_CONFIG_FILE", os.path.join(home, ".aws", "config"),
+         profile if profile == "default" else f"profile {profile}"),
+    ):  # fmt: skip
+        path = env.get(var) or default
+        parser = configparser.RawConfigParser()
+        try:
+            parser.read(path, encoding="utf-8")
+        except (configparser.Error, UnicodeDecodeError) as exc:
+            raise StorageError(
+                f"{var} {path}: cannot read it ({exc})", kind=NON_RECOVERABLE
+            ) from None
+        if not parser.has_section(section):
+            continue
+        values = dict(parser.items(section))
+        for key in _BOTOCORE_ONLY:
+            if key in values:
+                return {}, "", f"AWS profile {profile!r} uses {key} (botocore only)"
+        for key in ("aws_access_key_id", "aws_secret_access_key", "aws_session_token"):
+            if values.get(key) and key not in found:
+                found[key] = values[key].strip()
+        region = region or values.get("region", "").strip()
+        found.setdefault("_seen", "yes")
+    if named and not found:
+        raise StorageError(
+            f"AWS_PROFILE {named!r}: no such profile in the shared credentials or config file",
+            kind=NON_RECOVERABLE,
+        )
+    found.pop("_seen", None)
+    keys: dict[str, str] = {}
+    if found.get("aws_access_key_id") and found.get("aws_secret_access_key"):
+        keys = {
+            "access_key_id": found["aws_access_key_id"],
+            "secret_access_key": found["aws_secret_access_key"],
+        }
+        if found.get("aws_session_token"):
+            keys["session_token"] = found["aws_session_token"]
+    return keys, region, ""
+
+
+def unsupported(config: StorageConfig, environ: Mapping[str, str] | None = None) -> str:
+    """Why obstore cannot serve S3 as configured ("" when it can): botocore's V2
+    signatures, or a profile that needs botocore."""
+    s3 = config.s3_settings()
+    if s3.v2_signing:
+        return "storage v2_signing: obstore signs with SigV4 only"
+    if not s3.access_key_id:
+        return _aws_profile(os.environ if environ is None else environ)[2]
+    return ""
+
+
+def obstore_options(
+    config: StorageConfig, environ: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """``S3Store`` keyword arguments from copilot's configuration (the engine adds
+    its HTTP client's timeouts and any CA bundle).
+
+    What is not configured is left to obstore, which reads the standard
+    ``AWS_*`` variables itself (keys, session token, region, endpoint, IRSA web
+    identity, ECS/EKS container credentials, instance metadata); static keys and
+    the region of a shared credentials/config profile (``AWS_PROFILE``) are read
+    here, as botocore would.  botocore's ``AWS_EC2_METADATA_DISABLED`` is
+    honoured: the instance metadata address is never asked.
+    """
+    env = os.environ if environ is None else environ
+    s3 = config.s3_settings()
+    why = unsupported(config, env)
+    if why:
+        raise StorageError(f"{why}; use --storage.engine fsspec", kind=NON_RECOVERABLE)
+    opts: dict[str, Any] = {}
+    profile_region = ""
+    if s3.access_key_id:
+        opts["access_key_id"] = s3.access_key_id
+        opts["secret_access_key"] = s3.secret_key
+        if s3.token:
+            opts["session_token"] = s3.token
+    else:
+        keys, profile_region, _ = _aws_profile(env)
+        opts.update(keys)
+    if s3.region:
+        opts["region"] = s3.region
+    elif not (env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")):
+        opts["region"] = profile_region or "us-east-1"  # botocore's default too
+    endpoint = s3.endpoint or env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL") or ""
+    if s3.endpoint:
+        opts["endpoint"] = s3.endpoint
+    opts["virtual_hosted_style_request"] = s3.virtual_hosted
+    if endpoint.startswith("http://"):
+        opts["client_options"] = {"allow_http": True}
+    if _true(env.get("AWS_EC2_METADATA_DISABLED")):
+        # object_store does not read botocore's switch: point its instance
+        # metadata look-up at a closed loopback port instead.
+        opts["metadata_endpoint"] = "http://127.0.0.1:9"
+    return opts
+
+
+def fsspec_options(config: StorageConfig, concurrency: int) -> dict[str, Any]:
+    """s3fs keyword arguments; empty but for the pool and retries means "let
+    botocore find everything"."""
+    s3 = config.s3_settings()
+    opts: dict[str, Any] = {}
+    client: dict[str, Any] = {}
+    cfg: dict[str, Any] = {}
+    if s3.access_key_id:
+        opts["key"] = s3.access_key_id
+        opts["secret"] = s3.secret_key
+        if s3.token:
+            opts["token"] = s3.token
+    if s3.endpoint:
+        client["endpoint_url"] = s3.endpoint
+        style = "virtual" if s3.virtual_hosted else "path"
+        cfg.setdefault("s3", {})["addressing_style"] = style
+    if s3.region:
+        client["region_name"] = s3.region
+    if s3.disable_ssl:
+        opts["use_ssl"] = False
+    if s3.v2_signing:
+        cfg["signature_version"] = "s3"
+    if config.ca_bundle:
+        client["verify"] = config.ca_bundle
+    if client:
+        opts["client_kwargs"] = client
+    if cfg:
+        opts["config_kwargs"] = cfg
+    opts.setdefault("use_listings_cache", False)
+    # One connection per transfer in flight (botocore's pool holds 10 by default).
+    config_kwargs = opts.setdefault("config_kwargs", {})
+    config_kwargs.setdefault("max_pool_connections", max(10, concurrency * 2))
+    # botocore retries one request a little (a dropped connection mid-part);
+    # copilot.storage.retry retries whole operations and is the only loop.
+    config_kwargs.setdefault("retries", {"max_attempts": 2, "mode": "standard"})
+    return opts
+
+
+def prepare(fs: Any) -> None:
+    """s3fs's own loop around botocore's retries: botocore's two attempts are enough."""
+    fs.retries = 1
+
+
+# -- transfers on the fsspec engine ---------------------------------------------
 
 MAX_PARTS = 10_000
 #: Ranges of one object downloaded at once (the rest of the object is split into

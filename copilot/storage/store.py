@@ -34,8 +34,9 @@ from copilot.errors import (
     DataError,
     StorageError,
 )
-from copilot.storage.backends import backend_for, make_client
+from copilot.storage.backends import backend_for
 from copilot.storage.client import Client, RemoteEntry
+from copilot.storage.engines import make_client
 from copilot.storage.errors import _errors, storage_error, unsatisfiable_range
 from copilot.storage.local import LocalFileSystem
 from copilot.storage.retry import RetryPolicy
