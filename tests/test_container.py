@@ -93,7 +93,7 @@ def test_image_metadata_and_contents() -> None:
         "command -v gcc cc make pip pip3; ls /opt/copilot/bin; ls -d /src 2>/dev/null; "
         "find /opt/copilot -name 'steps.*.pyc' | head -n 1; "
         "ls -d /root/.cache/pip 2>/dev/null; "
-        "/opt/copilot/bin/python -c 'import s3fs, gcsfs, adlfs; print(\"stores-ok\")'"
+        "/opt/copilot/bin/python -c 'import obstore, gcsfs; print(\"stores-ok\")'"
     )
     out = contents.stdout
     assert "gcc" not in out and "make" not in out and "/src" not in out, out

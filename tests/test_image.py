@@ -56,12 +56,12 @@ def test_image_install_steps_in_a_fresh_venv(installed_image: Path, tmp_path: Pa
     assert (tmp_path / "in" / "n").read_text() == "7"
     version = subprocess.run([str(exe), "--version"], capture_output=True, text=True)
     assert version.returncode == 0 and "copilot, version" in version.stdout
-    # Every store Flyte runs on is reachable from the image: the gcs and azure extras.
+    # Every store Flyte runs on is reachable from the image: obstore (S3, Azure Blob)
+    # and gcsfs (GCS); the fsspec engine's s3fs and adlfs are left out for size.
     python = installed_image / "opt" / "bin" / "python"
-    imports = subprocess.run(
-        [str(python), "-c", "import s3fs, gcsfs, adlfs; print('ok')"],
-        capture_output=True,
-        text=True,
-        timeout=60,
+    probe = (
+        "import importlib.util as u; import obstore, gcsfs; "
+        "print('ok', [m for m in ('s3fs', 'adlfs', 'botocore') if u.find_spec(m)])"
     )
-    assert imports.stdout.strip() == "ok", imports.stderr
+    imports = subprocess.run([str(python), "-c", probe], capture_output=True, text=True, timeout=60)
+    assert imports.stdout.strip() == "ok []", imports.stderr

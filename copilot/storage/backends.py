@@ -98,7 +98,7 @@ BACKENDS: dict[str, Backend] = {
         Backend(
             "s3",
             "s3fs",
-            "",
+            "copilot[s3]",
             "copilot.storage.s3",
             native="s3",
             bounded=True,
