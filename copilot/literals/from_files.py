@@ -306,22 +306,38 @@ class OutputReader(ValueReader):
     def tree_files(self, path: str, label: str) -> Iterator[tuple[str, str, int]]:
         """``(relative path, source, size)`` of every file under ``path``, each checked
         (nothing leads out of the output dir, nothing blocks), in the order of the
-        relative paths as UTF-8 bytes: the Dir digest's order."""
+        relative paths as UTF-8 bytes: the Dir digest's order.  Depth first with a
+        stack of its own (a tree 10,000 levels deep is an error about its paths, not
+        a Python recursion error)."""
         # Symlinked directories are refused, so a plain entry's real path is the
         # tree's real path plus its relative path: no realpath() per file.
-        yield from self._walk_sorted(path, "", os.path.realpath(path), label)
+        real_base = os.path.realpath(path)
+        stack = [("", iter(self._sorted_entries(path, "", label)))]
+        while stack:
+            rel, entries = stack[-1]
+            entry = next(entries, None)
+            if entry is None:
+                stack.pop()
+                continue
+            name, is_dir, size, is_link = entry
+            child = f"{rel}/{name}" if rel else name
+            if is_dir:
+                stack.append((child, iter(self._sorted_entries(path, child, label))))
+                continue
+            local = os.path.join(path, *child.split("/"))
+            src = os.path.realpath(local) if is_link else os.path.join(real_base, *child.split("/"))
+            yield child, src, size
 
-    def _walk_sorted(
-        self, top: str, rel: str, real_base: str, label: str
-    ) -> Iterator[tuple[str, str, int]]:
+    def _sorted_entries(self, top: str, rel: str, label: str) -> list[tuple[str, bool, int, bool]]:
+        """A directory's entries, checked, as ``(name, is_dir, size, is_link)`` in the
+        digest's order: a directory sorts as its name and a "/", which is where its
+        files sort among its siblings' names when whole relative paths are compared."""
         current = os.path.join(top, *rel.split("/")) if rel else top
         try:
             with os.scandir(current) as it:
                 listed = [(e.name, e.path, e.is_symlink()) for e in it]
         except OSError as exc:
             raise DataError(f"{label}: cannot list {short_path(current)}: {exc.strerror}") from None
-        # A directory sorts as its name and a "/": where its files sort among its
-        # siblings' names when whole relative paths are compared.
         found: list[tuple[bytes, str, bool, int, bool]] = []
         for name, full, is_link in listed:
             if name.endswith(_TMP_SUFFIX):
@@ -337,16 +353,8 @@ class OutputReader(ValueReader):
                 )
             key = name.encode("utf-8", "surrogateescape") + (b"/" if is_dir else b"")
             found.append((key, name, is_dir, est.st_size, is_link))
-        del listed
         found.sort()
-        for _, name, is_dir, size, is_link in found:
-            child = f"{rel}/{name}" if rel else name
-            if is_dir:
-                yield from self._walk_sorted(top, child, real_base, label)
-                continue
-            local = os.path.join(current, name)
-            src = os.path.realpath(local) if is_link else os.path.join(real_base, *child.split("/"))
-            yield child, src, size
+        return [(name, is_dir, size, is_link) for _, name, is_dir, size, is_link in found]
 
     def _entries(self, path: str, label: str) -> list[str]:
         try:
