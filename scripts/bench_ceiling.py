@@ -18,6 +18,11 @@ OP is one of:
 
 The last argument lists the concurrencies to try (``8,16``); PART may list
 sizes too.  Every combination is run and the fastest reported.
+
+``CEILING_CLIENT=obstore`` measures ``get-many`` / ``put-many`` with a bare
+obstore client instead (Rust, no Python per byte): against a server faster
+than moto, aiobotocore's own CPU per request would be the ceiling, not the
+server.  The benchmark takes the faster of the two.
 """
 
 from __future__ import annotations
@@ -130,6 +135,55 @@ async def run(endpoint: str, bucket: str, op: str, args: list[str], concurrency:
                 "concurrency": concurrency, "listing": listing, "client": client}  # fmt: skip
 
 
+async def run_obstore(
+    endpoint: str, bucket: str, op: str, args: list[str], concurrency: int
+) -> dict:
+    """``get-many`` / ``put-many`` through obstore: bytes fetched into memory and
+    dropped, or sent from one buffer."""
+    import obstore
+    from obstore.store import S3Store
+
+    made = time.perf_counter()
+    store = S3Store(
+        bucket,
+        endpoint=endpoint,
+        access_key_id=os.environ["AWS_ACCESS_KEY_ID"],
+        secret_access_key=os.environ["AWS_SECRET_ACCESS_KEY"],
+        region=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+        client_options={"allow_http": True},
+        retry_config={"max_retries": 0},
+    )
+    client = time.perf_counter() - made
+    listing = 0.0
+    total = 0
+    if op == "get-many":
+        started = time.perf_counter()
+        keys = [m["path"] for m in await obstore.list(store, args[0]).collect_async()]
+        listing = time.perf_counter() - started
+
+        async def get(key: str) -> None:
+            nonlocal total
+            total += len(await (await obstore.get_async(store, key)).bytes_async())
+
+        jobs = [lambda k=k: get(k) for k in keys]
+        objects = len(keys)
+    elif op == "put-many":
+        prefix, count, size = args[0], int(args[1]), int(args[2])
+        data = os.urandom(size)
+
+        async def put(i: int) -> None:
+            await obstore.put_async(store, f"{prefix}{i:06d}", data, use_multipart=False)
+
+        jobs = [lambda i=i: put(i) for i in range(count)]
+        objects, total = count, count * size
+    else:
+        raise SystemExit(f"CEILING_CLIENT=obstore measures get-many and put-many, not {op!r}")
+    start = time.perf_counter()
+    await _bounded(concurrency, jobs)
+    return {"seconds": time.perf_counter() - start, "objects": objects, "bytes": total,
+            "concurrency": concurrency, "listing": listing, "client": client}  # fmt: skip
+
+
 def main() -> None:
     endpoint, bucket, op, *rest = sys.argv[1:]
     # The last argument: the concurrencies to try, comma-separated.
@@ -138,15 +192,20 @@ def main() -> None:
     variants = [args]
     if op in ("get-one", "put-one"):
         variants = [[*args[:-1], part] for part in args[-1].split(",")]
+    native = os.environ.get("CEILING_CLIENT") == "obstore"
     started = time.perf_counter()
-    import aiobotocore.config  # noqa: F401  (timed: part of what a whole program pays)
-    import aiobotocore.session  # noqa: F401
+    if native:
+        import obstore  # noqa: F401  (timed: part of what a whole program pays)
+    else:
+        import aiobotocore.config  # noqa: F401
+        import aiobotocore.session  # noqa: F401
 
     imports = time.perf_counter() - started
     best = None
     for level in (int(x) for x in levels.split(",")):
         for variant in variants:
-            got = asyncio.run(run(endpoint, bucket, op, variant, level))
+            runner = run_obstore if native else run
+            got = asyncio.run(runner(endpoint, bucket, op, variant, level))
             got["part"] = int(variant[-1]) if op in ("get-one", "put-one") else None
             if best is None or got["seconds"] < best["seconds"]:
                 best = got
