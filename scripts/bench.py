@@ -318,7 +318,7 @@ def rclone_server(root: Path) -> Iterator[str]:
     port = free_port()
     proc = subprocess.Popen(
         [binary, "serve", "s3", "--addr", f"127.0.0.1:{port}", "--auth-key", f"{KEY},{SECRET}",
-         "--etag-hash", "", str(root)],
+         "--etag-hash", "", "--dir-cache-time", "0s", str(root)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         env={**env(), "RCLONE_CONFIG": os.devnull},
     )  # fmt: skip
