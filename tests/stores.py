@@ -138,6 +138,25 @@ class AzureContainer(FsspecBucket):
     def upstream(self) -> str:
         return self.server.blob_endpoint.rsplit("/", 1)[0]
 
+    # Checks through the Azure SDK itself: adlfs reads "?" in a path as a version id.
+    def _container(self) -> Any:
+        from azure.storage.blob import ContainerClient
+
+        return ContainerClient.from_connection_string(self.server.connection_string, self.bucket)
+
+    def put(self, key: str, data: bytes) -> str:
+        self._container().upload_blob(key, data, overwrite=True)
+        return self.uri(key)
+
+    def get(self, key: str) -> bytes:
+        return bytes(self._container().download_blob(key).readall())
+
+    def exists(self, key: str) -> bool:
+        return bool(self._container().get_blob_client(key).exists())
+
+    def keys(self, prefix: str = "") -> list[str]:
+        return sorted(b.name for b in self._container().list_blobs(name_starts_with=prefix))
+
     def stow_config(self, endpoint: str | None = None) -> dict[str, str]:
         blob = f"{endpoint}/{self.server.account}" if endpoint else self.server.blob_endpoint
         return {"account": self.server.account, "key": self.server.key, "endpoint": blob}

@@ -216,3 +216,41 @@ def test_a_dir_digest_takes_files_finished_in_any_order() -> None:
     unfinished.add(1, *lines[1])
     with pytest.raises(RuntimeError, match="file 0 of the tree never finished"):
         unfinished.hexdigest()
+
+
+#: Names a store keeps as they are and a careless client would mangle: spaces,
+#: non-ASCII, percent signs, plus, query and fragment characters, and an empty file.
+ODD_NAMES = ["a b.txt", "ünï/cödé.bin", "p%20q", "x+y=z", "q?r#s&t", "sub dir/ leading", "empty"]
+
+
+def test_odd_names_and_empty_objects_go_up_and_come_back(remote: Remote, tmp_path: Path) -> None:
+    from copilot.literals.from_files import OutputReader
+
+    names = ODD_NAMES
+    if remote.protocol == "abfs" and remote.engine == "fsspec":
+        # adlfs reads "?" in a path as the start of a version id (a known limit of
+        # the reference engine; obstore keeps the key whole).
+        names = [n for n in ODD_NAMES if "?" not in n]
+    root = tmp_path / "out"
+    files = {}
+    for name in names:
+        data = b"" if name == "empty" else os.urandom(30 + len(name))
+        (root / "d" / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / "d" / name).write_bytes(data)
+        files[name] = data
+    reader = OutputReader(str(root), remote.uri("odd"))
+    uri = reader.plan(str(root / "d"), os.stat(root / "d"), "output 'd'", tree=True)
+    store = remote.store(4)
+    store.upload(reader.transfers)
+    assert sorted(remote.keys("odd/d/")) == sorted(f"odd/d/{n}" for n in names)
+    for name, data in files.items():
+        assert remote.get(f"odd/d/{name}") == data, name
+    back = tmp_path / "back"
+    stats: dict[str, int] = {}
+    store.download([Transfer(uri, str(back), "d", tree=True)], stats)
+    assert _got(back) == files and stats["files"] == len(names)
+    # One by one too, as File inputs are (size unknown: the ranged first request).
+    for name, data in files.items():
+        single = tmp_path / "single" / name.replace("/", "_")
+        store.download([Transfer(remote.uri(f"odd/d/{name}"), str(single), name)])
+        assert single.read_bytes() == data, name

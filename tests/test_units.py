@@ -591,3 +591,17 @@ def test_inputs_yaml_of_a_big_map_is_dumped_a_slice_at_a_time() -> None:
     pieces = list(yaml_pieces(big))
     assert max(len(p) for p in pieces) < JSON_SLICE * 16
     assert yaml.safe_load("".join(pieces)) == big
+
+
+def test_a_keys_question_mark_and_hash_are_part_of_its_name() -> None:
+    """An object key may hold ? and #: only an http(s) URL has a query and a
+    fragment to drop (a key cut at "?" was written to the wrong object)."""
+    from copilot.storage.obstore_engine import ObstoreClient
+    from copilot.storage.uris import basename_of
+
+    assert basename_of("s3://b/dir/q?r#s.txt") == "q?r#s.txt"
+    assert basename_of("abfs://c/x#1") == "x#1"
+    assert basename_of("https://host/data/y.csv?X-Amz-Signature=abc#frag") == "y.csv"
+    client = ObstoreClient.__new__(ObstoreClient)
+    assert client.path("s3://b/dir/q?r#s.txt") == "b/dir/q?r#s.txt"
+    assert client.path("abfs://c@acct.dfs.core.windows.net/p?q") == "c/p?q"

@@ -28,7 +28,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 import obstore
 from obstore.store import AzureStore, S3Store
@@ -102,10 +101,12 @@ class ObstoreClient:
 
     def path(self, uri: str) -> str:
         """``bucket/key`` for ``s3://bucket/key``; ``container/blob`` for
-        ``abfs://container/blob`` and ``abfs://container@account.host/blob``."""
-        parts = urlsplit(uri)
-        bucket = parts.netloc.split("@", 1)[0]
-        return f"{bucket}/{parts.path.lstrip('/')}"
+        ``abfs://container/blob`` and ``abfs://container@account.host/blob``.  The
+        key is taken as it is: an object store key may hold ``?`` and ``#``, which a
+        URL parser would cut off as a query or a fragment."""
+        rest = uri.split("://", 1)[1] if "://" in uri else uri
+        netloc, _, key = rest.partition("/")
+        return f"{netloc.split('@', 1)[0]}/{key}"
 
     @staticmethod
     def _split(path: str) -> tuple[str, str]:

@@ -37,6 +37,10 @@ def join_uri(prefix: str, *names: str) -> str:
 
 
 def basename_of(uri: str) -> str:
-    """Last path segment of a URI (query and fragment ignored)."""
-    path = urlsplit(uri).path if "://" in uri else uri
+    """Last path segment of a URI: an http(s) URL's without its query and fragment,
+    an object store's key as it is (a key may hold ``?`` and ``#``)."""
+    if protocol_of(uri) in ("http", "https"):
+        path = urlsplit(uri).path
+    else:
+        path = uri.split("://", 1)[1].partition("/")[2] if "://" in uri else uri
     return path.rstrip("/").rsplit("/", 1)[-1]
