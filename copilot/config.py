@@ -320,6 +320,12 @@ def _check_stow_keys(kind: str, config: dict[str, str]) -> None:
             )
 
 
+def _masked(settings: Any, secrets: tuple[str, ...]) -> str:
+    """A settings object as it may be printed: its credentials masked."""
+    shown = {k: ("***" if k in secrets and v else v) for k, v in settings.__dict__.items()}
+    return f"{type(settings).__name__}({shown!r})"
+
+
 @dataclass(frozen=True)
 class S3Settings:
     """S3's configuration as both engines read it (empty: the environment decides)."""
@@ -334,9 +340,7 @@ class S3Settings:
     v2_signing: bool = False
 
     def __repr__(self) -> str:
-        shown = {k: ("***" if k in ("secret_key", "token", "access_key_id") and v else v)
-                 for k, v in self.__dict__.items()}  # fmt: skip
-        return f"S3Settings({shown!r})"
+        return _masked(self, ("secret_key", "token", "access_key_id"))
 
 
 @dataclass(frozen=True)
@@ -351,9 +355,7 @@ class AzureSettings:
     upload_concurrency: int | None = None
 
     def __repr__(self) -> str:
-        shown = {k: ("***" if k in ("key", "sas_token") and v else v)
-                 for k, v in self.__dict__.items()}  # fmt: skip
-        return f"AzureSettings({shown!r})"
+        return _masked(self, ("key", "sas_token"))
 
 
 def _account_of(endpoint: str) -> str:

@@ -167,7 +167,10 @@ def test_the_private_s3fs_and_fsspec_api_copilot_uses_is_there() -> None:
     import s3fs
 
     assert inspect.iscoroutinefunction(s3fs.S3FileSystem._call_s3)
-    for name in ("_cat_file", "_pipe_file", "_exists", "_isfile", "_find", "_size", "_rm_file"):
+    for name in (
+        "_cat_file", "_pipe_file", "_exists", "_isfile", "_ls", "_size", "_rm_file",
+        "_get_file", "_put_file",
+    ):  # fmt: skip
         assert inspect.iscoroutinefunction(getattr(s3fs.S3FileSystem, name)), name
     assert issubclass(s3fs.S3FileSystem, fsspec.asyn.AsyncFileSystem)
     fs = s3fs.S3FileSystem(anon=True, skip_instance_cache=True)

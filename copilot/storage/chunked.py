@@ -151,6 +151,29 @@ def _hash_span(fd: int, start: int, end: int, digest: Any) -> None:
         offset += len(data)
 
 
+async def read_file(
+    lpath: str, size: int, chunk: int, digest: Any, callback: TransferCallback | None
+) -> AsyncIterator[bytes]:
+    """``size`` bytes of ``lpath`` as a request body fed in ``chunk`` reads: each fed
+    to ``digest`` (in file order) and counted as it is handed over.  A file that
+    ends early is an error, not a short body."""
+    fd = os.open(lpath, os.O_RDONLY)
+    try:
+        offset = 0
+        while offset < size:
+            data = os.pread(fd, min(chunk, size - offset), offset)
+            if not data:
+                raise OSError(f"{lpath} shrank while it was uploaded")
+            if digest is not None:
+                digest.update(data)
+            offset += len(data)
+            if callback is not None:
+                callback.relative_update(len(data))
+            yield data
+    finally:
+        os.close(fd)
+
+
 class FileWindow:
     """Bytes ``offset .. offset+length-1`` of an open file as a request body, read
     as it is sent: a part in flight holds a slice, not its whole bytes.

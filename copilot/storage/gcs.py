@@ -226,7 +226,10 @@ async def put_file(
         # current read is in memory, and no chunk round trips (a failure retries
         # the whole file, as for every backend).
         await fs._call(
-            "PUT", location, headers=headers, data=_stream(lpath, size, callback, digest)
+            "PUT",
+            location,
+            headers=headers,
+            data=chunked.read_file(lpath, size, STREAM_CHUNK, digest, callback),
         )
     except BaseException:
         try:
@@ -235,19 +238,3 @@ async def put_file(
             pass  # the original failure is what matters
         raise
     return size
-
-
-async def _stream(
-    lpath: str, size: int, callback: TransferCallback | None, digest: Any = None
-) -> AsyncIterator[bytes]:
-    sent = 0
-    with open(lpath, "rb") as fh:
-        while sent < size and (data := fh.read(min(STREAM_CHUNK, size - sent))):
-            if digest is not None:
-                digest.update(data)
-            sent += len(data)
-            if callback is not None:
-                callback.relative_update(len(data))
-            yield data
-    if sent != size:
-        raise OSError(f"{lpath} shrank while it was uploaded")

@@ -283,7 +283,7 @@ class ObstoreClient:
             await obstore.put_async(
                 store,
                 key,
-                _file_chunks(lpath, size, digest, callback),
+                chunked.read_file(lpath, size, chunked.READ_CHUNK, digest, callback),
                 chunk_size=part,
                 max_concurrency=self.parts_in_flight,
             )
@@ -301,25 +301,3 @@ class ObstoreClient:
 async def _chunks(resp: Any) -> AsyncIterator[bytes]:
     async for chunk in resp.stream(min_chunk_size=STREAM_CHUNK):
         yield chunk
-
-
-async def _file_chunks(
-    lpath: str, size: int, digest: Any, callback: TransferCallback | None
-) -> AsyncIterator[bytes]:
-    """``size`` bytes of ``lpath``, ``chunked.READ_CHUNK`` at a time, each fed to
-    ``digest`` (in file order) and counted as it is handed over."""
-    fd = os.open(lpath, os.O_RDONLY)
-    try:
-        offset = 0
-        while offset < size:
-            data = os.pread(fd, min(chunked.READ_CHUNK, size - offset), offset)
-            if not data:
-                raise OSError(f"{lpath} shrank while it was uploaded")
-            if digest is not None:
-                digest.update(data)
-            offset += len(data)
-            if callback is not None:
-                callback.relative_update(len(data))
-            yield data
-    finally:
-        os.close(fd)
