@@ -46,6 +46,7 @@ class FaultProxy:
         stall_seconds: float = 5.0,
         only_path: str = "",
         delay: float = 0.0,
+        after: int = 0,
         tls: ssl.SSLContext | None = None,
         query_to_form: bool = False,
     ) -> None:
@@ -57,6 +58,8 @@ class FaultProxy:
         self.stall_seconds = stall_seconds
         self.only_path = only_path  # fault only requests whose path holds this
         self.delay = delay  # seconds every request waits before it is answered
+        self.after = after  # requests (of ``only_path``) let through before any fault
+        self.matching = 0
         # An AWS query-protocol POST with its parameters in the URL is sent on with
         # them as a form body, which moto needs to route an unsigned STS call.
         self.query_to_form = query_to_form
@@ -192,7 +195,8 @@ class FaultProxy:
         with self.lock:
             self.requests += 1
             n = self.requests
-            if self.mode == "none":
+            self.matching += 1
+            if self.mode == "none" or self.matching <= self.after:
                 return None
             hit = n <= self.first or (self.rate > 0 and self.rng.random() < self.rate)
             if not hit:

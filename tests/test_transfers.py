@@ -13,6 +13,7 @@ from conftest import S3
 from faultproxy import FaultProxy
 from stores import Remote
 
+from copilot.cancel import CancelToken
 from copilot.storage import Store, Transfer, chunked
 from copilot.storage import store as store_module
 
@@ -327,18 +328,23 @@ def test_parts_in_flight_are_not_bounded_by_their_size(
     assert peak["used"] <= 6 << 20, peak
 
 
+@pytest.mark.parametrize("engine", ["obstore", "fsspec"])
 def test_a_part_that_fails_is_sent_again_whole_from_its_file(
-    s3: S3, tmp_path: Path, monkeypatch
+    s3: S3, tmp_path: Path, monkeypatch, engine: str
 ) -> None:
-    """A part body read from the file as it is sent can be sent again: botocore's
-    own second try (after a rewind) and copilot's retry (a fresh window) both send
-    all its bytes, so the object is the file."""
+    """A part that fails is sent again alone, all its bytes read afresh: by copilot's
+    loop on the fsspec engine (a fresh window from the file), by obstore's own on
+    the native one; one loop either way, so the object is the file."""
+    from copilot.storage import obstore_engine
+
     monkeypatch.setattr(chunked, "PART_SIZE", 5 << 20)
+    monkeypatch.setattr(obstore_engine, "PART_SIZE", 5 << 20)
     big = tmp_path / "big"
     big.write_bytes(os.urandom((11 << 20) + 3))
-    # Part 2 fails three times: botocore tries twice, then copilot sends it again.
+    # Part 2 fails three times, then goes through on the fourth try.
     with FaultProxy(s3.upstream, mode="500", first=3, only_path="partNumber=2") as proxy:
-        s3.store(4, endpoint=proxy.url).upload([Transfer(str(big), s3.uri("again/big"), "big")])
+        store = s3.store(4, endpoint=proxy.url, engine=engine)
+        store.upload([Transfer(str(big), s3.uri("again/big"), "big")])
         sent = [p for m, p, _ in proxy.seen if m == "PUT" and "partNumber=2" in p]
     assert len(sent) == 4, sent
     assert s3.get("again/big") == big.read_bytes()
@@ -473,3 +479,30 @@ def test_documents_are_read_whole_under_the_limit_and_refused_over_it(remote: Re
     with pytest.raises(StorageError, match="more than 1048576 bytes is over") as info:
         store.read_bytes(remote.put("docs/over.pb", b"x" * ((1 << 20) + 1)))
     assert info.value.kind == NON_RECOVERABLE
+
+
+def test_a_range_that_keeps_failing_is_tried_retries_times_never_retries_squared(
+    remote: Remote, tmp_path: Path, monkeypatch
+) -> None:
+    """One loop per operation: the ranges after the first fail for good (500); each is
+    tried --retries times by its own loop, and the file's loop does not start the
+    whole download again on top (that would be attempts x attempts requests)."""
+    from copilot.errors import CopilotError
+    from copilot.storage import azure, gcs
+
+    for module in (chunked, azure, gcs):
+        monkeypatch.setattr(module, "RANGE_SIZE", 1 << 20)
+    data = os.urandom((3 << 20) + 5)
+    remote.put("sq/bigobj", data)
+    with FaultProxy(remote.upstream, mode="500", rate=1.0, after=1, only_path="bigobj") as proxy:
+        store = remote.store(4, endpoint=proxy.url).scoped(CancelToken(), attempts=3)
+        with pytest.raises(CopilotError):
+            store.download([Transfer(remote.uri("sq/bigobj"), str(tmp_path / "big"), "big")])
+        gets = [r for m, p, r in proxy.seen if m == "GET" and "bigobj" in p]
+    # The first range, then at most three tries of each of the (at most three)
+    # ranges in flight when the first of them gave up.  Under s3fs a request may
+    # reach the server twice (aiohttp sends it again on a connection the error
+    # response left behind): still one retry loop, not attempts x attempts.
+    resends = 2 if (remote.protocol, remote.engine) == ("s3", "fsspec") else 1
+    assert 2 <= len(gets) <= 1 + 3 * 3 * resends, gets
+    assert not list(tmp_path.glob("big*")), "a partial file was left"

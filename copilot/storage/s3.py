@@ -196,14 +196,14 @@ def fsspec_options(config: StorageConfig, concurrency: int) -> dict[str, Any]:
     # One connection per transfer in flight (botocore's pool holds 10 by default).
     config_kwargs = opts.setdefault("config_kwargs", {})
     config_kwargs.setdefault("max_pool_connections", max(10, concurrency * 2))
-    # botocore retries one request a little (a dropped connection mid-part);
-    # copilot.storage.retry retries whole operations and is the only loop.
-    config_kwargs.setdefault("retries", {"max_attempts": 2, "mode": "standard"})
+    # copilot.storage.retry is the only loop (a range or a part retried alone):
+    # botocore's own would multiply it.
+    config_kwargs.setdefault("retries", {"max_attempts": 1, "mode": "standard"})
     return opts
 
 
 def prepare(fs: Any) -> None:
-    """s3fs's own loop around botocore's retries: botocore's two attempts are enough."""
+    """s3fs's own loop around botocore's: one try, copilot's loop is the only one."""
     fs.retries = 1
 
 
