@@ -1,9 +1,15 @@
-"""Storage: one door to every store (S3, GCS, Azure Blob, local disk, http).
+"""Storage: one door to every store (S3, GCS, Azure Blob, local disk, http, any fsspec
+protocol), each reached through the engine that serves it.
 
-- :mod:`~copilot.storage.store`: :class:`Store` (one filesystem per protocol,
-  cancellable operations, bounded concurrent transfers to temporary names);
-- :mod:`~copilot.storage.backends`: one table entry per kind of store;
-- :mod:`~copilot.storage.s3`: S3 transfers in bounded memory;
+- :mod:`~copilot.storage.store`: :class:`Store` (one client per protocol,
+  cancellable operations, bounded concurrent transfers, trees listed as they
+  are copied);
+- :mod:`~copilot.storage.engines`: which engine serves a protocol, and its client;
+- :mod:`~copilot.storage.obstore_engine` / :mod:`~copilot.storage.fsspec_engine`:
+  the two engines, behind :class:`~copilot.storage.client.Client`;
+- :mod:`~copilot.storage.backends`: one table entry per kind of store, and one
+  module per store (``s3``, ``gcs``, ``azure``, ``http``) for its options;
+- :mod:`~copilot.storage.chunked`: the bounded-memory plan for large objects;
 - :mod:`~copilot.storage.retry`: what is worth retrying, and for how long;
 - :mod:`~copilot.storage.errors`: the one place backend exceptions become
   copilot's errors;

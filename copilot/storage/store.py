@@ -1,9 +1,11 @@
-"""One door to every store: filesystems created lazily, errors made readable.
+"""One door to every store: clients created lazily, errors made readable.
 
-A :class:`Store` owns one filesystem instance per protocol for the life of a
-run (fsspec's, or copilot's own few ``os`` calls for ``file://``), so a run
-has one event loop and one connection pool per backend.  Backends are
-imported only when a URI needs them: a ``file://`` run never imports s3fs.
+A :class:`Store` owns one client per protocol for the life of a run (obstore's
+or fsspec's, :mod:`copilot.storage.engines` picks; copilot's own few ``os``
+calls for ``file://``), so a run has one connection pool per store.  Engines
+and backends are imported only when a URI needs them: a ``file://`` run
+imports neither, nor an event loop.  Trees are listed (or walked) a page at
+a time while their files are copied, through a short queue to the workers.
 Transfers stream to a temporary name beside the target and are renamed into
 place only when complete, so a reader never sees a partial file under its real
 name.  A directory is staged whole instead (:func:`staging_dir`, :func:`publish`):
@@ -360,7 +362,9 @@ class Store:
         """Every object under ``uri`` with its path relative to it (nested folders kept).
 
         A prefix with nothing under it gives an empty list: object stores do not
-        keep empty directories, so "empty" and "absent" look the same there.
+        keep empty directories, so "empty" and "absent" look the same there.  The
+        whole listing is held: for looking at a tree, not for copying one (a
+        ``Transfer(tree=True)`` lists as it copies).
         """
         protocol = protocol_of(uri)
         if protocol in ("http", "https"):
