@@ -1320,7 +1320,8 @@ def write_report(
 ) -> str:
     limits = (
         [
-            f"With `--limits`: every command (copilot, the s3fs baselines, s5cmd, rclone) "
+            f"With `--limits`: every command (copilot on either engine, the s3fs baselines, "
+            "s5cmd, rclone) "
             f"ran inside `{args.image}` under `--cpus {Limited.CPUS} --memory {Limited.MEMORY}` "
             "(Flyte's budget for a copilot container, no swap), timed and measured by a "
             "launcher inside the container, so the engine's own start-up is not counted; "
@@ -1339,7 +1340,13 @@ def write_report(
         "earlier runs), measured as the wall time of a whole process "
         "(start-up included); copilot and its baseline run in the same session against the "
         "same server on loopback, in its own process: moto (S3) for S1-S6, fake-gcs-server "
-        "and Azurite for S7. In S1, S3 and S7 copilot's runs alternate with each "
+        "and Azurite for S7, rclone's S3 server (Go, several times moto's requests per "
+        "second) for S9. copilot runs on its default engine (obstore for S3 and Azure, "
+        "gcsfs for GCS); `copilot --storage.engine fsspec` rows are the same copilot on "
+        "the reference engine (s3fs). The ceiling is a bare client with no files "
+        "(aiobotocore; in S9 also obstore, the faster counted). In S1, S3 and S7 "
+        "copilot's runs alternate "
+        "with each "
         "baseline's (the row shows those pairs) because the server shares the client's "
         "two cores and the machine drifts over a run. RSS is copilot's "
         "peak resident memory (`wait4`, from a small launcher process, so the benchmark's own "
