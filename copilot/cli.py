@@ -61,6 +61,8 @@ Storage and logging (flytestdlib keys; before or after the subcommand):
     + """
   --storage.connection.{endpoint,auth-type,access-key,secret-key,region,disable-ssl}
   --storage.limits.maxDownloadMBs N        --storage.enable-multicontainer
+  --storage.engine auto|obstore|fsspec     (auto: obstore for S3 and Azure)
+  --storage.ca-bundle PEM                  (a private CA, besides the system's)
   --logger.level 0-5 (3 warn, 4 info, 5 debug)   --logger.formatter.type text|json
 Kubernetes client flags (--kubeconfig, --namespace, ...) are accepted and ignored.
 """

@@ -605,3 +605,18 @@ def test_a_keys_question_mark_and_hash_are_part_of_its_name() -> None:
     client = ObstoreClient.__new__(ObstoreClient)
     assert client.path("s3://b/dir/q?r#s.txt") == "b/dir/q?r#s.txt"
     assert client.path("abfs://c@acct.dfs.core.windows.net/p?q") == "c/p?q"
+
+
+def test_an_unknown_engine_is_an_error_naming_the_valid_ones() -> None:
+    from copilot.config import FlagOverrides, resolve_settings
+    from copilot.errors import UsageError
+
+    overrides = FlagOverrides()
+    overrides.set("storage", "engine", "str", "obstor")
+    with pytest.raises(
+        UsageError,
+        match=r"storage.engine: unknown engine 'obstor' \(did you mean obstore\?\); valid engines: auto, obstore, fsspec",
+    ):
+        resolve_settings([], overrides)
+    overrides.set("storage", "engine", "str", "FSSPEC")
+    assert resolve_settings([], overrides).storage.engine == "fsspec"
