@@ -615,7 +615,8 @@ def test_an_unknown_engine_is_an_error_naming_the_valid_ones() -> None:
     overrides.set("storage", "engine", "str", "obstor")
     with pytest.raises(
         UsageError,
-        match=r"storage.engine: unknown engine 'obstor' \(did you mean obstore\?\); valid engines: auto, obstore, fsspec",
+        match=r"storage.engine: unknown engine 'obstor' \(did you mean obstore\?\); "
+        r"valid engines: auto, obstore, fsspec",
     ):
         resolve_settings([], overrides)
     overrides.set("storage", "engine", "str", "FSSPEC")
