@@ -395,8 +395,6 @@ def upload_outputs(
         user_error = read_user_error(reader, opts.from_local_dir)
         if user_error is not None:
             raise user_error
-        if opts.mode != "DO_NOT_UPLOAD" and not opts.to_raw_output:
-            raise UsageError("sidecar: --to-raw-output is required to upload files and directories")
         literals = convert_outputs(opts, reader)
     except DataError as exc:
         # What the container wrote (or failed to write) is the container's failure.

@@ -32,6 +32,7 @@ from copilot.durations import format_duration_ns
 from copilot.error_documents import write_error_document
 from copilot.errors import (
     INPUT_DOWNLOAD_FAILED,
+    NON_RECOVERABLE,
     OUTPUT_UPLOAD_FAILED,
     CopilotError,
     UsageError,
@@ -217,20 +218,27 @@ def sidecar(
         return UploadResult(None, literals_pb2.LiteralMap(), skipped_reason="no outputs declared")
     eager: EagerUploader | None = None
     disarm = lambda: None  # noqa: E731 - armed once the main container has ended
+    waited = False
     try:
         _prewarm(store, opts.to_output_prefix)
         log.info("main container started (%s)", start.wait_to_start(token))
         if opts.mode == "UPLOAD_EAGER" and opts.to_raw_output:
             eager = EagerUploader(store.scoped(token), opts).start()
         log.info("main container finished (%s)", finish.wait_to_exit(token))
+        waited = True
         disarm = token.cancel_after(limits.timeout)
         result = upload_outputs(store.scoped(token, attempts=limits.retries), opts, eager)
         if result.skipped_reason:
             log.warning("outputs not uploaded: %s", result.skipped_reason)
         return result
-    except UsageError:
-        raise
     except Exception as exc:
+        if isinstance(exc, UsageError):
+            if not waited:
+                raise
+            # Found only once the outputs are read (a store's configuration, say): the
+            # container's work is done, so Flyte must still get a document; the same
+            # configuration cannot do better on a retry.
+            exc.kind = NON_RECOVERABLE
         err = _cause(exc, token, "upload", limits.timeout)
         raise _record_failure(
             store,

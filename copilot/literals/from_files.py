@@ -23,7 +23,7 @@ from flyteidl2.core import literals_pb2, types_pb2
 
 from copilot.constants import DEFAULT_MAX_PRIMITIVE_BYTES, MAX_DOCUMENT_BYTES
 from copilot.digests import DirDigest
-from copilot.errors import DataError
+from copilot.errors import NON_RECOVERABLE, CopilotError, DataError
 from copilot.literals.types import MULTIPART, type_name
 from copilot.literals.values import (
     TRIM,
@@ -291,6 +291,13 @@ class OutputReader(ValueReader):
         """
         if not self.upload:
             return os.path.abspath(path)
+        if not self.raw_prefix:
+            # Only a blob needs the prefix: primitives-only outputs upload without it.
+            raise CopilotError(
+                f"{label}: {path} is to be uploaded, but no raw-output prefix was given "
+                "(--to-raw-output)",
+                kind=NON_RECOVERABLE,
+            )
         uri = self.remote_for(path)
         if not tree:
             self.transfers.append(Transfer(os.path.realpath(path), uri, label, st.st_size))
