@@ -8,10 +8,10 @@ from pathlib import Path
 import lits
 import pytest
 from flyteidl2.core import execution_pb2, literals_pb2
+from sidecar_helpers import typed_interface
 
 from copilot import StepFailed, StorageConfig, Store, UploadOptions, sidecar
 from copilot.errors import UsageError
-from sidecar_helpers import typed_interface
 
 T = lits.T
 
