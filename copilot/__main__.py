@@ -1,3 +1,5 @@
-from copilot.cli import main
+"""``python -m copilot``: the same process as the console script."""
+
+from copilot._entry import main
 
 main()

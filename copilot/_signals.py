@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 
 #: Set once SIGTERM has been received.
 TERMINATED = threading.Event()
+#: Whether the console entry point owns this process (and so its handlers).
+_owned = False
 
 _tokens: weakref.WeakSet[CancelToken] = weakref.WeakSet()
 _relay_lock = threading.Lock()
@@ -34,9 +36,20 @@ def _handler(signum: int, frame: object) -> None:
 
 
 def install() -> None:
-    """Record SIGTERM instead of dying on it (idempotent; main thread only)."""
+    """Record SIGTERM instead of dying on it (idempotent; main thread only).
+
+    Called by the console entry point alone: copilot run inside another
+    program (its CLI in-process, or the library) leaves the host's handlers,
+    root logger and environment as they were."""
+    global _owned
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _handler)
+        _owned = True
+
+
+def owns_process() -> bool:
+    """True in copilot's own process (the console entry point ran)."""
+    return _owned
 
 
 def _relay_loop() -> None:
@@ -46,9 +59,9 @@ def _relay_loop() -> None:
 
 
 def cancel_on_sigterm(token: CancelToken) -> None:
-    """Cancel ``token`` (reason ``SIGTERM``) when SIGTERM arrives, or at once if it has."""
+    """Cancel ``token`` (reason ``SIGTERM``) when SIGTERM arrives, or at once if it has
+    (only where :func:`install` ran; elsewhere SIGTERM is the host's business)."""
     global _relay
-    install()
     with _relay_lock:
         _tokens.add(token)
         if _relay is None:

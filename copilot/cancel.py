@@ -7,7 +7,9 @@ policy (a back-off sleep ends at once) and the watchers.  A step then returns
 or writing behind it — unlike a timeout that abandons a worker thread.
 
 A child token is cancelled with its parent, so a step's deadline token can
-hang under the process's SIGTERM token or a library caller's own.
+hang under the process's SIGTERM token or a library caller's own; a child
+used as a context manager (or ``detach()``-ed) unregisters from its parent
+when the step ends, so one parent can serve any number of steps.
 """
 
 from __future__ import annotations
@@ -37,8 +39,22 @@ class CancelToken:
         self.reason = ""
         #: ``time.monotonic()`` when ``cancel_after`` will fire (the earliest, with parents).
         self.deadline: float | None = parent.deadline if parent is not None else None
+        # Kept so a child can let go of its parent: a long-lived parent (a
+        # library caller's token used for many steps) must not collect callbacks.
+        self._detach: Callable[[], None] = lambda: None
         if parent is not None:
-            parent.on_cancel(lambda: self.cancel(parent.reason))
+            self._detach = parent.on_cancel(lambda: self.cancel(parent.reason))
+
+    def __enter__(self) -> CancelToken:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.detach()
+
+    def detach(self) -> None:
+        """Stop following the parent (idempotent); the token itself stays as it is."""
+        detach, self._detach = self._detach, lambda: None
+        detach()
 
     @property
     def cancelled(self) -> bool:

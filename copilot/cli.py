@@ -350,7 +350,9 @@ def main_group(
         err_output_name=err_output_name,
     )
     settings.error_exit_code = error_exit_code
-    configure_logging(settings)
+    from copilot import _signals
+
+    configure_logging(settings, own_process=_signals.owns_process())
     for note in settings.notes:
         log.warning(note)
     log.debug("storage configuration: %s", settings.storage.redacted())

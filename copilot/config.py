@@ -701,8 +701,11 @@ def resolve_settings(
     return settings
 
 
-def configure_logging(settings: Settings) -> None:
-    """Log to stderr at the Go level asked for, as text or one JSON object a line."""
+def configure_logging(settings: Settings, *, own_process: bool = True) -> None:
+    """Log to stderr at the Go level asked for, as text or one JSON object a line.
+
+    Only copilot's own logger is set unless copilot owns the process
+    (``own_process``): then libraries' records go through the root logger too."""
     import json
     import sys
     import time
@@ -730,6 +733,8 @@ def configure_logging(settings: Settings) -> None:
     ours.handlers[:] = [handler]
     ours.setLevel(level)
     ours.propagate = False
+    if not own_process:
+        return
     # Libraries (gcsfs, azure-core, botocore, aiohttp) log through the same
     # format, so JSON stays JSON, and only warnings and errors, even when
     # debugging: botocore's debug lines carry request headers (an access key's

@@ -163,6 +163,7 @@ def download(
         ) from None
     finally:
         disarm()
+        token.detach()
 
 
 def _prewarm(store: Store, uri: str) -> None:
@@ -208,7 +209,6 @@ def sidecar(
     opts.validate()
     start = start or NoopWatcher()
     finish = finish or NoopWatcher()
-    token = CancelToken(cancel)
     if opts.interface is None:
         # Said at the default level: a forgotten --interface otherwise looks like success.
         log.warning("no --interface given: no outputs declared, nothing to upload")
@@ -216,6 +216,7 @@ def sidecar(
     if not opts.declared():
         log.info("no outputs declared; nothing to upload")
         return UploadResult(None, literals_pb2.LiteralMap(), skipped_reason="no outputs declared")
+    token = CancelToken(cancel)
     eager: EagerUploader | None = None
     disarm = lambda: None  # noqa: E731 - armed once the main container has ended
     waited = False
@@ -250,5 +251,6 @@ def sidecar(
         ) from None
     finally:
         disarm()
+        token.detach()
         if eager is not None:
             eager.stop()

@@ -21,9 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-# As copilot does before gcsfs is imported: no per-bucket gRPC type lookup,
-# which stalls a minute per call against an emulator (see storage/backends.py).
-os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
 #: Azurite's well-known development account (public, documented by Microsoft).
 AZURITE_ACCOUNT = "devstoreaccount1"
 AZURITE_KEY = (

@@ -105,11 +105,12 @@ class GCSBucket(FsspecBucket):
     kind = "google"
 
     def __init__(self, server: GCS) -> None:
-        import gcsfs
+        import gcsfs.core
 
         bucket = f"copilot-{uuid.uuid4().hex[:10]}"
         server.create_bucket(bucket)
-        fs = gcsfs.GCSFileSystem(endpoint_url=server.endpoint, token="anon", project=server.project)
+        # The plain class, as copilot takes it (storage/gcs.py).
+        fs = gcsfs.core.GCSFileSystem(endpoint_url=server.endpoint, token="anon", project=server.project)
         super().__init__(fs, bucket)
         self.server = server
 

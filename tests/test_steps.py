@@ -10,7 +10,16 @@ import pytest
 from flyteidl2.core import execution_pb2, literals_pb2
 from sidecar_helpers import typed_interface
 
-from copilot import StepFailed, StorageConfig, Store, UploadOptions, sidecar
+from copilot import (
+    CancelToken,
+    DownloadOptions,
+    StepFailed,
+    StorageConfig,
+    Store,
+    UploadOptions,
+    download,
+    sidecar,
+)
 from copilot.errors import UsageError
 
 T = lits.T
@@ -121,3 +130,87 @@ def test_the_sidecar_command_without_raw_output_exits_0_for_primitives(tmp_path:
     lm = literals_pb2.LiteralMap()
     lm.ParseFromString((meta / "outputs.pb").read_bytes())
     assert lm.literals["n"].scalar.primitive.integer == 3
+
+
+def test_a_long_lived_token_collects_nothing_from_the_steps_it_serves(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "n").write_text("1")
+    parent = CancelToken()
+    opts = UploadOptions(
+        from_local_dir=str(out),
+        to_output_prefix=str(tmp_path / "meta"),
+        interface=typed_interface({"n": lits.simple(T.INTEGER)}),
+    )
+    with _store() as store:
+        for _ in range(50):
+            sidecar(store, opts, cancel=parent)
+            download(
+                store,
+                DownloadOptions(
+                    from_remote=str(tmp_path / "meta" / "outputs.pb"),
+                    to_local_dir=str(tmp_path / "in"),
+                ),
+                cancel=parent,
+            )
+    assert parent._callbacks == {}  # each step's child let go of it
+
+
+def test_a_child_follows_its_parent_until_it_detaches() -> None:
+    parent = CancelToken()
+    with parent.child() as inner:
+        pass
+    assert parent._callbacks == {}
+    follower = parent.child()
+    parent.cancel("SIGTERM")
+    assert follower.cancelled and follower.reason == "SIGTERM"
+    assert not inner.cancelled  # it had let go before the parent was cancelled
+
+
+def test_copilot_inside_another_program_leaves_its_process_state_alone(
+    gcs_server, tmp_path: Path
+) -> None:
+    """Handlers, the root logger and the environment belong to the host: the CLI run
+    in-process and the library (gs:// through gcsfs included) leave them as found."""
+    import logging
+    import os
+    import signal
+
+    from conftest import clean_env, run_copilot
+    from stores import GCSBucket
+
+    from copilot.interface import encode
+
+    def snapshot() -> tuple:
+        root = logging.getLogger()
+        return signal.getsignal(signal.SIGTERM), list(root.handlers), root.level, dict(os.environ)
+
+    before = snapshot()
+    out, meta = tmp_path / "out", tmp_path / "meta"
+    out.mkdir()
+    (out / "n").write_text("3")
+    iface = encode(typed_interface({"n": lits.simple(T.INTEGER)}))
+    res = run_copilot(
+        [
+            "sidecar",
+            "-o",
+            str(meta),
+            "-f",
+            str(out),
+            "--interface",
+            iface,
+            "--exit-watcher-type",
+            "noop",
+        ],
+        env={**os.environ, **clean_env()},
+    )
+    assert res.returncode == 0, res.stderr
+    bucket = GCSBucket(gcs_server)
+    uri = bucket.put("doc.pb", (meta / "outputs.pb").read_bytes())
+    with bucket.store(4) as store:
+        assert store.read_bytes(uri) == (meta / "outputs.pb").read_bytes()
+        import gcsfs.core
+
+        # the plain class, not gcsfs's experimental subclass (no env var needed)
+        assert type(store.client("gs").fs) is gcsfs.core.GCSFileSystem  # type: ignore[attr-defined]
+    assert snapshot() == before

@@ -69,7 +69,11 @@ def make_client(protocol: str, config: StorageConfig, concurrency: int) -> Clien
         options: dict[str, Any] = (
             module.fsspec_options(config, concurrency) if module is not None else {}
         )
-        fs = fsspec.filesystem(protocol, skip_instance_cache=True, **options)
+        make_fs = getattr(module, "fsspec_class", None)
+        if make_fs is not None:
+            fs = make_fs()(skip_instance_cache=True, **options)
+        else:
+            fs = fsspec.filesystem(protocol, skip_instance_cache=True, **options)
     except (ImportError, ValueError) as exc:
         hint = f" (install {backend.install})" if backend.install else ""
         text = str(exc).strip().splitlines()

@@ -36,21 +36,30 @@ def _text(value: Any) -> str:
     return "" if value is None else str(value)
 
 
+def fsspec_class() -> type:
+    """gcsfs's plain filesystem, unless the user turned gcsfs's experimental one on.
+
+    ``gcsfs.GCSFileSystem`` is, since 2026.x, a subclass that looks up every
+    bucket's type (zonal / hierarchical) through a gRPC control API first:
+    without credentials that warns on every call, and against an emulator or a
+    private endpoint it stalls a minute per call.  copilot reads and writes
+    plain objects, so it takes ``gcsfs.core.GCSFileSystem`` (the class the
+    experiment wraps) without changing the process's environment."""
+    import gcsfs
+    import gcsfs.core
+
+    wanted = os.environ.get("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "").lower() in ("true", "1")
+    return gcsfs.GCSFileSystem if wanted else gcsfs.core.GCSFileSystem
+
+
 def fsspec_options(config: StorageConfig, concurrency: int) -> dict[str, Any]:
     """gcsfs keyword arguments from the google stow keys (the environment otherwise:
-    ``GOOGLE_APPLICATION_CREDENTIALS``, ``STORAGE_EMULATOR_HOST``, workload identity).
-
-    gcsfs 2026.x looks up every bucket's type (zonal / hierarchical) through a
-    gRPC control API first: without credentials that warns on every call, and
-    against an emulator or a private endpoint it stalls a minute per call.
-    copilot reads and writes plain objects, so it is off unless a user turns
-    it on in the environment."""
+    ``GOOGLE_APPLICATION_CREDENTIALS``, ``STORAGE_EMULATOR_HOST``, workload identity)."""
     if config.ca_bundle:
         raise UsageError(
             "storage.ca-bundle: gcsfs (gs://) takes no CA bundle; set SSL_CERT_FILE "
             "to a PEM file holding the system's CAs and yours"
         )
-    os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
     stow = config.stow_for("google", "gcs")
     opts: dict[str, Any] = {}
     if stow.get("project_id"):
