@@ -110,7 +110,9 @@ class GCSBucket(FsspecBucket):
         bucket = f"copilot-{uuid.uuid4().hex[:10]}"
         server.create_bucket(bucket)
         # The plain class, as copilot takes it (storage/gcs.py).
-        fs = gcsfs.core.GCSFileSystem(endpoint_url=server.endpoint, token="anon", project=server.project)
+        fs = gcsfs.core.GCSFileSystem(
+            endpoint_url=server.endpoint, token="anon", project=server.project
+        )
         super().__init__(fs, bucket)
         self.server = server
 
