@@ -67,6 +67,8 @@ class FaultProxy:
         self.lock = threading.Lock()
         self.requests = 0
         self.faults: dict[str, int] = {}
+        #: Set when the first fault is dealt: the client has reached it.
+        self.faulted = threading.Event()
         #: Every request seen: (method, path, Range header, or Azure's x-ms-range).
         self.seen: list[tuple[str, str, str | None]] = []
         #: Requests being answered now, and the most there ever were at once
@@ -206,6 +208,7 @@ class FaultProxy:
                 choices = ["500", "503", "drop"] + (["truncate"] if method == "GET" else [])
                 fault = self.rng.choice(choices)
             self.faults[fault] = self.faults.get(fault, 0) + 1
+            self.faulted.set()
             return fault
 
     @property

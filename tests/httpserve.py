@@ -22,6 +22,7 @@ class FileServer:
             def _reply(self, head_only: bool) -> None:
                 path = self.path.split("?", 1)[0]
                 if path.startswith("/stall"):
+                    owner.stalled.set()
                     deadline = time.monotonic() + owner.stall_seconds
                     while time.monotonic() < deadline and not owner.closed:
                         time.sleep(0.05)
@@ -44,6 +45,8 @@ class FileServer:
                 self._reply(True)
 
         self.closed = False
+        #: Set when a request for ``/stall`` has arrived (the client is in it).
+        self.stalled = threading.Event()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)

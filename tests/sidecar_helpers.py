@@ -128,6 +128,7 @@ class Sidecar(_Documents):
         self.prefix = prefix
         outdir.mkdir(parents=True, exist_ok=True)
         args = [copilot_exe(), *_sidecar_args(s3, outdir, outputs, extra, prefix, raw, watcher)]
+        self._early: list[str] = []  # log lines read before the end (wait_for_log)
         self.proc = subprocess.Popen(
             args,
             stdout=subprocess.PIPE,
@@ -136,6 +137,18 @@ class Sidecar(_Documents):
             env=clean_env(),
             stdin=subprocess.DEVNULL,
         )
+
+    def wait_for_log(self, fragment: str) -> None:
+        """Read the process's log until a line holds ``fragment`` (the suite's hang
+        guard bounds the wait): an event the process signals, not a sleep."""
+        assert self.proc.stderr is not None
+        while True:
+            line = self.proc.stderr.readline()
+            if not line:
+                raise AssertionError(f"exited without logging {fragment!r}: {self._early}")
+            self._early.append(line)
+            if fragment in line:
+                return
 
     def wait_ready(self, seconds: float = 10) -> None:
         """Wait until the process catches SIGTERM (its handler is the first thing it installs).
@@ -152,6 +165,7 @@ class Sidecar(_Documents):
 
     def wait(self, timeout: float = 120) -> subprocess.CompletedProcess:
         out, err = self.proc.communicate(timeout=timeout)
+        err = "".join(self._early) + err
         record(out, err)
         return subprocess.CompletedProcess(self.proc.args, self.proc.returncode, out, err)
 

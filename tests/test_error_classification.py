@@ -12,7 +12,6 @@ import os
 import signal
 import socket
 import subprocess
-import time
 from pathlib import Path
 
 import lits
@@ -256,7 +255,7 @@ def test_sigterm_before_download_completes_is_system_recoverable(s3: S3, tmp_pat
             env=clean_env(),
         )
         wait_catches_sigterm(proc.pid)
-        time.sleep(1.0)  # into the stalled transfer
+        assert http.stalled.wait(30), "the download never reached the stalled input"
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=60)
         record(out, err)

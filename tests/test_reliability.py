@@ -169,11 +169,7 @@ def test_sigterm_during_download_writes_error_pb_quickly(remote: Remote, tmp_pat
             env=clean_env(),
         )
         wait_catches_sigterm(proc.pid)
-        deadline = time.monotonic() + 30
-        while not proxy.faults.get("stall") and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert proxy.faults.get("stall"), "the transfer never reached the stalled object"
-        time.sleep(0.5)  # well into the stalled transfer
+        assert proxy.faulted.wait(30), "the transfer never reached the stalled object"
         proc.send_signal(signal.SIGTERM)
         time.sleep(0.1)
         proc.send_signal(signal.SIGTERM)  # a second one changes nothing
@@ -188,9 +184,14 @@ def test_sigterm_during_download_writes_error_pb_quickly(remote: Remote, tmp_pat
 
 
 @pytest.mark.slow
-def test_sigkill_at_random_points_never_leaves_a_dangling_outputs_pb(
+def test_sigkill_at_every_request_never_leaves_a_dangling_outputs_pb(
     remote: Remote, tmp_path: Path
 ) -> None:
+    """The sidecar is killed at each of its requests in turn: the proxy holds the
+    k-th request (a stall) and the kill comes once it has arrived, so every point
+    of a run is covered, the same way on any machine.  outputs.pb is never written
+    by a killed run (it is the last thing sent), and a run left alone writes one
+    whose every blob is there in full."""
     s3 = remote
     rng = random.Random(2024)
     out = tmp_path / "out"
@@ -211,39 +212,45 @@ def test_sigkill_at_random_points_never_leaves_a_dangling_outputs_pb(
         if p.is_file() and p.name != "n"  # n is a primitive: in outputs.pb itself
     }
 
-    def start(prefix: str) -> subprocess.Popen:
-        flags = s3.stow_flags()
+    def start(prefix: str, proxy: FaultProxy) -> subprocess.Popen:
         args = [
             copilot_exe(),
             *noop_sidecar_args(
-                s3, out, "-i", iface, flags=flags, prefix=prefix, raw=prefix + "raw"
+                s3,
+                out,
+                "-i",
+                iface,
+                flags=s3.stow_flags(proxy.url),
+                prefix=prefix,
+                raw=prefix + "raw",
             ),
         ]
         return subprocess.Popen(
             args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=clean_env()
         )
 
-    # One run to the end sets the window, so kills land anywhere in a run on any machine.
-    began = time.monotonic()
-    assert start("full/").wait(timeout=120) == 0
-    window = time.monotonic() - began
-    completed = 0
-    for run_no in range(50):
-        prefix = f"k{run_no}/"
-        proc = start(prefix)
-        time.sleep(rng.uniform(0.1, 1.3) * window)
-        proc.kill()
-        proc.wait()
-        if not s3.exists(prefix + "outputs.pb"):
-            continue
-        completed += 1
+    def check_complete(prefix: str) -> None:
         lm = lits.L.LiteralMap()
         lm.ParseFromString(s3.get(prefix + "outputs.pb"))
         assert set(lm.literals) == set(outputs)
         for rel, size in sizes.items():
             assert len(s3.get(f"{prefix}raw/{rel}")) == size, rel
-    # Some runs were killed before the end, some finished: both kinds were seen.
-    assert 0 < completed < 50, completed
+
+    with FaultProxy(s3.upstream) as proxy:
+        assert start("full/", proxy).wait(timeout=120) == 0
+        total = len(proxy.seen)
+    check_complete("full/")
+    assert total >= len(sizes) + 1, proxy.seen  # every blob, then the document
+    for k in range(1, total + 1):
+        prefix = f"k{k}/"
+        with FaultProxy(
+            s3.upstream, mode="stall", rate=1.0, after=k - 1, stall_seconds=120
+        ) as proxy:
+            proc = start(prefix, proxy)
+            assert proxy.faulted.wait(60), f"run {k} never sent request {k}"
+            proc.kill()
+            proc.wait()
+        assert not s3.exists(prefix + "outputs.pb"), f"killed at request {k}"
 
 
 @pytest.mark.skipif(

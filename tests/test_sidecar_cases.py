@@ -277,10 +277,11 @@ def test_no_interface_writes_nothing(s3: S3, tmp_path: Path) -> None:
 def test_file_watcher_waits_for_success_marker(s3: S3, tmp_path: Path) -> None:
     out = tmp_path / "out"
     sc = Sidecar(s3, out, {"n": INT}, watcher="file")
-    wait_catches_sigterm(sc.proc.pid)
+    sc.wait_for_log("waiting for _SUCCESS")
+    # Written only now: a sidecar that did not wait would have found no output.
     (out / "n").write_text("5")
-    time.sleep(0.5)
     assert sc.proc.poll() is None, "sidecar finished before _SUCCESS appeared"
+    assert not sc.has_outputs() and not sc.has_error()
     (out / "_SUCCESS").touch()
     res = sc.wait(timeout=30)
     assert res.returncode == 0, res.stderr

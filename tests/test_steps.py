@@ -214,3 +214,9 @@ def test_copilot_inside_another_program_leaves_its_process_state_alone(
         # the plain class, not gcsfs's experimental subclass (no env var needed)
         assert type(store.client("gs").fs) is gcsfs.core.GCSFileSystem  # type: ignore[attr-defined]
     assert snapshot() == before
+
+
+def test_every_test_has_a_hang_guard(request: pytest.FixtureRequest) -> None:
+    """pytest-timeout is loaded with a default: a test that hangs fails, with its stacks."""
+    assert request.config.pluginmanager.hasplugin("timeout")
+    assert float(request.config.getini("timeout")) >= 60
