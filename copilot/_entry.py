@@ -15,7 +15,7 @@ def main() -> None:
 
     _signals.install()
     # gcsfs chooses its filesystem class when imported: its experimental
-    # zonal-bucket class costs ~0.3 s of imports and a gRPC lookup per bucket.
+    # zonal-bucket class costs imports and a gRPC lookup per bucket.
     # copilot takes the plain class either way (storage/gcs.py); in its own
     # process it also skips the import, unless the user asked for the feature.
     os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")

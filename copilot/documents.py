@@ -12,6 +12,7 @@ so that ``--as`` can settle it.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,23 +40,26 @@ def _repeated(fd: FieldDescriptor) -> bool:
     return fd.label == FieldDescriptor.LABEL_REPEATED
 
 
-def _clean(msg: Message) -> bool:
-    """No unknown fields anywhere in the message tree."""
-    if len(unknown_fields.UnknownFieldSet(msg)):
-        return False
+def _tree(msg: Message) -> Iterator[Message | str]:
+    """Every message in the tree (``msg`` first) and every string it holds (map keys
+    included): the one walk that both checks in :func:`detect` read."""
+    yield msg
     for fd, value in msg.ListFields():
-        if fd.message_type is None:
-            continue
-        if fd.message_type.GetOptions().map_entry:
+        if fd.message_type is not None and fd.message_type.GetOptions().map_entry:
+            yield from (k for k in value if isinstance(k, str))
             value_fd = fd.message_type.fields_by_name["value"]
-            if value_fd.message_type is not None and not all(_clean(v) for v in value.values()):
-                return False
-        elif _repeated(fd):
-            if not all(_clean(v) for v in value):
-                return False
-        elif not _clean(value):
-            return False
-    return True
+            items = list(value.values())
+            if value_fd.message_type is None:
+                yield from (v for v in items if isinstance(v, str))
+                continue
+        elif fd.message_type is None:
+            if fd.type == FieldDescriptor.TYPE_STRING:
+                yield from value if _repeated(fd) else [value]
+            continue
+        else:
+            items = list(value) if _repeated(fd) else [value]
+        for item in items:
+            yield from _tree(item)
 
 
 def _plausible(kind: str, msg: Any) -> bool:
@@ -95,32 +99,16 @@ def _text_ok(value: str) -> bool:
     return not any(ord(c) < 0x20 and c not in "\n\r\t" for c in value)
 
 
-def _texty(msg: Message) -> bool:
-    """Every string in the tree is text (no control bytes: those mean bytes of an
-    embedded message were read as a string)."""
-    for fd, value in msg.ListFields():
-        if fd.type == FieldDescriptor.TYPE_STRING:
-            values = value if _repeated(fd) else [value]
-            if not all(_text_ok(v) for v in values):
-                return False
-        elif fd.message_type is not None:
-            if fd.message_type.GetOptions().map_entry:
-                if not all(_text_ok(k) for k in value if isinstance(k, str)):
-                    return False
-                value_fd = fd.message_type.fields_by_name["value"]
-                if value_fd.message_type is not None:
-                    if not all(_texty(v) for v in value.values()):
-                        return False
-                elif value_fd.type == FieldDescriptor.TYPE_STRING and not all(
-                    _text_ok(v) for v in value.values()
-                ):
-                    return False
-            elif _repeated(fd):
-                if not all(_texty(v) for v in value):
-                    return False
-            elif not _texty(value):
-                return False
-    return True
+def _evidence(msg: Message) -> tuple[bool, bool]:
+    """(clean: no unknown field anywhere, texty: every string is text — control bytes
+    mean bytes of an embedded message were read as a string)."""
+    clean = texty = True
+    for node in _tree(msg):
+        if isinstance(node, str):
+            texty = texty and _text_ok(node)
+        elif clean and len(unknown_fields.UnknownFieldSet(node)):
+            clean = False
+    return clean, texty
 
 
 @dataclass(frozen=True)
@@ -147,8 +135,9 @@ def detect(data: bytes, name: str = "", among: tuple[str, ...] | None = None) ->
             msg.ParseFromString(data)
         except (DecodeError, RecursionError, ValueError):
             continue
-        if _clean(msg) and _plausible(kind, msg):
-            evidence = (_texty(msg), len(msg.SerializeToString()) == len(data))
+        clean, texty = _evidence(msg)
+        if clean and _plausible(kind, msg):
+            evidence = (texty, len(msg.SerializeToString()) == len(data))
             fits.append((evidence, kind, msg))
     if not fits:
         raise DataError(

@@ -172,8 +172,9 @@ def json_pieces(value: Any) -> Iterator[str]:
     """``value`` as ``inputs.json`` text (what ``_JSON.encode`` gives), in pieces.
 
     Each piece comes from at most ``JSON_SLICE`` elements, nested ones counted:
-    encoded in one go, a 100,000-key map held ~10 MB of small strings at once,
-    enough to take the download past the memory Flyte gives it.  A slice that
+    encoded in one go, a 100,000-key map held enough small strings at once to
+    take the download past the memory Flyte gives it (docs/BENCHMARKS.md,
+    "Tuning measurements").  A slice that
     holds more goes element by element.
     """
     if not isinstance(value, (dict, list)):
@@ -207,7 +208,8 @@ def render_values(values: dict[str, Any], fmt: str) -> Iterator[bytes]:
 def yaml_pieces(values: dict[str, Any]) -> Iterator[str]:
     """``inputs.yaml`` in pieces: a variable holding more than ``JSON_SLICE``
     elements is dumped a slice at a time under its key (PyYAML builds a node
-    per element: whole, a 100,000-key map took the download to 170 MB)."""
+    per element: whole, a 100,000-key map took the download past Flyte's memory;
+    docs/BENCHMARKS.md, "Tuning measurements")."""
     import yaml
 
     def dump(value: Any) -> str:
@@ -245,7 +247,7 @@ def download_inputs(store: Store, opts: DownloadOptions) -> DownloadResult:
     already = set(os.listdir(root))
     raw = store.read_bytes(opts.from_remote, what="read inputs")
     inputs = parse_message(literals_pb2.LiteralMap, raw, f"inputs {display_uri(opts.from_remote)}")
-    del raw  # 2 MB for a 100,000-key map, not needed again while the tree is laid out
+    del raw  # not needed again while the tree is laid out (large for a big map)
     for name in sorted(inputs.literals):
         inline_offloaded(store, inputs.literals[name], f"input {name!r}")
     if opts.interface is not None:

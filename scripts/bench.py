@@ -1311,6 +1311,10 @@ def versions() -> dict[str, str]:
     return out
 
 
+#: Where the hand-written part of a report begins (kept as it is by every run).
+NOTES_HEADING = "## Tuning measurements"
+
+
 def write_report(
     rows: list[dict],
     args: argparse.Namespace,
@@ -1472,6 +1476,9 @@ def main() -> None:
     scenarios = sorted({r["scenario"] for r in rows} | {k.split("|")[1].strip() for k in kept})
     sources = [source[sc] for sc in scenarios if sc in source]
     report = write_report(rows, args, time.perf_counter() - started, kept, sources)
+    if NOTES_HEADING in before:
+        # Hand-written measurements behind the code's constants stay below the table.
+        report += "\n" + "\n".join(before[before.index(NOTES_HEADING) :]).rstrip() + "\n"
     print()
     print(report)
     if over:

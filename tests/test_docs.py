@@ -179,3 +179,20 @@ def test_every_doc_has_something_that_runs() -> None:
 )
 def test_expected_output_matching(expected: list[str], actual: list[str], ok: bool) -> None:
     assert matches(expected, actual) is ok
+
+
+def test_measurements_live_in_the_benchmarks_and_the_code_points_there() -> None:
+    """Figures go stale in docstrings: the code names where they are, and they are there."""
+    figure = re.compile(r"\b\d+(?:\.\d+)?(?:-\d+(?:\.\d+)?)? (?:MB|ms|s)\b")
+    benchmarks = (ROOT / "docs" / "BENCHMARKS.md").read_text()
+    assert "\n## Tuning measurements\n" in benchmarks
+    pointers = 0
+    for path in sorted((ROOT / "copilot").rglob("*.py")):
+        text = path.read_text()
+        pointers += text.count('"Tuning measurements"')
+        comments = re.findall(r'#[^\n]*|"""[\s\S]*?"""', text)
+        found = [m.group(0) for c in comments for m in figure.finditer(c)]
+        # Protocol constants (a 60 s timeout, Go durations) are not measurements.
+        found = [f for f in found if not re.fullmatch(r"\d+ ?s", f)]
+        assert not found, f"{path.relative_to(ROOT)}: measured figures in the code: {found}"
+    assert pointers >= 8

@@ -3,7 +3,7 @@ bounded memory (the plan is in :mod:`copilot.storage.chunked`).
 
 adlfs's ``_put_file`` hands the file to the SDK's ``upload_blob``, which reads
 up to 64 MiB in one piece and then several 4 MiB blocks per concurrent
-worker (about 340 MB of RSS for a 256 MiB file).  Here a small file is one
+worker (docs/BENCHMARKS.md, "Tuning measurements", has its memory).  Here a small file is one
 ``upload_blob`` of its bytes, a large one ``BLOCK_SIZE`` blocks staged side by
 side (each read from the file as it is sent, :class:`chunked.FileWindow`, under
 the store's byte budget) and committed as one block list.  A
@@ -125,15 +125,12 @@ PARTS = chunked.PARTS_IN_FLIGHT
 RANGE_SIZE = 3 << 20
 #: Ranges of one blob in flight, and the size of the SDK's requests within a
 #: range (``max_chunk_get_size``).  The SDK holds each such chunk in memory about
-#: three times over (pieces, joined, appended), so these two set the peak:
-#: measured with a 256 MiB blob against Azurite (scripts/bench, S7), 6 x 4 MiB
-#: peaked at 131-137 MB, 3 x 4 MiB at 103-109 MB, 3 x 3 MiB at 94-96 MB and was
-#: as fast as either (1.9-2.0 s), 4 x 2 MiB at 91-93 MB but slower (2.2-2.7 s).
+#: three times over (pieces, joined, appended), so these two set the peak
+#: (measured: docs/BENCHMARKS.md, "Tuning measurements").
 RANGES_IN_FLIGHT = 3
 CHUNK_SIZE = 3 << 20
-#: Block size for a staged upload: Azure's own default.  Measured with
-#: scripts/bench: 4 MiB blocks are as fast as 16 MiB ones through the SDK (when
-#: blocks were held in memory they also used a third of it).
+#: Block size for a staged upload: Azure's own default, as fast as bigger blocks
+#: through the SDK (docs/BENCHMARKS.md, "Tuning measurements").
 BLOCK_SIZE = 4 << 20
 
 

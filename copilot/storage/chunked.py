@@ -36,10 +36,9 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-# Sizes tuned with scripts/bench (S1 and S7): 4 MiB reads and 64 MiB ranges
-# download faster than the backends' own get_file at a fraction of their
-# memory; 16 MiB parts under a 32 MiB budget upload at least as fast as their
-# put_file with peak RSS under 150 MB.
+# Sizes tuned with scripts/bench (S1 and S7): faster than the backends' own
+# get_file/put_file at a fraction of their memory (docs/BENCHMARKS.md,
+# "Tuning measurements").
 READ_CHUNK = 4 << 20
 #: Objects bigger than one range are downloaded as concurrent ranges.
 RANGE_SIZE = 64 << 20
@@ -383,10 +382,10 @@ async def in_parts(
 
     With ``digest`` (a hashlib object) the parts are fed to it in file order,
     read back from the page cache while earlier parts are being sent.  The
-    hashing runs right here (about 10 ms per 16 MiB part with SHA-NI): handing it
-    to a thread measured slower on two cores (GIL hand-offs), 1.2-1.4x against
-    1.03x for a 512 MiB upload.  A part waits for its turn before it takes any
-    budget, so waiting never holds memory another part needs.
+    hashing runs right here: handing it to a thread measured slower on two cores
+    (GIL hand-offs; docs/BENCHMARKS.md, "Tuning measurements").  A part waits
+    for its turn before it takes any budget, so waiting never holds memory
+    another part needs.
     """
     gate = asyncio.Semaphore(in_flight or PARTS_IN_FLIGHT)
     fd = os.open(lpath, os.O_RDONLY)

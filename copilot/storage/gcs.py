@@ -2,7 +2,7 @@
 plan is in :mod:`copilot.storage.chunked`).
 
 gcsfs's ``_get_file`` prefetches a large object in 16 MiB pieces held in memory
-(about 270 MB of RSS for a 256 MiB file) and its ``_put_file`` reads 50 MiB
+(docs/BENCHMARKS.md, "Tuning measurements") and its ``_put_file`` reads 50 MiB
 chunks.  Here a download streams each byte range from the JSON API's media
 URL to its offset on disk, later ranges pinned to the first one's object
 generation; an upload is one multipart request for a small file and otherwise a

@@ -1,7 +1,8 @@
 """The ``file://`` store: local disk through the few calls :class:`Store` makes.
 
 fsspec's ``LocalFileSystem`` would do, but importing fsspec (and asyncio with
-it) costs about 50 ms, a third of a local run's start-up, for what is a handful
+it) costs a third of a local run's start-up (docs/BENCHMARKS.md, "Tuning
+measurements"), for what is a handful
 of ``os`` calls.  This class answers the same method names with the same
 results, so the store's code is one path for every backend.  Copies between
 local paths never come here: :meth:`Store._run_local` does them in the kernel.

@@ -211,10 +211,8 @@ def prepare(fs: Any) -> None:
 
 MAX_PARTS = 10_000
 #: Ranges of one object downloaded at once (the rest of the object is split into
-#: as few ranges as keep them busy, see chunked.range_bounds).  Measured with a
-#: 512 MiB object against moto (scripts/bench, S1): 8 in flight 4.5-4.8 s, 4 in
-#: flight 3.0-3.2 s, 3 in flight 3.3-3.6 s; 75 MB peak.  Under Flyte's 500m CPU,
-#: four streams are more than the process can read anyway.
+#: as few ranges as keep them busy, see chunked.range_bounds): the fastest count
+#: measured (docs/BENCHMARKS.md, "Tuning measurements").
 RANGES_IN_FLIGHT = 4
 
 
@@ -224,8 +222,8 @@ class _Slices:
     botocore wraps a bytes ``Body`` in a ``BytesIO`` that shares it, and aiohttp
     copies that whole (its ``getbuffer()`` un-shares it); handed the bytes
     themselves, Python 3.11's transport copies what the socket did not take,
-    twice.  Either way: one more copy per body in flight (measured: 132 MB peak
-    for a 256 MiB upload in 16 MiB bytes parts, 100 MB in slices).  A small file
+    twice.  Either way: one more copy per body in flight (docs/BENCHMARKS.md,
+    "Tuning measurements").  A small file
     sent in one request is such a body; parts are sent from their file
     (:class:`chunked.FileWindow`).  botocore may send a request again: every
     ``async for`` starts from the top (``seek(0)`` is what botocore calls first).
