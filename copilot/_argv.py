@@ -11,6 +11,7 @@ accepted and dropped.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import click
 
@@ -46,37 +47,52 @@ KUBE_VALUE_FLAGS = frozenset(
 KUBE_BOOL_FLAGS = frozenset({"--insecure-skip-tls-verify", "--disable-compression"})
 
 
-def _value_options(command: click.Command) -> set[str]:
-    """Option strings of ``command`` that consume the next token as their value."""
-    names: set[str] = set()
-    for param in command.params:
-        if isinstance(param, click.Option) and not param.is_flag and not param.count:
-            names.update(param.opts)
-            names.update(param.secondary_opts)
-    return names
+@dataclass(frozen=True)
+class _Flag:
+    """A global flag: where its value goes (``root`` flags are handed to click
+    before the subcommand, ``kube`` ones are dropped) and whether it takes one."""
+
+    where: str  # "root", "storage", "logger" or "kube"
+    takes_value: bool
+    key: str = ""
+    kind: str = ""
 
 
-def _all_options(command: click.Command) -> set[str]:
-    names: set[str] = set()
+def _options(command: click.Command) -> dict[str, bool]:
+    """``command``'s option strings -> whether each consumes the next token."""
+    found: dict[str, bool] = {}
     for param in command.params:
         if isinstance(param, click.Option):
-            names.update(param.opts)
-            names.update(param.secondary_opts)
-    return names
+            takes = not param.is_flag and not param.count
+            found.update({opt: takes for opt in (*param.opts, *param.secondary_opts)})
+    return found
+
+
+def _global_flags(group: click.Group) -> dict[str, _Flag]:
+    """Every flag accepted anywhere on the line, whatever the subcommand."""
+    table = {name: _Flag("kube", True) for name in KUBE_VALUE_FLAGS}
+    table.update({name: _Flag("kube", False) for name in KUBE_BOOL_FLAGS})
+    for section, keys in (("storage", STORAGE_KEYS), ("logger", LOGGER_KEYS)):
+        for key, kind in keys.items():
+            table[f"--{section}.{key}"] = _Flag(section, kind != "bool", key, kind)
+    table.update({name: _Flag("root", takes) for name, takes in _options(group).items()})
+    return table
 
 
 def split_global_flags(args: list[str], group: click.Group) -> tuple[FlagOverrides, list[str]]:
-    """Take ``--storage.*``, ``--logger.*`` and root flags out of ``args``.
+    """Take ``--storage.*``, ``--logger.*``, Kubernetes and root flags out of ``args``.
 
-    Returns the overrides and an argv for click in which the root flags stand
-    before the subcommand (where click expects them).
+    One scan with a table: a token is a global flag unless the (sub)command
+    reached so far declares it; subcommands are followed into nested groups
+    (``interface encode``).  Returns the overrides and an argv for click in
+    which the root flags stand before the subcommand (where click expects them).
     """
     overrides = FlagOverrides()
-    root_value = _value_options(group)
-    root_all = _all_options(group)
+    table = _global_flags(group)
     head: list[str] = []
     rest: list[str] = []
-    sub: click.Command | None = None
+    command: click.Command = group
+    local: dict[str, bool] = {}
     i = 0
     while i < len(args):
         tok = args[i]
@@ -84,65 +100,43 @@ def split_global_flags(args: list[str], group: click.Group) -> tuple[FlagOverrid
             rest.extend(args[i:])
             break
         name, eq, inline = tok.partition("=") if tok.startswith("--") else (tok, "", "")
-        has_inline = bool(eq)
-
-        def take_value(flag: str, _inline: str = inline, _has: bool = has_inline) -> str:
-            nonlocal i
-            if _has:
-                return _inline
-            if i + 1 >= len(args):
-                raise UsageError(f"flag {flag} needs a value")
-            i += 1
-            return args[i]
-
-        section = name[2:].split(".", 1)[0] if name.startswith("--") else ""
-        if section in ("storage", "logger") and "." in name:
-            key = name[len(section) + 3 :]
-            table = STORAGE_KEYS if section == "storage" else LOGGER_KEYS
-            kind = table.get(key)
-            if kind is None:
-                if not has_inline:
-                    raise UsageError(
-                        f"unknown flag {name}; known {section} flags: "
-                        + ", ".join(f"--{section}.{k}" for k in table)
-                    )
-                log.debug("ignoring unknown flag %s", name)
-            elif kind == "bool":
-                overrides.set(section, key, kind, inline if has_inline else "true")
+        flag = None if name in local else table.get(name) or _unknown_dotted(name, eq)
+        if flag is not None:
+            if flag.takes_value and not eq:
+                if i + 1 >= len(args):
+                    raise UsageError(f"flag {name} needs a value")
+                value, i = args[i + 1], i + 2
             else:
-                overrides.set(section, key, kind, take_value(name))
-            i += 1
-            continue
-        sub_opts = _all_options(sub) if sub is not None else set()
-        if name in root_all and name not in sub_opts:
-            if name in root_value:
-                head.extend([name, take_value(name)])
-            else:
-                head.append(tok)
-            i += 1
-            continue
-        if name in KUBE_VALUE_FLAGS and name not in sub_opts:
-            take_value(name)
-            i += 1
-            continue
-        if name in KUBE_BOOL_FLAGS and name not in sub_opts:
-            i += 1
-            continue
-        if sub is None and not tok.startswith("-"):
-            found = group.commands.get(tok)
-            if isinstance(found, click.Group):
-                # Nested groups parse their own argv; hand the remainder over.
-                rest.extend(args[i:])
-                break
-            sub = found
-            rest.append(tok)
-            i += 1
+                value, i = (inline if eq else "true"), i + 1
+            if flag.where == "root":
+                head.extend([name, value] if flag.takes_value else [tok])
+            elif flag.where in ("storage", "logger"):
+                overrides.set(flag.where, flag.key, flag.kind, value)
             continue
         rest.append(tok)
-        if tok.startswith("-") and not has_inline:
-            owner = sub if sub is not None else group
-            if name in _value_options(owner) and i + 1 < len(args):
-                rest.append(args[i + 1])
-                i += 1
         i += 1
+        if isinstance(command, click.Group) and not tok.startswith("-"):
+            sub = command.commands.get(tok)
+            if sub is not None:
+                command, local = sub, _options(sub)
+            continue
+        if tok.startswith("-") and not eq and local.get(name) and i < len(args):
+            rest.append(args[i])  # the value of the subcommand's own option
+            i += 1
     return overrides, head + rest
+
+
+def _unknown_dotted(name: str, eq: str) -> _Flag | None:
+    """A ``--storage.x`` / ``--logger.x`` not in the tables: an error, unless given
+    as ``--key=value`` (then dropped, as the Go helper tolerates config it lacks)."""
+    section = name[2:].split(".", 1)[0] if name.startswith("--") else ""
+    if section not in ("storage", "logger") or "." not in name:
+        return None
+    if not eq:
+        keys = STORAGE_KEYS if section == "storage" else LOGGER_KEYS
+        raise UsageError(
+            f"unknown flag {name}; known {section} flags: "
+            + ", ".join(f"--{section}.{k}" for k in keys)
+        )
+    log.debug("ignoring unknown flag %s", name)
+    return _Flag("kube", False)  # dropped, value and all

@@ -220,3 +220,20 @@ def test_a_bug_leaves_its_traceback_on_stderr_and_one_line_in_the_document(
     assert "KeyError: 'a bug'" in result.stderr
     doc = lits.read_error_document((prefix / "error.pb").read_bytes())
     assert doc.message == "internal error: KeyError: 'a bug'"
+
+
+@pytest.mark.parametrize(
+    "where",
+    [
+        ["--storage.type=s3", "interface", "encode", "{f}"],
+        ["interface", "--storage.type=s3", "encode", "{f}"],
+        ["interface", "encode", "{f}", "--storage.type=s3"],
+        ["interface", "encode", "{f}", "--storage.type", "s3", "--logger.level=4"],
+    ],
+)
+def test_global_flags_stand_anywhere_in_a_nested_group(where: list[str], tmp_path: Path) -> None:
+    f = tmp_path / "task.yaml"
+    f.write_text("outputs:\n  n: int\n")
+    res = run_copilot([a.replace("{f}", str(f)) for a in where])
+    assert res.returncode == 0, res.stderr
+    assert "interface: " in res.stdout
