@@ -29,6 +29,7 @@ from copilot.literals.walk import walk
 from copilot.modes import DownloadMode, FileLayout, MetadataFormat
 from copilot.protobuf import parse_message
 from copilot.storage import Store, discard, display_uri, publish
+from copilot.validation import Validation
 
 log = logging.getLogger("copilot")
 
@@ -122,6 +123,14 @@ def interface_problems(
         if reason:
             problems.append(reason)
     return problems
+
+
+def validate_inputs(store: Store, uri: str, interface: interface_pb2.VariableMap) -> Validation:
+    """An inputs document read and checked against the declared inputs, every
+    problem collected (``copilot validate --inputs``); nothing is downloaded."""
+    data = store.read_bytes(uri, what="read inputs")
+    inputs = parse_message(literals_pb2.LiteralMap, data, f"inputs {uri}")
+    return Validation(inputs, interface_problems(inputs, interface))
 
 
 def check_against_interface(

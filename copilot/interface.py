@@ -239,3 +239,19 @@ def to_yaml_doc(iface: interface_pb2.TypedInterface) -> dict[str, Any]:
 def encode(message: Any) -> str:
     """Base64 of a serialized message, as Flyte's flags take it."""
     return base64.b64encode(message.SerializeToString(deterministic=True)).decode("ascii")
+
+
+def decode_interface(data: bytes, name: str) -> tuple[Any, dict[str, Any]]:
+    """An interface in the YAML syntax from serialized bytes: a TypedInterface, a
+    VariableMap, or an inputs LiteralMap (the types its literals carry).  Returns
+    the detection (kind, and others that fit as well) and the document."""
+    from copilot.detect import detect
+    from copilot.literals.types import infer_type
+
+    found = detect(data, name, among=("TypedInterface", "VariableMap", "LiteralMap"))
+    msg = found.message
+    if found.kind == "LiteralMap":
+        return found, {k: type_spec(infer_type(v)) for k, v in msg.literals.items()}
+    if found.kind == "VariableMap":
+        return found, {e.key: type_spec(e.value.type) for e in msg.variables}
+    return found, to_yaml_doc(msg)

@@ -36,6 +36,7 @@ from copilot.literals.walk import blobs
 from copilot.modes import MetadataFormat, StructEncoding, UploadMode
 from copilot.protobuf import parse_message
 from copilot.storage import Store, Transfer, join_uri, protocol_of
+from copilot.validation import Validation
 
 log = logging.getLogger("copilot")
 
@@ -312,16 +313,6 @@ def convert_outputs(
             continue
         out.literals[name].CopyFrom(lit)
     return out
-
-
-@dataclass
-class Validation:
-    """What the sidecar would make of an output directory, with nothing uploaded."""
-
-    literals: literals_pb2.LiteralMap
-    problems: list[str]
-    #: Planned upload URI -> the local file or directory it would come from.
-    sources: dict[str, str] = field(default_factory=dict)
 
 
 #: The raw-output prefix a validation plans against (nothing is ever sent there).

@@ -29,12 +29,13 @@ from typing import Any
 
 from flyteidl2.core import literals_pb2
 
+from copilot.config import StorageConfig
 from copilot.constants import ERROR_DOCUMENT_NAME
 from copilot.durations import format_duration_ns
 from copilot.errors import UsageError
 from copilot.interface import encode
-from copilot.run import TaskSpec
 from copilot.storage import join_uri
+from copilot.task import TaskSpec
 from copilot.templates import check as check_template
 from copilot.templates import input_names, retry_key
 from copilot.templates import render as render_template
@@ -299,3 +300,35 @@ def manifest(
         volumes=volumes,
     )
     return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": pod_spec}
+
+
+def build_manifest(
+    spec: TaskSpec, opts: PodOptions, given: dict[str, str], storage: StorageConfig
+) -> dict[str, Any]:
+    """The Pod for ``spec``.  A command that names ``{{.inputs.NAME}}`` is rendered
+    from ``given`` (remote URIs only: a pod cannot read this machine's files) or,
+    when none are given, from the inputs document in ``storage``."""
+    opts.validate()
+    needed = referenced_inputs(spec)
+    if not needed:
+        if given:
+            raise UsageError(
+                "pod: -i is only for rendering {{.inputs.NAME}}; the command names none"
+            )
+        return manifest(spec, opts, None)
+    if given:
+        from copilot.task import input_literals
+
+        literals, transfers = input_literals(spec, given, join_uri(opts.prefix, "data"), needed)
+        if transfers:
+            raise UsageError(
+                "pod: -i gives a local file or directory; a pod can only read "
+                "remote ones (give its store URI)"
+            )
+        return manifest(spec, opts, literals)
+    from copilot.protobuf import parse_message
+    from copilot.storage import Store
+
+    with Store(storage) as store:
+        data = store.read_bytes(opts.inputs, what="read inputs")
+    return manifest(spec, opts, parse_message(literals_pb2.LiteralMap, data, opts.inputs))

@@ -31,23 +31,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from flyteidl2.core import interface_pb2, literals_pb2, types_pb2
+from flyteidl2.core import literals_pb2
 
 from copilot import steps
-from copilot.config import check_section_keys
 from copilot.engine import STOP_GRACE, Engine, find_engine
 from copilot.errors import DataError, UsageError
 from copilot.inputs import DownloadOptions, download_inputs
-from copilot.interface import variable_map
-from copilot.literals.from_files import GivenValue, literals_from_values
 from copilot.literals.to_files import python_value
-from copilot.modes import FileLayout, MetadataFormat
 from copilot.outputs import UploadOptions
 from copilot.storage import Store, Transfer, join_uri
+from copilot.task import TaskSpec, input_literals
 from copilot.templates import check as check_template
 from copilot.templates import render as render_template
 from copilot.templates import retry_key
-from copilot.yamlfile import load_yaml
 
 STDERR_TAIL_LINES = 20
 
@@ -58,104 +54,6 @@ def cache_dir() -> str:
         return os.environ["COPILOT_HOME"]
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return os.path.join(base, "copilot")
-
-
-@dataclass
-class TaskSpec:
-    """The ContainerTask fields of a task file."""
-
-    name: str
-    command: list[str]
-    interface: interface_pb2.TypedInterface
-    arguments: list[str] = field(default_factory=list)
-    defaults: dict[str, Any] = field(default_factory=dict)
-    input_data_dir: str = "/var/inputs"
-    output_data_dir: str = "/var/outputs"
-    metadata_format: MetadataFormat = MetadataFormat.JSON
-    file_input_layout: FileLayout = FileLayout.DIRECT
-    image: str = ""
-    env: dict[str, str] = field(default_factory=dict)
-    base_dir: str = "."
-
-
-#: The fields a task file takes (those of the SDK's ContainerTask that copilot uses).
-TASK_FIELDS = (
-    "name", "image", "command", "arguments", "inputs", "outputs", "input_data_dir",
-    "output_data_dir", "metadata_format", "file_input_layout", "env",
-)  # fmt: skip
-
-
-def load_task(path: str) -> TaskSpec:
-    """Read a task YAML file (the fields of the SDK's ContainerTask)."""
-    doc = load_yaml(path, "task file")
-    where = f"task file {path}"
-    if not isinstance(doc, dict):
-        raise UsageError(f"{where}: expected a mapping of task fields")
-    check_section_keys(where, doc, TASK_FIELDS, noun="field")
-    command = doc.get("command")
-    if isinstance(command, str):
-        command = [command]
-    if not isinstance(command, list) or not command:
-        raise UsageError(f"{where}: command must be a non-empty list of strings")
-    arguments = doc.get("arguments") or []
-    if not isinstance(arguments, list):
-        raise UsageError(f"{where}: arguments must be a list of strings")
-    defaults: dict[str, Any] = {}
-    inputs = variable_map(doc.get("inputs"), f"{where}: inputs", defaults)
-    outputs = variable_map(doc.get("outputs"), f"{where}: outputs")
-    fmt = MetadataFormat.parse(
-        str(doc.get("metadata_format") or "JSON"), f"{where}: metadata_format"
-    )
-    layout = FileLayout.parse(
-        str(doc.get("file_input_layout") or "DIRECT"), f"{where}: file_input_layout"
-    )
-    env = doc.get("env") or {}
-    if not isinstance(env, dict):
-        raise UsageError(f"{where}: env must be a mapping")
-    return TaskSpec(
-        name=str(doc.get("name") or os.path.splitext(os.path.basename(path))[0]),
-        command=[str(c) for c in command],
-        arguments=[str(a) for a in arguments],
-        interface=interface_pb2.TypedInterface(inputs=inputs, outputs=outputs),
-        defaults=defaults,
-        input_data_dir=str(doc.get("input_data_dir") or "/var/inputs"),
-        output_data_dir=str(doc.get("output_data_dir") or "/var/outputs"),
-        metadata_format=fmt,
-        file_input_layout=layout,
-        image=str(doc.get("image") or ""),
-        env={str(k): str(v) for k, v in env.items()},
-        base_dir=os.path.dirname(os.path.abspath(path)),
-    )
-
-
-def parse_assignments(pairs: list[str]) -> dict[str, str]:
-    """``-i name=value`` flags into a dict."""
-    out: dict[str, str] = {}
-    for pair in pairs:
-        name, sep, value = pair.partition("=")
-        if not sep or not name:
-            raise UsageError(f"-i {pair!r}: expected name=value")
-        out[name] = value
-    return out
-
-
-def _cli_value(text: Any, lt: types_pb2.LiteralType) -> Any:
-    """Text from the command line, as the value a document would hold for this type."""
-    if not isinstance(text, str):
-        return text  # a default from the task file is already a value
-    which = lt.WhichOneof("type")
-    if which in ("collection_type", "map_value_type") or (
-        which == "simple" and lt.simple == types_pb2.STRUCT
-    ):
-        import yaml
-
-        try:
-            return yaml.safe_load(text)
-        except yaml.YAMLError:
-            return text
-    if which == "simple" and lt.simple == types_pb2.NONE:
-        return None
-    return text
 
 
 class LocalRun:
@@ -266,46 +164,8 @@ class LocalRun:
         return rendered
 
 
-def input_literals(
-    spec: TaskSpec, given: dict[str, Any], data_uri: str, only: set[str] | None = None
-) -> tuple[literals_pb2.LiteralMap, list[Transfer]]:
-    """The task's inputs from ``-i`` values and the task's defaults, as literals.
-
-    Local files and directories become uploads under ``data_uri`` (returned,
-    not run); every declared input must have a value unless it is Optional.
-    ``only`` limits both to those names.
-    """
-    declared = {e.key: e.value.type for e in spec.interface.inputs.variables}
-    if only is not None:
-        declared = {k: v for k, v in declared.items() if k in only or k in given}
-    unknown = sorted(set(given) - set(declared))
-    if unknown:
-        raise UsageError(
-            f"unknown input {unknown[0]!r}; the task takes: {', '.join(declared) or 'none'}"
-        )
-    values = {**spec.defaults, **given}
-    missing = [n for n, lt in declared.items() if n not in values and not _optional(lt)]
-    if missing:
-        raise UsageError(f"missing input {missing[0]!r} (give it with -i {missing[0]}=VALUE)")
-    given_values = {}
-    for name, lt in declared.items():
-        # Relative paths: from the task file for its defaults, else from here.
-        from_file = name in spec.defaults and name not in given
-        base = spec.base_dir if from_file else os.getcwd()
-        value = _cli_value(values[name], lt) if name in values else None
-        given_values[name] = GivenValue(value, lt, base)
-    return literals_from_values(given_values, data_uri)
-
-
 def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", name) or "task"
-
-
-def _optional(lt: types_pb2.LiteralType) -> bool:
-    return lt.WhichOneof("type") == "union_type" and any(
-        v.WhichOneof("type") == "simple" and v.simple == types_pb2.NONE
-        for v in lt.union_type.variants
-    )
 
 
 def _map_dir(text: str, declared: str, real: str) -> str:

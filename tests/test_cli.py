@@ -172,6 +172,7 @@ def test_concurrency_per_cpu_maps_onto_concurrency(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, command: str, args: list[str], expected
 ) -> None:
     """Upstream's --concurrency-per-cpu (flyte PR #7730), with an explicit --concurrency winning."""
+    import importlib
     import os
 
     from click.testing import CliRunner
@@ -184,7 +185,7 @@ def test_concurrency_per_cpu_maps_onto_concurrency(
         seen.append(concurrency)
         raise _Captured
 
-    monkeypatch.setattr(copilot.cli, "_step_store", capture)
+    monkeypatch.setattr(importlib.import_module(f"copilot.cli.{command}"), "_step_store", capture)
     common = ["-f", "in.pb", "-o", str(tmp_path)]
     if command == "sidecar":
         common = ["-f", str(tmp_path), "-o", str(tmp_path / "meta")]

@@ -11,7 +11,7 @@ import pytest
 from conftest import run_copilot
 from flyteidl2.core import execution_pb2, interface_pb2
 
-from copilot.documents import detect
+from copilot.detect import detect
 from copilot.literals.types import infer_type, type_name
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"

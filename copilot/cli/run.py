@@ -1,0 +1,120 @@
+"""``copilot run``: a container task end to end on this machine."""
+
+from __future__ import annotations
+
+import click
+
+from copilot.cli.common import _dump
+from copilot.config import Settings
+from copilot.errors import UsageError
+
+
+@click.command(short_help="Run a container task end to end on this machine.")
+@click.argument("task_file", type=click.Path(dir_okay=False))
+@click.option(
+    "-i", "--input", "inputs", multiple=True, metavar="NAME=VALUE", help="An input value."
+)
+@click.option(
+    "--store",
+    default=None,
+    help="Where inputs and outputs are kept (default: a local store under the cache dir).",
+)
+@click.option("--workdir", default=None, help="Where the run's input and output dirs go.")
+@click.option(
+    "--docker",
+    is_flag=True,
+    help="Run the command in a container (the task's image, the data dirs bind-mounted).",
+)
+@click.option(
+    "--engine",
+    type=click.Choice(("auto", "docker", "podman")),
+    default="auto",
+    show_default=True,
+    help="Container engine for --docker; auto: docker if its daemon answers, else podman.",
+)
+@click.option("--image", default=None, help="Image for --docker instead of the task file's.")
+@click.option("-q", "--quiet", is_flag=True, help="Do not show the command's own output.")
+@click.option(
+    "-o", "--output", "fmt", type=click.Choice(("json", "yaml")), default="json", show_default=True
+)
+@click.pass_obj
+def run(
+    settings: Settings,
+    task_file: str,
+    inputs: tuple[str, ...],
+    store: str | None,
+    workdir: str | None,
+    docker: bool,
+    engine: str,
+    image: str | None,
+    quiet: bool,
+    fmt: str,
+) -> None:
+    """Run a container task end to end on this machine and print its typed outputs.
+
+    \b
+    TASK_FILE holds the ContainerTask fields: name, command, arguments,
+    inputs, outputs, input_data_dir, output_data_dir, metadata_format,
+    file_input_layout (and image, for --docker).  Locally the declared data
+    dirs are replaced in the command by real directories.
+
+    \b
+    Examples (one per kind of input):
+      copilot run examples/greeting.yaml -i name=Ada            # str (int, float, bool alike)
+      copilot run examples/script_runner.yaml -i a=2 -i b=3     # ints; a File default
+      copilot run task.yaml -i reads=./lane1/reads.fastq.gz     # File: a local path or URI
+      copilot run task.yaml -i samples=./plates/                # Dir
+      copilot run task.yaml -i 'xs=[1, 2, 3]' -i 'opts={"k": 1}' # list, dict, struct (YAML)
+      copilot run examples/greeting.yaml --docker --image alpine:3.18
+
+    \b
+    Environment: COPILOT_HOME (the local store and work dirs; default
+    $XDG_CACHE_HOME/copilot or ~/.cache/copilot).
+    """
+    import os
+
+    from copilot.run import cache_dir, run_task
+    from copilot.storage import Store
+    from copilot.task import load_task, parse_assignments
+
+    if not docker and (image or engine != "auto"):
+        raise UsageError(f"{'--image' if image else '--engine'} only applies with --docker")
+    if store is not None and store.split("://", 1)[0] == "memory":
+        raise UsageError(
+            "--store memory://: nothing in it outlives copilot run; "
+            "use a directory or an object store URI"
+        )
+    spec = load_task(task_file)
+    given = parse_assignments(list(inputs))
+    home = cache_dir()
+    store_root = store or "file://" + os.path.join(home, "store")
+    result = run_task(
+        spec,
+        given,
+        store=Store(settings.storage),
+        store_root=store_root,
+        workdir=workdir or os.path.join(home, "work"),
+        docker=docker,
+        engine=engine,
+        image=image,
+        show_logs=not quiet,
+    )
+    if result.exit_code == 0:
+        click.echo(_dump(result.outputs, fmt))
+        if not quiet:
+            click.echo(
+                f"copilot run: run kept at {result.run_uri} (work dir {result.workdir}); "
+                f"outputs: copilot inspect {result.run_uri}/outputs.pb",
+                err=True,
+            )
+        return
+    if result.status:
+        click.echo(f"copilot run: the command exited with status {result.status}", err=True)
+        if result.stderr_tail:
+            click.echo("copilot run: last lines of its stderr:", err=True)
+            for line in result.stderr_tail:
+                click.echo(f"  | {line}", err=True)
+    if result.error:
+        click.echo(f"copilot run: error document: {result.error}", err=True)
+    click.echo(f"copilot run: run kept at {result.run_uri} (work dir {result.workdir})", err=True)
+    raise click.exceptions.Exit(result.exit_code)
