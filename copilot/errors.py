@@ -69,6 +69,10 @@ class CopilotError(Exception):
         self.retryable = retryable
 
 
+class UserError(CopilotError):
+    """The main container reported its own failure through ``_ERROR``."""
+
+
 class UsageError(CopilotError):
     """Bad arguments or configuration: exit non-zero, no error document."""
 

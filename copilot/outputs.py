@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import os
-import stat
 import time
 from dataclasses import dataclass, field
 
@@ -24,31 +23,18 @@ from copilot.constants import (
     DEFAULT_MAX_PRIMITIVE_BYTES,
     ERROR_DOCUMENT_NAME,
     ERROR_FILE,
-    MAX_DOCUMENT_BYTES,
     OUTPUTS_DOCUMENT_NAME,
 )
 from copilot.error_documents import download_error
-from copilot.errors import NON_RECOVERABLE, RECOVERABLE, USER, CopilotError, DataError, UsageError
-from copilot.literals.from_files import OutputReader
-from copilot.literals.types import MULTIPART, mismatch
-from copilot.literals.values import parse_document
+from copilot.errors import USER, CopilotError, DataError, UsageError
+from copilot.literals.output_dir import OutputDir
+from copilot.literals.types import MULTIPART
 from copilot.literals.walk import blobs
 from copilot.modes import MetadataFormat, StructEncoding, UploadMode
-from copilot.protobuf import parse_message
-from copilot.storage import Store, Transfer, join_uri, protocol_of
+from copilot.storage import Store, Transfer, join_uri
 from copilot.validation import Validation
 
 log = logging.getLogger("copilot")
-
-DOCUMENT_NAMES = {"JSON": "outputs.json", "YAML": "outputs.yaml", "PROTO": "outputs.pb"}
-
-#: The first line of ``_ERROR`` that marks a failure a retry cannot fix.
-PERMANENT_MARKER = "NON_RECOVERABLE"
-MAX_ERROR_FILE_BYTES = 1 << 20
-
-
-class UserError(CopilotError):
-    """The main container reported its own failure through ``_ERROR``."""
 
 
 @dataclass
@@ -101,89 +87,6 @@ class UploadResult:
     transfers: list = field(default_factory=list)
 
 
-def read_user_error(reader: OutputReader, directory: str) -> UserError | None:
-    """The container's own failure report, if it wrote ``_ERROR``."""
-    path = os.path.join(directory, ERROR_FILE)
-    st = reader.inspect(path, "the error file")
-    if st is None:
-        return None
-    if not stat.S_ISREG(st.st_mode):
-        raise DataError(f"{path}: the error file must be a regular file; refused")
-    if st.st_size > MAX_ERROR_FILE_BYTES:
-        raise DataError(
-            f"{path}: the error file is {st.st_size} bytes; at most {MAX_ERROR_FILE_BYTES} allowed"
-        )
-    with open(path, "rb") as fh:
-        text = fh.read(MAX_ERROR_FILE_BYTES).decode("utf-8", errors="replace")
-    kind = RECOVERABLE
-    first, _, rest = text.partition("\n")
-    if first.strip().upper() in (PERMANENT_MARKER, RECOVERABLE):
-        kind = NON_RECOVERABLE if first.strip().upper() == PERMANENT_MARKER else RECOVERABLE
-        text = rest
-    return UserError(f"User Error: {text.strip()}", kind=kind, origin=USER)
-
-
-class _Document:
-    """A whole-outputs document the container may write instead of one file per output."""
-
-    def __init__(self, reader: OutputReader, directory: str, fmt: str, names: set[str]) -> None:
-        self.values: dict | None = None
-        self.literals: literals_pb2.LiteralMap | None = None
-        self.path = os.path.join(directory, DOCUMENT_NAMES[fmt])
-        # A declared output called "outputs" owns outputs.<ext> as its own file.
-        if "outputs" in names:
-            return
-        st = reader.inspect(self.path, "outputs document")
-        if st is None:
-            return
-        label = "outputs document"
-        data = reader.read(self.path, st, MAX_DOCUMENT_BYTES, "an outputs document", label)
-        if fmt == "PROTO":
-            self.literals = parse_message(literals_pb2.LiteralMap, data, self.path)
-            return
-        values = parse_document(data, self.path, label)
-        if not isinstance(values, dict):
-            raise DataError(
-                f"{self.path}: expected an object of output name -> value, "
-                f"found {type(values).__name__}"
-            )
-        self.values = values
-
-    @classmethod
-    def none(cls) -> _Document:
-        """No document (the one there could not be read)."""
-        doc = cls.__new__(cls)
-        doc.values, doc.literals, doc.path = None, None, ""
-        return doc
-
-    def has(self, name: str) -> bool:
-        if self.literals is not None:
-            return name in self.literals.literals
-        return self.values is not None and name in self.values
-
-
-def _adopt_literal(
-    reader: OutputReader, lit: literals_pb2.Literal, var: interface_pb2.Variable, label: str
-) -> literals_pb2.Literal:
-    """A literal from outputs.pb: type-checked; local blob paths planned for upload."""
-    reason = mismatch(lit, var.type, label)
-    if reason:
-        raise DataError(reason)
-    out = literals_pb2.Literal()
-    out.CopyFrom(lit)
-    for _, holder, node_label in blobs(out, label):
-        uri = holder.uri
-        if "://" in uri and protocol_of(uri) != "file":
-            continue  # already remote: recorded as given
-        local = uri.removeprefix("file://")
-        path = local if os.path.isabs(local) else os.path.join(reader.root, local)
-        st = reader.inspect(path, node_label)
-        if st is None:
-            raise DataError(f"{node_label}: {path} named in outputs.pb does not exist")
-        holder.uri = reader.plan(path, st, node_label, tree=stat.S_ISDIR(st.st_mode))
-    return out
-
-
 class EagerUploader:
     """``UPLOAD_EAGER``: upload declared File outputs while the main container still runs.
 
@@ -203,7 +106,7 @@ class EagerUploader:
         self.opts = opts
         self.poll = poll
         self.settle = settle
-        self.reader = OutputReader(opts.from_local_dir, opts.to_raw_output)
+        self.reader = OutputDir(opts.from_local_dir, opts.to_raw_output)
         self.uploaded: dict[str, tuple[tuple[int, int, int], str]] = {}
         #: SHA-256 of what was sent early, by destination URI.
         self.digests: dict[str, str] = {}
@@ -225,15 +128,10 @@ class EagerUploader:
     def scan(self) -> None:
         now = time.time()
         for name, label in self._files():
-            try:
-                path = self.reader.locate(self.opts.from_local_dir, name, label)
-                if path is None:
-                    continue
-                st = os.lstat(path)
-            except (DataError, OSError):
+            found = self.reader.regular_file(name, label)
+            if found is None:
                 continue
-            if not stat.S_ISREG(st.st_mode):
-                continue
+            path, st = found
             sig = (st.st_size, st.st_mtime_ns, st.st_ino)
             real = os.path.realpath(path)
             if real in self.uploaded and self.uploaded[real][0] == sig:
@@ -269,50 +167,7 @@ class EagerUploader:
         done = self.uploaded.get(t.src)
         if done is None or done[1] != t.dst:
             return False
-        try:
-            st = os.lstat(t.src)
-        except OSError:
-            return False
-        return done[0] == (st.st_size, st.st_mtime_ns, st.st_ino)
-
-
-def convert_outputs(
-    opts: UploadOptions, reader: OutputReader, problems: list[str] | None = None
-) -> literals_pb2.LiteralMap:
-    """Every declared output as a literal (uploads planned on ``reader``, not run).
-
-    The first problem raises a :class:`DataError`; with ``problems``, each one is
-    recorded there instead and the outputs that do convert are returned.
-    """
-    declared = opts.declared()
-    names = {name for name, _ in declared}
-    try:
-        doc = _Document(reader, opts.from_local_dir, opts.format, names)
-    except DataError as exc:
-        if problems is None:
-            raise
-        problems.append(exc.message)
-        doc = _Document.none()
-    out = literals_pb2.LiteralMap()
-    for name, var in declared:
-        label = f"output {name!r}"
-        try:
-            path = reader.locate(opts.from_local_dir, name, label)
-            if path is not None or not doc.has(name):
-                where = path or os.path.join(opts.from_local_dir, name)
-                lit = reader.from_path(where, var.type, label)
-            elif doc.literals is not None:
-                lit = _adopt_literal(reader, doc.literals.literals[name], var, label)
-            else:
-                assert doc.values is not None
-                lit = reader.from_value(doc.values[name], var.type, label)
-        except DataError as exc:
-            if problems is None:
-                raise
-            problems.append(exc.message)
-            continue
-        out.literals[name].CopyFrom(lit)
-    return out
+        return done[0] == self.reader.signature(t.src)
 
 
 #: The raw-output prefix a validation plans against (nothing is ever sent there).
@@ -322,7 +177,7 @@ VALIDATION_PREFIX = "validate://raw"
 def validate_outputs(opts: UploadOptions) -> Validation:
     """The sidecar's own reading of ``opts.from_local_dir`` (same conversion, same
     refusals, same messages), collecting every problem instead of stopping at the first."""
-    reader = OutputReader(
+    reader = OutputDir(
         opts.from_local_dir,
         opts.to_raw_output or VALIDATION_PREFIX,
         max_primitive_bytes=opts.max_primitive_bytes,
@@ -330,7 +185,7 @@ def validate_outputs(opts: UploadOptions) -> Validation:
     )
     problems: list[str] = []
     try:
-        user_error = read_user_error(reader, opts.from_local_dir)
+        user_error = reader.user_error()
     except DataError as exc:
         problems.append(exc.message)
     else:
@@ -338,7 +193,7 @@ def validate_outputs(opts: UploadOptions) -> Validation:
             problems.append(
                 f"the container reported a failure in {ERROR_FILE}: {user_error.message}"
             )
-    literals = convert_outputs(opts, reader, problems)
+    literals = reader.outputs(opts.declared(), opts.format, problems)
     sources: dict[str, str] = {}
     for lit in literals.literals.values():
         for _, blob, _ in blobs(lit):
@@ -375,7 +230,7 @@ def upload_outputs(
             None, empty, skipped_reason=f"download failed first ({earlier.message})"
         )
     stale_error = store.exists(err_uri)  # an earlier sidecar run's own document
-    reader = OutputReader(
+    reader = OutputDir(
         opts.from_local_dir,
         opts.to_raw_output,
         upload=opts.mode != "DO_NOT_UPLOAD",
@@ -383,10 +238,10 @@ def upload_outputs(
         struct_encoding=opts.struct_encoding,
     )
     try:
-        user_error = read_user_error(reader, opts.from_local_dir)
+        user_error = reader.user_error()
         if user_error is not None:
             raise user_error
-        literals = convert_outputs(opts, reader)
+        literals = reader.outputs(opts.declared(), opts.format)
     except DataError as exc:
         # What the container wrote (or failed to write) is the container's failure.
         exc.origin = USER

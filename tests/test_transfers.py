@@ -190,12 +190,12 @@ def test_the_private_gcsfs_and_azure_api_copilot_uses_is_there() -> None:
     from copilot.storage.gcs import RETRYING
 
     for name in RETRYING:
-        method = getattr(gcsfs.GCSFileSystem, name)
+        method = getattr(gcsfs.core.GCSFileSystem, name)
         assert inspect.iscoroutinefunction(method.__wrapped__), name
     for name in ("initiate_upload", "simple_upload"):
         assert inspect.iscoroutinefunction(getattr(gcsfs.core, name)), name
     for name in ("_set_session", "_get_headers", "_get_params", "url", "split_path"):
-        assert callable(getattr(gcsfs.GCSFileSystem, name)), name
+        assert callable(getattr(gcsfs.core.GCSFileSystem, name)), name
     client = BlobServiceClient.from_connection_string(
         "DefaultEndpointsProtocol=http;AccountName=a;AccountKey=YWJj;BlobEndpoint=http://127.0.0.1:9/a;"
     )

@@ -1,0 +1,184 @@
+"""The output directory as the sidecar reads it: one reader owns every read.
+
+The container's error file (``_ERROR``), the optional whole-outputs document
+(``outputs.json`` / ``.yaml`` / ``.pb``) and each declared output's file are
+all read here, through :class:`~copilot.literals.from_files.OutputReader`'s
+safe stat and bounded reads; :mod:`copilot.outputs` only orchestrates (read →
+hash → upload → write the document).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from typing import Any
+
+from flyteidl2.core import interface_pb2, literals_pb2
+
+from copilot.constants import ERROR_FILE, MAX_DOCUMENT_BYTES
+from copilot.errors import NON_RECOVERABLE, RECOVERABLE, USER, DataError, UserError
+from copilot.literals.from_files import OutputReader
+from copilot.literals.types import mismatch
+from copilot.literals.values import parse_document
+from copilot.literals.walk import blobs
+from copilot.protobuf import parse_message
+from copilot.storage import protocol_of
+
+DOCUMENT_NAMES = {"JSON": "outputs.json", "YAML": "outputs.yaml", "PROTO": "outputs.pb"}
+#: The first line of ``_ERROR`` that marks a failure a retry cannot fix.
+PERMANENT_MARKER = "NON_RECOVERABLE"
+MAX_ERROR_FILE_BYTES = 1 << 20
+
+Declared = list[tuple[str, interface_pb2.Variable]]
+
+
+class OutputsDocument:
+    """A whole-outputs document the container may write instead of one file per
+    output: its values (JSON / YAML) or its literals (``outputs.pb``), if any."""
+
+    def __init__(
+        self,
+        values: dict[str, Any] | None = None,
+        literals: literals_pb2.LiteralMap | None = None,
+        path: str = "",
+    ) -> None:
+        self.values = values
+        self.literals = literals
+        self.path = path
+
+    def has(self, name: str) -> bool:
+        if self.literals is not None:
+            return name in self.literals.literals
+        return self.values is not None and name in self.values
+
+
+class OutputDir(OutputReader):
+    """Reads the output directory ``root``; blobs are planned under ``raw_prefix``."""
+
+    def __init__(self, root: str, raw_prefix: str, **options: Any) -> None:
+        super().__init__(root, raw_prefix, **options)
+        #: The directory as given (messages name paths the way the user wrote them).
+        self.directory = root
+
+    def regular_file(self, name: str, label: str) -> tuple[str, os.stat_result] | None:
+        """Output ``name``'s file and its stat if it is a regular file now, else None
+        (what ``UPLOAD_EAGER`` polls; any problem is left to the final reading)."""
+        try:
+            path = self.locate(self.directory, name, label)
+            if path is None:
+                return None
+            st = os.lstat(path)
+        except (DataError, OSError):
+            return None
+        return (path, st) if stat.S_ISREG(st.st_mode) else None
+
+    @staticmethod
+    def signature(path: str) -> tuple[int, int, int] | None:
+        """Size, mtime and inode: a file that keeps them is taken as unchanged."""
+        try:
+            st = os.lstat(path)
+        except OSError:
+            return None
+        return (st.st_size, st.st_mtime_ns, st.st_ino)
+
+    def user_error(self) -> UserError | None:
+        """The container's own failure report, if it wrote ``_ERROR``."""
+        path = os.path.join(self.directory, ERROR_FILE)
+        st = self.inspect(path, "the error file")
+        if st is None:
+            return None
+        if not stat.S_ISREG(st.st_mode):
+            raise DataError(f"{path}: the error file must be a regular file; refused")
+        if st.st_size > MAX_ERROR_FILE_BYTES:
+            raise DataError(
+                f"{path}: the error file is {st.st_size} bytes; "
+                f"at most {MAX_ERROR_FILE_BYTES} allowed"
+            )
+        data = self.read(path, st, MAX_ERROR_FILE_BYTES, "an error file", "the error file")
+        text = data.decode("utf-8", errors="replace")
+        kind = RECOVERABLE
+        first, _, rest = text.partition("\n")
+        if first.strip().upper() in (PERMANENT_MARKER, RECOVERABLE):
+            kind = NON_RECOVERABLE if first.strip().upper() == PERMANENT_MARKER else RECOVERABLE
+            text = rest
+        return UserError(f"User Error: {text.strip()}", kind=kind, origin=USER)
+
+    def document(self, fmt: str, names: set[str]) -> OutputsDocument:
+        """The whole-outputs document in ``fmt``, or an empty one.  A declared output
+        called ``outputs`` owns ``outputs.<ext>`` as its own file."""
+        path = os.path.join(self.directory, DOCUMENT_NAMES[fmt])
+        if "outputs" in names:
+            return OutputsDocument()
+        label = "outputs document"
+        st = self.inspect(path, label)
+        if st is None:
+            return OutputsDocument()
+        data = self.read(path, st, MAX_DOCUMENT_BYTES, "an outputs document", label)
+        if fmt == "PROTO":
+            return OutputsDocument(
+                literals=parse_message(literals_pb2.LiteralMap, data, path), path=path
+            )
+        values = parse_document(data, path, label)
+        if not isinstance(values, dict):
+            raise DataError(
+                f"{path}: expected an object of output name -> value, found {type(values).__name__}"
+            )
+        return OutputsDocument(values=values, path=path)
+
+    def adopt(
+        self, lit: literals_pb2.Literal, var: interface_pb2.Variable, label: str
+    ) -> literals_pb2.Literal:
+        """A literal from ``outputs.pb``: type-checked; local blob paths planned for upload."""
+        reason = mismatch(lit, var.type, label)
+        if reason:
+            raise DataError(reason)
+        out = literals_pb2.Literal()
+        out.CopyFrom(lit)
+        for _, holder, node_label in blobs(out, label):
+            uri = holder.uri
+            if "://" in uri and protocol_of(uri) != "file":
+                continue  # already remote: recorded as given
+            local = uri.removeprefix("file://")
+            path = local if os.path.isabs(local) else os.path.join(self.root, local)
+            st = self.inspect(path, node_label)
+            if st is None:
+                raise DataError(f"{node_label}: {path} named in outputs.pb does not exist")
+            holder.uri = self.plan(path, st, node_label, tree=stat.S_ISDIR(st.st_mode))
+        return out
+
+    def outputs(
+        self, declared: Declared, fmt: str, problems: list[str] | None = None
+    ) -> literals_pb2.LiteralMap:
+        """Every declared output as a literal (uploads planned, not run).
+
+        The first problem raises a :class:`DataError`; with ``problems``, each one
+        is recorded there instead and the outputs that do convert are returned.
+        """
+        names = {name for name, _ in declared}
+        try:
+            doc = self.document(fmt, names)
+        except DataError as exc:
+            if problems is None:
+                raise
+            problems.append(exc.message)
+            doc = OutputsDocument()
+        out = literals_pb2.LiteralMap()
+        for name, var in declared:
+            label = f"output {name!r}"
+            try:
+                path = self.locate(self.directory, name, label)
+                if path is not None or not doc.has(name):
+                    where = path or os.path.join(self.directory, name)
+                    lit = self.from_path(where, var.type, label)
+                elif doc.literals is not None:
+                    lit = self.adopt(doc.literals.literals[name], var, label)
+                else:
+                    assert doc.values is not None
+                    lit = self.from_value(doc.values[name], var.type, label)
+            except DataError as exc:
+                if problems is None:
+                    raise
+                problems.append(exc.message)
+                continue
+            out.literals[name].CopyFrom(lit)
+        return out

@@ -1,0 +1,39 @@
+"""The package layout as the architecture: rules the code keeps, checked on its text."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "copilot"
+
+
+def test_the_outputs_orchestrator_reads_nothing_itself() -> None:
+    """One reader (literals/output_dir.py) owns every read of the output directory;
+    outputs.py orchestrates: read -> hash -> upload -> write the document."""
+    text = (PACKAGE / "outputs.py").read_text()
+    reads = re.findall(r"\bopen\(|os\.(?:l?stat|read|scandir|listdir|walk)\(|\.read_bytes\(", text)
+    assert not reads, reads
+
+
+def test_the_readme_architecture_names_every_module() -> None:
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Architecture") :]
+    section = section[: section.index("\n## ", 1)] if "\n## " in section[1:] else section
+    missing = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if path.name in ("__init__.py", "__main__.py"):
+            continue
+        rel = str(path.relative_to(PACKAGE))
+        if not any(f"`{n}`" in section for n in (path.name, path.stem, rel)):
+            missing.append(str(path.relative_to(PACKAGE)))
+    assert not missing, f"README's architecture section does not name: {missing}"
+
+
+def test_each_command_has_its_module() -> None:
+    from copilot.cli import main_group
+
+    for name, command in main_group.commands.items():
+        module = command.callback.__module__ if command.callback else ""
+        assert module == f"copilot.cli.{name}", (name, module)
