@@ -10,6 +10,10 @@ The public surface is small; everything else is private to its module:
   policy (no error document, no deadline).
 - :class:`Store`: storage access configured from :class:`StorageConfig`.
 - :class:`CopilotError`: every expected failure, with a one-line message.
+
+That, with the module functions in :data:`DOCUMENTED`, is the API (what
+docs/python-api.md shows), stable within a major version; every other name
+is the implementation and may change in any release.
 """
 
 from __future__ import annotations
@@ -35,6 +39,17 @@ __all__ = [
     "UploadResult",
     "upload_outputs",
 ]
+
+#: Module-level names outside ``__all__`` that the docs show: API too.
+DOCUMENTED = (
+    "copilot.interface.load_interface_file",
+    "copilot.config.resolve_settings",
+    "copilot.storage.Transfer",
+    "copilot.watchers.make_watcher",
+    "copilot.run.run_task",
+    "copilot.task.load_task",
+    "copilot.detect.detect",
+)
 
 if TYPE_CHECKING:
     from copilot.cancel import Cancelled, CancelToken

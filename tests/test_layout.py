@@ -37,3 +37,25 @@ def test_each_command_has_its_module() -> None:
     for name, command in main_group.commands.items():
         module = command.callback.__module__ if command.callback else ""
         assert module == f"copilot.cli.{name}", (name, module)
+
+
+def test_the_api_is_what_the_docs_show() -> None:
+    """docs/python-api.md names only API (copilot.__all__ or copilot.DOCUMENTED), and
+    every documented name resolves."""
+    import importlib
+    import importlib.util
+
+    import copilot
+
+    doc = (ROOT / "docs" / "python-api.md").read_text()
+    shown = set(re.findall(r"\bcopilot(?:\.[a-z_]+)+\.[A-Za-z_]+\b", doc))
+    for module, names in re.findall(r"from (copilot[a-z_.]*) import (\([^)]*\)|[A-Za-z_, ]+)", doc):
+        names = names.strip("()")
+        shown |= {f"{module}.{n.strip()}" for n in names.split(",") if n.strip()}
+    api = {f"copilot.{n}" for n in copilot.__all__} | set(copilot.DOCUMENTED)
+    # a name the docs use as an attribute of an API object (store.scoped) is not a module path
+    shown = {s for s in shown if importlib.util.find_spec(s.rsplit(".", 1)[0]) is not None}
+    assert shown - api == set(), f"shown in the docs but not declared API: {shown - api}"
+    for dotted in copilot.DOCUMENTED:
+        module, name = dotted.rsplit(".", 1)
+        assert hasattr(importlib.import_module(module), name), dotted
