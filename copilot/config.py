@@ -399,6 +399,8 @@ class StorageConfig:
     #: front of MinIO, say); ``storage.ca-bundle``.
     ca_bundle: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    #: Secrets read from files, by path (see ``_secret_file``).
+    _secrets: dict[str, str] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __repr__(self) -> str:
         # Printed, logged or in a traceback, a configuration never shows a credential.
@@ -505,6 +507,20 @@ class StorageConfig:
         # Without stow.kind, type decides (s3/minio mean S3).
         return self.type in kinds or (self.type in ("s3", "minio") and "s3" in kinds)
 
+    def _secret_file(self, path: str) -> str:
+        """A secret kept in a file (``secret_key_path``), trimmed: read once per
+        configuration however many times the settings are asked for (a projected
+        Secret can be rotated under the process; one run sees one value)."""
+        if path not in self._secrets:
+            try:
+                with open(path, encoding="utf-8") as fh:
+                    self._secrets[path] = fh.read().strip()
+            except OSError as exc:
+                raise UsageError(
+                    f"storage secret_key_path {path}: cannot read it ({exc.strerror})"
+                ) from None
+        return self._secrets[path]
+
     def s3_settings(self) -> S3Settings:
         """The S3 keys (stow's, or Flyte 1's ``connection`` form), checked once for
         every engine; empty values are left to the environment."""
@@ -524,13 +540,7 @@ class StorageConfig:
             stow.get("disable_ssl", conn.get("disable-ssl", False)), "storage disable_ssl"
         )
         if secret_path and not secret:
-            try:
-                with open(secret_path, encoding="utf-8") as fh:
-                    secret = fh.read().strip()
-            except OSError as exc:
-                raise UsageError(
-                    f"storage secret_key_path {secret_path}: cannot read it ({exc.strerror})"
-                ) from None
+            secret = self._secret_file(secret_path)
         if auth not in ("", "accesskey", "iam"):
             raise UsageError(f"storage auth_type: expected accesskey or iam, found {auth!r}")
         if auth == "iam":
