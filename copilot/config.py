@@ -12,6 +12,7 @@ Secrets never leave this module except inside the options handed to fsspec:
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import logging
 import os
@@ -263,6 +264,22 @@ STORAGE_SECTION_KEYS = (
 ENGINES = ("auto", "obstore", "fsspec")
 LOGGER_SECTION_KEYS = ("level", "formatter", "show-source", "mute")
 STORAGE_TYPES = ("s3", "minio", "stow", "local", "mem")
+#: The stow kind a URL scheme is dialed with when its ``storage.schemes`` entry
+#: names none (flytestdlib's multi-scheme DataStore derives it the same way).
+SCHEME_KINDS = {"s3": "s3", "gs": "google", "abfs": "azure"}
+#: The URL scheme a primary stow kind serves.
+KIND_SCHEMES = {"s3": "s3", "google": "gs", "azure": "abfs", "local": "file"}
+
+
+@dataclass(frozen=True)
+class SchemeConfig:
+    """One ``storage.schemes`` entry: how a scheme other than the primary one is
+    dialed.  Empty: its provider's ambient credential chain."""
+
+    kind: str = ""
+    config: dict[str, str] = field(default_factory=dict)
+
+
 LOG_LEVELS = range(0, 6)
 
 
@@ -318,6 +335,51 @@ def _check_stow_keys(kind: str, config: dict[str, str]) -> None:
                 f"storage.stow.config: unknown key {key!r} for kind {kind}{hint}; "
                 f"valid keys: {', '.join(allowed)}"
             )
+
+
+def _schemes(raw: Any) -> dict[str, SchemeConfig]:
+    """``storage.schemes`` checked: scheme -> ``{kind, config}``, keyed by the
+    canonical scheme (``abfss``, ``az`` -> ``abfs``; ``gcs`` -> ``gs``)."""
+    from copilot.storage.uris import ALIASES
+
+    if not raw:
+        return {}
+    if not isinstance(raw, dict):
+        raise UsageError(f"storage.schemes: expected a mapping, found {type(raw).__name__}")
+    out: dict[str, SchemeConfig] = {}
+    for scheme, entry in raw.items():
+        where = f"storage.schemes.{scheme}"
+        name = ALIASES.get(str(scheme).lower(), str(scheme).lower())
+        entry = entry or {}
+        if not isinstance(entry, dict):
+            raise UsageError(f"{where}: expected a mapping, found {type(entry).__name__}")
+        check_section_keys(where, entry, ("kind", "config", "redis"))
+        if name == "redis" or "redis" in entry:
+            raise UsageError(f"{where}: redis is not supported by copilot")
+        if name not in SCHEME_KINDS:
+            raise UsageError(
+                f"{where}: copilot dials only {', '.join(SCHEME_KINDS)} this way; found {scheme!r}"
+            )
+        kind = _str(entry.get("kind")).lower()
+        kind = STOW_KIND_ALIASES.get(kind, kind)
+        if kind and kind not in STOW_KEYS:
+            raise UsageError(
+                f"{where}.kind: expected one of {', '.join(STOW_KEYS)}, found {kind!r}"
+            )
+        config = entry.get("config") or {}
+        if isinstance(config, str):
+            config = parse_pairs(config, f"{where}.config")
+        if not isinstance(config, dict):
+            raise UsageError(f"{where}.config: expected a mapping, found {type(config).__name__}")
+        values = {str(k): _str(v) for k, v in config.items()}
+        try:
+            _check_stow_keys(kind or SCHEME_KINDS[name], values)
+        except UsageError as exc:
+            raise UsageError(
+                exc.message.replace("storage.stow.config", f"{where}.config")
+            ) from None
+        out[name] = SchemeConfig(kind=kind, config=values)
+    return out
 
 
 def _masked(settings: Any, secrets: tuple[str, ...]) -> str:
@@ -399,8 +461,41 @@ class StorageConfig:
     #: front of MinIO, say); ``storage.ca-bundle``.
     ca_bundle: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    #: ``storage.schemes``: per URL scheme (canonical: s3, gs, abfs), how a scheme
+    #: other than the primary one is dialed.
+    schemes: dict[str, SchemeConfig] = field(default_factory=dict)
     #: Secrets read from files, by path (see ``_secret_file``).
     _secrets: dict[str, str] = field(default_factory=dict, init=False, repr=False, compare=False)
+    #: Each scheme's configuration, made once (see ``for_protocol``).
+    _derived: dict[str, StorageConfig] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+
+    def primary_protocol(self) -> str:
+        """The URL scheme the top-level configuration serves ("" when none is named:
+        then it serves every scheme, as before ``schemes`` existed)."""
+        if self.kind:
+            return KIND_SCHEMES.get(STOW_KIND_ALIASES.get(self.kind, self.kind), "")
+        return {"s3": "s3", "minio": "s3", "local": "file", "mem": "memory"}.get(self.type, "")
+
+    def for_protocol(self, protocol: str) -> StorageConfig:
+        """The configuration a client for ``protocol`` is made from: this one for the
+        primary scheme (and anything it does not name), else the scheme's
+        ``storage.schemes`` entry, or its provider's ambient credentials."""
+        primary = self.primary_protocol()
+        if not primary or protocol == primary or protocol not in SCHEME_KINDS:
+            return self
+        if protocol not in self._derived:
+            entry = self.schemes.get(protocol, SchemeConfig())
+            self._derived[protocol] = dataclasses.replace(
+                self,
+                type="stow",
+                kind=entry.kind or SCHEME_KINDS[protocol],
+                container="",
+                stow_config=dict(entry.config),
+                connection={},
+            )
+        return self._derived[protocol]
 
     def __repr__(self) -> str:
         # Printed, logged or in a traceback, a configuration never shows a credential.
@@ -474,6 +569,7 @@ class StorageConfig:
             )
         stow_config = {str(k): _str(v) for k, v in raw_cfg.items()}
         _check_stow_keys(kind or _str(tree.get("type")).lower(), stow_config)
+        schemes = _schemes(tree.get("schemes"))
         return cls(
             type=_str(tree.get("type")).lower(),
             container=_str(tree.get("container")),
@@ -486,11 +582,21 @@ class StorageConfig:
             multi_container=parse_bool(
                 tree.get("enable-multicontainer", False), "storage.enable-multicontainer"
             ),
+            schemes=schemes,
             extra={
                 k: v
                 for k, v in tree.items()
                 if k
-                not in {"type", "container", "stow", "connection", "limits", "engine", "ca-bundle"}
+                not in {
+                    "type",
+                    "container",
+                    "stow",
+                    "connection",
+                    "limits",
+                    "engine",
+                    "ca-bundle",
+                    "schemes",
+                }
             },
         )
 

@@ -145,3 +145,82 @@ def test_both_steps_with_the_plugins_exact_arguments_and_a_projected_secret(
     assert s3.get(lm.literals["report"].scalar.blob.uri.removeprefix(s3.uri(""))) == b"a report"
     assert not s3.exists("run/error.pb")
     assert os.stat(mount / "storage.yaml").st_mode & 0o777 == 0o444
+
+
+def test_storage_schemes_one_deployment_reads_several_stores(
+    s3: S3, azure_server, tmp_path: Path
+) -> None:
+    """flytestdlib's multi-scheme store (flyte #7555): the primary scheme (S3, from
+    the stow kind) uses the top-level config; abfs:// uses its `schemes` entry
+    (Azurite).  An input on S3, outputs on Azure."""
+    from stores import AzureContainer
+
+    container = AzureContainer(azure_server)
+    cfg = tmp_path / "storage.yaml"
+    cfg.write_text(
+        "storage:\n"
+        "  type: stow\n"
+        "  stow:\n"
+        "    kind: s3\n"
+        "    config:\n"
+        f"      access_key_id: {ACCESS_KEY}\n"
+        f"      secret_key: {SECRET_KEY}\n"
+        f"      endpoint: {s3.endpoint}\n"
+        f"      region: {REGION}\n"
+        "      disable_ssl: true\n"
+        "  schemes:\n"
+        "    abfs:\n"
+        "      kind: azure\n"
+        "      config:\n"
+        f"        account: {azure_server.account}\n"
+        f"        key: {azure_server.key}\n"
+        f"        endpoint: {azure_server.blob_endpoint}\n"
+    )
+    s3.put("data/in.txt", b"from s3")
+    inputs = lits.literal_map({"f": lits.blob(s3.uri("data/in.txt"))})
+    inputs_uri = s3.put("run/inputs.pb", inputs.SerializeToString())
+    env = clean_env()
+    for k in [k for k in env if k.startswith(("AWS_", "AZURE_"))]:
+        del env[k]
+    res = run_copilot(
+        ["--config", str(cfg), "download", "-f", inputs_uri, "-o", str(tmp_path / "in")], env=env
+    )
+    assert res.returncode == 0, res.stderr
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "copy").write_bytes((tmp_path / "in" / "f").read_bytes() + b", then azure")
+    iface = typed_interface({"copy": lits.blob_type()})
+    res = run_copilot(
+        [
+            "--config",
+            str(cfg),
+            "sidecar",
+            "-o",
+            container.uri("run/"),
+            "-x",
+            container.uri("raw/"),
+            "-f",
+            str(out),
+            "-i",
+            lits.b64(iface),
+            "--exit-watcher-type",
+            "noop",
+        ],
+        env=env,
+    )
+    assert res.returncode == 0, res.stderr
+    lm = lits.L.LiteralMap()
+    lm.ParseFromString(container.get("run/outputs.pb"))
+    assert lm.literals["copy"].scalar.blob.uri == container.uri("raw/copy")
+    assert container.get("raw/copy") == b"from s3, then azure"
+
+
+def test_a_schemes_entry_is_checked_like_the_stow_section(tmp_path: Path) -> None:
+    cfg = tmp_path / "storage.yaml"
+    cfg.write_text(
+        "storage:\n  type: s3\n  schemes:\n    gcs:\n      kind: google\n"
+        "      config:\n        acount: x\n"
+    )
+    res = run_copilot(["--config", str(cfg), "download", "-f", "s3://b/i.pb", "-o", str(tmp_path)])
+    assert res.returncode == 2
+    assert "storage.schemes.gcs.config: unknown key 'acount'" in res.stderr, res.stderr

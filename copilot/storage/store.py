@@ -240,7 +240,9 @@ class Store:
         with self._lock:
             client = self._clients.get(protocol)
             if client is None:
-                client = make_client(protocol, self.config, self.concurrency)
+                # The primary scheme's configuration, or another's storage.schemes entry.
+                config = self.config.for_protocol(protocol)
+                client = make_client(protocol, config, self.concurrency)
                 self._clients[protocol] = client
             return client
 
