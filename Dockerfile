@@ -5,9 +5,10 @@
 ARG BASE=python:3.12-slim
 FROM ${BASE}
 
-# EXTRAS: copilot's extras to install (gcs: gs:// through gcsfs).  obstore serves
-# S3 and Azure Blob in every image; --build-arg EXTRAS= leaves GCS out (~50 MB).
-ARG EXTRAS=gcs
+# EXTRAS: copilot's extras to install (gcs: gs:// through gcsfs; redis: redis://,
+# about 2 MB).  obstore serves S3 and Azure Blob in every image; --build-arg
+# EXTRAS=redis leaves GCS out (~50 MB).
+ARG EXTRAS=gcs,redis
 
 # VERSION is kept equal to pyproject.toml's by tests/test_image.py; SOURCE and
 # REVISION say where the build came from (scripts/test-image passes the git commit).

@@ -263,7 +263,9 @@ STORAGE_SECTION_KEYS = (
 #: (``auto``), or fsspec's filesystems, the reference implementation.
 ENGINES = ("auto", "obstore", "fsspec")
 LOGGER_SECTION_KEYS = ("level", "formatter", "show-source", "mute")
-STORAGE_TYPES = ("s3", "minio", "stow", "local", "mem")
+STORAGE_TYPES = ("s3", "minio", "stow", "local", "mem", "redis")
+#: The keys of ``storage.redis`` (and of a ``schemes.redis.redis`` entry).
+REDIS_KEYS = ("addr", "username", "password", "db")
 #: The stow kind a URL scheme is dialed with when its ``storage.schemes`` entry
 #: names none (flytestdlib's multi-scheme DataStore derives it the same way).
 SCHEME_KINDS = {"s3": "s3", "gs": "google", "abfs": "azure"}
@@ -278,6 +280,8 @@ class SchemeConfig:
 
     kind: str = ""
     config: dict[str, str] = field(default_factory=dict)
+    #: For ``redis``: its connection (``addr``, ``username``, ``password``, ``db``).
+    redis: dict[str, Any] | None = None
 
 
 LOG_LEVELS = range(0, 6)
@@ -337,6 +341,21 @@ def _check_stow_keys(kind: str, config: dict[str, str]) -> None:
             )
 
 
+def _redis_section(raw: Any, where: str) -> dict[str, Any] | None:
+    """A redis connection section checked: ``addr``, ``username``, ``password``, ``db``."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise UsageError(f"{where}: expected a mapping, found {type(raw).__name__}")
+    check_section_keys(where, raw, REDIS_KEYS)
+    out = {k: _str(raw.get(k)) for k in ("addr", "username", "password")}
+    try:
+        db = int(raw.get("db") or 0)
+    except (TypeError, ValueError):
+        raise UsageError(f"{where}.db: expected an integer, found {raw.get('db')!r}") from None
+    return {**out, "db": db}
+
+
 def _schemes(raw: Any) -> dict[str, SchemeConfig]:
     """``storage.schemes`` checked: scheme -> ``{kind, config}``, keyed by the
     canonical scheme (``abfss``, ``az`` -> ``abfs``; ``gcs`` -> ``gs``)."""
@@ -354,8 +373,11 @@ def _schemes(raw: Any) -> dict[str, SchemeConfig]:
         if not isinstance(entry, dict):
             raise UsageError(f"{where}: expected a mapping, found {type(entry).__name__}")
         check_section_keys(where, entry, ("kind", "config", "redis"))
-        if name == "redis" or "redis" in entry:
-            raise UsageError(f"{where}: redis is not supported by copilot")
+        if name == "redis":
+            out[name] = SchemeConfig(redis=_redis_section(entry.get("redis"), f"{where}.redis"))
+            continue
+        if "redis" in entry:
+            raise UsageError(f"{where}.redis: only the redis scheme takes a redis section")
         if name not in SCHEME_KINDS:
             raise UsageError(
                 f"{where}: copilot dials only {', '.join(SCHEME_KINDS)} this way; found {scheme!r}"
@@ -464,6 +486,8 @@ class StorageConfig:
     #: ``storage.schemes``: per URL scheme (canonical: s3, gs, abfs), how a scheme
     #: other than the primary one is dialed.
     schemes: dict[str, SchemeConfig] = field(default_factory=dict)
+    #: ``storage.redis``: the redis store's connection (``type: redis``).
+    redis: dict[str, Any] | None = None
     #: Secrets read from files, by path (see ``_secret_file``).
     _secrets: dict[str, str] = field(default_factory=dict, init=False, repr=False, compare=False)
     #: Each scheme's configuration, made once (see ``for_protocol``).
@@ -476,13 +500,23 @@ class StorageConfig:
         then it serves every scheme, as before ``schemes`` existed)."""
         if self.kind:
             return KIND_SCHEMES.get(STOW_KIND_ALIASES.get(self.kind, self.kind), "")
-        return {"s3": "s3", "minio": "s3", "local": "file", "mem": "memory"}.get(self.type, "")
+        return {"s3": "s3", "minio": "s3", "local": "file", "mem": "memory", "redis": "redis"}.get(
+            self.type, ""
+        )
 
     def for_protocol(self, protocol: str) -> StorageConfig:
         """The configuration a client for ``protocol`` is made from: this one for the
         primary scheme (and anything it does not name), else the scheme's
         ``storage.schemes`` entry, or its provider's ambient credentials."""
         primary = self.primary_protocol()
+        if protocol == "redis" and primary != "redis":
+            # Its schemes entry, else the top-level redis section, else the URI's host.
+            entry = self.schemes.get("redis", SchemeConfig())
+            if "redis" not in self._derived:
+                self._derived["redis"] = dataclasses.replace(
+                    self, type="redis", kind="", redis=entry.redis or self.redis
+                )
+            return self._derived["redis"]
         if not primary or protocol == primary or protocol not in SCHEME_KINDS:
             return self
         if protocol not in self._derived:
@@ -552,8 +586,6 @@ class StorageConfig:
             ) from None
         check_section_keys("storage", tree, STORAGE_SECTION_KEYS)
         storage_type = _str(tree.get("type")).lower()
-        if storage_type == "redis":
-            raise UsageError("storage.type: redis is not supported by copilot")
         if storage_type and storage_type not in STORAGE_TYPES:
             raise UsageError(
                 f"storage.type: unknown type {storage_type!r}"
@@ -570,6 +602,7 @@ class StorageConfig:
         stow_config = {str(k): _str(v) for k, v in raw_cfg.items()}
         _check_stow_keys(kind or _str(tree.get("type")).lower(), stow_config)
         schemes = _schemes(tree.get("schemes"))
+        redis = _redis_section(tree.get("redis"), "storage.redis")
         return cls(
             type=_str(tree.get("type")).lower(),
             container=_str(tree.get("container")),
@@ -583,6 +616,7 @@ class StorageConfig:
                 tree.get("enable-multicontainer", False), "storage.enable-multicontainer"
             ),
             schemes=schemes,
+            redis=redis,
             extra={
                 k: v
                 for k, v in tree.items()
@@ -596,6 +630,7 @@ class StorageConfig:
                     "engine",
                     "ca-bundle",
                     "schemes",
+                    "redis",
                 }
             },
         )
@@ -746,6 +781,7 @@ class StorageConfig:
             "stow": {"kind": self.kind, "config": mask(self.stow_config)},
             "connection": mask(self.connection),
             "limits": {"maxDownloadMBs": self.max_download_mb},
+            **({"redis": mask(self.redis)} if self.redis else {}),
         }
 
 

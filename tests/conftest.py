@@ -381,6 +381,15 @@ def gcs_server():
 
 
 @pytest.fixture(scope="session")
+def redis_server():
+    """redis-server (Debian) on a free loopback port, with a password."""
+    from emulators import redis_server as start
+
+    with start() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
 def azure_server():
     """Azurite (npm) on a free loopback port."""
     from emulators import azurite

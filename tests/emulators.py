@@ -160,3 +160,67 @@ def azurite() -> Iterator[Azure]:
     flags = ["--inMemoryPersistence", "--skipApiVersionCheck", "--loose", "--silent"]
     with _serving([*argv, *flags], "Azurite") as port:
         yield Azure(f"http://127.0.0.1:{port}/{AZURITE_ACCOUNT}")
+
+
+@dataclass
+class Redis:
+    """A redis-server of the tests' own, on loopback."""
+
+    port: int
+    password: str
+
+    @property
+    def addr(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def client(self):  # type: ignore[no-untyped-def]
+        import redis
+
+        return redis.Redis(host="127.0.0.1", port=self.port, password=self.password)
+
+
+@contextmanager
+def redis_server(password: str = "copilot-redis-pw") -> Iterator[Redis]:
+    """Debian's redis-server (scripts/install-redis) on a free loopback port, no disk."""
+    import shutil
+
+    exe = shutil.which("redis-server")
+    if exe is None:
+        raise RuntimeError(
+            "redis-server is not installed: run scripts/setup (scripts/install-redis)"
+        )
+    port = _free_port()
+    proc = subprocess.Popen(
+        [
+            exe,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--requirepass",
+            password,
+            "--protected-mode",
+            "yes",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    server = Redis(port, password)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                server.client().ping()
+                break
+            except Exception:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"redis-server did not start on port {port}") from None
+                time.sleep(0.05)
+        yield server
+    finally:
+        proc.terminate()
+        proc.wait(10)

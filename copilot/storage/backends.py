@@ -127,6 +127,7 @@ BACKENDS: dict[str, Backend] = {
             transient_codes=_AZURE_TRANSIENT,
             permanent_codes=_AZURE_PERMANENT,
         ),
+        Backend("redis", "redis", "copilot[redis]", "copilot.storage.redis"),
         Backend("file", "copilot.storage.local", ""),
         Backend("memory", "fsspec", ""),
         Backend("http", "fsspec", "", "copilot.storage.http", read_only=True),

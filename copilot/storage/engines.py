@@ -50,6 +50,10 @@ def make_client(protocol: str, config: StorageConfig, concurrency: int) -> Clien
         raise ValueError("file:// is copilot's own local store, not a client")
     module = _module(backend)
     try:
+        own = getattr(module, "make_client", None)
+        if own is not None:  # a store with a client of its own (redis://)
+            client: Client = own(protocol, config, concurrency)
+            return client
         if engine_for(protocol, config) == "obstore":
             assert module is not None
             from copilot.storage import obstore_engine
