@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from copilot.errors import NON_RECOVERABLE, StorageError
+from copilot.storage import chunked
 from copilot.storage.client import RemoteEntry
 
 if TYPE_CHECKING:
@@ -140,7 +141,8 @@ class RedisClient:
             found, data = await pipe.execute()
         if not found:
             raise FileNotFoundError(self._uri(path))
-        return bytes(data) if end is None or (end > (start or 0)) else b""
+        # An empty range: GETRANGE would have read to the end.
+        return bytes(data) if end is None or end > (start or 0) else b""
 
     async def write(self, path: str, data: bytes) -> None:
         if len(data) > MAX_VALUE_BYTES:
@@ -253,18 +255,12 @@ class RedisClient:
         partial = f"{key}.copilot-part-{uuid.uuid4().hex[:12]}"
         sent = 0
         try:
-            with open(lpath, "rb") as fh, _converted():
+            with _converted():
                 await r.set(partial, b"")
-                while True:
-                    piece = await asyncio.to_thread(fh.read, PIECE)
-                    if not piece:
-                        break
-                    if digest is not None:
-                        digest.update(piece)
+                # The shared reader: file order into ``digest``, progress counted.
+                async for piece in chunked.read_file(lpath, size, PIECE, digest, callback):
                     await r.append(partial, piece)
                     sent += len(piece)
-                    if callback is not None:
-                        callback.relative_update(len(piece))
                 await r.rename(partial, key)
         except BaseException:
             with contextlib.suppress(Exception):
