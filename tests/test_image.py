@@ -26,6 +26,9 @@ def test_dockerfile_runs_as_non_root_with_flyte_copilot_entrypoint() -> None:
     # The base is an ARG (scripts/test-image passes a local one), python:*-slim by default.
     assert re.search(r"^ARG BASE=python:3\.\d+-slim$", text, re.M)
     assert re.search(r"^FROM \$\{BASE\}$", text, re.M)
+    # The install runs in a builder stage (BASE by default) and only /opt/copilot is kept.
+    assert re.search(r"^ARG BUILDER=\$\{BASE\}$", text, re.M)
+    assert re.search(r"^COPY --from=build /opt/copilot /opt/copilot$", text, re.M)
 
 
 def test_dockerfile_version_label_matches_the_package() -> None:
