@@ -59,3 +59,39 @@ def test_the_api_is_what_the_docs_show() -> None:
     for dotted in copilot.DOCUMENTED:
         module, name = dotted.rsplit(".", 1)
         assert hasattr(importlib.import_module(module), name), dotted
+
+
+def _pins(path: Path) -> dict[str, str]:
+    pins = {}
+    for line in path.read_text().splitlines():
+        name, sep, version = line.partition("==")
+        if sep and not line.startswith("#"):
+            pins[name.strip().lower().replace("_", "-")] = version.strip()
+    return pins
+
+
+def test_every_lower_bound_is_pinned_exactly_in_the_lowest_constraints() -> None:
+    """scripts/test-lowest installs constraints-lowest.txt: each of pyproject's lower
+    bounds must be what it pins, and constraints.txt must satisfy every bound."""
+    import pytest
+    from packaging.requirements import Requirement
+    from packaging.version import Version
+
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    runtime = list(project["dependencies"])
+    for extra in ("gcs", "s3", "azure", "redis"):
+        runtime += project["optional-dependencies"][extra]
+    lowest = _pins(ROOT / "constraints-lowest.txt")
+    newest = _pins(ROOT / "constraints.txt")
+    for text in runtime:
+        req = Requirement(text)
+        name = req.name.lower().replace("_", "-")
+        floor = [s.version for s in req.specifier if s.operator == ">="]
+        assert floor, f"{text}: no lower bound"
+        pinned = lowest.get(name)
+        assert pinned and Version(pinned) == Version(floor[0]), (
+            f"{text}: constraints-lowest.txt pins {pinned}"
+        )
+        assert req.specifier.contains(newest[name]), f"{text}: constraints.txt pins {newest[name]}"

@@ -178,7 +178,11 @@ def test_s3_options_from_stow_config(tmp_path) -> None:
         "region_name": "eu-west-1",
     }
     assert opts["config_kwargs"]["s3"]["addressing_style"] == "path"
-    assert opts["use_ssl"] is False
+    # disable_ssl made the endpoint http://; use_ssl is left out so the endpoint's
+    # scheme is the only word (botocore < 1.35 let use_ssl=False rewrite https://).
+    assert "use_ssl" not in opts
+    no_endpoint = StorageConfig(kind="s3", stow_config={"disable_ssl": "true", "region": "x"})
+    assert s3.fsspec_options(no_endpoint, 32)["use_ssl"] is False
     # The same keys on the native engine (the README's table, both columns).
     native = s3.obstore_options(cfg, {})
     assert native["access_key_id"] == "AK" and native["secret_access_key"] == "from-file"
@@ -314,7 +318,7 @@ def test_typed_s3_options_for_library_callers() -> None:
     from copilot.storage import s3
 
     opts = s3.fsspec_options(cfg, 32)
-    assert opts["key"] == "k" and opts["secret"] == "s" and opts["use_ssl"] is False
+    assert opts["key"] == "k" and opts["secret"] == "s" and "use_ssl" not in opts
     assert opts["client_kwargs"] == {
         "endpoint_url": "http://minio:9000",
         "region_name": "eu-west-1",

@@ -89,8 +89,10 @@ def fsspec_options(config: StorageConfig, concurrency: int) -> dict[str, Any]:
     return opts
 
 
-#: gcsfs methods decorated with its retry loop (6 tries, pauses up to 32 s).
+#: gcsfs methods decorated with its retry loop (6 tries, pauses up to 32 s);
+#: ``_get_file_concurrent`` exists from gcsfs 2026.6.
 RETRYING = ("_request", "_get_file_request", "_get_file_concurrent")
+SINCE_2026_6 = ("_get_file_concurrent",)
 
 
 def prepare(fs: Any) -> None:
@@ -125,16 +127,18 @@ def _error(status: int, text: str) -> Exception:
 
 @asynccontextmanager
 async def _ranged_get(fs: Any, path: str, start: int, end: int, generation: str | None) -> Any:
-    url = fs.url(path, generation=generation)
+    url = fs.url(path)
+    # The generation goes in as a query parameter (gcsfs's url() takes it only from 2026.8).
+    params = fs._get_params({"generation": generation} if generation else {})
     headers = fs._get_headers({"Range": f"bytes={start}-{end}"})
     async with fs.session.get(
-        url, params=fs._get_params({}), headers=headers, timeout=fs.requests_timeout
+        url, params=params, headers=headers, timeout=fs.requests_timeout
     ) as resp:
         if resp.status == 416 and start == 0:
             # An empty object has no byte 0: fetch it plainly.
             async with fs.session.get(
                 url,
-                params=fs._get_params({}),
+                params=params,
                 headers=fs._get_headers({}),
                 timeout=fs.requests_timeout,
             ) as whole:

@@ -182,7 +182,9 @@ def fsspec_options(config: StorageConfig, concurrency: int) -> dict[str, Any]:
         cfg.setdefault("s3", {})["addressing_style"] = style
     if s3.region:
         client["region_name"] = s3.region
-    if s3.disable_ssl:
+    if s3.disable_ssl and "://" not in (s3.endpoint or ""):
+        # An endpoint's own scheme wins (botocore before 1.35 let use_ssl turn an
+        # https:// endpoint into http://).
         opts["use_ssl"] = False
     if s3.v2_signing:
         cfg["signature_version"] = "s3"
