@@ -34,8 +34,10 @@ from typing import Any
 from flyteidl2.core import literals_pb2
 
 from copilot import steps
+from copilot.constants import DEFAULT_MAX_PRIMITIVE_BYTES, ERROR_DOCUMENT_NAME, ERROR_FILE
 from copilot.engine import STOP_GRACE, Engine, find_engine
-from copilot.errors import DataError, UsageError
+from copilot.error_documents import write_error_document
+from copilot.errors import SYSTEM, USER, CopilotError, DataError, UsageError
 from copilot.inputs import DownloadOptions, download_inputs
 from copilot.literals.to_files import python_value
 from copilot.outputs import UploadOptions
@@ -198,6 +200,39 @@ def _stream(pipe: Any, sink: Any, tail: collections.deque | None) -> None:
     pipe.close()
 
 
+#: The error document's code when the command itself failed.
+COMMAND_FAILED = "CommandFailed"
+#: What docker and podman exit with when they could not run the container at all.
+ENGINE_FAILED = 125
+
+
+def command_failure(status: int, tail: list[str], image: str | None) -> CopilotError:
+    """The failure of a command that exited with ``status``: the user's, unless the
+    container engine could not start it (an image that cannot be pulled)."""
+    last = next((line.strip() for line in reversed(tail) if line.strip()), "")
+    said = f": {last}" if last else ""
+    if image is not None and status == ENGINE_FAILED:
+        pulled = re.search(r"pull|manifest|initializing source|not found|unauthorized", last, re.I)
+        what = f"the image {image} could not be pulled" if pulled else "the container engine failed"
+        return CopilotError(f"{what} (status {status}){said}", origin=SYSTEM)
+    return CopilotError(f"the command exited with status {status}{said}", origin=USER)
+
+
+def _collect(store: Store, uploads: UploadOptions, spec: TaskSpec, outputs: dict[str, Any]) -> str:
+    """The sidecar step on the finished command's output dir: fills ``outputs`` in
+    the order the task declares them; returns the failure's message, if any."""
+    try:
+        # The process has exited: the sidecar step with watchers that do not wait.
+        result = steps.sidecar(store, uploads, limits=steps.StepLimits(timeout=None))
+    except steps.StepFailed as exc:
+        return exc.message
+    literals = result.literals.literals
+    for e in spec.interface.outputs.variables:
+        if e.key in literals:
+            outputs[e.key] = python_value(literals[e.key])
+    return ""
+
+
 def run_task(
     spec: TaskSpec,
     given: dict[str, Any],
@@ -210,6 +245,7 @@ def run_task(
     image: str | None = None,
     show_logs: bool = True,
     keep: bool = True,
+    max_primitive_bytes: int = DEFAULT_MAX_PRIMITIVE_BYTES,
 ) -> RunResult:
     """Run one task end to end; see the module docstring.
 
@@ -302,21 +338,19 @@ def run_task(
         to_raw_output=join_uri(runner.run_uri, "raw"),
         interface=spec.interface,
         format=spec.metadata_format,
+        max_primitive_bytes=max_primitive_bytes,
     )
     outputs: dict[str, Any] = {}
-    error = ""
-    try:
-        # The process has exited: the sidecar step with watchers that do not wait.
-        result = steps.sidecar(store, uploads, limits=steps.StepLimits(timeout=None))
-        # In the order the task declares them, every time.
-        literals = result.literals.literals
-        outputs = {
-            e.key: python_value(literals[e.key])
-            for e in spec.interface.outputs.variables
-            if e.key in literals
-        }
-    except steps.StepFailed as exc:
-        error = exc.message
+    failure = None
+    if status and not os.path.exists(os.path.join(runner.outdir, ERROR_FILE)):
+        # The command's own failure comes first: an output missing after it is a
+        # consequence (a command that wrote _ERROR said more; the sidecar reads that).
+        failure = command_failure(status, list(tail), image if container else None)
+    if failure is not None:
+        error = failure.message
+        write_error_document(store, runner.run_uri, ERROR_DOCUMENT_NAME, COMMAND_FAILED, failure)
+    else:
+        error = _collect(store, uploads, spec, outputs)
     exit_code = status if status else (1 if error else 0)
     if not keep and exit_code == 0:
         shutil.rmtree(runner.workdir, ignore_errors=True)

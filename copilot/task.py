@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +17,8 @@ from copilot.literals.from_files import GivenValue, literals_from_values
 from copilot.modes import FileLayout, MetadataFormat
 from copilot.storage import Transfer
 from copilot.yamlfile import load_yaml
+
+log = logging.getLogger("copilot")
 
 
 @dataclass
@@ -93,6 +96,10 @@ def parse_assignments(pairs: list[str]) -> dict[str, str]:
         name, sep, value = pair.partition("=")
         if not sep or not name:
             raise UsageError(f"-i {pair!r}: expected name=value")
+        if name in out and out[name] != value:
+            log.warning(
+                "-i %s given twice: %r replaces %r (the last one counts)", name, value, out[name]
+            )
         out[name] = value
     return out
 

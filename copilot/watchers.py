@@ -13,11 +13,13 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from typing import Protocol
 
 from copilot.cancel import CancelToken
 from copilot.constants import ERROR_FILE, START_FILE, SUCCESS_FILE
-from copilot.errors import UsageError
+from copilot.durations import format_duration_ns
+from copilot.errors import CopilotError, UsageError
 from copilot.modes import WatcherType
 
 log = logging.getLogger("copilot")
@@ -92,10 +94,43 @@ class FileWatcher:
     began are seen at once.
     """
 
-    def __init__(self, directory: str, ended: CancelToken, poll_seconds: float = 1.0) -> None:
+    def __init__(
+        self,
+        directory: str,
+        ended: CancelToken,
+        poll_seconds: float = 1.0,
+        missing_dir_wait: float | None = None,
+    ) -> None:
         self.directory = directory
         self.ended = ended
         self.poll_seconds = poll_seconds
+        # A directory that is not there when the sidecar starts is most likely a
+        # wrong path or a chain that failed before creating it: say so at once, and
+        # with ``missing_dir_wait`` wait at most that long for a marker in it.
+        self.missing_since = None if os.path.isdir(directory) else time.monotonic()
+        self.missing_dir_wait = missing_dir_wait
+        self._warned = False
+
+    def _deadline(self, names: tuple[str, ...]) -> float | None:
+        if self.missing_since is None:
+            return None
+        if not self._warned:
+            self._warned = True
+            bound = (
+                f"at most {format_duration_ns(int(self.missing_dir_wait * 1e9))}"
+                if self.missing_dir_wait
+                else "without a bound"
+            )
+            log.warning(
+                "%s did not exist when the sidecar started (is the path right?): created "
+                "it; waiting %s for %s there",
+                self.directory,
+                bound,
+                " or ".join(names),
+            )
+        if not self.missing_dir_wait:
+            return None
+        return self.missing_since + self.missing_dir_wait
 
     def _present(self, names: tuple[str, ...]) -> str | None:
         for name in names:
@@ -104,6 +139,7 @@ class FileWatcher:
         return None
 
     def _wait_for(self, names: tuple[str, ...], cancel: CancelToken) -> str:
+        deadline = self._deadline(names)
         os.makedirs(self.directory, exist_ok=True)
         wake = _Wake(self.ended, cancel)
         observer = None
@@ -129,7 +165,14 @@ class FileWatcher:
                     return found
                 if self.ended.cancelled:
                     return self.ended.reason or "SIGTERM"
-                wake.sleep(self.poll_seconds)
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise CopilotError(
+                        f"no {' or '.join(names)} in {self.directory} after "
+                        f"{format_duration_ns(int((self.missing_dir_wait or 0) * 1e9))}: the "
+                        "directory did not exist when the sidecar started (is the path right?)"
+                    )
+                left = None if deadline is None else max(0.0, deadline - time.monotonic())
+                wake.sleep(self.poll_seconds if left is None else min(self.poll_seconds, left))
         finally:
             wake.close()
             if observer is not None:
@@ -253,15 +296,19 @@ class SharedProcessNSWatcher:
 
 
 def make_watcher(
-    kind: WatcherType | str, output_dir: str, ended: CancelToken | None = None
+    kind: WatcherType | str,
+    output_dir: str,
+    ended: CancelToken | None = None,
+    missing_dir_wait: float | None = None,
 ) -> Watcher:
-    """A watcher by name; ``ended`` (SIGTERM, in the CLI) also ends its waits."""
+    """A watcher by name; ``ended`` (SIGTERM, in the CLI) also ends its waits;
+    ``missing_dir_wait`` bounds a file watcher's wait in a directory that was not there."""
     ended = ended or CancelToken()
     kind = WatcherType.parse(kind, "watcher type")
     if kind == WatcherType.SIGNAL:
         return SignalWatcher(ended)
     if kind == WatcherType.FILE:
-        return FileWatcher(output_dir, ended)
+        return FileWatcher(output_dir, ended, missing_dir_wait=missing_dir_wait)
     if kind == WatcherType.SHARED_PROCESS_NS:
         return SharedProcessNSWatcher(ended)
     return NoopWatcher()

@@ -196,3 +196,26 @@ def test_measurements_live_in_the_benchmarks_and_the_code_points_there() -> None
         found = [f for f in found if not re.fullmatch(r"\d+ ?s", f)]
         assert not found, f"{path.relative_to(ROOT)}: measured figures in the code: {found}"
     assert pointers >= 8
+
+
+def test_the_orchestrators_chain_records_a_failed_download_for_the_sidecar(
+    sandbox: tuple[Path, dict[str, str]],
+) -> None:
+    """The documented chain, exactly as written, when the download fails (no
+    inputs.pb): its ``||`` branch creates what it writes into, so the file watcher
+    finds ``_ERROR`` instead of waiting on a directory nobody made."""
+    work, env = sandbox
+    (work / "task.yaml").write_text("inputs: {sample: str}\noutputs: {passed: bool}\n")
+    doc = ROOT / "docs" / "orchestrators.md"
+    chain = next(
+        command
+        for step in steps_of(doc)
+        if step.kind == "console"
+        for command, _ in _commands(step.body)
+        if "work/outputs/_ERROR" in command
+    )
+    ran = subprocess.run(
+        ["bash", "-c", chain], cwd=work, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert (work / "work" / "outputs" / "_ERROR").read_text() == "my-tool failed\n"

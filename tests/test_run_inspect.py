@@ -131,8 +131,36 @@ def test_run_failing_command_shows_status_stderr_and_error(tmp_path: Path) -> No
     assert res.returncode == 3
     assert "exited with status 3" in res.stderr
     assert "| something went wrong" in res.stderr
-    assert "error document: output 'result'" in res.stderr
     assert res.stdout == ""
+    # The error document names the command's exit status and its last stderr line
+    # first, as the user's failure; the missing output is only its consequence.
+    said = "the command exited with status 3: something went wrong"
+    assert f"error document: {said}" in res.stderr
+    from flyteidl2.core import execution_pb2
+
+    (doc_path,) = (tmp_path / "home").rglob("error.pb")
+    doc = execution_pb2.ErrorDocument.FromString(doc_path.read_bytes())
+    assert doc.error.message == said and doc.error.code == "CommandFailed"
+    assert doc.error.origin == execution_pb2.ExecutionError.USER
+    # A command that says why in _ERROR keeps its own words.
+    task.write_text(
+        "name: failing\ninputs: {n: int}\noutputs: {result: int}\n"
+        "command: [/bin/sh, -c, 'echo disk full > \"$COPILOT_OUTPUT_DIR/_ERROR\"; exit 4']\n"
+    )
+    res = run_copilot(["run", str(task), "-i", "n=5"], env=_env(tmp_path))
+    assert res.returncode == 4 and "error document: User Error: disk full" in res.stderr, res.stderr
+
+
+def test_an_image_that_cannot_be_pulled_is_a_system_failure() -> None:
+    from copilot.errors import SYSTEM, USER
+    from copilot.run import command_failure
+
+    pull = "Error: initializing source docker://nope/nope:1: reading manifest 1: unauthorized"
+    err = command_failure(125, ["Trying to pull docker.io/nope/nope:1...", pull], "nope/nope:1")
+    assert err.origin == SYSTEM and "the image nope/nope:1 could not be pulled" in err.message
+    assert pull in err.message
+    # The same status from the command itself (no engine) is the user's.
+    assert command_failure(125, ["boom"], None).origin == USER
 
 
 def test_run_reports_unknown_and_missing_inputs(tmp_path: Path) -> None:

@@ -15,8 +15,8 @@ from typing import NoReturn
 import click
 
 from copilot import __version__
-from copilot.cli import download, inspect, interface, pod, run, sidecar, validate
-from copilot.cli.common import STORAGE_HELP, CopilotGroup, exit_code
+from copilot.cli import download, inspect, interface, pod, run, sidecar, validate, version
+from copilot.cli.common import STORAGE_HELP, CopilotGroup, closed_pipe, exit_code
 from copilot.config import configure_logging, resolve_settings
 from copilot.constants import ERROR_DOCUMENT_NAME
 
@@ -99,6 +99,7 @@ main_group.add_command(interface.interface)
 main_group.add_command(inspect.inspect)
 main_group.add_command(run.run)
 main_group.add_command(pod.pod)
+main_group.add_command(version.version)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -116,6 +117,8 @@ def main(argv: list[str] | None = None) -> None:
     except click.Abort:
         click.echo("copilot: aborted", err=True)
         code = 130
+    except BrokenPipeError:  # help or --version into a closed pipe
+        code = closed_pipe()
     except (Exception, KeyboardInterrupt) as exc:  # raised before a command ran
         code = exit_code(exc)
     _leave(code)
@@ -132,8 +135,14 @@ def _leave(code: int) -> NoReturn:
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
     logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:  # the last of the output met a closed pipe
+        code = code or closed_pipe()
+    try:
+        sys.stderr.flush()
+    except BrokenPipeError:
+        pass
     # Leave without the interpreter's teardown: the outcome is recorded and every
     # file is closed, while a blocking call in a worker thread cannot be
     # interrupted (exit would hang on it) and daemon threads still running Python

@@ -4,6 +4,7 @@ step store, and the one-line report of a failed step."""
 from __future__ import annotations
 
 import logging
+import sys
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
@@ -94,12 +95,32 @@ def exit_code(exc: BaseException) -> int:
     if isinstance(exc, KeyboardInterrupt):
         click.echo("copilot: interrupted", err=True)
         return 130
+    if isinstance(exc, BrokenPipeError):
+        return closed_pipe()
     from copilot.errors import describe
 
     # A bug: the traceback goes to the log (stderr) at any level, then one line.
     log.error("internal error", exc_info=exc)
     click.echo(f"copilot: internal error: {describe(exc)}", err=True)
     return 1
+
+
+#: What a Unix tool's status is when the reader of its output went away (128 + SIGPIPE).
+CLOSED_PIPE = 141
+
+
+def closed_pipe() -> int:
+    """The reader of stdout went away (``copilot inspect ... | head -1``): say
+    nothing, as Unix tools do, and keep the interpreter from complaining when it
+    flushes stdout on the way out."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    return CLOSED_PIPE
 
 
 class CopilotGroup(click.Group):
@@ -111,7 +132,10 @@ class CopilotGroup(click.Group):
         except UsageError as exc:
             raise click.exceptions.Exit(exit_code(exc)) from None
         ctx.meta["copilot.overrides"] = overrides
-        return super().parse_args(ctx, args)
+        try:
+            return super().parse_args(ctx, args)
+        except BrokenPipeError:  # --help or --version into a closed pipe
+            raise click.exceptions.Exit(closed_pipe()) from None
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -152,6 +176,17 @@ def _format_option(help_text: str) -> Any:
     )
 
 
+def max_primitive_bytes_option(f: Any) -> Any:
+    """``--max-primitive-bytes``: sidecar, validate and run read outputs alike."""
+    return click.option(
+        "--max-primitive-bytes",
+        type=click.IntRange(min=1),
+        default=DEFAULT_MAX_PRIMITIVE_BYTES,
+        show_default=True,
+        help="Largest file accepted for a primitive output.",
+    )(f)
+
+
 def _reading_options(f: Any) -> Any:
     """How the output dir is read: shared by ``sidecar`` and ``validate``, so that
     validate reads it exactly as the sidecar does."""
@@ -162,13 +197,7 @@ def _reading_options(f: Any) -> Any:
         show_default=True,
         help="Struct outputs as Binary msgpack (current SDKs) or a protobuf Struct.",
     )(f)
-    f = click.option(
-        "--max-primitive-bytes",
-        type=click.IntRange(min=1),
-        default=DEFAULT_MAX_PRIMITIVE_BYTES,
-        show_default=True,
-        help="Largest file accepted for a primitive output.",
-    )(f)
+    f = max_primitive_bytes_option(f)
     f = click.option(
         "--interface-file",
         type=click.Path(dir_okay=False),

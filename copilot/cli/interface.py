@@ -54,20 +54,25 @@ def interface_encode(path: str, only: str | None) -> None:
 def interface_decode(value: str) -> None:
     """Print an interface in the YAML syntax: a base64 --input-interface or
     --interface value, or a local inputs.pb (the types its literals carry).
+    VALUE "-" reads either from stdin.
 
     \b
     Examples:
       copilot interface decode CgwKBG5hbWUSBAoCCAM=
       copilot interface decode /var/inputs/inputs.pb
+      copilot interface encode task.yaml --only interface | copilot interface decode -
     """
     import os
+    import sys
 
     import yaml
 
     from copilot.interface import decode_interface
     from copilot.protobuf import decode_base64
 
-    if os.path.isfile(value):
+    if value == "-":
+        data, name = _from_stdin(sys.stdin.buffer.read())
+    elif os.path.isfile(value):
         with open(value, "rb") as fh:
             data, name = fh.read(), value
     else:
@@ -78,3 +83,19 @@ def interface_decode(value: str) -> None:
     found, doc = decode_interface(data, name)
     _note_kind(found)
     click.echo(yaml.safe_dump(doc, sort_keys=False).rstrip())
+
+
+def _from_stdin(raw: bytes) -> tuple[bytes, str]:
+    """stdin holds a base64 value (text) or a document's bytes (an inputs.pb)."""
+    from copilot.protobuf import decode_base64
+
+    try:
+        text = raw.decode("ascii").strip()
+    except UnicodeDecodeError:
+        return raw, "stdin"
+    if text and not any(c.isspace() for c in text):
+        try:
+            return decode_base64(text, "interface"), "stdin"
+        except CopilotError:
+            pass
+    return raw, "stdin"

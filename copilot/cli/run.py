@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from copilot.cli.common import _dump
+from copilot.cli.common import _dump, max_primitive_bytes_option
 from copilot.config import Settings
 from copilot.errors import UsageError
 
@@ -37,6 +37,7 @@ from copilot.errors import UsageError
 @click.option(
     "-o", "--output", "fmt", type=click.Choice(("json", "yaml")), default="json", show_default=True
 )
+@max_primitive_bytes_option
 @click.pass_obj
 def run(
     settings: Settings,
@@ -49,6 +50,7 @@ def run(
     image: str | None,
     quiet: bool,
     fmt: str,
+    max_primitive_bytes: int,
 ) -> None:
     """Run a container task end to end on this machine and print its typed outputs.
 
@@ -98,6 +100,7 @@ def run(
         engine=engine,
         image=image,
         show_logs=not quiet,
+        max_primitive_bytes=max_primitive_bytes,
     )
     if result.exit_code == 0:
         click.echo(_dump(result.outputs, fmt))

@@ -152,8 +152,8 @@ def sidecar(
         steps.sidecar(
             store,
             opts,
-            start=make_watcher(start_watcher_type, from_local_dir, ended),
-            finish=make_watcher(exit_watcher_type, from_local_dir, ended),
+            start=make_watcher(start_watcher_type, from_local_dir, ended, timeout),
+            finish=make_watcher(exit_watcher_type, from_local_dir, ended, timeout),
             limits=steps.StepLimits(timeout=timeout, retries=retries),
         )
     except steps.StepFailed as exc:

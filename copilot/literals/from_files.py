@@ -72,6 +72,10 @@ def read_at_most(path: str, size: int, limit: int) -> bytes:
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
+#: How to raise the primitive limit, said where it is hit.
+RAISE_HINT = " (raise the limit with --max-primitive-bytes; in Python, max_primitive_bytes)"
+
+
 class OutputReader(ValueReader):
     """Converts files under ``root`` into literals; blobs go under ``raw_prefix``."""
 
@@ -149,12 +153,14 @@ class OutputReader(ValueReader):
             )
         return os.path.join(directory, matches[0]) if matches else None
 
-    def read(self, path: str, st: os.stat_result, limit: int, what: str, label: str) -> bytes:
+    def read(
+        self, path: str, st: os.stat_result, limit: int, what: str, label: str, hint: str = ""
+    ) -> bytes:
         if not stat.S_ISREG(st.st_mode):
             raise DataError(f"{label}: {path}: expected a file holding {what}, found a directory")
         if st.st_size > limit:
             raise DataError(
-                f"{label}: {path} is {st.st_size} bytes; {what} may be at most {limit} bytes"
+                f"{label}: {path} is {st.st_size} bytes; {what} may be at most {limit} bytes{hint}"
             )
         try:
             data = read_at_most(path, st.st_size, limit)
@@ -165,7 +171,9 @@ class OutputReader(ValueReader):
         return data
 
     def _text(self, path: str, st: os.stat_result, lt: LiteralType, label: str) -> str:
-        data = self.read(path, st, self.max_primitive_bytes, f"a {type_name(lt)} value", label)
+        data = self.read(
+            path, st, self.max_primitive_bytes, f"a {type_name(lt)} value", label, RAISE_HINT
+        )
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError as exc:

@@ -1,0 +1,149 @@
+"""What a new user trips on in the first hour (issue 26): each one line and an exit code."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from conftest import clean_env, copilot_exe, run_copilot
+
+from copilot import __version__
+from copilot.cli import main_group
+
+ROOT = Path(__file__).resolve().parents[1]
+GREETING = str(ROOT / "examples" / "greeting.yaml")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["interface", "encode", GREETING],
+        ["--help"],
+        ["--version"],
+        ["run", "--help"],
+    ],
+    ids=["command", "help", "version", "command-help"],
+)
+def test_output_into_a_closed_pipe_exits_quietly(args: list[str]) -> None:
+    """``copilot ... | head -1``: the reader is gone before anything is written; the
+    process says nothing and exits 141 (128 + SIGPIPE), as Unix tools do."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # every write fails: deterministic, whatever the timing
+    try:
+        ran = subprocess.run(
+            [copilot_exe(), *args],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            env=clean_env(),
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    assert ran.returncode == 141, ran.stderr
+    assert ran.stderr == b"", ran.stderr.decode()
+
+
+def test_version_as_a_command_matches_the_flag() -> None:
+    flag = run_copilot(["--version"])
+    command = run_copilot(["version"])
+    assert command.returncode == flag.returncode == 0
+    assert command.stdout == flag.stdout == f"copilot, version {__version__}\n"
+
+
+def test_interface_decode_reads_a_base64_value_or_a_document_from_stdin(tmp_path: Path) -> None:
+    encoded = run_copilot(["interface", "encode", GREETING, "--only", "interface"]).stdout
+    by_value = run_copilot(["interface", "decode", encoded.strip()])
+    runner = CliRunner()
+    from_stdin = runner.invoke(main_group, ["interface", "decode", "-"], input=encoded)
+    assert by_value.returncode == 0 and from_stdin.exit_code == 0, from_stdin.output
+    assert from_stdin.stdout == by_value.stdout and "name" in by_value.stdout
+    # An inputs.pb's bytes on stdin give the types its literals carry.
+    import lits
+
+    doc = lits.literal_map({"n": lits.integer(3)}).SerializeToString()
+    (tmp_path / "inputs.pb").write_bytes(doc)
+    from_file = run_copilot(["interface", "decode", str(tmp_path / "inputs.pb")])
+    piped = runner.invoke(main_group, ["interface", "decode", "-"], input=doc)
+    assert piped.exit_code == 0 and piped.stdout == from_file.stdout, piped.output
+    # Neither: one line, exit 2.
+    bad = runner.invoke(main_group, ["interface", "decode", "-"], input=b"\x00\x01 not it")
+    assert bad.exit_code != 0 and "Traceback" not in bad.output
+
+
+def test_a_misspelt_key_in_an_input_spec_is_refused_with_a_guess(tmp_path: Path) -> None:
+    task = tmp_path / "task.yaml"
+    task.write_text(
+        "image: python:3.12-slim\ncommand: [echo]\n"
+        "inputs:\n  n: {type: int, defualt: 3}\noutputs: {}\n"
+    )
+    ran = run_copilot(["run", str(task), "-i", "n=1"])
+    assert ran.returncode == 2, ran.stderr
+    line = ran.stderr.strip().splitlines()[-1]
+    assert "inputs.n" in line and "'defualt'" in line and "did you mean default?" in line
+
+
+def test_an_input_given_twice_warns_and_the_last_counts(caplog) -> None:
+    from copilot.task import parse_assignments
+
+    with caplog.at_level("WARNING", logger="copilot"):
+        given = parse_assignments(["name=Ada", "n=1", "name=Grace", "n=1"])
+    assert given == {"name": "Grace", "n": "1"}
+    warned = [r.getMessage() for r in caplog.records]
+    assert len(warned) == 1 and "-i name given twice" in warned[0] and "'Grace'" in warned[0]
+
+
+def test_a_too_big_primitive_says_how_to_raise_the_limit_and_run_takes_it(tmp_path: Path) -> None:
+    task = tmp_path / "big.yaml"
+    task.write_text(
+        "name: big\ninputs: {}\noutputs: {s: str}\n"
+        "command: [/bin/sh, -c,"
+        " 'head -c 2000 /dev/zero | tr \"\\\\0\" a > $COPILOT_OUTPUT_DIR/s']\n"
+    )
+    env = clean_env(COPILOT_HOME=str(tmp_path / "home"))
+    small = run_copilot(["run", str(task), "--max-primitive-bytes", "1000", "-q"], env=env)
+    assert small.returncode == 1, small.stderr
+    assert "2000 bytes" in small.stderr and "--max-primitive-bytes" in small.stderr
+    big = run_copilot(["run", str(task), "--max-primitive-bytes", "4000", "-q"], env=env)
+    assert big.returncode == 0, big.stderr
+    assert '"s": "' + "a" * 2000 + '"' in big.stdout
+
+
+def test_a_sidecar_watching_a_directory_that_is_not_there_says_so_and_gives_up(
+    tmp_path: Path,
+) -> None:
+    """The documented chain's failure path once left the file watcher waiting
+    silently for ever: a missing directory is a warning at once, and the wait for a
+    marker in it is bounded by --timeout, then recorded in error.pb."""
+    from flyteidl2.core import execution_pb2
+
+    task = tmp_path / "task.yaml"
+    task.write_text("inputs: {}\noutputs: {n: int}\n")
+    missing = tmp_path / "work" / "outputs"
+    prefix = tmp_path / "run"
+    ran = run_copilot(
+        [
+            "sidecar", "--exit-watcher-type", "file", "-f", str(missing),
+            "-o", f"file://{prefix}/", "--interface-file", str(task), "--timeout", "1s",
+        ]
+    )  # fmt: skip
+    assert ran.returncode == 0, ran.stderr
+    warning = next(line for line in ran.stderr.splitlines() if "did not exist" in line)
+    assert str(missing) in warning and "at most 1s" in warning and "_SUCCESS or _ERROR" in warning
+    doc = execution_pb2.ErrorDocument.FromString((prefix / "error.pb").read_bytes())
+    assert "no _SUCCESS or _ERROR in" in doc.error.message and "after 1s" in doc.error.message
+    assert doc.error.kind == execution_pb2.ContainerError.RECOVERABLE
+
+
+def test_a_directory_that_exists_is_waited_on_without_a_bound(tmp_path: Path) -> None:
+    from copilot.cancel import CancelToken
+    from copilot.watchers import FileWatcher
+
+    out = tmp_path / "out"
+    out.mkdir()
+    watcher = FileWatcher(str(out), CancelToken(), missing_dir_wait=0.01)
+    assert watcher.missing_since is None and watcher._deadline(("_SUCCESS",)) is None
