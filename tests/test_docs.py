@@ -7,7 +7,8 @@ examples/) with moto as S3 (``AWS_ENDPOINT_URL``; buckets ``bucket`` and
 - every ```console block: each ``$ command`` (``\\`` continues a line) runs in
   bash and must exit 0; the lines after it are its expected stdout, where a
   line ``...`` stands for any lines and ``...`` inside a line for any text;
-- a ```python block under ``<!-- test: run -->`` runs as a script;
+- every ```python block runs as a script, exactly its text, and must end (a
+  block that hangs fails at its timeout);
 - a block under ``<!-- test: file NAME -->`` is written to NAME first
   (``<!-- test: file NAME mode=755 -->`` makes it executable).
 """
@@ -50,7 +51,7 @@ def steps_of(path: Path) -> list[Step]:
             found.append(Step("file", body, line, marker[5:].strip()))
         elif lang == "console":
             found.append(Step("console", body, line))
-        elif lang == "python" and marker == "run":
+        elif lang == "python":
             found.append(Step("python", body, line))
     return found
 

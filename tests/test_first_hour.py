@@ -147,3 +147,38 @@ def test_a_directory_that_exists_is_waited_on_without_a_bound(tmp_path: Path) ->
     out.mkdir()
     watcher = FileWatcher(str(out), CancelToken(), missing_dir_wait=0.01)
     assert watcher.missing_since is None and watcher._deadline(("_SUCCESS",)) is None
+
+
+def test_the_local_s3_server_script_prints_what_to_export(tmp_path: Path) -> None:
+    """``eval "$(scripts/s3-server)"``: the docs' S3, on loopback, in one command."""
+    import signal
+    import sys
+
+    import boto3
+
+    env = clean_env(COPILOT_VENV=str(Path(sys.executable).parent.parent), TMPDIR=str(tmp_path))
+    ran = subprocess.run(
+        [str(ROOT / "scripts" / "s3-server")],
+        capture_output=True, text=True, env=env, timeout=120, check=False,
+    )  # fmt: skip
+    assert ran.returncode == 0, ran.stderr
+    exported = dict(
+        item.split("=", 1)
+        for line in ran.stdout.splitlines()
+        if line.startswith("export ")
+        for item in line[len("export ") :].split()
+    )
+    pid = int(exported["COPILOT_S3_SERVER_PID"])
+    try:
+        assert exported["AWS_ENDPOINT_URL"].startswith("http://127.0.0.1:")
+        client = boto3.client(
+            "s3",
+            endpoint_url=exported["AWS_ENDPOINT_URL"],
+            aws_access_key_id=exported["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=exported["AWS_SECRET_ACCESS_KEY"],
+            region_name=exported["AWS_DEFAULT_REGION"],
+        )
+        names = {b["Name"] for b in client.list_buckets()["Buckets"]}
+        assert {"bucket", "my-bucket"} <= names
+    finally:
+        os.kill(pid, signal.SIGTERM)
