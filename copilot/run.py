@@ -188,6 +188,23 @@ class RunResult:
     error: str = ""
     status: int | None = None
     stderr_tail: list[str] = field(default_factory=list)
+    task: str = ""
+    run_id: str = ""
+    #: False once the work dir was removed (``keep=False`` and a success).
+    workdir_kept: bool = True
+
+    def record(self) -> dict[str, Any]:
+        """The run as one machine-readable document (``copilot run -o record``)."""
+        return {
+            "task": self.task,
+            "run_id": self.run_id,
+            "run_uri": self.run_uri,
+            "workdir": self.workdir if self.workdir_kept else None,
+            "exit_code": self.exit_code,
+            "status": self.status,
+            "error": self.error or None,
+            "outputs": self.outputs,
+        }
 
 
 def _stream(pipe: Any, sink: Any, tail: collections.deque | None) -> None:
@@ -223,7 +240,9 @@ def _collect(store: Store, uploads: UploadOptions, spec: TaskSpec, outputs: dict
     the order the task declares them; returns the failure's message, if any."""
     try:
         # The process has exited: the sidecar step with watchers that do not wait.
-        result = steps.sidecar(store, uploads, limits=steps.StepLimits(timeout=None))
+        # Outputs go into a file:// store as hard links to the work dir's files
+        # where the file system allows: one copy on disk, not two.
+        result = steps.sidecar(store.linking(), uploads, limits=steps.StepLimits(timeout=None))
     except steps.StepFailed as exc:
         return exc.message
     literals = result.literals.literals
@@ -352,7 +371,8 @@ def run_task(
     else:
         error = _collect(store, uploads, spec, outputs)
     exit_code = status if status else (1 if error else 0)
-    if not keep and exit_code == 0:
+    removed = not keep and exit_code == 0
+    if removed:
         shutil.rmtree(runner.workdir, ignore_errors=True)
     return RunResult(
         outputs=outputs,
@@ -362,4 +382,7 @@ def run_task(
         error=error,
         status=status,
         stderr_tail=list(tail),
+        task=spec.name,
+        run_id=runner.run_id,
+        workdir_kept=not removed,
     )

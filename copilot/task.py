@@ -61,6 +61,14 @@ def load_task(path: str) -> TaskSpec:
     arguments = doc.get("arguments") or []
     if not isinstance(arguments, list):
         raise UsageError(f"{where}: arguments must be a list of strings")
+    for key, items in (("command", command), ("arguments", arguments)):
+        for i, item in enumerate(items):
+            if isinstance(item, bool) or item is None or isinstance(item, (list, dict)):
+                # YAML reads true, no, ~ or [a] as something else than text.
+                raise UsageError(
+                    f"{where}: {key}[{i}]: expected a string, found {yaml_kind(item)} "
+                    f'{item!r} (quote it: "{"" if item is None else str(item).lower()}")'
+                )
     defaults: dict[str, Any] = {}
     inputs = variable_map(doc.get("inputs"), f"{where}: inputs", defaults)
     outputs = variable_map(doc.get("outputs"), f"{where}: outputs")
@@ -86,6 +94,12 @@ def load_task(path: str) -> TaskSpec:
         image=str(doc.get("image") or ""),
         env={str(k): str(v) for k, v in env.items()},
         base_dir=os.path.dirname(os.path.abspath(path)),
+    )
+
+
+def yaml_kind(value: Any) -> str:
+    return {bool: "a boolean", type(None): "null", list: "a list", dict: "a mapping"}.get(
+        type(value), type(value).__name__
     )
 
 

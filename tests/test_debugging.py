@@ -216,15 +216,16 @@ def test_run_names_its_directory_and_the_inspect_command(tmp_path: Path) -> None
     env = clean_env(COPILOT_HOME=str(tmp_path))
     res = run_copilot(["run", str(EXAMPLES / "greeting.yaml"), "-i", "name=Ada"], env=env)
     assert res.returncode == 0, res.stderr
-    note = [ln for ln in res.stderr.splitlines() if ln.startswith("copilot run: run kept at ")]
-    assert len(note) == 1
-    run_uri = note[0].split()[5]
+    note = [ln for ln in res.stderr.splitlines() if ln.startswith("copilot run: run ")]
+    assert len(note) == 1 and note[0].split()[4:6] == ["kept", "at"]
+    run_uri = note[0].split()[6]
+    assert run_uri.endswith("/" + note[0].split()[3])  # the run id
     assert run_uri.startswith(f"file://{tmp_path}/store/runs/echo_and_return_greeting/")
     assert note[0].endswith(f"outputs: copilot inspect {run_uri}/outputs.pb")
     shown = run_copilot(["inspect", f"{run_uri}/outputs.pb"], env=env)
     assert json.loads(shown.stdout) == {"greeting": "Hello, my name is Ada."}
     quiet = run_copilot(["run", str(EXAMPLES / "greeting.yaml"), "-q"], env=env)
-    assert "run kept at" not in quiet.stderr
+    assert "kept at" not in quiet.stderr
 
 
 def test_run_outputs_come_in_declared_order(tmp_path: Path) -> None:

@@ -182,3 +182,94 @@ def test_the_local_s3_server_script_prints_what_to_export(tmp_path: Path) -> Non
         assert {"bucket", "my-bucket"} <= names
     finally:
         os.kill(pid, signal.SIGTERM)
+
+
+REPORT_TASK = (
+    "name: report\ninputs: {n: int}\noutputs: {report: File, n2: int}\n"
+    "command: [/bin/sh, -c, 'head -c 100000 /dev/urandom > $COPILOT_OUTPUT_DIR/report;"
+    " echo {{.inputs.n}} > $COPILOT_OUTPUT_DIR/n2']\n"
+)
+
+
+def _report_run(tmp_path: Path, *extra: str, n: int = 1):
+    task = tmp_path / "report.yaml"
+    task.write_text(REPORT_TASK)
+    env = clean_env(COPILOT_HOME=str(tmp_path / "home"))
+    return run_copilot(["run", str(task), "-i", f"n={n}", "-q", *extra], env=env)
+
+
+def test_run_record_names_the_run_and_a_file_output_is_kept_once(tmp_path: Path) -> None:
+    import json
+
+    ran = _report_run(tmp_path, "-o", "record")
+    assert ran.returncode == 0, ran.stderr
+    record = json.loads(ran.stdout)
+    assert record["task"] == "report" and record["exit_code"] == 0 and record["error"] is None
+    assert record["run_uri"].endswith("/runs/report/" + record["run_id"])
+    assert record["outputs"]["n2"] == 1
+    stored = Path(record["outputs"]["report"].removeprefix("file://"))
+    produced = Path(record["workdir"]) / "outputs" / "report"
+    # One file with two names: the store's copy is a hard link to the work dir's.
+    assert os.path.samefile(stored, produced) and stored.stat().st_nlink == 2
+    # A failure is a record too, with the error and no outputs.
+    (tmp_path / "report.yaml").write_text(REPORT_TASK.replace("echo", "exit 5; echo"))
+    env = clean_env(COPILOT_HOME=str(tmp_path / "home"))
+    failed = run_copilot(
+        ["run", str(tmp_path / "report.yaml"), "-i", "n=1", "-q", "-o", "record"], env=env
+    )
+    doc = json.loads(failed.stdout)
+    assert failed.returncode == 5 and doc["exit_code"] == 5 and doc["status"] == 5
+    assert doc["error"].startswith("the command exited with status 5") and doc["outputs"] == {}
+
+
+def test_run_rm_removes_the_work_dir_and_keeps_the_outputs(tmp_path: Path) -> None:
+    import json
+
+    ran = _report_run(tmp_path, "--rm", "-o", "record")
+    record = json.loads(ran.stdout)
+    assert ran.returncode == 0 and record["workdir"] is None
+    assert not (tmp_path / "home" / "work" / record["run_id"]).exists()
+    stored = Path(record["outputs"]["report"].removeprefix("file://"))
+    assert stored.stat().st_size == 100000 and stored.stat().st_nlink == 1
+
+
+def test_runs_lists_and_cleans_by_age_task_and_status(tmp_path: Path) -> None:
+    import json
+
+    home = tmp_path / "home"
+    env = clean_env(COPILOT_HOME=str(home))
+    for n in (1, 2):
+        assert _report_run(tmp_path, n=n).returncode == 0
+    (tmp_path / "g.yaml").write_text("name: other\ninputs: {}\noutputs: {}\ncommand: [true]\n")
+    unquoted = run_copilot(["run", str(tmp_path / "g.yaml"), "-q"], env=env)
+    assert unquoted.returncode == 2 and "command[0]: expected a string, found a boolean" in (
+        unquoted.stderr
+    )
+    (tmp_path / "g.yaml").write_text("name: other\ninputs: {}\noutputs: {}\ncommand: ['true']\n")
+    assert run_copilot(["run", str(tmp_path / "g.yaml"), "-q"], env=env).returncode == 0
+    # An old, failed run (its id says when it started).
+    old = home / "store" / "runs" / "report" / "20200101-000000-abcdef"
+    old.mkdir(parents=True)
+    (old / "error.pb").write_bytes(b"")
+    listed = json.loads(run_copilot(["runs", "-o", "json"], env=env).stdout)
+    assert [r["task"] for r in listed][0] == "report" and listed[0]["status"] == "failed"
+    assert sorted(r["task"] for r in listed) == ["other", "report", "report", "report"]
+    assert all(r["bytes"] > 0 for r in listed if r["task"] == "report" and r["workdir"])
+    table = run_copilot(["runs"], env=env).stdout.splitlines()
+    assert table[0].split() == ["TASK", "RUN", "ID", "WHEN", "STATUS", "SIZE"]
+    assert len(table) == 5
+    # Nothing is removed without saying which runs.
+    bare = run_copilot(["runs", "clean"], env=env)
+    assert bare.returncode == 2 and "--older-than" in bare.stderr
+    dry = run_copilot(["runs", "clean", "--older-than", "30d", "-n"], env=env)
+    assert "would remove report/20200101-000000-abcdef (failed)" in dry.stdout and old.exists()
+    aged = run_copilot(["runs", "clean", "--older-than", "30d"], env=env)
+    assert aged.returncode == 0 and "removed 1 of 4 runs" in aged.stderr and not old.exists()
+    by_task = run_copilot(["runs", "clean", "--task", "report"], env=env)
+    assert "removed 2 of 3 runs, freed " in by_task.stderr
+    assert [r["task"] for r in json.loads(run_copilot(["runs", "-o", "json"], env=env).stdout)] == [
+        "other"
+    ]
+    assert not (home / "work").exists() or len(list((home / "work").iterdir())) == 1
+    bad = run_copilot(["runs", "clean", "--older-than", "soon"], env=env)
+    assert bad.returncode == 2 and "expected an age" in bad.stderr

@@ -165,7 +165,7 @@ def test_an_image_that_cannot_be_pulled_is_a_system_failure() -> None:
 
 def test_run_reports_unknown_and_missing_inputs(tmp_path: Path) -> None:
     task = tmp_path / "t.yaml"
-    task.write_text("inputs: {n: int}\noutputs: {}\ncommand: [true]\n")
+    task.write_text("inputs: {n: int}\noutputs: {}\ncommand: ['true']\n")
     res = run_copilot(["run", str(task), "-i", "m=1"], env=_env(tmp_path))
     assert res.returncode == 2 and "unknown input 'm'" in res.stderr
     res = run_copilot(["run", str(task)], env=_env(tmp_path))

@@ -15,7 +15,17 @@ from typing import NoReturn
 import click
 
 from copilot import __version__
-from copilot.cli import download, inspect, interface, pod, run, sidecar, validate, version
+from copilot.cli import (
+    download,
+    inspect,
+    interface,
+    pod,
+    run,
+    runs,
+    sidecar,
+    validate,
+    version,
+)
 from copilot.cli.common import STORAGE_HELP, CopilotGroup, closed_pipe, exit_code
 from copilot.config import configure_logging, resolve_settings
 from copilot.constants import ERROR_DOCUMENT_NAME
@@ -99,6 +109,7 @@ main_group.add_command(interface.interface)
 main_group.add_command(inspect.inspect)
 main_group.add_command(run.run)
 main_group.add_command(pod.pod)
+main_group.add_command(runs.runs)
 main_group.add_command(version.version)
 
 

@@ -35,7 +35,21 @@ from copilot.errors import UsageError
 @click.option("--image", default=None, help="Image for --docker instead of the task file's.")
 @click.option("-q", "--quiet", is_flag=True, help="Do not show the command's own output.")
 @click.option(
-    "-o", "--output", "fmt", type=click.Choice(("json", "yaml")), default="json", show_default=True
+    "-o",
+    "--output",
+    "fmt",
+    type=click.Choice(("json", "yaml", "record")),
+    default="json",
+    show_default=True,
+    help="json/yaml: the outputs; record: one JSON document with the run's id, "
+    "where it is kept, its status and outputs (printed on failure too).",
+)
+@click.option(
+    "--rm",
+    "remove",
+    is_flag=True,
+    help="Remove the run's work dir when it succeeds (its documents and outputs stay "
+    "in the store; a failed run's is kept to look into).",
 )
 @max_primitive_bytes_option
 @click.pass_obj
@@ -50,6 +64,7 @@ def run(
     image: str | None,
     quiet: bool,
     fmt: str,
+    remove: bool,
     max_primitive_bytes: int,
 ) -> None:
     """Run a container task end to end on this machine and print its typed outputs.
@@ -101,12 +116,19 @@ def run(
         image=image,
         show_logs=not quiet,
         max_primitive_bytes=max_primitive_bytes,
+        keep=not remove,
     )
+    if fmt == "record":
+        import json
+
+        click.echo(json.dumps(result.record(), indent=2))
     if result.exit_code == 0:
-        click.echo(_dump(result.outputs, fmt))
+        if fmt != "record":
+            click.echo(_dump(result.outputs, fmt))
         if not quiet:
+            where = f"work dir {result.workdir}" if result.workdir_kept else "work dir removed"
             click.echo(
-                f"copilot run: run kept at {result.run_uri} (work dir {result.workdir}); "
+                f"copilot run: run {result.run_id} kept at {result.run_uri} ({where}); "
                 f"outputs: copilot inspect {result.run_uri}/outputs.pb",
                 err=True,
             )

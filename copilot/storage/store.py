@@ -21,6 +21,7 @@ import hashlib
 import logging
 import os
 import shutil
+import stat
 import threading
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -154,6 +155,9 @@ class Store:
         self._lock = threading.Lock()
         # Shared by every scoped view: one upload byte budget for the whole store.
         self._shared: dict[str, Any] = {}
+        #: Uploads from local disk into a ``file://`` store are hard links where the
+        #: kernel allows (see :meth:`linking`).
+        self.link_uploads = False
 
     def scoped(self, cancel: CancelToken, *, attempts: int | None = None) -> Store:
         """This store (same filesystems and connections) under another token.
@@ -170,6 +174,15 @@ class Store:
             cap=self.retry.cap,
             cancel=cancel,
         )
+        return view
+
+    def linking(self) -> Store:
+        """This store, uploading a local file into a ``file://`` store on the same
+        file system as a hard link instead of a copy (``copilot run``: an output is
+        not kept twice on one disk).  The two names are then one file: for a
+        caller whose source files are its own and are not written again."""
+        view = copy.copy(self)
+        view.link_uploads = True
         return view
 
     def __enter__(self) -> Store:
@@ -728,7 +741,10 @@ class Store:
             written: int | None = None  # known when the copy counted it
             try:
                 with _Attempt(tmp):
-                    if digests is not None and direction == "put":
+                    if direction == "put" and self.link_uploads and _link(src, tmp):
+                        digest = _hash_file(src) if digests is not None else None
+                        written = os.stat(tmp).st_size
+                    elif digests is not None and direction == "put":
                         digest = hashlib.sha256()
                         _copy_hashing(src, tmp, digest)
                     elif t.sha256 and direction == "get":
@@ -873,6 +889,26 @@ def _copy_plain(src: str, dst: str) -> int:
             os.close(fout)
     finally:
         os.close(fin)
+
+
+def _link(src: str, dst: str) -> bool:
+    """Hard-link a regular file ``src`` as ``dst``; False where a copy must do
+    (another file system, a link, a file system without hard links)."""
+    try:
+        if not stat.S_ISREG(os.lstat(src).st_mode):
+            return False
+        os.link(src, dst)
+    except OSError:
+        return False
+    return True
+
+
+def _hash_file(path: str) -> Any:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fin:
+        while chunk := fin.read(_COPY_CHUNK):
+            digest.update(chunk)
+    return digest
 
 
 def _copy_hashing(src: str, dst: str, digest: Any) -> Any:
