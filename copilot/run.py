@@ -153,9 +153,12 @@ class LocalRun:
         for where, part in self.parts():
             check_template(part, declared, where)
 
-    def render(self, docker: bool) -> list[str]:
-        """The command with Flyte's templates rendered and (locally) the data dirs mapped."""
+    def render(self, docker: bool, *, write: bool = True) -> list[str]:
+        """The command with Flyte's templates rendered and (locally) the data dirs
+        mapped; ``write=False`` names the task template without storing it."""
         values = self.template_values()
+        if not write:
+            values["tasktemplatepath"] = join_uri(self.run_uri, "task.pb")
         rendered = []
         for where, part in self.parts():
             text = render_template(part, self.stored, values, where)
@@ -250,6 +253,60 @@ def _collect(store: Store, uploads: UploadOptions, spec: TaskSpec, outputs: dict
         if e.key in literals:
             outputs[e.key] = python_value(literals[e.key])
     return ""
+
+
+def plan_task(
+    spec: TaskSpec,
+    given: dict[str, Any],
+    *,
+    store_root: str,
+    workdir: str,
+    docker: bool = False,
+    engine: str = "auto",
+    image: str | None = None,
+) -> dict[str, Any]:
+    """What :func:`run_task` would do, doing none of it (``copilot run --dry-run``):
+    the run's places, each input's value and where it lands, the uploads of local
+    files, the rendered command (with ``docker``, the engine's whole command line)
+    and where each output is read from.  Nothing is written or started."""
+    runner = LocalRun(spec, Store(), store_root, workdir)
+    runner.check_templates()
+    literals, transfers = runner.convert_inputs(given)
+    runner.stored = literals
+    argv = runner.render(docker, write=False)
+    if docker:
+        image = image or spec.image
+        if not image:
+            raise UsageError("--docker: the task file names no image (give one with --image)")
+        argv = find_engine(engine).run_argv(
+            image,
+            argv,
+            container=f"copilot-run-{runner.run_id}",
+            mounts=[
+                (runner.indir, spec.input_data_dir, True),
+                (runner.outdir, spec.output_data_dir, False),
+            ],
+            env=spec.env,
+        )
+    in_dir = spec.input_data_dir if docker else runner.indir
+    out_dir = spec.output_data_dir if docker else runner.outdir
+    return {
+        "task": spec.name,
+        "run_id": runner.run_id,
+        "run_uri": runner.run_uri,
+        "workdir": runner.workdir,
+        "command": argv,
+        "inputs": {
+            e.key: {
+                "value": python_value(literals.literals[e.key]),
+                "path": os.path.join(in_dir, e.key),
+            }
+            for e in spec.interface.inputs.variables
+            if e.key in literals.literals
+        },
+        "uploads": [{"from": x.src, "to": x.dst} for x in transfers],
+        "outputs": {e.key: os.path.join(out_dir, e.key) for e in spec.interface.outputs.variables},
+    }
 
 
 def run_task(

@@ -173,3 +173,16 @@ def _optional(lt: types_pb2.LiteralType) -> bool:
         v.WhichOneof("type") == "simple" and v.simple == types_pb2.NONE
         for v in lt.union_type.variants
     )
+
+
+def stage_inputs(store: Any, spec: TaskSpec, given: dict[str, Any], prefix: str) -> str:
+    """Upload the local files and directories among ``given`` (and the task's
+    defaults) under ``<prefix>/data`` and write ``<prefix>/inputs.pb``, as Flyte
+    would have before starting the pod; returns the document's URI."""
+    from copilot.storage import join_uri
+
+    literals, transfers = input_literals(spec, given, join_uri(prefix, "data"))
+    store.upload(transfers)
+    uri = join_uri(prefix, "inputs.pb")
+    store.write_bytes(uri, literals.SerializeToString(deterministic=True), what="write inputs")
+    return uri

@@ -273,3 +273,55 @@ def test_runs_lists_and_cleans_by_age_task_and_status(tmp_path: Path) -> None:
     assert not (home / "work").exists() or len(list((home / "work").iterdir())) == 1
     bad = run_copilot(["runs", "clean", "--older-than", "soon"], env=env)
     assert bad.returncode == 2 and "expected an age" in bad.stderr
+
+
+def test_dry_run_shows_the_command_and_the_layout_and_touches_nothing(tmp_path: Path) -> None:
+    import json
+
+    home = tmp_path / "home"
+    env = clean_env(COPILOT_HOME=str(home))
+    script = ROOT / "examples" / "script_runner.yaml"
+    ran = run_copilot(["run", str(script), "-i", "a=2", "-i", "b=3", "--dry-run"], env=env)
+    assert ran.returncode == 0, ran.stderr
+    plan = json.loads(ran.stdout)
+    work = plan["workdir"]
+    assert work.startswith(str(home / "work")) and plan["run_uri"].endswith(plan["run_id"])
+    assert plan["command"][-1] == (f"python3 {work}/inputs/script.py 2 3 > {work}/outputs/result")
+    assert plan["inputs"]["a"] == {"value": 2, "path": f"{work}/inputs/a"}
+    (upload,) = plan["uploads"]
+    assert upload["from"] == str(ROOT / "examples" / "add.py")
+    assert plan["inputs"]["script.py"]["value"] == upload["to"]
+    assert plan["outputs"] == {"result": f"{work}/outputs/result"}
+    assert not home.exists(), "a dry run wrote something"
+    # Bad input is still refused, before anything.
+    bad = run_copilot(["run", str(script), "-i", "a=x", "-i", "b=3", "--dry-run"], env=env)
+    assert bad.returncode == 2 and not home.exists()
+
+
+def test_stage_uploads_local_inputs_and_writes_the_document_a_pod_reads(s3, tmp_path: Path) -> None:
+    import lits
+
+    script = tmp_path / "add.py"
+    script.write_text("import sys; print(sum(map(int, sys.argv[1:])))\n")
+    task = ROOT / "examples" / "script_runner.yaml"
+    prefix = s3.uri("runs/r1")
+    flags = s3.stow_flags()
+    staged = run_copilot(
+        [*flags, "stage", str(task), "--prefix", prefix, "-i", "a=2", "-i", "b=3",
+         "-i", f"script.py={script}"]
+    )  # fmt: skip
+    assert staged.returncode == 0, staged.stderr
+    assert staged.stdout.strip() == f"{prefix}/inputs.pb"
+    lm = lits.L.LiteralMap.FromString(s3.get("runs/r1/inputs.pb"))
+    assert lm.literals["a"].scalar.primitive.integer == 2
+    blob = lm.literals["script.py"].scalar.blob.uri
+    assert (
+        blob.startswith(f"{prefix}/data/") and s3.get(blob.split("/", 3)[3]) == script.read_bytes()
+    )
+    # copilot pod now finds the inputs it renders the command from.
+    pod = run_copilot([*flags, "pod", str(task), "--prefix", prefix, "-o", "json"])
+    assert pod.returncode == 0, pod.stderr
+    assert "{{" not in pod.stdout and " 2 3 " in pod.stdout
+    # A local prefix is not where a pod reads.
+    local = run_copilot(["stage", str(task), "--prefix", f"file://{tmp_path}/r", "-i", "a=1"])
+    assert local.returncode == 2 and "object store" in local.stderr

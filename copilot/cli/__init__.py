@@ -23,6 +23,7 @@ from copilot.cli import (
     run,
     runs,
     sidecar,
+    stage,
     validate,
     version,
 )
@@ -110,6 +111,7 @@ main_group.add_command(inspect.inspect)
 main_group.add_command(run.run)
 main_group.add_command(pod.pod)
 main_group.add_command(runs.runs)
+main_group.add_command(stage.stage)
 main_group.add_command(version.version)
 
 

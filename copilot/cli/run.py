@@ -51,6 +51,12 @@ from copilot.errors import UsageError
     help="Remove the run's work dir when it succeeds (its documents and outputs stay "
     "in the store; a failed run's is kept to look into).",
 )
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Show the rendered command, where each input lands and where everything goes; "
+    "run nothing, write nothing.",
+)
 @max_primitive_bytes_option
 @click.pass_obj
 def run(
@@ -65,6 +71,7 @@ def run(
     quiet: bool,
     fmt: str,
     remove: bool,
+    dry_run: bool,
     max_primitive_bytes: int,
 ) -> None:
     """Run a container task end to end on this machine and print its typed outputs.
@@ -83,6 +90,7 @@ def run(
       copilot run task.yaml -i samples=./plates/                # Dir
       copilot run task.yaml -i 'xs=[1, 2, 3]' -i 'opts={"k": 1}' # list, dict, struct (YAML)
       copilot run examples/greeting.yaml --docker --image alpine:3.18
+      copilot run examples/greeting.yaml -i name=Ada --dry-run   # what would run, and where
 
     \b
     Environment: COPILOT_HOME (the local store and work dirs; default
@@ -105,6 +113,20 @@ def run(
     given = parse_assignments(list(inputs))
     home = cache_dir()
     store_root = store or "file://" + os.path.join(home, "store")
+    if dry_run:
+        from copilot.run import plan_task
+
+        plan = plan_task(
+            spec,
+            given,
+            store_root=store_root,
+            workdir=workdir or os.path.join(home, "work"),
+            docker=docker,
+            engine=engine,
+            image=image,
+        )
+        click.echo(_dump(plan, "yaml" if fmt == "yaml" else "json"))
+        return
     result = run_task(
         spec,
         given,
