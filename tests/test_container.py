@@ -455,3 +455,19 @@ def test_engine_choice_reaches_podman_without_a_docker_daemon(tmp_path: Path) ->
         assert forced.returncode == 2
         assert forced.stderr.startswith("copilot: error: --docker: no container engine")
         assert "docker:" in forced.stderr and len(forced.stderr.strip().splitlines()) == 1
+
+
+def test_an_image_that_cannot_be_pulled_is_said_and_recorded_as_a_system_failure(
+    tmp_path: Path,
+) -> None:
+    """podman exits 125 when it cannot pull; that is not the command's failure."""
+    from flyteidl2.core import execution_pb2
+
+    image = "localhost/copilot-no-such-image:1"
+    run = _run(["greeting.yaml", "--image", image, "-q", "-o", "record"], tmp_path, timeout=120)
+    doc = json.loads(run.stdout)
+    assert run.returncode == 125, run.stderr
+    assert doc["error"].startswith(f"the image {image} could not be pulled (status 125)")
+    (error_pb,) = (tmp_path / "store").rglob("error.pb")
+    err = execution_pb2.ErrorDocument.FromString(error_pb.read_bytes()).error
+    assert err.origin == execution_pb2.ExecutionError.SYSTEM and err.code == "CommandFailed"
