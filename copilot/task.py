@@ -97,6 +97,47 @@ def load_task(path: str) -> TaskSpec:
     )
 
 
+def load_any_task(reference: str) -> TaskSpec:
+    """A task file, or a Flyte SDK task named ``PATH.py:TASK`` / ``MODULE:TASK``
+    (loaded through the SDK, which is imported only for that form)."""
+    from copilot.sdk import is_sdk_reference
+
+    if is_sdk_reference(reference):
+        from copilot.sdk import load_sdk_task
+
+        spec: TaskSpec = load_sdk_task(reference)
+        return spec
+    return load_task(reference)
+
+
+def task_document(spec: TaskSpec) -> dict[str, Any]:
+    """``spec`` as a task file's fields (what ``copilot task export`` prints)."""
+    from copilot.interface import to_yaml_doc
+
+    iface = to_yaml_doc(spec.interface)
+    doc: dict[str, Any] = {"name": spec.name}
+    if spec.image:
+        doc["image"] = spec.image
+    doc["command"] = list(spec.command)
+    if spec.arguments:
+        doc["arguments"] = list(spec.arguments)
+    doc["inputs"] = {k: _with_default(v, spec.defaults, k) for k, v in iface["inputs"].items()}
+    doc["outputs"] = iface["outputs"]
+    doc["input_data_dir"] = spec.input_data_dir
+    doc["output_data_dir"] = spec.output_data_dir
+    doc["metadata_format"] = str(spec.metadata_format.value)
+    doc["file_input_layout"] = str(spec.file_input_layout.value)
+    if spec.env:
+        doc["env"] = dict(spec.env)
+    return doc
+
+
+def _with_default(type_spec: Any, defaults: dict[str, Any], name: str) -> Any:
+    if name not in defaults:
+        return type_spec
+    return {"type": type_spec, "default": defaults[name]}
+
+
 def yaml_kind(value: Any) -> str:
     return {bool: "a boolean", type(None): "null", list: "a list", dict: "a mapping"}.get(
         type(value), type(value).__name__

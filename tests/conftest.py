@@ -303,7 +303,7 @@ def installed_image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     root = Path(tempfile.mkdtemp(prefix="copilot-image-"))
     os.chmod(root, 0o755)
     src = root / "src"
-    for line in re.findall(r"^COPY (.+)$", text, re.M):
+    for line in re.findall(r"^COPY (?!--from)(.+)$", text, re.M):  # the build stage's
         *parts, dest = line.split()
         for part in parts:
             source = repo / part

@@ -24,6 +24,7 @@ from copilot.cli import (
     runs,
     sidecar,
     stage,
+    task,
     validate,
     version,
 )
@@ -112,6 +113,7 @@ main_group.add_command(run.run)
 main_group.add_command(pod.pod)
 main_group.add_command(runs.runs)
 main_group.add_command(stage.stage)
+main_group.add_command(task.task)
 main_group.add_command(version.version)
 
 

@@ -107,9 +107,9 @@ def pod(
       copilot pod task.yaml --prefix s3://b/runs/x --secret '' --service-account copilot  # IRSA
     """
     from copilot.pod import PodOptions, build_manifest
-    from copilot.task import load_task, parse_assignments
+    from copilot.task import load_any_task, parse_assignments
 
-    spec = load_task(task_file)
+    spec = load_any_task(task_file)
     opts = PodOptions(
         prefix=prefix,
         image=image,

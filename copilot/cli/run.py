@@ -100,7 +100,7 @@ def run(
 
     from copilot.run import cache_dir, run_task
     from copilot.storage import Store
-    from copilot.task import load_task, parse_assignments
+    from copilot.task import load_any_task, parse_assignments
 
     if not docker and (image or engine != "auto"):
         raise UsageError(f"{'--image' if image else '--engine'} only applies with --docker")
@@ -109,7 +109,7 @@ def run(
             "--store memory://: nothing in it outlives copilot run; "
             "use a directory or an object store URI"
         )
-    spec = load_task(task_file)
+    spec = load_any_task(task_file)
     given = parse_assignments(list(inputs))
     home = cache_dir()
     store_root = store or "file://" + os.path.join(home, "store")

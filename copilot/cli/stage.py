@@ -27,14 +27,14 @@ def stage(settings: Settings, task_file: str, prefix: str, inputs: tuple[str, ..
       copilot pod examples/script_runner.yaml --prefix s3://my-bucket/runs/r1 | kubectl apply -f -
     """
     from copilot.storage import Store
-    from copilot.task import load_task, parse_assignments, stage_inputs
+    from copilot.task import load_any_task, parse_assignments, stage_inputs
 
     if "://" not in prefix or prefix.startswith("file://"):
         raise UsageError(
             f"--prefix {prefix}: a pod reads its inputs from an object store (s3://, gs://, "
             "abfs://); give its URI"
         )
-    spec = load_task(task_file)
+    spec = load_any_task(task_file)
     given = parse_assignments(list(inputs))
     with Store(settings.storage) as store:
         uri = stage_inputs(store, spec, given, prefix.rstrip("/"))

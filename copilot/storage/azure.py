@@ -259,3 +259,12 @@ async def put_file(
     # Uncommitted blocks of a failed upload are discarded by the service (7 days).
     await client.commit_block_list([BlobBlock(block_id=i) for i in ids])
     return size
+
+
+def fsspec_class() -> type:
+    """adlfs's filesystem, named rather than looked up by protocol: fsspec's
+    registry is process-wide, and the Flyte SDK (imported for ``PATH.py:TASK``)
+    registers obstore's fsspec class for ``abfs`` in it."""
+    import adlfs
+
+    return adlfs.AzureBlobFileSystem

@@ -393,3 +393,12 @@ async def put_file(
             pass  # the original failure is what matters
         raise
     return size
+
+
+def fsspec_class() -> type:
+    """s3fs's filesystem, named rather than looked up by protocol: fsspec's
+    registry is process-wide, and the Flyte SDK (imported for ``PATH.py:TASK``)
+    registers obstore's fsspec class for ``s3`` in it."""
+    import s3fs
+
+    return s3fs.S3FileSystem

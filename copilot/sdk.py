@@ -1,0 +1,143 @@
+"""Flyte tasks as their authors wrote them: ``PATH.py:TASK`` or ``MODULE:TASK``.
+
+The module is imported with the Flyte 2 SDK (the optional ``flyte`` extra), the
+named ``ContainerTask`` (a shell task's ``as_task()`` is taken too, though its
+``Glob`` / ``_stdout`` outputs are not read yet) is serialized
+to the ``TaskTemplate`` the SDK would register, and that template becomes a
+:class:`copilot.task.TaskSpec`: so ``copilot run``, ``copilot pod`` and
+``copilot task export`` all read one template, the one Flyte's propeller reads.
+
+The SDK's serializer (``flyte._internal.runtime.task_serde.get_proto_task``)
+is private API: tests/test_sdk.py holds its canary.  The SDK is imported only
+for this form of task reference.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import re
+import sys
+from typing import Any
+
+from flyteidl2.core import tasks_pb2
+
+from copilot.errors import UsageError
+from copilot.modes import FileLayout, MetadataFormat
+
+#: ``examples/tasks.py:greet`` or ``my_pkg.tasks:greet``.
+_REFERENCE = re.compile(r"^(?P<where>[^:]+):(?P<name>[A-Za-z_][A-Za-z0-9_]*)$")
+
+
+def is_sdk_reference(text: str) -> bool:
+    """A task reference rather than a task file: ``X.py:NAME`` or ``a.b:NAME``
+    (and not an existing file whose name happens to hold a colon)."""
+    m = _REFERENCE.match(text)
+    if not m or os.path.isfile(text):
+        return False
+    where = m["where"]
+    return where.endswith(".py") or re.fullmatch(r"[A-Za-z_][\w.]*", where) is not None
+
+
+def _import_sdk() -> Any:
+    try:
+        import flyte
+        import flyte.extras
+    except ImportError:
+        raise UsageError(
+            "a PATH.py:TASK reference needs the Flyte 2 SDK: pip install 'copilot[flyte]'"
+        ) from None
+    return flyte
+
+
+class UserCodeError(UsageError):
+    """The user's module failed to import: its own traceback is the message."""
+
+
+def _import_module(where: str) -> Any:
+    import traceback
+
+    try:
+        if where.endswith(".py"):
+            path = os.path.abspath(where)
+            if not os.path.isfile(path):
+                raise UsageError(f"{where}: no such file")
+            name = "copilot_sdk_" + re.sub(r"\W", "_", os.path.splitext(os.path.basename(path))[0])
+            spec = importlib.util.spec_from_file_location(name, path)
+            if spec is None or spec.loader is None:
+                raise UsageError(f"{where}: not a Python module")
+            module = importlib.util.module_from_spec(spec)
+            # The module's own imports of its siblings work as under `flyte run`.
+            sys.path.insert(0, os.path.dirname(path))
+            sys.modules[name] = module
+            spec.loader.exec_module(module)
+            return module
+        return importlib.import_module(where)
+    except UsageError:
+        raise
+    except BaseException as exc:
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        raise UserCodeError(f"{where} did not import; its traceback:\n{text.rstrip()}") from None
+
+
+def load_template(reference: str) -> tasks_pb2.TaskTemplate:
+    """The ``TaskTemplate`` the SDK serializes for the task ``reference`` names."""
+    m = _REFERENCE.match(reference)
+    if not m:
+        raise UsageError(f"{reference}: expected PATH.py:TASK or MODULE:TASK")
+    flyte = _import_sdk()
+    from flyte.extras import ContainerTask
+
+    module = _import_module(m["where"])
+    obj = getattr(module, m["name"], None)
+    if obj is None:
+        raise UsageError(f"{reference}: {m['where']} has no {m['name']!r}")
+    task = obj.as_task() if hasattr(obj, "as_task") and callable(obj.as_task) else obj
+    if not isinstance(task, ContainerTask):
+        kind = type(obj).__name__
+        hint = (
+            " (a @env.task function runs Python; copilot runs containers)" if callable(obj) else ""
+        )
+        raise UsageError(f"{reference}: is a {kind}, not a ContainerTask or shell task{hint}")
+    if not (task.parent_env and task.parent_env()):
+        # Serializing needs an environment; a task defined alone gets its own.
+        flyte.TaskEnvironment.from_task(f"copilot-{task.name}"[:63], task)
+    from flyte._internal.runtime.task_serde import get_proto_task
+    from flyte.models import SerializationContext
+
+    serialized = get_proto_task(task, SerializationContext(version="local"))
+    # The SDK's classes come from its own flyteidl2; copilot reads the bytes.
+    return tasks_pb2.TaskTemplate.FromString(serialized.SerializeToString())
+
+
+def spec_from_template(template: tasks_pb2.TaskTemplate, reference: str) -> Any:
+    """A :class:`copilot.task.TaskSpec` from a raw-container ``TaskTemplate``."""
+    from copilot.task import TaskSpec
+
+    c = template.container
+    if not (c.command or c.args):
+        raise UsageError(f"{reference}: the task's container has no command")
+    dc = c.data_config
+    fmt = tasks_pb2.DataLoadingConfig.LiteralMapFormat.Name(dc.format)
+    layout = tasks_pb2.DataLoadingConfig.FileInputLayout.Name(dc.file_input_layout)
+    return TaskSpec(
+        name=template.id.name,
+        command=list(c.command) or list(c.args),
+        arguments=list(c.args) if c.command else [],
+        interface=template.interface,
+        input_data_dir=dc.input_path or "/var/inputs",
+        output_data_dir=dc.output_path or "/var/outputs",
+        metadata_format=MetadataFormat.parse(fmt, "metadata_format"),
+        file_input_layout=FileLayout.parse(layout, "file_input_layout"),
+        image=c.image,
+        env={kv.key: kv.value for kv in c.env},
+        base_dir=os.getcwd(),
+    )
+
+
+def load_sdk_task(reference: str) -> Any:
+    """``PATH.py:TASK`` as a :class:`copilot.task.TaskSpec`."""
+    return spec_from_template(load_template(reference), reference)
