@@ -79,8 +79,16 @@ def _import_module(where: str) -> Any:
     except BaseException as exc:
         if isinstance(exc, KeyboardInterrupt):
             raise
-        text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-        raise UserCodeError(f"{where} did not import; its traceback:\n{text.rstrip()}") from None
+        # The user's own frames and error, without the interpreter's header (a
+        # traceback from copilot itself would be a bug; this one is the module's).
+        frames = traceback.extract_tb(exc.__traceback__)
+        own = [
+            f for f in frames if not f.filename.startswith((os.path.dirname(__file__), "<frozen"))
+        ]
+        lines = traceback.format_list(own or frames)
+        lines += traceback.format_exception_only(type(exc), exc)
+        text = "".join(lines).rstrip()
+        raise UserCodeError(f"{where} did not import; its traceback:\n{text}") from None
 
 
 def load_template(reference: str) -> tasks_pb2.TaskTemplate:
