@@ -144,6 +144,28 @@ def yaml_kind(value: Any) -> str:
     )
 
 
+def load_inputs_file(path: str) -> dict[str, Any]:
+    """``--inputs FILE``: a YAML or JSON mapping of input name -> value.  A string
+    is read as ``-i`` text is (by the input's type); anything else is the value
+    itself (a list, a mapping, a number).  Paths are relative to the current
+    directory, as with ``-i``."""
+    doc = load_yaml(path, "--inputs")
+    if doc is None:
+        return {}
+    if not isinstance(doc, dict):
+        raise UsageError(
+            f"--inputs {path}: expected a mapping of input name -> value, found {yaml_kind(doc)}"
+        )
+    return {str(k): v for k, v in doc.items()}
+
+
+def merge_inputs(from_file: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
+    """``-i`` values over ``--inputs`` ones (the flag on the command line wins, said once)."""
+    for name in sorted(set(from_file) & set(given)):
+        log.warning("-i %s replaces the value --inputs gives", name)
+    return {**from_file, **given}
+
+
 def parse_assignments(pairs: list[str]) -> dict[str, str]:
     """``-i name=value`` flags into a dict."""
     out: dict[str, str] = {}

@@ -325,3 +325,22 @@ def test_stage_uploads_local_inputs_and_writes_the_document_a_pod_reads(s3, tmp_
     # A local prefix is not where a pod reads.
     local = run_copilot(["stage", str(task), "--prefix", f"file://{tmp_path}/r", "-i", "a=1"])
     assert local.returncode == 2 and "object store" in local.stderr
+
+
+def test_many_inputs_from_a_file_with_i_winning(tmp_path: Path, monkeypatch) -> None:
+    import json
+
+    monkeypatch.chdir(ROOT)  # the file's paths are relative to here, as -i's are
+    values = tmp_path / "values.yaml"
+    values.write_text("script.py: examples/add.py\na: 2\nb: '40'\n")
+    env = clean_env(COPILOT_HOME=str(tmp_path / "home"))
+    task = "examples/script_runner.yaml"
+    ran = run_copilot(["run", task, "--inputs", str(values), "-q"], env=env)
+    assert ran.returncode == 0, ran.stderr
+    assert json.loads(ran.stdout) == {"result": 42}
+    over = run_copilot(["run", task, "--inputs", str(values), "-i", "b=3"], env=env)
+    assert json.loads(over.stdout) == {"result": 5}
+    assert "-i b replaces the value --inputs gives" in over.stderr
+    values.write_text("- a\n- b\n")
+    bad = run_copilot(["run", task, "--inputs", str(values)], env=env)
+    assert bad.returncode == 2 and "expected a mapping of input name -> value" in bad.stderr

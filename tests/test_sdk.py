@@ -219,3 +219,11 @@ def test_the_fsspec_engine_keeps_its_reference_classes_after_the_sdk_is_imported
 
     assert s3.fsspec_class() is s3fs.S3FileSystem
     assert azure.fsspec_class() is adlfs.AzureBlobFileSystem
+
+
+def test_an_sdk_task_takes_its_inputs_from_a_file(project: Path) -> None:
+    (project / "inputs.yaml").write_text("n: 2\nlabel: lane-1\nreads: reads.fq\nplates: plates\n")
+    ran = _run(project, "tasks.py:summarize", "--inputs", "inputs.yaml")
+    assert ran.returncode == 0, ran.stderr
+    outputs = json.loads(ran.stdout)["outputs"]
+    assert outputs["total"] == 6 and outputs["title"] == "lane-1"

@@ -15,6 +15,13 @@ from copilot.errors import UsageError
     "-i", "--input", "inputs", multiple=True, metavar="NAME=VALUE", help="An input value."
 )
 @click.option(
+    "--inputs",
+    "inputs_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="A YAML or JSON file of input name -> value (for many inputs; -i wins).",
+)
+@click.option(
     "--store",
     default=None,
     help="Where inputs and outputs are kept (default: a local store under the cache dir).",
@@ -63,6 +70,7 @@ def run(
     settings: Settings,
     task_file: str,
     inputs: tuple[str, ...],
+    inputs_file: str | None,
     store: str | None,
     workdir: str | None,
     docker: bool,
@@ -90,6 +98,7 @@ def run(
       copilot run task.yaml -i samples=./plates/                # Dir
       copilot run task.yaml -i 'xs=[1, 2, 3]' -i 'opts={"k": 1}' # list, dict, struct (YAML)
       copilot run examples/greeting.yaml --docker --image alpine:3.18
+      copilot run examples/script_runner.yaml --inputs values.yaml -i b=3  # many inputs
       copilot run examples/greeting.yaml -i name=Ada --dry-run   # what would run, and where
 
     \b
@@ -100,7 +109,7 @@ def run(
 
     from copilot.run import cache_dir, run_task
     from copilot.storage import Store
-    from copilot.task import load_any_task, parse_assignments
+    from copilot.task import load_any_task, load_inputs_file, merge_inputs, parse_assignments
 
     if not docker and (image or engine != "auto"):
         raise UsageError(f"{'--image' if image else '--engine'} only applies with --docker")
@@ -110,7 +119,9 @@ def run(
             "use a directory or an object store URI"
         )
     spec = load_any_task(task_file)
-    given = parse_assignments(list(inputs))
+    given: dict = parse_assignments(list(inputs))
+    if inputs_file:
+        given = merge_inputs(load_inputs_file(inputs_file), given)
     home = cache_dir()
     store_root = store or "file://" + os.path.join(home, "store")
     if dry_run:

@@ -14,8 +14,21 @@ from copilot.errors import UsageError
 @click.option(
     "-i", "--input", "inputs", multiple=True, metavar="NAME=VALUE", help="An input value."
 )
+@click.option(
+    "--inputs",
+    "inputs_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="A YAML or JSON file of input name -> value (-i wins).",
+)
 @click.pass_obj
-def stage(settings: Settings, task_file: str, prefix: str, inputs: tuple[str, ...]) -> None:
+def stage(
+    settings: Settings,
+    task_file: str,
+    prefix: str,
+    inputs: tuple[str, ...],
+    inputs_file: str | None,
+) -> None:
     """Stage a run's inputs from this machine: local files and directories given
     with -i (or as the task file's defaults) are uploaded under PREFIX/data, and
     PREFIX/inputs.pb is written with every input, as Flyte writes it before it
@@ -27,7 +40,13 @@ def stage(settings: Settings, task_file: str, prefix: str, inputs: tuple[str, ..
       copilot pod examples/script_runner.yaml --prefix s3://my-bucket/runs/r1 | kubectl apply -f -
     """
     from copilot.storage import Store
-    from copilot.task import load_any_task, parse_assignments, stage_inputs
+    from copilot.task import (
+        load_any_task,
+        load_inputs_file,
+        merge_inputs,
+        parse_assignments,
+        stage_inputs,
+    )
 
     if "://" not in prefix or prefix.startswith("file://"):
         raise UsageError(
@@ -35,7 +54,9 @@ def stage(settings: Settings, task_file: str, prefix: str, inputs: tuple[str, ..
             "abfs://); give its URI"
         )
     spec = load_any_task(task_file)
-    given = parse_assignments(list(inputs))
+    given: dict = parse_assignments(list(inputs))
+    if inputs_file:
+        given = merge_inputs(load_inputs_file(inputs_file), given)
     with Store(settings.storage) as store:
         uri = stage_inputs(store, spec, given, prefix.rstrip("/"))
     click.echo(uri)
