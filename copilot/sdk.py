@@ -93,6 +93,11 @@ def _import_module(where: str) -> Any:
 
 def load_template(reference: str) -> tasks_pb2.TaskTemplate:
     """The ``TaskTemplate`` the SDK serializes for the task ``reference`` names."""
+    return _load(reference)[0]
+
+
+def _load(reference: str) -> tuple[tasks_pb2.TaskTemplate, Any]:
+    """The template and the SDK's task object."""
     m = _REFERENCE.match(reference)
     if not m:
         raise UsageError(f"{reference}: expected PATH.py:TASK or MODULE:TASK")
@@ -118,7 +123,7 @@ def load_template(reference: str) -> tasks_pb2.TaskTemplate:
 
     serialized = get_proto_task(task, SerializationContext(version="local"))
     # The SDK's classes come from its own flyteidl2; copilot reads the bytes.
-    return tasks_pb2.TaskTemplate.FromString(serialized.SerializeToString())
+    return tasks_pb2.TaskTemplate.FromString(serialized.SerializeToString()), task
 
 
 def spec_from_template(template: tasks_pb2.TaskTemplate, reference: str) -> Any:
@@ -147,5 +152,64 @@ def spec_from_template(template: tasks_pb2.TaskTemplate, reference: str) -> Any:
 
 
 def load_sdk_task(reference: str) -> Any:
-    """``PATH.py:TASK`` as a :class:`copilot.task.TaskSpec`."""
-    return spec_from_template(load_template(reference), reference)
+    """``PATH.py:TASK`` as a :class:`copilot.task.TaskSpec`, whose dataclass and
+    pydantic inputs are converted by the SDK's own type engine."""
+    template, task = _load(reference)
+    spec = spec_from_template(template, reference)
+    types = {name: typ for name, (typ, _default) in task.interface.inputs.items()}
+    spec.convert = lambda name, value: _sdk_literal(name, value, types.get(name), template)
+    return spec
+
+
+def _structured(typ: Any) -> str | None:
+    """What kind of structured Python type the SDK converts here, if any."""
+    import dataclasses
+
+    if not isinstance(typ, type) or typ.__module__.split(".")[0] == "flyte":
+        return None  # flyte.io's File, Dir, DataFrame: copilot's own converters
+    if dataclasses.is_dataclass(typ):
+        return "dataclass"
+    try:
+        from pydantic import BaseModel
+    except ImportError:  # pragma: no cover - the SDK depends on pydantic
+        return None
+    if issubclass(typ, BaseModel):
+        return "pydantic"
+    return None
+
+
+def _sdk_literal(name: str, value: Any, typ: Any, template: Any) -> Any:
+    """A dataclass or pydantic input as the SDK makes its literal (msgpack with the
+    SDK's tags); None for every other type (copilot's converters serve those)."""
+    kind = _structured(typ)
+    if kind is None:
+        return None
+    import asyncio
+
+    import yaml
+    from flyte.types import TypeEngine
+    from flyteidl2.core import literals_pb2
+
+    label = f"input {name!r}"
+    if isinstance(value, str):
+        try:
+            value = yaml.safe_load(value)
+        except yaml.YAMLError as exc:
+            raise UsageError(f"{label}: expected {typ.__name__} as JSON or YAML: {exc}") from None
+    if not isinstance(value, dict):
+        raise UsageError(
+            f"{label}: expected {typ.__name__} as a mapping of its fields, found {value!r}"
+        )
+    try:
+        if kind == "pydantic":
+            obj = typ.model_validate(value)
+        else:
+            from mashumaro.codecs.basic import decode
+
+            obj = decode(value, typ)
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UsageError(f"{label}: not a valid {typ.__name__}: {first}") from None
+    lt = next(e.value.type for e in template.interface.inputs.variables if e.key == name)
+    literal = asyncio.run(TypeEngine.to_literal(obj, typ, lt))
+    return literals_pb2.Literal.FromString(literal.SerializeToString())

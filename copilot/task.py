@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +38,10 @@ class TaskSpec:
     image: str = ""
     env: dict[str, str] = field(default_factory=dict)
     base_dir: str = "."
+    #: For a task loaded through an SDK: converts a given value (``-i`` text or a
+    #: value from ``--inputs``) with the SDK's own type engine, or returns None to
+    #: leave it to copilot's converters.
+    convert: Callable[[str, Any], literals_pb2.Literal | None] | None = None
 
 
 #: The fields a task file takes (those of the SDK's ContainerTask that copilot uses).
@@ -222,13 +227,27 @@ def input_literals(
     if missing:
         raise UsageError(f"missing input {missing[0]!r} (give it with -i {missing[0]}=VALUE)")
     given_values = {}
+    converted: dict[str, literals_pb2.Literal] = {}
     for name, lt in declared.items():
+        if spec.convert is not None and name in values:
+            literal = spec.convert(name, values[name])
+            if literal is not None:
+                converted[name] = literal
+                continue
         # Relative paths: from the task file for its defaults, else from here.
         from_file = name in spec.defaults and name not in given
         base = spec.base_dir if from_file else os.getcwd()
         value = _cli_value(values[name], lt) if name in values else None
         given_values[name] = GivenValue(value, lt, base)
-    return literals_from_values(given_values, data_uri)
+    literals, transfers = literals_from_values(given_values, data_uri)
+    for name, literal in converted.items():
+        literals.literals[name].CopyFrom(literal)
+    # In the order the task declares them, whoever converted them.
+    ordered = literals_pb2.LiteralMap()
+    for name in declared:
+        if name in literals.literals:
+            ordered.literals[name].CopyFrom(literals.literals[name])
+    return ordered, transfers
 
 
 def _optional(lt: types_pb2.LiteralType) -> bool:

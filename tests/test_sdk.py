@@ -227,3 +227,74 @@ def test_an_sdk_task_takes_its_inputs_from_a_file(project: Path) -> None:
     assert ran.returncode == 0, ran.stderr
     outputs = json.loads(ran.stdout)["outputs"]
     assert outputs["total"] == 6 and outputs["title"] == "lane-1"
+
+
+STRUCTURED = textwrap.dedent(
+    """
+    from dataclasses import dataclass
+
+    import flyte
+    from flyte.extras import ContainerTask
+    from pydantic import BaseModel
+
+
+    @dataclass
+    class Config:
+        name: str
+        reps: int
+
+
+    class Plate(BaseModel):
+        wells: int
+        label: str = "none"
+
+
+    echo = ContainerTask(
+        name="echo_structured",
+        image="alpine:3.18",
+        inputs={"cfg": Config, "plate": Plate, "n": int},
+        outputs={"cfg": Config, "plate": Plate},
+        command=["/bin/sh", "-c", "cp /var/inputs/cfg /var/inputs/plate /var/outputs/"],
+    )
+    """
+)
+
+
+def test_dataclass_and_pydantic_inputs_go_through_the_sdk_type_engine(project: Path) -> None:
+    import asyncio
+    import importlib.util
+
+    from flyte.types import TypeEngine
+    from flyteidl2.core import literals_pb2
+
+    (project / "structured.py").write_text(STRUCTURED)
+    ran = _run(
+        project, "structured.py:echo", "-i", "cfg={name: x, reps: 2}", "-i", 'plate={"wells": 96}',
+        "-i", "n=1",
+    )  # fmt: skip
+    assert ran.returncode == 0, ran.stderr
+    record = json.loads(ran.stdout)
+    assert record["outputs"] == {
+        "cfg": {"name": "x", "reps": 2},
+        "plate": {"wells": 96, "label": "none"},
+    }
+    # The stored input is the literal the SDK itself makes for that value.
+    stored = literals_pb2.LiteralMap.FromString(
+        Path(record["run_uri"].removeprefix("file://"), "inputs.pb").read_bytes()
+    )
+    spec = importlib.util.spec_from_file_location("structured_check", project / "structured.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    cfg_type = module.Config
+    expected = asyncio.run(
+        TypeEngine.to_literal(
+            cfg_type(name="x", reps=2), cfg_type, TypeEngine.to_literal_type(cfg_type)
+        )
+    )
+    assert stored.literals["cfg"].SerializeToString() == expected.SerializeToString()
+    assert set(stored.literals) == {"cfg", "plate", "n"}
+    bad = _run(project, "structured.py:echo", "-i", "cfg={name: x, reps: two}", "-i",
+               "plate={wells: 1}", "-i", "n=1")  # fmt: skip
+    assert bad.returncode == 2
+    assert "input 'cfg': not a valid Config" in bad.stderr and "reps" in bad.stderr
