@@ -238,6 +238,19 @@ def command_failure(status: int, tail: list[str], image: str | None) -> CopilotE
     return CopilotError(f"the command exited with status {status}{said}", origin=USER)
 
 
+def _stderr_file_tail(outdir: str) -> list[str]:
+    """The last lines of ``<outdir>/_stderr``: a Flyte SDK shell task sends its
+    script's stderr there rather than to the container's."""
+    try:
+        with open(os.path.join(outdir, "_stderr"), "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, fh.tell() - 8192))
+            text = fh.read().decode("utf-8", "replace")
+    except OSError:
+        return []
+    return text.splitlines()[-STDERR_TAIL_LINES:]
+
+
 def _collect(store: Store, uploads: UploadOptions, spec: TaskSpec, outputs: dict[str, Any]) -> str:
     """The sidecar step on the finished command's output dir: fills ``outputs`` in
     the order the task declares them; returns the failure's message, if any."""
@@ -421,7 +434,9 @@ def run_task(
     if status and not os.path.exists(os.path.join(runner.outdir, ERROR_FILE)):
         # The command's own failure comes first: an output missing after it is a
         # consequence (a command that wrote _ERROR said more; the sidecar reads that).
-        failure = command_failure(status, list(tail), image if container else None)
+        failure = command_failure(
+            status, list(tail) or _stderr_file_tail(runner.outdir), image if container else None
+        )
     if failure is not None:
         error = failure.message
         write_error_document(store, runner.run_uri, ERROR_DOCUMENT_NAME, COMMAND_FAILED, failure)

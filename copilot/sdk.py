@@ -1,8 +1,8 @@
 """Flyte tasks as their authors wrote them: ``PATH.py:TASK`` or ``MODULE:TASK``.
 
 The module is imported with the Flyte 2 SDK (the optional ``flyte`` extra), the
-named ``ContainerTask`` (a shell task's ``as_task()`` is taken too, though its
-``Glob`` / ``_stdout`` outputs are not read yet) is serialized
+named ``ContainerTask`` (or a shell task's ``as_task()``: its ``Glob`` outputs
+are directories on the wire) is serialized
 to the ``TaskTemplate`` the SDK would register, and that template becomes a
 :class:`copilot.task.TaskSpec`: so ``copilot run``, ``copilot pod`` and
 ``copilot task export`` all read one template, the one Flyte's propeller reads.

@@ -298,3 +298,45 @@ def test_dataclass_and_pydantic_inputs_go_through_the_sdk_type_engine(project: P
                "plate={wells: 1}", "-i", "n=1")  # fmt: skip
     assert bad.returncode == 2
     assert "input 'cfg': not a valid Config" in bad.stderr and "reps" in bad.stderr
+
+
+SHELL = textwrap.dedent(
+    """
+    from flyte.extras.shell import Glob, create
+    from flyte.io import File
+
+    count = create(
+        name="count_lines",
+        image="debian:12-slim",
+        inputs={"reads": File, "n": int},
+        outputs={"parts": Glob("*.txt"), "total": int},
+        script=r'''
+            wc -l < {inputs.reads} > {outputs.total}
+            for i in $(seq 1 {inputs.n}); do echo part $i > {outputs.parts}/p$i.txt; done
+            echo done-stdout
+            if [ {inputs.n} -gt 5 ]; then echo too many parts >&2; exit 4; fi
+        ''',
+    )
+    """
+)
+
+
+def test_a_shell_task_with_glob_outputs_stdout_and_returncode(project: Path) -> None:
+    (project / "shell.py").write_text(SHELL)
+    ran = _run(project, "shell.py:count", "-i", "reads=reads.fq", "-i", "n=2")
+    assert ran.returncode == 0, ran.stderr
+    record = json.loads(ran.stdout)
+    assert record["outputs"]["total"] == 4
+    parts = Path(record["outputs"]["parts"].removeprefix("file://"))
+    assert sorted(p.name for p in parts.iterdir()) == ["p1.txt", "p2.txt"]  # Glob: a Dir
+    outdir = Path(record["workdir"]) / "outputs"
+    assert (outdir / "_stdout").read_text() == "done-stdout\n"
+    assert (outdir / "_returncode").read_text().strip() == "0"
+    # The same task exported as a task file gives the same outputs.
+    (project / "count.yaml").write_text(run_copilot(["task", "export", "shell.py:count"]).stdout)
+    again = json.loads(_run(project, "count.yaml", "-i", "reads=reads.fq", "-i", "n=2").stdout)
+    assert again["outputs"]["total"] == 4
+    # A failing script: its exit status and the last line of its _stderr.
+    failed = _run(project, "shell.py:count", "-i", "reads=reads.fq", "-i", "n=7")
+    assert failed.returncode == 4
+    assert json.loads(failed.stdout)["error"] == "the command exited with status 4: too many parts"
