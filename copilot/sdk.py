@@ -2,10 +2,10 @@
 
 The module is imported with the Flyte 2 SDK (the optional ``flyte`` extra), the
 named ``ContainerTask`` (or a shell task's ``as_task()``: its ``Glob`` outputs
-are directories on the wire) is serialized
-to the ``TaskTemplate`` the SDK would register, and that template becomes a
-:class:`copilot.task.TaskSpec`: so ``copilot run``, ``copilot pod`` and
-``copilot task export`` all read one template, the one Flyte's propeller reads.
+are directories on the wire) is serialized to the ``TaskTemplate`` the SDK
+would register, which :func:`copilot.task.spec_from_template` turns into a
+task spec: so ``copilot run``, ``copilot pod`` and ``copilot task export`` all
+read one template, the one Flyte's propeller reads.
 
 The SDK's serializer (``flyte._internal.runtime.task_serde.get_proto_task``)
 is private API: tests/test_sdk.py holds its canary.  The SDK is imported only
@@ -24,7 +24,6 @@ from typing import Any
 from flyteidl2.core import tasks_pb2
 
 from copilot.errors import UsageError
-from copilot.modes import FileLayout, MetadataFormat
 
 #: ``examples/tasks.py:greet`` or ``my_pkg.tasks:greet``.
 _REFERENCE = re.compile(r"^(?P<where>[^:]+):(?P<name>[A-Za-z_][A-Za-z0-9_]*)$")
@@ -126,39 +125,17 @@ def _load(reference: str) -> tuple[tasks_pb2.TaskTemplate, Any]:
     return tasks_pb2.TaskTemplate.FromString(serialized.SerializeToString()), task
 
 
-def spec_from_template(template: tasks_pb2.TaskTemplate, reference: str) -> Any:
-    """A :class:`copilot.task.TaskSpec` from a raw-container ``TaskTemplate``."""
-    from copilot.task import TaskSpec
-
-    c = template.container
-    if not (c.command or c.args):
-        raise UsageError(f"{reference}: the task's container has no command")
-    dc = c.data_config
-    fmt = tasks_pb2.DataLoadingConfig.LiteralMapFormat.Name(dc.format)
-    layout = tasks_pb2.DataLoadingConfig.FileInputLayout.Name(dc.file_input_layout)
-    return TaskSpec(
-        name=template.id.name,
-        command=list(c.command) or list(c.args),
-        arguments=list(c.args) if c.command else [],
-        interface=template.interface,
-        input_data_dir=dc.input_path or "/var/inputs",
-        output_data_dir=dc.output_path or "/var/outputs",
-        metadata_format=MetadataFormat.parse(fmt, "metadata_format"),
-        file_input_layout=FileLayout.parse(layout, "file_input_layout"),
-        image=c.image,
-        env={kv.key: kv.value for kv in c.env},
-        base_dir=os.getcwd(),
-    )
-
-
-def load_sdk_task(reference: str) -> Any:
-    """``PATH.py:TASK`` as a :class:`copilot.task.TaskSpec`, whose dataclass and
-    pydantic inputs are converted by the SDK's own type engine."""
+def load_sdk_task(reference: str) -> tuple[tasks_pb2.TaskTemplate, Any]:
+    """``PATH.py:TASK``: the template the SDK serializes, and a converter that
+    turns a given dataclass or pydantic input value into the SDK's own literal
+    (None for other types, which copilot's converters serve)."""
     template, task = _load(reference)
-    spec = spec_from_template(template, reference)
     types = {name: typ for name, (typ, _default) in task.interface.inputs.items()}
-    spec.convert = lambda name, value: _sdk_literal(name, value, types.get(name), template)
-    return spec
+
+    def convert(name: str, value: Any) -> Any:
+        return _sdk_literal(name, value, types.get(name), template)
+
+    return template, convert
 
 
 def _structured(typ: Any) -> str | None:

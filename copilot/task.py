@@ -110,9 +110,36 @@ def load_any_task(reference: str) -> TaskSpec:
     if is_sdk_reference(reference):
         from copilot.sdk import load_sdk_task
 
-        spec: TaskSpec = load_sdk_task(reference)
+        template, convert = load_sdk_task(reference)
+        spec = spec_from_template(template, reference)
+        spec.convert = convert
         return spec
     return load_task(reference)
+
+
+def spec_from_template(template: Any, reference: str) -> TaskSpec:
+    """A task spec from a raw-container ``TaskTemplate`` (what Flyte registers)."""
+    from flyteidl2.core import tasks_pb2
+
+    c = template.container
+    if not (c.command or c.args):
+        raise UsageError(f"{reference}: the task's container has no command")
+    dc = c.data_config
+    fmt = tasks_pb2.DataLoadingConfig.LiteralMapFormat.Name(dc.format)
+    layout = tasks_pb2.DataLoadingConfig.FileInputLayout.Name(dc.file_input_layout)
+    return TaskSpec(
+        name=template.id.name,
+        command=list(c.command) or list(c.args),
+        arguments=list(c.args) if c.command else [],
+        interface=template.interface,
+        input_data_dir=dc.input_path or "/var/inputs",
+        output_data_dir=dc.output_path or "/var/outputs",
+        metadata_format=MetadataFormat.parse(fmt, "metadata_format"),
+        file_input_layout=FileLayout.parse(layout, "file_input_layout"),
+        image=c.image,
+        env={kv.key: kv.value for kv in c.env},
+        base_dir=os.getcwd(),
+    )
 
 
 def task_document(spec: TaskSpec) -> dict[str, Any]:
