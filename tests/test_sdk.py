@@ -340,3 +340,14 @@ def test_a_shell_task_with_glob_outputs_stdout_and_returncode(project: Path) -> 
     failed = _run(project, "shell.py:count", "-i", "reads=reads.fq", "-i", "n=7")
     assert failed.returncode == 4
     assert json.loads(failed.stdout)["error"] == "the command exited with status 4: too many parts"
+
+
+def test_loading_an_sdk_task_never_starts_the_sdks_telemetry(project: Path) -> None:
+    """The SDK reports to Sentry (an address off this machine) from its own CLI and
+    deploy paths; copilot's use of it (import, serialize, convert) must not reach
+    them.  Its once-only guard stays unset, whatever else turns it off in a test."""
+    from flyte import _sentry
+
+    ran = _run(project, "tasks.py:summarize", *SUMMARIZE_INPUTS)
+    assert ran.returncode == 0, ran.stderr
+    assert _sentry._state["initialized"] is False
