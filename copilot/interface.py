@@ -27,6 +27,7 @@ from typing import Any
 
 from flyteidl2.core import interface_pb2, types_pb2
 
+from copilot.config import check_section_keys
 from copilot.errors import UsageError
 from copilot.literals.types import MULTIPART, SINGLE, type_name
 
@@ -186,19 +187,6 @@ def type_spec(lt: types_pb2.LiteralType) -> Any:
 SPEC_KEYS = ("type", "format", "description", "default")
 
 
-def _known_keys(spec: dict[Any, Any], where: str) -> None:
-    """A misspelt key (``defualt``) would be dropped silently: refuse it, with a guess."""
-    import difflib
-
-    for key in spec:
-        if key not in SPEC_KEYS:
-            near = difflib.get_close_matches(str(key), SPEC_KEYS, n=1)
-            hint = f" (did you mean {near[0]}?)" if near else ""
-            raise UsageError(
-                f"{where}: unknown key {key!r}{hint}; a variable takes {', '.join(SPEC_KEYS)}"
-            )
-
-
 def variable_map(
     section: Any, where: str, defaults: dict[str, Any] | None = None
 ) -> interface_pb2.VariableMap:
@@ -214,7 +202,8 @@ def variable_map(
     for name, spec in section.items():
         description = ""
         if isinstance(spec, dict) and "type" in spec:
-            _known_keys(spec, f"{where}.{name}")
+            # A misspelt key (``defualt``) would be dropped silently.
+            check_section_keys(f"{where}.{name}", spec, SPEC_KEYS)
             description = str(spec.get("description") or "")
             if "default" in spec and defaults is not None:
                 defaults[str(name)] = spec["default"]

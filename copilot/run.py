@@ -153,6 +153,28 @@ class LocalRun:
         for where, part in self.parts():
             check_template(part, declared, where)
 
+    def container(self, engine: str, image: str | None) -> tuple[Engine, str, str]:
+        """``--docker``'s engine, container name and image (``--image`` or the task's)."""
+        image = image or self.spec.image
+        if not image:
+            raise UsageError("--docker: the task file names no image (give one with --image)")
+        return find_engine(engine), f"copilot-run-{self.run_id}", image
+
+    def container_argv(self, container: tuple[Engine, str, str], argv: list[str]) -> list[str]:
+        """The engine's command line running ``argv`` with the data dirs bind-mounted
+        at the task's declared paths."""
+        eng, name, image = container
+        return eng.run_argv(
+            image,
+            argv,
+            container=name,
+            mounts=[
+                (self.indir, self.spec.input_data_dir, True),
+                (self.outdir, self.spec.output_data_dir, False),
+            ],
+            env=self.spec.env,
+        )
+
     def render(self, docker: bool, *, write: bool = True) -> list[str]:
         """The command with Flyte's templates rendered and (locally) the data dirs
         mapped; ``write=False`` names the task template without storing it."""
@@ -288,19 +310,7 @@ def plan_task(
     runner.stored = literals
     argv = runner.render(docker, write=False)
     if docker:
-        image = image or spec.image
-        if not image:
-            raise UsageError("--docker: the task file names no image (give one with --image)")
-        argv = find_engine(engine).run_argv(
-            image,
-            argv,
-            container=f"copilot-run-{runner.run_id}",
-            mounts=[
-                (runner.indir, spec.input_data_dir, True),
-                (runner.outdir, spec.output_data_dir, False),
-            ],
-            env=spec.env,
-        )
+        argv = runner.container_argv(runner.container(engine, image), argv)
     in_dir = spec.input_data_dir if docker else runner.indir
     out_dir = spec.output_data_dir if docker else runner.outdir
     return {
@@ -343,12 +353,7 @@ def run_task(
     """
     runner = LocalRun(spec, store, store_root, workdir)
     runner.check_templates()
-    container: tuple[Engine, str] | None = None
-    if docker:
-        image = image or spec.image
-        if not image:
-            raise UsageError("--docker: the task file names no image (give one with --image)")
-        container = (find_engine(engine), f"copilot-run-{runner.run_id}")
+    container = runner.container(engine, image) if docker else None
     literals, transfers = runner.convert_inputs(given)
     runner.make_dirs()
     inputs_uri = runner.store_inputs(literals, transfers)
@@ -367,17 +372,7 @@ def run_task(
     )
     argv = runner.render(docker)
     if container is not None:
-        eng, name = container
-        argv = eng.run_argv(
-            image or "",
-            argv,
-            container=name,
-            mounts=[
-                (runner.indir, spec.input_data_dir, True),
-                (runner.outdir, spec.output_data_dir, False),
-            ],
-            env=spec.env,
-        )
+        argv = runner.container_argv(container, argv)
     env = {
         **os.environ,
         **spec.env,
@@ -403,7 +398,7 @@ def run_task(
     except KeyboardInterrupt:
         # Ctrl-C: the container (or command) must not outlive copilot.
         if container is not None:
-            runtime, name = container
+            runtime, name, _ = container
             runtime.stop(name)
             try:
                 proc.wait(timeout=STOP_GRACE + 10)
@@ -435,7 +430,9 @@ def run_task(
         # The command's own failure comes first: an output missing after it is a
         # consequence (a command that wrote _ERROR said more; the sidecar reads that).
         failure = command_failure(
-            status, list(tail) or _stderr_file_tail(runner.outdir), image if container else None
+            status,
+            list(tail) or _stderr_file_tail(runner.outdir),
+            container[2] if container else None,
         )
     if failure is not None:
         error = failure.message

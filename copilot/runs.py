@@ -94,10 +94,12 @@ def select(
     older_than: float | None = None,
     task: str | None = None,
     status: str | None = None,
+    everything: bool = False,
     now: float | None = None,
 ) -> list[KeptRun]:
     """The runs matching every criterion given; an incomplete run younger than a
-    day is left out unless asked for by status (it may still be running)."""
+    day is left out unless asked for by status or ``everything`` (it may still
+    be running)."""
     now = time.time() if now is None else now
     chosen = []
     for run in runs:
@@ -107,7 +109,8 @@ def select(
             continue
         if status is not None and run.status != status:
             continue
-        if status is None and run.status == INCOMPLETE and now - run.started < 86400:
+        young = run.status == INCOMPLETE and now - run.started < 86400
+        if young and status is None and not everything:
             continue
         chosen.append(run)
     return chosen
@@ -128,9 +131,11 @@ def remove(runs: list[KeptRun]) -> int:
 
 
 def human_size(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "kB", "MB", "GB"):
-        if size < 1000 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1000
-    return f"{size:.1f} GB"
+    if n < 1000:
+        return f"{n} B"
+    size, unit = n / 1000, "kB"
+    for bigger in ("MB", "GB"):
+        if size < 1000:
+            break
+        size, unit = size / 1000, bigger
+    return f"{size:.1f} {unit}"

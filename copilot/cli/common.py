@@ -176,6 +176,28 @@ def _format_option(help_text: str) -> Any:
     )
 
 
+def input_options(f: Any) -> Any:
+    """``-i NAME=VALUE`` and ``--inputs FILE``: a task's input values (run, stage)."""
+    f = click.option(
+        "--inputs",
+        "inputs_file",
+        type=click.Path(dir_okay=False),
+        default=None,
+        help="A YAML or JSON file of input name -> value (for many inputs; -i wins).",
+    )(f)
+    return click.option(
+        "-i", "--input", "inputs", multiple=True, metavar="NAME=VALUE", help="An input value."
+    )(f)
+
+
+def given_inputs(inputs: tuple[str, ...], inputs_file: str | None) -> dict[str, Any]:
+    """The values :func:`input_options` took: the file's, then ``-i`` over them."""
+    from copilot.task import load_inputs_file, merge_inputs, parse_assignments
+
+    given: dict[str, Any] = dict(parse_assignments(list(inputs)))
+    return merge_inputs(load_inputs_file(inputs_file), given) if inputs_file else given
+
+
 def max_primitive_bytes_option(f: Any) -> Any:
     """``--max-primitive-bytes``: sidecar, validate and run read outputs alike."""
     return click.option(

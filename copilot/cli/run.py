@@ -4,23 +4,14 @@ from __future__ import annotations
 
 import click
 
-from copilot.cli.common import _dump, max_primitive_bytes_option
+from copilot.cli.common import _dump, given_inputs, input_options, max_primitive_bytes_option
 from copilot.config import Settings
 from copilot.errors import UsageError
 
 
 @click.command(short_help="Run a container task end to end on this machine.")
 @click.argument("task_file", type=click.Path(dir_okay=False))
-@click.option(
-    "-i", "--input", "inputs", multiple=True, metavar="NAME=VALUE", help="An input value."
-)
-@click.option(
-    "--inputs",
-    "inputs_file",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="A YAML or JSON file of input name -> value (for many inputs; -i wins).",
-)
+@input_options
 @click.option(
     "--store",
     default=None,
@@ -109,7 +100,7 @@ def run(
 
     from copilot.run import cache_dir, run_task
     from copilot.storage import Store
-    from copilot.task import load_any_task, load_inputs_file, merge_inputs, parse_assignments
+    from copilot.task import load_any_task
 
     if not docker and (image or engine != "auto"):
         raise UsageError(f"{'--image' if image else '--engine'} only applies with --docker")
@@ -119,9 +110,7 @@ def run(
             "use a directory or an object store URI"
         )
     spec = load_any_task(task_file)
-    given: dict = parse_assignments(list(inputs))
-    if inputs_file:
-        given = merge_inputs(load_inputs_file(inputs_file), given)
+    given = given_inputs(inputs, inputs_file)
     home = cache_dir()
     store_root = store or "file://" + os.path.join(home, "store")
     if dry_run:

@@ -102,20 +102,19 @@ def clean(
       copilot runs clean --all
     """
     from copilot.run import cache_dir
-    from copilot.runs import human_size, kept_runs, remove, select
+    from copilot.runs import disk_usage, human_size, kept_runs, remove, select
 
     if not (older_than or task or status or everything):
         raise UsageError("runs clean: say which runs: --older-than, --task, --status or --all")
     found = kept_runs(cache_dir())
-    if everything and not (older_than or task or status):
-        chosen = found
-    else:
-        chosen = select(
-            found, older_than=_age(older_than) if older_than else None, task=task, status=status
-        )
+    chosen = select(
+        found,
+        older_than=_age(older_than) if older_than else None,
+        task=task,
+        status=status,
+        everything=everything,
+    )
     if dry_run:
-        from copilot.runs import disk_usage
-
         for run in chosen:
             click.echo(f"would remove {run.task}/{run.run_id} ({run.status})")
         size = human_size(disk_usage(p for r in chosen for p in r.paths()))

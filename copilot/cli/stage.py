@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from copilot.cli.common import given_inputs, input_options
 from copilot.config import Settings
 from copilot.errors import UsageError
 
@@ -11,16 +12,7 @@ from copilot.errors import UsageError
 @click.command(short_help="Upload a task's inputs and write PREFIX/inputs.pb for a pod.")
 @click.argument("task_file", type=click.Path(dir_okay=False))
 @click.option("--prefix", required=True, help="Store URI of the run (s3://bucket/runs/x).")
-@click.option(
-    "-i", "--input", "inputs", multiple=True, metavar="NAME=VALUE", help="An input value."
-)
-@click.option(
-    "--inputs",
-    "inputs_file",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="A YAML or JSON file of input name -> value (-i wins).",
-)
+@input_options
 @click.pass_obj
 def stage(
     settings: Settings,
@@ -40,13 +32,7 @@ def stage(
       copilot pod examples/script_runner.yaml --prefix s3://my-bucket/runs/r1 | kubectl apply -f -
     """
     from copilot.storage import Store
-    from copilot.task import (
-        load_any_task,
-        load_inputs_file,
-        merge_inputs,
-        parse_assignments,
-        stage_inputs,
-    )
+    from copilot.task import load_any_task, stage_inputs
 
     if "://" not in prefix or prefix.startswith("file://"):
         raise UsageError(
@@ -54,9 +40,7 @@ def stage(
             "abfs://); give its URI"
         )
     spec = load_any_task(task_file)
-    given: dict = parse_assignments(list(inputs))
-    if inputs_file:
-        given = merge_inputs(load_inputs_file(inputs_file), given)
+    given = given_inputs(inputs, inputs_file)
     with Store(settings.storage) as store:
         uri = stage_inputs(store, spec, given, prefix.rstrip("/"))
     click.echo(uri)

@@ -221,22 +221,24 @@ class RedisClient:
                 found, size = await pipe.execute()
                 if not found:
                     raise FileNotFoundError(self._uri(path))
-        total = 0
-        with open(lpath, "wb") as fh:
-            while total < size:
+        uri, end = self._uri(path), size
+
+        async def pieces() -> AsyncIterator[bytes]:
+            got = 0
+            while got < end:
                 with _converted():
-                    piece = await r.getrange(key, total, min(total + PIECE, size) - 1)
+                    piece = await r.getrange(key, got, min(got + PIECE, end) - 1)
                 if not piece:
-                    raise ConnectionError(
-                        f"redis: {self._uri(path)} shrank to {total} bytes while being read"
-                    )
-                await asyncio.to_thread(fh.write, piece)
-                if sha256 is not None:
-                    sha256.update(piece)
-                total += len(piece)
-                if callback is not None:
-                    callback.relative_update(len(piece))
-        return total
+                    raise ConnectionError(f"redis: {uri} shrank to {got} bytes while being read")
+                got += len(piece)
+                yield piece
+
+        # One value, read in pieces in order, through the writer every engine uses.
+        fd = os.open(lpath, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            return await chunked.write_at(pieces(), fd, 0, callback, sha256)
+        finally:
+            os.close(fd)
 
     async def put_file(
         self,
