@@ -344,3 +344,36 @@ def test_many_inputs_from_a_file_with_i_winning(tmp_path: Path, monkeypatch) -> 
     values.write_text("- a\n- b\n")
     bad = run_copilot(["run", task, "--inputs", str(values)], env=env)
     assert bad.returncode == 2 and "expected a mapping of input name -> value" in bad.stderr
+
+
+def test_shell_completion_works_as_the_readme_shows() -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert 'eval "$(_COPILOT_COMPLETE=bash_source copilot)"' in readme
+    env = clean_env(_COPILOT_COMPLETE="bash_source")
+    script = subprocess.run(
+        [copilot_exe()], capture_output=True, text=True, env=env, timeout=60, check=False
+    )
+    assert script.returncode == 0 and "complete " in script.stdout, script.stderr
+    env = clean_env(_COPILOT_COMPLETE="bash_complete", COMP_WORDS="copilot ru", COMP_CWORD="1")
+    words = subprocess.run(
+        [copilot_exe()], capture_output=True, text=True, env=env, timeout=60, check=False
+    )
+    assert {"plain,run", "plain,runs"} <= set(words.stdout.split()), words.stdout
+
+
+def test_the_readme_says_how_to_reach_copilot_and_which_image_a_pod_pulls() -> None:
+    """After scripts/demo, copilot is in .venv; the image the README builds and pushes
+    is the one it passes to copilot pod --image, named like pod's own default."""
+    import re
+
+    readme = (ROOT / "README.md").read_text()
+    assert "source .venv/bin/activate" in readme
+    assert "source .venv/bin/activate" in (ROOT / "scripts" / "demo").read_text()
+    built = re.search(r"docker build -t (\S+) \.", readme)
+    pushed = re.search(r"docker push (\S+)", readme)
+    shown = re.search(r"copilot pod .*\n.*--image (\S+)", readme)
+    assert built and pushed and shown
+    assert built[1] == pushed[1] == shown[1]
+    assert built[1].endswith(f"/copilot:{__version__}")
+    help_text = run_copilot(["pod", "--help"]).stdout
+    assert f"copilot:{__version__}" in help_text  # the default the README's tag replaces
