@@ -217,6 +217,8 @@ class RunResult:
     run_id: str = ""
     #: False once the work dir was removed (``keep=False`` and a success).
     workdir_kept: bool = True
+    #: The outputs as stored, by name (what ``outputs`` shows in copilot's view).
+    literals: dict[str, literals_pb2.Literal] = field(default_factory=dict)
 
     def record(self) -> dict[str, Any]:
         """The run as one machine-readable document (``copilot run -o record``)."""
@@ -273,9 +275,16 @@ def _stderr_file_tail(outdir: str) -> list[str]:
     return text.splitlines()[-STDERR_TAIL_LINES:]
 
 
-def _collect(store: Store, uploads: UploadOptions, spec: TaskSpec, outputs: dict[str, Any]) -> str:
-    """The sidecar step on the finished command's output dir: fills ``outputs`` in
-    the order the task declares them; returns the failure's message, if any."""
+def _collect(
+    store: Store,
+    uploads: UploadOptions,
+    spec: TaskSpec,
+    outputs: dict[str, Any],
+    stored: dict[str, literals_pb2.Literal],
+) -> str:
+    """The sidecar step on the finished command's output dir: fills ``outputs`` (and
+    their literals, ``stored``) in the order the task declares them; returns the
+    failure's message, if any."""
     try:
         # The process has exited: the sidecar step with watchers that do not wait.
         # Outputs go into a file:// store as hard links to the work dir's files
@@ -287,6 +296,7 @@ def _collect(store: Store, uploads: UploadOptions, spec: TaskSpec, outputs: dict
     for e in spec.interface.outputs.variables:
         if e.key in literals:
             outputs[e.key] = python_value(literals[e.key])
+            stored[e.key] = literals[e.key]
     return ""
 
 
@@ -425,6 +435,7 @@ def run_task(
         max_primitive_bytes=max_primitive_bytes,
     )
     outputs: dict[str, Any] = {}
+    stored: dict[str, literals_pb2.Literal] = {}
     failure = None
     if status and not os.path.exists(os.path.join(runner.outdir, ERROR_FILE)):
         # The command's own failure comes first: an output missing after it is a
@@ -438,7 +449,7 @@ def run_task(
         error = failure.message
         write_error_document(store, runner.run_uri, ERROR_DOCUMENT_NAME, COMMAND_FAILED, failure)
     else:
-        error = _collect(store, uploads, spec, outputs)
+        error = _collect(store, uploads, spec, outputs, stored)
     exit_code = status if status else (1 if error else 0)
     removed = not keep and exit_code == 0
     if removed:
@@ -454,4 +465,5 @@ def run_task(
         task=spec.name,
         run_id=runner.run_id,
         workdir_kept=not removed,
+        literals=stored,
     )

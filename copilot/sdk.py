@@ -14,16 +14,25 @@ for this form of task reference.
 
 from __future__ import annotations
 
+import enum
 import importlib
 import importlib.util
+import json
+import logging
 import os
 import re
 import sys
+import types
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from flyteidl2.core import tasks_pb2
 
 from copilot.errors import UsageError
+
+log = logging.getLogger(__name__)
 
 #: ``examples/tasks.py:greet`` or ``my_pkg.tasks:greet``.
 _REFERENCE = re.compile(r"^(?P<where>[^:]+):(?P<name>[A-Za-z_][A-Za-z0-9_]*)$")
@@ -39,14 +48,19 @@ def is_sdk_reference(text: str) -> bool:
     return where.endswith(".py") or re.fullmatch(r"[A-Za-z_][\w.]*", where) is not None
 
 
+#: The install command for each SDK a task module may use.
+INSTALL = {
+    "flyte": "a PATH.py:TASK reference needs the Flyte 2 SDK: pip install 'copilot[flyte]'",
+    "flytekit": "a Flyte 1 task needs flytekit: pip install flytekit",
+}
+
+
 def _import_sdk() -> Any:
     try:
         import flyte
         import flyte.extras
     except ImportError:
-        raise UsageError(
-            "a PATH.py:TASK reference needs the Flyte 2 SDK: pip install 'copilot[flyte]'"
-        ) from None
+        raise UsageError(INSTALL["flyte"]) from None
     return flyte
 
 
@@ -55,8 +69,6 @@ class UserCodeError(UsageError):
 
 
 def _import_module(where: str) -> Any:
-    import traceback
-
     try:
         if where.endswith(".py"):
             path = os.path.abspath(where)
@@ -75,19 +87,28 @@ def _import_module(where: str) -> Any:
         return importlib.import_module(where)
     except UsageError:
         raise
+    except ModuleNotFoundError as exc:
+        if exc.name in INSTALL:
+            raise UsageError(f"{where} imports {exc.name}: {INSTALL[exc.name]}") from None
+        raise _user_error(where, exc) from None
     except BaseException as exc:
         if isinstance(exc, KeyboardInterrupt):
             raise
-        # The user's own frames and error, without the interpreter's header (a
-        # traceback from copilot itself would be a bug; this one is the module's).
-        frames = traceback.extract_tb(exc.__traceback__)
-        own = [
-            f for f in frames if not f.filename.startswith((os.path.dirname(__file__), "<frozen"))
-        ]
-        lines = traceback.format_list(own or frames)
-        lines += traceback.format_exception_only(type(exc), exc)
-        text = "".join(lines).rstrip()
-        raise UserCodeError(f"{where} did not import; its traceback:\n{text}") from None
+        raise _user_error(where, exc) from None
+
+
+def _user_error(where: str, exc: BaseException) -> UserCodeError:
+    """The module's own traceback, as the one-screen message of a usage error."""
+    import traceback
+
+    # The user's own frames and error, without the interpreter's header (a
+    # traceback from copilot itself would be a bug; this one is the module's).
+    frames = traceback.extract_tb(exc.__traceback__)
+    own = [f for f in frames if not f.filename.startswith((os.path.dirname(__file__), "<frozen"))]
+    lines = traceback.format_list(own or frames)
+    lines += traceback.format_exception_only(type(exc), exc)
+    text = "".join(lines).rstrip()
+    return UserCodeError(f"{where} did not import; its traceback:\n{text}")
 
 
 def load_template(reference: str) -> tasks_pb2.TaskTemplate:
@@ -96,17 +117,20 @@ def load_template(reference: str) -> tasks_pb2.TaskTemplate:
 
 
 def _load(reference: str) -> tuple[tasks_pb2.TaskTemplate, Any]:
-    """The template and the SDK's task object."""
+    """The template and the SDK's task object (None for a Flyte 1 task)."""
     m = _REFERENCE.match(reference)
     if not m:
         raise UsageError(f"{reference}: expected PATH.py:TASK or MODULE:TASK")
-    flyte = _import_sdk()
-    from flyte.extras import ContainerTask
-
+    # The module first: it imports the SDK it was written for, and only that one.
     module = _import_module(m["where"])
     obj = getattr(module, m["name"], None)
     if obj is None:
         raise UsageError(f"{reference}: {m['where']} has no {m['name']!r}")
+    if type(obj).__module__.split(".")[0] == "flytekit":
+        return _flytekit_template(reference, obj), None
+    flyte = _import_sdk()
+    from flyte.extras import ContainerTask
+
     task = obj.as_task() if hasattr(obj, "as_task") and callable(obj.as_task) else obj
     if not isinstance(task, ContainerTask):
         kind = type(obj).__name__
@@ -125,17 +149,154 @@ def _load(reference: str) -> tuple[tasks_pb2.TaskTemplate, Any]:
     return tasks_pb2.TaskTemplate.FromString(serialized.SerializeToString()), task
 
 
-def load_sdk_task(reference: str) -> tuple[tasks_pb2.TaskTemplate, Any]:
-    """``PATH.py:TASK``: the template the SDK serializes, and a converter that
-    turns a given dataclass or pydantic input value into the SDK's own literal
-    (None for other types, which copilot's converters serve)."""
+def _flytekit_template(reference: str, obj: Any) -> tasks_pb2.TaskTemplate:
+    """A Flyte 1 ``flytekit.ContainerTask``'s template, as ``pyflyte register``
+    serializes it (``flytekit.tools.translator.get_serializable``; canary in
+    tests/test_sdk.py).  Its inputs and outputs go through copilot's converters."""
+    from collections import OrderedDict
+
+    from flytekit import ContainerTask
+    from flytekit.configuration import ImageConfig, SerializationSettings
+    from flytekit.tools.translator import get_serializable
+
+    if not isinstance(obj, ContainerTask):
+        raise UsageError(
+            f"{reference}: is a flytekit {type(obj).__name__}, not a ContainerTask "
+            "(a flytekit task that runs Python needs flytekit in its image; copilot "
+            "runs containers)"
+        )
+    settings = SerializationSettings(image_config=ImageConfig.auto_default_image(), version="local")
+    spec = get_serializable(OrderedDict(), settings, obj)
+    data = spec.template.to_flyte_idl().SerializeToString()
+    # flyteidl (Flyte 1) and flyteidl2 share the core messages' wire format.
+    return tasks_pb2.TaskTemplate.FromString(data)
+
+
+@dataclass
+class SdkTask:
+    """A task loaded through the SDK: its template, and the SDK's type engine on
+    each side of it for the task's own Python types."""
+
+    template: tasks_pb2.TaskTemplate
+    #: A given dataclass or pydantic input value -> the SDK's own literal (None
+    #: for other types, which copilot's converters serve).
+    convert: Callable[[str, Any], Any]
+    #: The outputs' literals -> the SDK's JSON view of each typed value (None for
+    #: a Flyte 1 task: copilot's own view).
+    view: Callable[[Mapping[str, Any]], dict[str, Any]] | None
+
+
+def load_sdk_task(reference: str) -> SdkTask:
+    """``PATH.py:TASK``: the template the SDK serializes, with the converters
+    that use the SDK's type engine for the task's Python types."""
     template, task = _load(reference)
-    types = {name: typ for name, (typ, _default) in task.interface.inputs.items()}
+    if task is None:  # Flyte 1: copilot's converters both ways
+        return SdkTask(template, lambda _name, _value: None, None)
+    inputs = {name: typ for name, (typ, _default) in task.interface.inputs.items()}
+    outputs = dict(task.interface.outputs)
 
     def convert(name: str, value: Any) -> Any:
-        return _sdk_literal(name, value, types.get(name), template)
+        return _sdk_literal(name, value, inputs.get(name), template)
 
-    return template, convert
+    def view(literals: Mapping[str, Any]) -> dict[str, Any]:
+        return json_view(literals, outputs)
+
+    return SdkTask(template, convert, view)
+
+
+def json_view(literals: Mapping[str, Any], py_types: Mapping[str, Any]) -> dict[str, Any]:
+    """Each output as the SDK's type engine reads it into the task's Python type,
+    in the JSON shape of the SDK's JSON schema for that type (the shape its
+    tools take back as input): File and Dir as ``{uri, format, dimensionality}``,
+    data frames ``{uri, format}``, dataclasses and pydantic models as objects,
+    enums by member name (what the wire holds; inside a dataclass or model, by
+    value, as its schema says), datetimes in ISO 8601 and durations as ISO 8601
+    durations (both what ``flyte run`` parses).
+
+    ``serialize_json_value`` is the SDK's private serializer (canary in
+    tests/test_sdk.py); a value it cannot read keeps copilot's own view."""
+    import asyncio
+
+    from flyte.types import TypeEngine
+    from flyte.types._json_coercion import serialize_json_value
+    from flyteidl2.core import literals_pb2 as sdk_literals
+
+    from copilot.literals.to_files import python_value
+
+    async def one(literal: Any, typ: Any) -> Any:
+        theirs = sdk_literals.Literal.FromString(literal.SerializeToString())
+        return await shown(await TypeEngine.to_python_value(theirs, typ), typ)
+
+    async def shown(value: Any, typ: Any) -> Any:
+        # An enum is its member's name on the wire, and its value inside a
+        # dataclass or model (whose schema is mashumaro's or pydantic's).
+        if isinstance(value, enum.Enum):
+            return value.name
+        typ = _unwrap_optional(typ)
+        origin, args = typing.get_origin(typ), typing.get_args(typ)
+        if origin is list and isinstance(value, list) and args:
+            return [await shown(v, args[0]) for v in value]
+        if origin is dict and isinstance(value, dict) and len(args) == 2:
+            return {k: await shown(v, args[1]) for k, v in value.items()}
+        serialized = await serialize_json_value(value, typ)
+        return json.loads(json.dumps(serialized, default=_json_leaf))
+
+    async def every() -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name, literal in literals.items():
+            try:
+                out[name] = await one(literal, py_types[name])
+            except Exception as exc:
+                # A downstream Flyte task would fail the same way: say so, show the value.
+                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                log.warning(
+                    "output %r: the Flyte SDK cannot read it as %s (%s); shown as stored",
+                    name,
+                    getattr(py_types[name], "__name__", py_types[name]),
+                    first,
+                )
+                out[name] = python_value(literal)
+        return out
+
+    return asyncio.run(every())
+
+
+def _unwrap_optional(typ: Any) -> Any:
+    """``Optional[X]`` -> ``X``; any other type as it is."""
+    args = [a for a in typing.get_args(typ) if a is not type(None)]
+    if typing.get_origin(typ) in (typing.Union, types.UnionType) and len(args) == 1:
+        return args[0]
+    return typ
+
+
+def _json_leaf(value: Any) -> Any:
+    """The JSON form of a leaf the SDK's serializer leaves as a Python object."""
+    import datetime
+
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, (datetime.datetime, datetime.date, datetime.time)):
+        return value.isoformat()
+    if isinstance(value, datetime.timedelta):
+        return iso_duration(value)
+    raise TypeError(f"no JSON form for {type(value).__name__}")
+
+
+def iso_duration(td: Any) -> str:
+    """``timedelta`` as an ISO 8601 duration (``P1DT2H3M4.5S``), the form the SDK's
+    command line parses."""
+    micros = td.days * 86_400_000_000 + td.seconds * 1_000_000 + td.microseconds
+    sign = "-" if micros < 0 else ""
+    days, rest = divmod(abs(micros), 86_400_000_000)
+    hours, rest = divmod(rest, 3_600_000_000)
+    minutes, rest = divmod(rest, 60_000_000)
+    seconds, frac = divmod(rest, 1_000_000)
+    secs = f"{seconds}.{frac:06d}".rstrip("0") if frac else str(seconds)
+    time = "".join(f"{n}{unit}" for n, unit in ((hours, "H"), (minutes, "M")) if n) + (
+        f"{secs}S" if secs != "0" else ""
+    )
+    text = (f"{days}D" if days else "") + (f"T{time}" if time else "")
+    return f"{sign}P{text or 'T0S'}"
 
 
 def _structured(typ: Any) -> str | None:

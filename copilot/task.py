@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +42,9 @@ class TaskSpec:
     #: value from ``--inputs``) with the SDK's own type engine, or returns None to
     #: leave it to copilot's converters.
     convert: Callable[[str, Any], literals_pb2.Literal | None] | None = None
+    #: For a task loaded through an SDK: its outputs' literals in the SDK's JSON
+    #: view (``copilot run -o json``); None keeps copilot's own.
+    view: Callable[[Mapping[str, literals_pb2.Literal]], dict[str, Any]] | None = None
 
 
 #: The fields a task file takes (those of the SDK's ContainerTask that copilot uses).
@@ -110,9 +113,10 @@ def load_any_task(reference: str) -> TaskSpec:
     if is_sdk_reference(reference):
         from copilot.sdk import load_sdk_task
 
-        template, convert = load_sdk_task(reference)
-        spec = spec_from_template(template, reference)
-        spec.convert = convert
+        loaded = load_sdk_task(reference)
+        spec = spec_from_template(loaded.template, reference)
+        spec.convert = loaded.convert
+        spec.view = loaded.view
         return spec
     return load_task(reference)
 

@@ -351,3 +351,261 @@ def test_loading_an_sdk_task_never_starts_the_sdks_telemetry(project: Path) -> N
     ran = _run(project, "tasks.py:summarize", *SUMMARIZE_INPUTS)
     assert ran.returncode == 0, ran.stderr
     assert _sentry._state["initialized"] is False
+
+
+KINDS = textwrap.dedent(
+    """
+    import dataclasses
+    import datetime
+    import enum
+    from typing import Optional, Union
+
+    from flyte.extras import ContainerTask
+    from flyte.io import DataFrame, Dir, File
+
+
+    class Color(enum.Enum):
+        RED = "red"
+        GREEN = "green"
+
+
+    @dataclasses.dataclass
+    class Stats:
+        n: int
+        color: Color
+
+
+    kinds = ContainerTask(
+        name="kinds",
+        image="alpine:3.18",
+        inputs={"color": Color, "maybe": Optional[int], "either": Union[int, str],
+                "table": DataFrame},
+        outputs={"c": Color, "m": Optional[int], "f": File, "d": Dir, "frame": DataFrame,
+                 "s": Stats, "when": datetime.datetime, "took": datetime.timedelta},
+        command=["/bin/sh", "-c", '''
+            echo {{.inputs.color}} > /var/outputs/c
+            cat /var/inputs/maybe > /var/outputs/m
+            echo hi > /var/outputs/f
+            mkdir /var/outputs/d && echo x > /var/outputs/d/x
+            cp /var/inputs/table /var/outputs/frame
+            echo '{"n": 2, "color": "green"}' > /var/outputs/s
+            echo 2026-01-02T03:04:05Z > /var/outputs/when
+            echo 1m30s > /var/outputs/took
+        '''],
+    )
+    """
+)
+
+
+def _load_module(path: Path, name: str):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclass codecs resolve their hints by module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_enums_optionals_unions_and_data_frames_take_what_flyte_run_takes(project: Path) -> None:
+    """Each input is stored as the literal the SDK's type engine makes for the value
+    a user gives ``flyte run`` (an enum by member name, a data frame by path)."""
+    import asyncio
+    from typing import Optional, Union
+
+    from flyte.io import DataFrame
+    from flyte.types import TypeEngine
+    from flyteidl2.core import literals_pb2
+
+    (project / "kinds.py").write_text(KINDS)
+    (project / "table.csv").write_text("a,b\n1,2\n")
+    given = ("-i", "color=RED", "-i", "maybe=3", "-i", "either=x", "-i", "table=table.csv")
+    ran = _run(project, "kinds.py:kinds", *given)
+    assert ran.returncode == 0, ran.stderr
+    record = json.loads(ran.stdout)
+    stored = literals_pb2.LiteralMap.FromString(
+        Path(record["run_uri"].removeprefix("file://"), "inputs.pb").read_bytes()
+    )
+    kinds = _load_module(project / "kinds.py", "kinds_check")
+
+    def sdk(value, typ):
+        lit = asyncio.run(TypeEngine.to_literal(value, typ, TypeEngine.to_literal_type(typ)))
+        return lit.SerializeToString()
+
+    assert stored.literals["color"].SerializeToString() == sdk(kinds.Color.RED, kinds.Color)
+    assert stored.literals["maybe"].SerializeToString() == sdk(3, Optional[int])  # noqa: UP045 (as the task says)
+    assert stored.literals["either"].SerializeToString() == sdk("x", Union[int, str])  # noqa: UP007
+    # A .csv file is a csv data frame, as flyte run records it: the SDK reads it so.
+    table = stored.literals["table"]
+    assert table.scalar.structured_dataset.metadata.structured_dataset_type.format == "csv"
+    frame = asyncio.run(
+        TypeEngine.to_python_value(
+            literals_pb2.Literal.FromString(table.SerializeToString()), DataFrame
+        )
+    )
+    assert frame.format == "csv" and frame.uri == table.scalar.structured_dataset.uri
+    assert Path(frame.uri.removeprefix("file://")).read_text() == "a,b\n1,2\n"
+    # A value outside the enum is refused with the members flyte run offers.
+    bad = _run(project, "kinds.py:kinds", *given[:-8], "-i", "color=red", *given[2:])
+    assert bad.returncode == 2 and "expected one of RED, GREEN, found 'red'" in bad.stderr
+
+
+def test_json_output_is_the_sdks_json_view_of_each_value(project: Path) -> None:
+    """``-o json`` for a PATH.py:TASK: each output in the shape of the SDK's JSON
+    schema for its type, which the SDK's own JSON coercion reads back."""
+    import jsonschema
+    from flyte._json_schema import literal_type_to_json_schema
+    from mashumaro.codecs.basic import decode
+
+    from copilot.sdk import load_template
+
+    (project / "kinds.py").write_text(KINDS)
+    (project / "table.csv").write_text("a,b\n1,2\n")
+    given = ("-i", "color=GREEN", "-i", "maybe=7", "-i", "either=4", "-i", "table=table.csv")
+    env = clean_env(COPILOT_HOME=str(project / "home"))
+    ran = run_copilot(["run", "kinds.py:kinds", "-q", *given], env=env)
+    assert ran.returncode == 0, ran.stderr
+    view = json.loads(ran.stdout)
+    assert view["c"] == "GREEN" and view["m"] == 7
+    assert view["s"] == {"n": 2, "color": "green"}  # in a dataclass, by value
+    assert view["when"] == "2026-01-02T03:04:05+00:00" and view["took"] == "PT1M30S"
+    assert view["f"]["dimensionality"] == "SINGLE" and view["d"]["dimensionality"] == "MULTIPART"
+    assert Path(view["f"]["uri"].removeprefix("file://")).read_text() == "hi\n"
+    assert view["frame"]["uri"].startswith("file://") and set(view["frame"]) == {"uri", "format"}
+    template = load_template("kinds.py:kinds")
+    for entry in template.interface.outputs.variables:
+        schema = literal_type_to_json_schema(entry.value.type)
+        jsonschema.validate(view[entry.key], schema)
+    kinds = _load_module(project / "kinds.py", "kinds_view")
+    # mashumaro, the SDK's dataclass codec, reads the view back.
+    assert decode(view["s"], kinds.Stats) == kinds.Stats(2, kinds.Color.GREEN)
+    assert "cannot read" not in ran.stderr
+    # The run's record keeps copilot's own view, the same for a task file.
+    record = json.loads(_run(project, "kinds.py:kinds", *given).stdout)
+    assert record["outputs"]["f"].startswith("file://") and record["outputs"]["c"] == "GREEN"
+
+
+def test_the_private_sdk_json_serializer_copilot_uses_is_there() -> None:
+    """copilot.sdk.json_view calls the SDK's serializer for its JSON schema shape."""
+    import asyncio
+    import inspect
+
+    from flyte.io import File
+    from flyte.types._json_coercion import serialize_json_value
+
+    assert list(inspect.signature(serialize_json_value).parameters) == ["value", "py_type"]
+    shown = asyncio.run(serialize_json_value(File(path="s3://b/k.txt"), File))
+    assert shown["uri"] == "s3://b/k.txt" and shown["dimensionality"] == "SINGLE"
+
+
+@pytest.mark.parametrize(
+    "seconds,text",
+    [(0, "PT0S"), (90, "PT1M30S"), (1.5, "PT1.5S"), (86400 + 3600, "P1DT1H"), (-5, "-PT5S")],
+)
+def test_durations_in_the_json_view_are_iso_8601(seconds: float, text: str) -> None:
+    import datetime
+
+    from copilot.sdk import iso_duration
+
+    assert iso_duration(datetime.timedelta(seconds=seconds)) == text
+
+
+def test_a_value_the_sdk_cannot_read_is_shown_as_stored_and_named(
+    project: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A struct output the task's dataclass refuses (a downstream Flyte task would
+    fail on it): ``-o json`` still shows it, and says which output and why."""
+    import msgpack
+    from flyteidl2.core import literals_pb2
+
+    from copilot.sdk import json_view
+
+    (project / "kinds.py").write_text(KINDS)
+    kinds = _load_module(project / "kinds.py", "kinds_refused")
+    bad = literals_pb2.Literal()
+    bad.scalar.binary.value = msgpack.packb({"n": 2, "color": "BLUE"})
+    bad.scalar.binary.tag = "msgpack"
+    good = literals_pb2.Literal()
+    good.scalar.primitive.integer = 5
+    shown = json_view({"s": bad, "m": good}, {"s": kinds.Stats, "m": int})
+    assert shown == {"s": {"n": 2, "color": "BLUE"}, "m": 5}
+    (message,) = [r.getMessage() for r in caplog.records if r.name == "copilot.sdk"]
+    assert message.startswith("output 's': the Flyte SDK cannot read it as Stats (")
+
+
+FLYTE1 = textwrap.dedent(
+    """
+    from flytekit import ContainerTask, kwtypes, task
+    from flytekit.types.file import FlyteFile
+
+    greet = ContainerTask(
+        name="greet",
+        image="alpine:3.18",
+        input_data_dir="/var/inputs",
+        output_data_dir="/var/outputs",
+        inputs=kwtypes(name=str, n=int, reads=FlyteFile),
+        outputs=kwtypes(msg=str, copy=FlyteFile),
+        metadata_format=ContainerTask.MetadataFormat.YAML,
+        command=["/bin/sh", "-c", "echo hello {{.inputs.name}} {{.inputs.n}} > /var/outputs/msg"
+                 " && cat /var/inputs/reads /var/inputs/reads > /var/outputs/copy"
+                 " && cat /var/inputs/inputs.yaml >&2"],
+    )
+
+    @task
+    def python_task(x: int) -> int:
+        return x
+    """
+)
+
+
+def test_a_flyte_1_container_task_runs_like_its_exported_task_file(project: Path) -> None:
+    (project / "flyte1.py").write_text(FLYTE1)
+    given = ("-i", "name=Ada", "-i", "n=3", "-i", "reads=reads.fq")
+    ran = _run(project, "flyte1.py:greet", *given)
+    assert ran.returncode == 0, ran.stderr
+    record = json.loads(ran.stdout)
+    assert record["outputs"]["msg"] == "hello Ada 3"
+    copy = Path(record["outputs"]["copy"].removeprefix("file://"))
+    assert copy.read_text() == (project / "reads.fq").read_text() * 2
+    exported = run_copilot(["task", "export", "flyte1.py:greet"])
+    assert exported.returncode == 0, exported.stderr
+    assert yaml.safe_load(exported.stdout)["metadata_format"] == "YAML"
+    (project / "greet.yaml").write_text(exported.stdout)
+    by_file = _run(project, "greet.yaml", *given)
+    assert _comparable(json.loads(by_file.stdout)) == _comparable(record)
+    # A flytekit task that runs Python is named for what it is.
+    other = run_copilot(["run", "flyte1.py:python_task"])
+    assert other.returncode == 2
+    assert "is a flytekit PythonFunctionTask, not a ContainerTask" in other.stderr
+
+
+def test_a_flyte_1_task_loads_without_the_flyte_2_sdk(project: Path) -> None:
+    """Only the SDK the module imports is imported (the two never share a process)."""
+    import subprocess
+
+    (project / "flyte1.py").write_text(FLYTE1)
+    code = (
+        "import sys; from copilot.task import load_any_task; "
+        "spec = load_any_task('flyte1.py:greet'); "
+        "print(spec.name, 'flyte' in sys.modules, 'flytekit' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=clean_env(), check=True
+    )
+    assert out.stdout.split() == ["greet", "False", "True"]
+
+
+def test_flytekit_serializer_copilot_uses_is_there() -> None:
+    """copilot.sdk serializes a Flyte 1 task as pyflyte does; a release that moves it fails here."""
+    import inspect
+
+    from flytekit.configuration import SerializationSettings
+    from flytekit.tools.translator import get_serializable
+
+    assert list(inspect.signature(get_serializable).parameters)[:3] == [
+        "entity_mapping",
+        "settings",
+        "entity",
+    ]
+    assert "version" in inspect.signature(SerializationSettings).parameters

@@ -625,3 +625,37 @@ def test_an_unknown_engine_is_an_error_naming_the_valid_ones() -> None:
         resolve_settings([], overrides)
     overrides.set("storage", "engine", "str", "FSSPEC")
     assert resolve_settings([], overrides).storage.engine == "fsspec"
+
+
+@pytest.mark.parametrize(
+    "name,declared,expected",
+    [
+        ("rows.csv", "", "csv"),
+        ("rows.PARQUET", "", "parquet"),
+        ("rows.tsv", "", ""),
+        ("rows.csv", "parquet", "parquet"),  # a declared format is kept
+    ],
+)
+def test_a_data_frame_input_records_the_format_its_suffix_names(
+    tmp_path, name: str, declared: str, expected: str
+) -> None:
+    """As ``flyte run`` does for a plain ``DataFrame``: the SDK then reads a .csv
+    with its CSV handler; a remote URI is named by its suffix the same way."""
+    from flyteidl2.core import types_pb2
+
+    from copilot.literals.from_files import GivenValue, literals_from_values
+
+    (tmp_path / name).write_text("a,b\n1,2\n")
+    lt = types_pb2.LiteralType(
+        structured_dataset_type=types_pb2.StructuredDatasetType(format=declared)
+    )
+    given = {
+        "local": GivenValue(name, lt, str(tmp_path)),
+        "remote": GivenValue(f"s3://bucket/frames/{name}", lt, str(tmp_path)),
+    }
+    literals, transfers = literals_from_values(given, "memory://store/data")
+    for key in ("local", "remote"):
+        sd = literals.literals[key].scalar.structured_dataset
+        assert sd.metadata.structured_dataset_type.format == expected, key
+    assert literals.literals["remote"].scalar.structured_dataset.uri.startswith("s3://bucket/")
+    assert len(transfers) == 1

@@ -39,8 +39,9 @@ from copilot.errors import UsageError
     type=click.Choice(("json", "yaml", "record")),
     default="json",
     show_default=True,
-    help="json/yaml: the outputs; record: one JSON document with the run's id, "
-    "where it is kept, its status and outputs (printed on failure too).",
+    help="json/yaml: the outputs (for a PATH.py:TASK, the Flyte SDK's JSON view of "
+    "each value); record: one JSON document with the run's id, where it is kept, its "
+    "status and outputs in copilot's view (printed on failure too).",
 )
 @click.option(
     "--rm",
@@ -146,7 +147,8 @@ def run(
         click.echo(json.dumps(result.record(), indent=2))
     if result.exit_code == 0:
         if fmt != "record":
-            click.echo(_dump(result.outputs, fmt))
+            shown = spec.view(result.literals) if spec.view else result.outputs
+            click.echo(_dump(shown, fmt))
         if not quiet:
             where = f"work dir {result.workdir}" if result.workdir_kept else "work dir removed"
             click.echo(

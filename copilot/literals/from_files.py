@@ -29,6 +29,7 @@ from copilot.literals.values import (
     TRIM,
     ValueReader,
     _short,
+    dataset_literal,
     none_literal,
     optional_none,
     parse_document,
@@ -206,11 +207,7 @@ class OutputReader(ValueReader):
             return self._blob(path, st, lt, label, tree=multipart)
         if which == "structured_dataset_type":
             uri = self.plan(path, st, label, tree=stat.S_ISDIR(st.st_mode))
-            lit = Literal()
-            sd = lit.scalar.structured_dataset
-            sd.uri = uri
-            sd.metadata.structured_dataset_type.CopyFrom(lt.structured_dataset_type)
-            return lit
+            return dataset_literal(uri, lt, path)
         if which == "schema":
             uri = self.plan(path, st, label, tree=stat.S_ISDIR(st.st_mode))
             lit = Literal()

@@ -13,6 +13,7 @@ import base64
 import binascii
 import datetime as _dt
 import json
+import os
 from collections.abc import Callable
 from typing import Any, TypeAlias
 
@@ -93,6 +94,24 @@ def optional_none(lt: LiteralType) -> LiteralType | None:
     return next((v for v in lt.union_type.variants if is_none_type(v)), None)
 
 
+#: A data frame file's suffix -> the format the Flyte SDK records for it (``flyte
+#: run`` names a ``.csv`` file's format csv, so the SDK reads it with its CSV handler).
+FRAME_FORMATS = {".csv": "csv", ".parquet": "parquet"}
+
+
+def dataset_literal(uri: str, lt: LiteralType, source: str = "") -> Literal:
+    """A data frame stored at ``uri``: the declared format, or when the type leaves
+    it open (a plain ``DataFrame``), the one ``source``'s suffix names."""
+    lit = Literal()
+    sd = lit.scalar.structured_dataset
+    sd.uri = uri
+    sd.metadata.structured_dataset_type.CopyFrom(lt.structured_dataset_type)
+    if not lt.structured_dataset_type.format:
+        suffix = os.path.splitext((source or uri).rstrip("/"))[1].lower()
+        sd.metadata.structured_dataset_type.format = FRAME_FORMATS.get(suffix, "")
+    return lit
+
+
 def remote_literal(uri: str, lt: LiteralType) -> Literal:
     """A File, Dir, schema or dataset literal for data already in a store."""
     lit = Literal()
@@ -104,10 +123,7 @@ def remote_literal(uri: str, lt: LiteralType) -> Literal:
         lit.scalar.schema.uri = uri
         lit.scalar.schema.type.CopyFrom(lt.schema)
     else:
-        lit.scalar.structured_dataset.uri = uri
-        lit.scalar.structured_dataset.metadata.structured_dataset_type.CopyFrom(
-            lt.structured_dataset_type
-        )
+        return dataset_literal(uri, lt)
     return lit
 
 
