@@ -574,6 +574,13 @@ def test_a_flyte_1_container_task_runs_like_its_exported_task_file(project: Path
     (project / "greet.yaml").write_text(exported.stdout)
     by_file = _run(project, "greet.yaml", *given)
     assert _comparable(json.loads(by_file.stdout)) == _comparable(record)
+    # Its pod validates like any other.
+    from test_pod import validate
+
+    remote = ("-i", "name=Ada", "-i", "n=1", "-i", "reads=s3://bucket/r.fq")
+    pod = run_copilot(["pod", "flyte1.py:greet", "--prefix", "s3://b/r1", *remote, "-o", "json"])
+    assert pod.returncode == 0, pod.stderr
+    validate(json.loads(pod.stdout))
     # A flytekit task that runs Python is named for what it is.
     other = run_copilot(["run", "flyte1.py:python_task"])
     assert other.returncode == 2
