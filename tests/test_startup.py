@@ -102,11 +102,16 @@ def test_yaml_is_imported_only_for_yaml_metadata(tmp_path: Path, fmt: str) -> No
 def test_an_s3_download_imports_its_engine_only_and_no_sidecar_code(
     s3: S3, tmp_path: Path, engine: str, loaded: str, absent: set[str]
 ) -> None:
-    s3.put("startup/inputs.pb", _inputs(tmp_path).read_bytes())
+    # A File too: its transfer reports progress, which on the native engine must
+    # not pull in fsspec (its callbacks module) on the event loop's thread.
+    s3.put("startup/reads.fq", b"ACGT\n")
+    items = {"b": lits.string("two"), "f": lits.blob(s3.uri("startup/reads.fq"))}
+    s3.put("startup/inputs.pb", lits.literal_map(items).SerializeToString())
     uri = s3.uri("startup/inputs.pb")
     flags = [*s3.stow_flags(), f"--storage.engine={engine}"]
     mods = _modules([*flags, "download", "-f", uri, "-o", str(tmp_path / "in")])
     assert (tmp_path / "in" / "b").read_text() == "two"
+    assert (tmp_path / "in" / "f").read_bytes() == b"ACGT\n"
     assert loaded in _tops(mods)
     assert _tops(mods).isdisjoint(absent), sorted(_tops(mods) & absent)
     assert mods.isdisjoint(SIDECAR_ONLY), sorted(mods & set(SIDECAR_ONLY))

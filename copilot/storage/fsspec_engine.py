@@ -149,7 +149,7 @@ class FsspecClient:
                 self.fs, path, lpath, callback, retry, sha256=sha256
             )
             return got
-        kw = {"callback": callback} if callback is not None else {}
+        kw = {"callback": callback.for_fsspec()} if callback is not None else {}
         await self._call("get_file", path, lpath, **kw)
         if sha256 is not None:  # no streaming path: a pass of its own
             await asyncio.to_thread(_hash_file, lpath, sha256)
@@ -169,7 +169,7 @@ class FsspecClient:
                 self.fs, lpath, path, budget, callback, retry, digest=digest
             )
             return sent
-        kw = {"callback": callback} if callback is not None else {}
+        kw = {"callback": callback.for_fsspec()} if callback is not None else {}
         await self._call("put_file", lpath, path, **kw)
         if digest is not None:  # no streaming path (memory://): a pass of its own
             await asyncio.to_thread(_hash_file, lpath, digest)
