@@ -34,7 +34,7 @@ class TransferCallback:
 
         target = self
 
-        class Relay(Callback):  # type: ignore[misc]
+        class Relay(Callback):
             def call(self, *args: object, **kwargs: object) -> None:
                 delta = self.value - target.reported
                 if delta > 0:
