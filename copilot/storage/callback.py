@@ -2,7 +2,7 @@
 
 Every engine reports through :meth:`TransferCallback.relative_update`; the
 fsspec engine hands fsspec an adapter (:meth:`TransferCallback.for_fsspec`), so
-the native engine's transfers never import fsspec (its import takes ~0.14 s,
+the native engine's transfers never import fsspec (a costly import,
 and on the event loop's thread it would hold up every transfer behind it).
 """
 
