@@ -151,7 +151,9 @@ async def run_obstore(
         secret_access_key=os.environ["AWS_SECRET_ACCESS_KEY"],
         region=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
         client_options={"allow_http": True},
-        retry_config={"max_retries": 0},
+        # As aiobotocore's ceiling does (botocore retries): rclone's S3 server answers
+        # a rare 500 to concurrent PUTs, which would otherwise end the measurement.
+        retry_config={"max_retries": 3},
     )
     client = time.perf_counter() - made
     listing = 0.0
