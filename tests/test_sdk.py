@@ -154,6 +154,11 @@ def test_a_failing_sdk_task_records_its_error_document(project: Path) -> None:
     (doc_path,) = (project / "home" / "store" / "runs" / "failing").rglob("error.pb")
     err = execution_pb2.ErrorDocument.FromString(doc_path.read_bytes()).error
     assert err.message == record["error"] and err.origin == execution_pb2.ExecutionError.USER
+    # The exported task file fails the same way.
+    exported = run_copilot(["task", "export", "tasks.py:failing"])
+    (project / "failing.yaml").write_text(exported.stdout)
+    again = _run(project, "failing.yaml", "-i", "n=3")
+    assert again.returncode == 7 and json.loads(again.stdout)["error"] == record["error"]
 
 
 def test_copilot_pod_for_an_sdk_task_validates(project: Path) -> None:
@@ -294,6 +299,20 @@ def test_dataclass_and_pydantic_inputs_go_through_the_sdk_type_engine(project: P
     )
     assert stored.literals["cfg"].SerializeToString() == expected.SerializeToString()
     assert set(stored.literals) == {"cfg", "plate", "n"}
+    # Exported as a task file: the dataclass input is stored and echoed identically.
+    # (A task file's `struct` carries no schema, so the SDK form alone fills the
+    # pydantic model's defaults.)
+    exported = run_copilot(["task", "export", "structured.py:echo"])
+    (project / "echo.yaml").write_text(exported.stdout)
+    given = ("-i", "cfg={name: x, reps: 2}", "-i", 'plate={"wells": 96}', "-i", "n=1")
+    by_file = _run(project, "echo.yaml", *given)
+    assert by_file.returncode == 0, by_file.stderr
+    again = json.loads(by_file.stdout)
+    assert again["outputs"]["cfg"] == record["outputs"]["cfg"]
+    from_file = literals_pb2.LiteralMap.FromString(
+        Path(again["run_uri"].removeprefix("file://"), "inputs.pb").read_bytes()
+    )
+    assert from_file.literals["cfg"].SerializeToString() == expected.SerializeToString()
     bad = _run(project, "structured.py:echo", "-i", "cfg={name: x, reps: two}", "-i",
                "plate={wells: 1}", "-i", "n=1")  # fmt: skip
     assert bad.returncode == 2
