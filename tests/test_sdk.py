@@ -355,6 +355,10 @@ def test_a_shell_task_with_glob_outputs_stdout_and_returncode(project: Path) -> 
     (project / "count.yaml").write_text(run_copilot(["task", "export", "shell.py:count"]).stdout)
     again = json.loads(_run(project, "count.yaml", "-i", "reads=reads.fq", "-i", "n=2").stdout)
     assert again["outputs"]["total"] == 4
+    parts_again = Path(again["outputs"]["parts"].removeprefix("file://"))
+    assert {p.name: p.read_text() for p in parts_again.iterdir()} == {
+        p.name: p.read_text() for p in parts.iterdir()
+    }
     # A failing script: its exit status and the last line of its _stderr.
     failed = _run(project, "shell.py:count", "-i", "reads=reads.fq", "-i", "n=7")
     assert failed.returncode == 4
