@@ -552,9 +552,10 @@ def test_progress_counts_fsspecs_own_transfers_too(tmp_path: Path) -> None:
 
     from copilot.progress import Progress
     from copilot.storage.callback import TransferCallback
+    from copilot.storage.fsspec_engine import fsspec_callback
 
     counted = Progress("get", enabled=False)
     fsspec.filesystem("memory").get_file(
-        f"{base}/p/f3", str(tmp_path / "again"), callback=TransferCallback(counted).for_fsspec()
+        f"{base}/p/f3", str(tmp_path / "again"), callback=fsspec_callback(TransferCallback(counted))
     )
     assert (counted.bytes, counted.files) == (3 << 20, 0)

@@ -15,6 +15,7 @@ calls run in a worker thread of copilot's loop.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 from collections.abc import AsyncIterator
 from types import ModuleType
@@ -149,7 +150,7 @@ class FsspecClient:
                 self.fs, path, lpath, callback, retry, sha256=sha256
             )
             return got
-        kw = {"callback": callback.for_fsspec()} if callback is not None else {}
+        kw = {"callback": fsspec_callback(callback)} if callback is not None else {}
         await self._call("get_file", path, lpath, **kw)
         if sha256 is not None:  # no streaming path: a pass of its own
             await asyncio.to_thread(_hash_file, lpath, sha256)
@@ -169,7 +170,7 @@ class FsspecClient:
                 self.fs, lpath, path, budget, callback, retry, digest=digest
             )
             return sent
-        kw = {"callback": callback.for_fsspec()} if callback is not None else {}
+        kw = {"callback": fsspec_callback(callback)} if callback is not None else {}
         await self._call("put_file", lpath, path, **kw)
         if digest is not None:  # no streaming path (memory://): a pass of its own
             await asyncio.to_thread(_hash_file, lpath, digest)
@@ -188,3 +189,27 @@ def _hash_file(path: str, digest: Any) -> Any:
         while chunk := fh.read(_HASH_CHUNK):
             digest.update(chunk)
     return digest
+
+
+def fsspec_callback(target: TransferCallback) -> Any:
+    """An fsspec ``Callback`` for fsspec's own transfers, whose progress lands in ``target``."""
+    return _relay()(target)
+
+
+@functools.cache
+def _relay() -> Any:
+    """The adapter's class, made once, when the first fsspec transfer needs it (fsspec
+    is imported by then; the native engine never imports it)."""
+    from fsspec.callbacks import Callback
+
+    class Relay(Callback):
+        def __init__(self, target: TransferCallback) -> None:
+            super().__init__()
+            self.target = target
+
+        def call(self, *args: object, **kwargs: object) -> None:
+            delta = self.value - self.target.reported
+            if delta > 0:
+                self.target.relative_update(delta)
+
+    return Relay
