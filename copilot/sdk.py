@@ -144,9 +144,9 @@ def _load(reference: str) -> tuple[tasks_pb2.TaskTemplate, Any]:
     from flyte._internal.runtime.task_serde import get_proto_task
     from flyte.models import SerializationContext
 
-    serialized = get_proto_task(task, SerializationContext(version="local"))
-    # The SDK's classes come from its own flyteidl2; copilot reads the bytes.
-    return tasks_pb2.TaskTemplate.FromString(serialized.SerializeToString()), task
+    # The SDK builds its messages from the same flyteidl2 package copilot uses.
+    template: tasks_pb2.TaskTemplate = get_proto_task(task, SerializationContext(version="local"))
+    return template, task
 
 
 def _flytekit_template(reference: str, obj: Any) -> tasks_pb2.TaskTemplate:
@@ -179,8 +179,9 @@ class SdkTask:
 
     template: tasks_pb2.TaskTemplate
     #: A given dataclass or pydantic input value -> the SDK's own literal (None
-    #: for other types, which copilot's converters serve).
-    convert: Callable[[str, Any], Any]
+    #: for other types, which copilot's converters serve; no converter at all
+    #: for a Flyte 1 task).
+    convert: Callable[[str, Any], Any] | None
     #: The outputs' literals -> the SDK's JSON view of each typed value (None for
     #: a Flyte 1 task: copilot's own view).
     view: Callable[[Mapping[str, Any]], dict[str, Any]] | None
@@ -191,7 +192,7 @@ def load_sdk_task(reference: str) -> SdkTask:
     that use the SDK's type engine for the task's Python types."""
     template, task = _load(reference)
     if task is None:  # Flyte 1: copilot's converters both ways
-        return SdkTask(template, lambda _name, _value: None, None)
+        return SdkTask(template, None, None)
     inputs = {name: typ for name, (typ, _default) in task.interface.inputs.items()}
     outputs = dict(task.interface.outputs)
 
@@ -219,13 +220,11 @@ def json_view(literals: Mapping[str, Any], py_types: Mapping[str, Any]) -> dict[
 
     from flyte.types import TypeEngine
     from flyte.types._json_coercion import serialize_json_value
-    from flyteidl2.core import literals_pb2 as sdk_literals
 
     from copilot.literals.to_files import python_value
 
     async def one(literal: Any, typ: Any) -> Any:
-        theirs = sdk_literals.Literal.FromString(literal.SerializeToString())
-        return await shown(await TypeEngine.to_python_value(theirs, typ), typ)
+        return await shown(await TypeEngine.to_python_value(literal, typ), typ)
 
     async def shown(value: Any, typ: Any) -> Any:
         # An enum is its member's name on the wire, and its value inside a
@@ -349,5 +348,5 @@ def _sdk_literal(name: str, value: Any, typ: Any, template: Any) -> Any:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UsageError(f"{label}: not a valid {typ.__name__}: {first}") from None
     lt = next(e.value.type for e in template.interface.inputs.variables if e.key == name)
-    literal = asyncio.run(TypeEngine.to_literal(obj, typ, lt))
-    return literals_pb2.Literal.FromString(literal.SerializeToString())
+    literal: literals_pb2.Literal = asyncio.run(TypeEngine.to_literal(obj, typ, lt))
+    return literal

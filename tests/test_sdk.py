@@ -211,6 +211,12 @@ def test_the_private_sdk_serializer_copilot_uses_is_there() -> None:
     params = list(inspect.signature(get_proto_task).parameters)
     assert params[:2] == ["task", "serialize_context"]
     assert "version" in inspect.signature(SerializationContext).parameters
+    # copilot uses the SDK's messages as its own: both come from one flyteidl2.
+    from flyte._internal.runtime import task_serde
+    from flyte.types import _type_engine
+    from flyteidl2.core import literals_pb2, tasks_pb2
+
+    assert task_serde.tasks_pb2 is tasks_pb2 and _type_engine.Literal is literals_pb2.Literal
 
 
 def test_the_fsspec_engine_keeps_its_reference_classes_after_the_sdk_is_imported() -> None:
