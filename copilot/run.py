@@ -29,7 +29,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from flyteidl2.core import literals_pb2
 
@@ -56,6 +56,14 @@ def cache_dir() -> str:
         return os.environ["COPILOT_HOME"]
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return os.path.join(base, "copilot")
+
+
+class Container(NamedTuple):
+    """Where ``--docker`` runs the command."""
+
+    engine: Engine
+    name: str
+    image: str
 
 
 class LocalRun:
@@ -153,21 +161,20 @@ class LocalRun:
         for where, part in self.parts():
             check_template(part, declared, where)
 
-    def container(self, engine: str, image: str | None) -> tuple[Engine, str, str]:
+    def container(self, engine: str, image: str | None) -> Container:
         """``--docker``'s engine, container name and image (``--image`` or the task's)."""
         image = image or self.spec.image
         if not image:
             raise UsageError("--docker: the task file names no image (give one with --image)")
-        return find_engine(engine), f"copilot-run-{self.run_id}", image
+        return Container(find_engine(engine), f"copilot-run-{self.run_id}", image)
 
-    def container_argv(self, container: tuple[Engine, str, str], argv: list[str]) -> list[str]:
+    def container_argv(self, container: Container, argv: list[str]) -> list[str]:
         """The engine's command line running ``argv`` with the data dirs bind-mounted
         at the task's declared paths."""
-        eng, name, image = container
-        return eng.run_argv(
-            image,
+        return container.engine.run_argv(
+            container.image,
             argv,
-            container=name,
+            container=container.name,
             mounts=[
                 (self.indir, self.spec.input_data_dir, True),
                 (self.outdir, self.spec.output_data_dir, False),
@@ -206,7 +213,6 @@ def _map_dir(text: str, declared: str, real: str) -> str:
 class RunResult:
     """What a run produced; ``exit_code`` is what ``copilot run`` exits with."""
 
-    outputs: dict[str, Any]
     exit_code: int
     run_uri: str
     workdir: str
@@ -217,8 +223,13 @@ class RunResult:
     run_id: str = ""
     #: False once the work dir was removed (``keep=False`` and a success).
     workdir_kept: bool = True
-    #: The outputs as stored, by name (what ``outputs`` shows in copilot's view).
+    #: The outputs as stored, by name, in the order the task declares them.
     literals: dict[str, literals_pb2.Literal] = field(default_factory=dict)
+
+    @property
+    def outputs(self) -> dict[str, Any]:
+        """The outputs as plain values (copilot's view)."""
+        return {name: python_value(lit) for name, lit in self.literals.items()}
 
     def record(self) -> dict[str, Any]:
         """The run as one machine-readable document (``copilot run -o record``)."""
@@ -276,14 +287,10 @@ def _stderr_file_tail(outdir: str) -> list[str]:
 
 
 def _collect(
-    store: Store,
-    uploads: UploadOptions,
-    spec: TaskSpec,
-    outputs: dict[str, Any],
-    stored: dict[str, literals_pb2.Literal],
+    store: Store, uploads: UploadOptions, spec: TaskSpec, stored: dict[str, literals_pb2.Literal]
 ) -> str:
-    """The sidecar step on the finished command's output dir: fills ``outputs`` (and
-    their literals, ``stored``) in the order the task declares them; returns the
+    """The sidecar step on the finished command's output dir: fills ``stored`` with
+    the outputs' literals in the order the task declares them; returns the
     failure's message, if any."""
     try:
         # The process has exited: the sidecar step with watchers that do not wait.
@@ -295,7 +302,6 @@ def _collect(
     literals = result.literals.literals
     for e in spec.interface.outputs.variables:
         if e.key in literals:
-            outputs[e.key] = python_value(literals[e.key])
             stored[e.key] = literals[e.key]
     return ""
 
@@ -408,14 +414,13 @@ def run_task(
     except KeyboardInterrupt:
         # Ctrl-C: the container (or command) must not outlive copilot.
         if container is not None:
-            runtime, name, _ = container
-            runtime.stop(name)
+            container.engine.stop(container.name)
             try:
                 proc.wait(timeout=STOP_GRACE + 10)
             except subprocess.TimeoutExpired:
                 # The stop did not take (an engine busy or slow to answer): remove
                 # the container outright and drop the client attached to it.
-                runtime.remove(name)
+                container.engine.remove(container.name)
                 proc.kill()
         else:
             proc.terminate()
@@ -434,7 +439,6 @@ def run_task(
         format=spec.metadata_format,
         max_primitive_bytes=max_primitive_bytes,
     )
-    outputs: dict[str, Any] = {}
     stored: dict[str, literals_pb2.Literal] = {}
     failure = None
     if status and not os.path.exists(os.path.join(runner.outdir, ERROR_FILE)):
@@ -443,19 +447,18 @@ def run_task(
         failure = command_failure(
             status,
             list(tail) or _stderr_file_tail(runner.outdir),
-            container[2] if container else None,
+            container.image if container else None,
         )
     if failure is not None:
         error = failure.message
         write_error_document(store, runner.run_uri, ERROR_DOCUMENT_NAME, COMMAND_FAILED, failure)
     else:
-        error = _collect(store, uploads, spec, outputs, stored)
+        error = _collect(store, uploads, spec, stored)
     exit_code = status if status else (1 if error else 0)
     removed = not keep and exit_code == 0
     if removed:
         shutil.rmtree(runner.workdir, ignore_errors=True)
     return RunResult(
-        outputs=outputs,
         exit_code=exit_code,
         run_uri=runner.run_uri,
         workdir=runner.workdir,

@@ -99,6 +99,17 @@ def _comparable(record: dict) -> dict:
     return out
 
 
+def _load_module(path: Path, name: str):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclass codecs resolve their hints by module
+    spec.loader.exec_module(module)
+    return module
+
+
 SUMMARIZE_INPUTS = (
     "-i",
     "n=2",
@@ -273,7 +284,6 @@ STRUCTURED = textwrap.dedent(
 
 def test_dataclass_and_pydantic_inputs_go_through_the_sdk_type_engine(project: Path) -> None:
     import asyncio
-    import importlib.util
 
     from flyte.types import TypeEngine
     from flyteidl2.core import literals_pb2
@@ -293,11 +303,7 @@ def test_dataclass_and_pydantic_inputs_go_through_the_sdk_type_engine(project: P
     stored = literals_pb2.LiteralMap.FromString(
         Path(record["run_uri"].removeprefix("file://"), "inputs.pb").read_bytes()
     )
-    spec = importlib.util.spec_from_file_location("structured_check", project / "structured.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    cfg_type = module.Config
+    cfg_type = _load_module(project / "structured.py", "structured_check").Config
     expected = asyncio.run(
         TypeEngine.to_literal(
             cfg_type(name="x", reps=2), cfg_type, TypeEngine.to_literal_type(cfg_type)
@@ -424,17 +430,6 @@ KINDS = textwrap.dedent(
     )
     """
 )
-
-
-def _load_module(path: Path, name: str):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclass codecs resolve their hints by module
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_enums_optionals_unions_and_data_frames_take_what_flyte_run_takes(project: Path) -> None:

@@ -114,16 +114,16 @@ def dataset_literal(uri: str, lt: LiteralType, source: str = "") -> Literal:
 
 def remote_literal(uri: str, lt: LiteralType) -> Literal:
     """A File, Dir, schema or dataset literal for data already in a store."""
-    lit = Literal()
     which = lt.WhichOneof("type")
+    if which == "structured_dataset_type":
+        return dataset_literal(uri, lt)
+    lit = Literal()
     if which == "blob":
         lit.scalar.blob.uri = uri
         lit.scalar.blob.metadata.type.CopyFrom(lt.blob)
-    elif which == "schema":
+    else:
         lit.scalar.schema.uri = uri
         lit.scalar.schema.type.CopyFrom(lt.schema)
-    else:
-        return dataset_literal(uri, lt)
     return lit
 
 
