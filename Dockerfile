@@ -11,13 +11,13 @@ FROM ${BUILDER} AS build
 
 # EXTRAS: copilot's extras to install (gcs: gs:// through gcsfs; redis: redis://,
 # about 2 MB).  obstore serves S3 and Azure Blob in every image; --build-arg
-# EXTRAS=redis leaves GCS out (about 54 MB).
+# EXTRAS=redis leaves GCS out (about 50 MB).
 ARG EXTRAS=gcs,redis
 
 ENV PIP_NO_CACHE_DIR=1
 COPY pyproject.toml README.md constraints.txt /src/
 COPY copilot /src/copilot
-COPY scripts/install-image /src/scripts/install-image
+COPY scripts/install-image scripts/precompile.py /src/scripts/
 RUN /src/scripts/install-image /src /opt/copilot /tmp/bin
 
 FROM ${BASE}

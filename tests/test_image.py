@@ -60,11 +60,20 @@ def test_image_install_steps_in_a_fresh_venv(installed_image: Path, tmp_path: Pa
     version = subprocess.run([str(exe), "--version"], capture_output=True, text=True)
     assert version.returncode == 0 and "copilot, version" in version.stdout
     # Every store Flyte runs on is reachable from the image: obstore (S3, Azure Blob)
-    # and gcsfs (GCS); the fsspec engine's s3fs and adlfs are left out for size.
+    # and gcsfs (GCS); the fsspec engine's s3fs and adlfs are left out for size, and
+    # so is what nothing imports (protovalidate, pip).
     python = installed_image / "opt" / "bin" / "python"
+    gone = ("s3fs", "adlfs", "botocore", "protovalidate", "protobuf_ext", "pip")
     probe = (
         "import importlib.util as u; import obstore, gcsfs; "
-        "print('ok', [m for m in ('s3fs', 'adlfs', 'botocore') if u.find_spec(m)])"
+        f"print('ok', [m for m in {gone!r} if u.find_spec(m)])"
     )
     imports = subprocess.run([str(python), "-c", probe], capture_output=True, text=True, timeout=60)
     assert imports.stdout.strip() == "ok []", imports.stderr
+    # What copilot imports is compiled (the install is read-only); what nothing
+    # imports is not: redis's RedisJSON commands, say.
+    site = next((installed_image / "opt" / "lib").glob("python3*/site-packages"))
+    assert list((site / "copilot" / "storage" / "__pycache__").glob("obstore_engine.*.pyc"))
+    assert list((site / "click" / "__pycache__").glob("core.*.pyc"))
+    assert not list((site / "redis" / "commands" / "json" / "__pycache__").glob("*.pyc"))
+    assert not list(site.rglob("*.pyi"))
