@@ -161,14 +161,17 @@ def test_the_upload_budget_is_one_bound_for_every_call(s3: S3, tmp_path: Path, m
     assert len(s3.keys("u/")) == 12
 
 
-def test_the_private_s3fs_and_fsspec_api_copilot_uses_is_there() -> None:
-    """The S3 fast path calls these; a release that changes them must fail here, loudly."""
+def test_the_s3fs_and_fsspec_api_copilot_uses_is_there() -> None:
+    """The S3 fast path calls these (s3fs's client per bucket, fsspec's async API: its
+    methods named with a leading underscore); a release that changes them must fail
+    here, loudly."""
     import inspect
 
     import fsspec.asyn
     import s3fs
 
-    assert inspect.iscoroutinefunction(s3fs.S3FileSystem._call_s3)
+    for name in ("set_session", "get_s3"):
+        assert inspect.iscoroutinefunction(getattr(s3fs.S3FileSystem, name)), name
     for name in (
         "_cat_file", "_pipe_file", "_exists", "_isfile", "_ls", "_size", "_rm_file",
         "_get_file", "_put_file",

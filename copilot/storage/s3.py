@@ -3,9 +3,9 @@ memory (the plan is in :mod:`copilot.storage.chunked`).
 
 s3fs's own ``_get_file`` / ``_put_file`` hold whole parts in memory (up to ten
 50 MiB parts at once, and a whole file under 100 MiB for a single PUT), so a
-large object or many medium ones can use gigabytes.  Requests here go through
-s3fs's ``_call_s3``, which keeps its session, credentials and botocore's
-single-request retry.
+large object or many medium ones can use gigabytes.  Requests here go to the
+aiobotocore client s3fs keeps for the bucket (``get_s3``: its session, credentials
+and region), with public API only; copilot's retry loop is the only one.
 """
 
 from __future__ import annotations
@@ -258,13 +258,15 @@ def _sliced_body(request: Any, **_: Any) -> None:
         request.body = _Slices(body)
 
 
-async def _client(fs: Any, bucket: str) -> None:
-    """Make sure the client that serves ``bucket`` sends part bodies uncopied."""
+async def _client(fs: Any, bucket: str) -> Any:
+    """The aiobotocore client that serves ``bucket`` (s3fs's, for its credentials and
+    the bucket's region), set to send part bodies uncopied."""
     await fs.set_session()
     client = await fs.get_s3(bucket)
     if not getattr(client, "_copilot_bytes_body", False):
         client.meta.events.register("before-send.s3", _sliced_body)
         client._copilot_bytes_body = True
+    return client
 
 
 def _split(path: str) -> tuple[str, str]:
@@ -280,7 +282,7 @@ async def _chunks(body: Any) -> AsyncIterator[bytes]:
         body.close()
 
 
-async def _first_range(fs: Any, bucket: str, key: str) -> tuple[dict, int]:
+async def _first_range(client: Any, bucket: str, key: str) -> tuple[dict, int]:
     """GET the object's first range; returns the response and the object's whole size.
 
     Asking for a range up front means a big object is never streamed whole only
@@ -288,13 +290,13 @@ async def _first_range(fs: Any, bucket: str, key: str) -> tuple[dict, int]:
     empty object has no byte 0, so S3 answers 416; that one is fetched plainly.
     """
     try:
-        resp = await fs._call_s3(
-            "get_object", Bucket=bucket, Key=key, Range=f"bytes=0-{chunked.RANGE_SIZE - 1}"
+        resp = await client.get_object(
+            Bucket=bucket, Key=key, Range=f"bytes=0-{chunked.RANGE_SIZE - 1}"
         )
     except Exception as exc:
         if not unsatisfiable_range(exc):
             raise
-        resp = await fs._call_s3("get_object", Bucket=bucket, Key=key)
+        resp = await client.get_object(Bucket=bucket, Key=key)
     content_range = str(resp.get("ContentRange") or "")
     if "/" in content_range and content_range.rsplit("/", 1)[1].isdigit():
         return resp, int(content_range.rsplit("/", 1)[1])
@@ -312,14 +314,15 @@ async def get_file(
     """Download ``bucket/key`` to ``lpath`` (every byte fed to ``sha256`` in order);
     returns the bytes written."""
     bucket, key = _split(path)
-    resp, size = await _first_range(fs, bucket, key)
+    client = await _client(fs, bucket)
+    resp, size = await _first_range(client, bucket, key)
     # A whole object in one response: its MD5 ETag (when it is one) still applies.
     whole = size <= chunked.RANGE_SIZE
     first = chunked.FirstRange(size, _chunks(resp["Body"]), whole, _md5_etag(resp))
 
     @asynccontextmanager
     async def open_range(start: int, end: int) -> AsyncIterator[AsyncIterator[bytes]]:
-        part = await fs._call_s3("get_object", Bucket=bucket, Key=key, Range=f"bytes={start}-{end}")
+        part = await client.get_object(Bucket=bucket, Key=key, Range=f"bytes={start}-{end}")
         yield _chunks(part["Body"])
 
     return await chunked.download(
@@ -356,22 +359,22 @@ async def put_file(
     """Upload ``lpath`` to ``bucket/key`` (its bytes fed to ``digest`` as they are
     read); returns the bytes sent."""
     bucket, key = _split(path)
-    await _client(fs, bucket)
+    client = await _client(fs, bucket)
     size = os.path.getsize(lpath)
     part = chunked.part_size(size, MAX_PARTS)
     if size <= part:
 
         async def put(data: bytes) -> Any:
-            return await fs._call_s3("put_object", Bucket=bucket, Key=key, Body=data)
+            return await client.put_object(Bucket=bucket, Key=key, Body=data)
 
         return await chunked.send_whole(lpath, size, budget, put, callback, digest)
 
-    mpu = await fs._call_s3("create_multipart_upload", Bucket=bucket, Key=key)
+    mpu = await client.create_multipart_upload(Bucket=bucket, Key=key)
     upload_id = mpu["UploadId"]
 
     async def send(number: int, offset: int, data: chunked.FileWindow) -> dict[str, Any]:
-        resp = await fs._call_s3(
-            "upload_part", Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=data
+        resp = await client.upload_part(
+            Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=data
         )
         return {"PartNumber": number, "ETag": resp["ETag"]}
 
@@ -379,8 +382,7 @@ async def put_file(
         parts = await chunked.in_parts(
             lpath, size, part, budget, send, callback, retry=retry, digest=digest
         )
-        await fs._call_s3(
-            "complete_multipart_upload",
+        await client.complete_multipart_upload(
             Bucket=bucket,
             Key=key,
             UploadId=upload_id,
@@ -388,7 +390,7 @@ async def put_file(
         )
     except BaseException:
         try:
-            await fs._call_s3("abort_multipart_upload", Bucket=bucket, Key=key, UploadId=upload_id)
+            await client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
         except Exception:
             pass  # the original failure is what matters
         raise
