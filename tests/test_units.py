@@ -532,6 +532,70 @@ def test_reading_an_output_that_changed_after_its_stat(tmp_path) -> None:
         reader.read(str(path), small, 100, "an int", "o")
 
 
+def test_a_small_file_is_sent_as_it_is_at_sending_time(tmp_path) -> None:
+    """send_whole reads to the end of the file whatever size it was told (and an
+    empty file is empty), and the digest sees exactly what was sent."""
+    import asyncio
+    import hashlib
+
+    from copilot.storage.chunked import ByteBudget, send_whole
+
+    cases = {"grew": (b"x" * 9000, 10), "shrank": (b"abc", 4096), "empty": (b"", 0)}
+    for name, (data, told) in cases.items():
+        path = tmp_path / name
+        path.write_bytes(data)
+        sent: list[bytes] = []
+        digest = hashlib.sha256()
+
+        async def send(body: bytes) -> None:
+            sent.append(body)
+
+        got = asyncio.run(send_whole(str(path), told, ByteBudget(1 << 20), send, None, digest))
+        assert sent == [data] and got == len(data), name
+        assert digest.hexdigest() == hashlib.sha256(data).hexdigest(), name
+
+
+def test_trees_are_walked_again_only_past_the_kept_limit(tmp_path, monkeypatch) -> None:
+    """Trees that add up to TREE_KEPT files upload from the walk that checked them;
+    past that a tree is walked again as it uploads (memory stays flat), and either
+    way every file goes up with the same Dir digest."""
+    import os
+
+    import copilot.literals.from_files as ff
+    from copilot.literals.from_files import OutputReader
+    from copilot.storage import Store
+
+    monkeypatch.setattr(ff, "TREE_KEPT", 5)
+    root = tmp_path / "out"
+    for tree, count in (("a", 3), ("b", 3), ("c", 1)):
+        for i in range(count):
+            (root / tree / "sub").mkdir(parents=True, exist_ok=True)
+            (root / tree / "sub" / f"f{i}").write_bytes(b"%d" % i)
+    listed: list[str] = []
+    real = OutputReader._sorted_entries
+
+    def counting(self, top, rel, label):
+        listed.append(os.path.basename(top) + "/" + rel)
+        return real(self, top, rel, label)
+
+    monkeypatch.setattr(OutputReader, "_sorted_entries", counting)
+    raw = tmp_path / "raw"
+    reader = OutputReader(str(root), raw.as_uri())
+    uris = {}
+    for tree in ("a", "b", "c"):
+        uris[tree] = reader.plan(str(root / tree), os.stat(root / tree), tree, tree=True)
+    # a (3) fits, b (3) would make 6 > 5: not kept; c (1) fits beside a.
+    assert reader.kept_files == 4
+    listed.clear()
+    with Store() as store:
+        store.upload(reader.transfers, {})
+    assert sorted(listed) == ["b/", "b/sub"]  # only b is walked again
+    for tree, count in (("a", 3), ("b", 3), ("c", 1)):
+        dest = raw / uris[tree].rsplit("/", 1)[-1] / "sub"
+        assert sorted(p.name for p in dest.iterdir()) == [f"f{i}" for i in range(count)]
+        assert reader.dir_digests[uris[tree]].files == count
+
+
 _json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text() | st.floats(allow_nan=False),
     lambda children: st.lists(children) | st.dictionaries(st.text(), children),

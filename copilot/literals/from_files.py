@@ -41,6 +41,10 @@ from copilot.paths import kind_of_mode, short_path, within
 from copilot.storage import Transfer, join_uri, protocol_of
 
 _TMP_SUFFIX = ".copilot-part"
+#: Trees of up to this many files in all are uploaded from the walks that checked
+#: them (a few MB of paths); the others are walked again as they upload, so
+#: memory does not grow with the number of files.
+TREE_KEPT = 10_000
 
 Literal: TypeAlias = literals_pb2.Literal
 LiteralType: TypeAlias = types_pb2.LiteralType
@@ -99,6 +103,8 @@ class OutputReader(ValueReader):
         self.max_primitive_bytes = max_primitive_bytes
         #: Each uploaded tree's Dir digest, by its URI, complete once it is uploaded.
         self.dir_digests: dict[str, DirDigest] = {}
+        #: Files kept from checking walks so far, over every tree (``TREE_KEPT``).
+        self.kept_files = 0
 
     # -- finding and checking paths ---------------------------------------------
 
@@ -291,8 +297,10 @@ class OutputReader(ValueReader):
         """Plan uploads for a file or a whole tree; returns the URI the literal will hold.
 
         A tree is walked once now, every entry checked before anything is
-        uploaded, and again by the store while it uploads (one transfer for the
-        tree, nothing kept per file): its Dir digest is built as files go up.
+        uploaded; while the outputs' trees add up to ``TREE_KEPT`` files, a tree
+        is uploaded from that walk, past that it is walked again by the store
+        while it uploads (one transfer for the tree, nothing kept per file).
+        Its Dir digest is built as files go up.
         """
         if not self.upload:
             return os.path.abspath(path)
@@ -307,11 +315,20 @@ class OutputReader(ValueReader):
         if not tree:
             self.transfers.append(Transfer(os.path.realpath(path), uri, label, st.st_size))
             return uri
-        for _ in self.tree_files(path, label):
-            pass
+        kept: list[tuple[str, str, int]] | None = []
+        room = TREE_KEPT - self.kept_files
+        for entry in self.tree_files(path, label):
+            if kept is not None:
+                kept.append(entry)
+                if len(kept) > room:
+                    kept = None
+        if kept is not None:
+            self.kept_files += len(kept)
         digest = DirDigest()
         self.dir_digests[uri] = digest
-        walk = functools.partial(self.tree_files, path, label)
+        walk: Any = (
+            kept.__iter__ if kept is not None else functools.partial(self.tree_files, path, label)
+        )
         self.transfers.append(Transfer(path, uri, label, tree=True, leaves=walk, sink=digest.add))
         return uri
 
