@@ -882,9 +882,10 @@ def _best_ceiling(b: Bench, *args: str, levels: str) -> dict:
     return min(results, key=lambda got: got["seconds"])
 
 
-def s9_faster_server(main: Bench, work: Path, big: int) -> None:
+def s9_faster_server(main: Bench, work: Path, big: int, size_mb: int) -> None:
     """S2's small-object Dir again, on rclone's S3 server (both engines, the peers,
-    the ceiling), and a Dir of ``big`` small files both ways on both engines, once
+    the ceiling), S1's large File both ways on both engines (moto's own speed
+    bounds S1), and a Dir of ``big`` small files both ways on both engines, once
     each (minutes on the fsspec engine): memory must not grow with the file count."""
     served = work / "s9-served"
     bucket = served / main.bucket
@@ -893,6 +894,15 @@ def s9_faster_server(main: Bench, work: Path, big: int) -> None:
     files, small, name = 2000, "s9-small", "s9-big"
     _make_tree(bucket / small / "tree", files, 4096)
     _make_small_tree(bucket / name / "tree", big)
+    large = bucket / "s9-large" / "large.bin"
+    large.parent.mkdir(parents=True)
+    with open(large, "wb") as fh:
+        chunk = os.urandom(1 << 20)
+        for _ in range(size_mb):
+            fh.write(chunk)
+    hashed = lits.blob(f"s3://{main.bucket}/s9-large/large.bin")
+    hashed.hash = _sha256_of(large)  # checked while streaming, as in S1
+    (large.parent / "inputs.pb").write_bytes(lits.literal_map({"big": hashed}).SerializeToString())
     for tree in (small, name):
         uri = f"s3://{main.bucket}/{tree}/tree"
         (bucket / tree / "inputs.pb").write_bytes(
@@ -944,6 +954,37 @@ def s9_faster_server(main: Bench, work: Path, big: int) -> None:
         got = _best_ceiling(b, "put-many", f"{name}/ceiling-up/", str(files), "4096",
                             levels="16,32,64")  # fmt: skip
         ceiling_row(b, "S9", what, mine, got, "objects")
+        shutil.rmtree(out)
+
+        # The large File both ways, each engine's runs alternating with copilot's.
+        inputs, dest = b.uri("s9-large/inputs.pb"), b.work / "s9-large-in"
+
+        def down() -> Sample:
+            return b.download(inputs, dest)
+
+        what = f"download File {size_mb} MiB, rclone server"
+        mine = repeat(down, b.runs)
+        engine_row(b, "S9", what, mine, lambda: b.download(inputs, dest, FSSPEC),
+                   "<=0.67 (1.5x), <=80 MB", down)  # fmt: skip
+        parts = f"{16 << 20},{64 << 20},{size_mb << 20}"
+        got = ceiling(b, "get-one", "s9-large/large.bin", parts, levels="1,4,8,16")
+        ceiling_row(b, "S9", what, mine, got, "bytes")
+        _clear(b, "s9-large-in-*")
+        out = b.work / "s9-large-out"
+        out.mkdir()
+        shutil.copyfile(large, out / "big")
+
+        def up() -> Sample:
+            return b.sidecar(out, {"big": lits.blob_type()}, "s9-large/up/")
+
+        what = f"sidecar File {size_mb} MiB, rclone server"
+        mine = repeat(up, b.runs)
+        engine_row(b, "S9", what, mine,
+                   lambda: b.sidecar(out, {"big": lits.blob_type()}, "s9-large/up/", FSSPEC),
+                   "<=0.67 (1.5x), <=80 MB", up)  # fmt: skip
+        got = ceiling(b, "put-one", "s9-large/ceiling.bin", str(size_mb << 20),
+                      f"{8 << 20},{16 << 20}", levels="2,4,8,16")  # fmt: skip
+        ceiling_row(b, "S9", what, mine, got, "bytes")
         shutil.rmtree(out)
 
         # The big Dir both ways, once per engine (the fsspec engine's run takes minutes).
@@ -1416,7 +1457,7 @@ def write_report(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size-mb", type=int, default=512, help="S1 file size (MiB)")
+    parser.add_argument("--size-mb", type=int, default=512, help="S1 and S9 file size (MiB)")
     parser.add_argument(
         "--files", default="2000,10000", help="S2 Dir sizes (comma-separated); S3 uses the first"
     )
@@ -1466,7 +1507,7 @@ def main() -> None:
             ("S5", lambda: s5_scale(b, args.s5_ints, args.s5_files)),
             ("S7", lambda: s7_cloud_large_file(b, args.cloud_size_mb)),
             ("S8", lambda: s8_image(b, args.image)),
-            ("S9", lambda: s9_faster_server(b, Path(tmp), args.big_dir)),
+            ("S9", lambda: s9_faster_server(b, Path(tmp), args.big_dir, args.size_mb)),
         ]
         for name, step in steps:
             if name in only:
