@@ -547,7 +547,7 @@ def test_a_small_file_is_sent_as_it_is_at_sending_time(tmp_path) -> None:
         sent: list[bytes] = []
         digest = hashlib.sha256()
 
-        async def send(body: bytes) -> None:
+        async def send(body: bytes, sent: list[bytes] = sent) -> None:
             sent.append(body)
 
         got = asyncio.run(send_whole(str(path), told, ByteBudget(1 << 20), send, None, digest))
