@@ -51,6 +51,9 @@ command:
 """
 
 
+#: The fsspec engine's libraries for S3 and Azure (extras the default image leaves out).
+FSSPEC_ENGINE = ("s3fs", "aiobotocore", "botocore", "adlfs", "azure")
+
 #: Libraries of extras an image may leave out (copilot imports them lazily).
 OPTIONAL = {"flyte", "flytekit", "gcsfs", "redis", "s3fs", "adlfs"}
 
@@ -112,6 +115,22 @@ def main() -> None:
         compiled += 1
     if compiled < 100:  # the warm-up did not import the install (a wrong PREFIX)
         sys.exit(f"precompile: only {compiled} modules under {prefix} were imported")
+    # The fsspec engine's S3 and Azure libraries, in an image built with those
+    # extras (EXTRAS=s3 / azure), are compiled whole: what they import depends on
+    # the request (botocore loads much of itself lazily).
+    import compileall
+    import importlib.util
+
+    for name in FSSPEC_ENGINE:
+        spec = importlib.util.find_spec(name)
+        for where in (spec and spec.submodule_search_locations) or ():
+            if os.path.realpath(where).startswith(prefix + os.sep):
+                compileall.compile_dir(
+                    where,
+                    quiet=1,
+                    workers=0,
+                    invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
+                )
     print(f"precompile: {compiled} modules compiled")
 
 
