@@ -95,7 +95,9 @@ def warm_up() -> None:
         args = ["run", task, "-q", "-o", "json", "-i", "n=3", "-i", "words=[a, b]"]
         args += ["-i", "opts={k: 1.5}", "-i", f"doc={doc}", "-i", f"blob={blob}"]
         with contextlib.redirect_stdout(io.StringIO()):
-            main_group.main(args, prog_name="copilot", standalone_mode=False)
+            code = main_group.main(args, prog_name="copilot", standalone_mode=False)
+        if code:  # its error is on stderr already
+            sys.exit(f"precompile: the warm-up run failed (exit status {code})")
 
 
 def main() -> None:
