@@ -70,10 +70,11 @@ def warm_up() -> None:
         except ImportError as exc:  # only an extra this install leaves out
             if (exc.name or "").split(".")[0] not in OPTIONAL:
                 raise
-    # Each store's library, the way its client loads it.
-    for name in ("obstore.store", "redis.asyncio", "fsspec.implementations.http"):
-        with contextlib.suppress(ImportError):
-            importlib.import_module(name)
+    # Each store's library, the way its client loads it (redis and gcsfs are extras).
+    for name in ("obstore.store", "fsspec.implementations.http"):
+        importlib.import_module(name)
+    with contextlib.suppress(ImportError):
+        importlib.import_module("redis.asyncio")
     with contextlib.suppress(ImportError):
         from copilot.storage import gcs
 
