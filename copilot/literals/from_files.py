@@ -39,6 +39,7 @@ from copilot.literals.values import (
 )
 from copilot.paths import kind_of_mode, short_path, within
 from copilot.storage import Transfer, join_uri, protocol_of
+from copilot.storage.local import read_at_most
 
 _TMP_SUFFIX = ".copilot-part"
 #: Trees of up to this many files in all are uploaded from the walks that checked
@@ -48,33 +49,6 @@ TREE_KEPT = 10_000
 
 Literal: TypeAlias = literals_pb2.Literal
 LiteralType: TypeAlias = types_pb2.LiteralType
-
-
-def read_at_most(path: str, size: int, limit: int) -> bytes:
-    """Read ``path`` whole, or ``limit + 1`` bytes if it holds more.
-
-    ``size`` is what stat said.  Four system calls (stat, open, read, close) for
-    a small file, where ``open()`` makes eleven with its 1 MiB buffer: a list of
-    100,000 primitives is 100,000 of these.  A short read that matches ``size``
-    is taken as the end; anything else reads on until the end or the limit.
-    """
-    fd = os.open(path, os.O_RDONLY)  # not inheritable: os.open sets O_CLOEXEC itself
-    try:
-        chunks: list[bytes] = []
-        total = 0
-        want = min(size, limit) + 1
-        while total <= limit:
-            data = os.read(fd, want)
-            if not data:
-                break
-            chunks.append(data)
-            total += len(data)
-            if len(data) < want and total == size:
-                break
-            want = min(limit + 1 - total, 1 << 20)
-    finally:
-        os.close(fd)
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 #: How to raise the primitive limit, said where it is hit.

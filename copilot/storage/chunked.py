@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from copilot.errors import Retryable
 from copilot.storage.errors import mark_retried
+from copilot.storage.local import read_at_most
 from copilot.storage.retry import is_transient
 
 if TYPE_CHECKING:
@@ -422,25 +423,6 @@ async def in_parts(
         os.close(fd)
 
 
-def _read_whole(lpath: str, size: int) -> bytes:
-    """A small file's bytes, to its end (it is read as it is now, whatever ``size``
-    said).  Plain ``os`` calls: half the cost of ``open()``'s buffered file object,
-    which shows with thousands of small files."""
-    fd = os.open(lpath, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-    try:
-        data = os.read(fd, max(size, 0) + 1)
-        return data + _rest(fd) if data else data  # to the end: one more read, b""
-    finally:
-        os.close(fd)
-
-
-def _rest(fd: int) -> bytes:
-    pieces = []
-    while piece := os.read(fd, READ_CHUNK):
-        pieces.append(piece)
-    return b"".join(pieces)
-
-
 async def send_whole(
     lpath: str,
     size: int,
@@ -453,7 +435,7 @@ async def send_whole(
     budget while the request runs (and fed to ``digest``).  Returns the bytes sent."""
     await budget.acquire(size)
     try:
-        data = _read_whole(lpath, size)
+        data = read_at_most(lpath, size)  # to its end, whatever ``size`` said
         if digest is not None:
             digest.update(data)
         await send(data)
