@@ -601,10 +601,7 @@ def ceiling_row(
 
 def s1_large_file(b: Bench, size_mb: int, peers: Peers) -> None:
     src = b.work / "large.bin"
-    with open(src, "wb") as fh:
-        chunk = os.urandom(1 << 20)
-        for _ in range(size_mb):
-            fh.write(chunk)
+    _random_file(src, size_mb)
     b.s3.upload_file(str(src), b.bucket, "s1/large.bin")
     # The input literal carries the file's SHA-256, as the sidecar writes it: the
     # download checks it while streaming (issue 14); the S1 targets hold with it.
@@ -687,6 +684,14 @@ def s1_large_file(b: Bench, size_mb: int, peers: Peers) -> None:
     shutil.rmtree(out)
     for p in [*b.work.glob("s1-in-*"), *b.work.glob("s1-base-*")]:
         shutil.rmtree(p) if p.is_dir() else p.unlink()
+
+
+def _random_file(path: Path, size_mb: int) -> None:
+    """A file of ``size_mb`` MiB: one random MiB, repeated (quick to write)."""
+    with open(path, "wb") as fh:
+        chunk = os.urandom(1 << 20)
+        for _ in range(size_mb):
+            fh.write(chunk)
 
 
 def _sha256_of(path: Path) -> str:
@@ -896,10 +901,7 @@ def s9_faster_server(main: Bench, work: Path, big: int, size_mb: int) -> None:
     _make_small_tree(bucket / name / "tree", big)
     large = bucket / "s9-large" / "large.bin"
     large.parent.mkdir(parents=True)
-    with open(large, "wb") as fh:
-        chunk = os.urandom(1 << 20)
-        for _ in range(size_mb):
-            fh.write(chunk)
+    _random_file(large, size_mb)
     hashed = lits.blob(f"s3://{main.bucket}/s9-large/large.bin")
     hashed.hash = _sha256_of(large)  # checked while streaming, as in S1
     (large.parent / "inputs.pb").write_bytes(lits.literal_map({"big": hashed}).SerializeToString())
@@ -1185,10 +1187,7 @@ def s7_cloud_large_file(b: Bench, size_mb: int) -> None:
     from sidecar_helpers import typed_interface
 
     src = b.work / "s7.bin"
-    with open(src, "wb") as fh:
-        chunk = os.urandom(1 << 20)
-        for _ in range(size_mb):
-            fh.write(chunk)
+    _random_file(src, size_mb)
     with fake_gcs_server() as gcs, azurite() as azure:
         bucket = f"bench-{uuid.uuid4().hex[:8]}"
         gcs.create_bucket(bucket)
