@@ -13,8 +13,10 @@ libraries bring many (gRPC stubs, cloud APIs copilot does not call), and their
 
 from __future__ import annotations
 
+import compileall
 import contextlib
 import importlib
+import importlib.util
 import io
 import os
 import pkgutil
@@ -101,40 +103,32 @@ def warm_up() -> None:
             sys.exit(f"precompile: the warm-up run failed (exit status {code})")
 
 
+UNCHECKED = py_compile.PycInvalidationMode.UNCHECKED_HASH
+
+
 def main() -> None:
-    prefix = os.path.realpath(sys.argv[1])
+    prefix = os.path.realpath(sys.argv[1]) + os.sep
+
+    def installed(path: str) -> bool:
+        return os.path.realpath(path).startswith(prefix)
+
     sys.dont_write_bytecode = True
     warm_up()
-    compiled = 0
-    for module in list(sys.modules.values()):
-        path = getattr(module, "__file__", None)
-        if not path or not path.endswith(".py"):
-            continue
-        if not os.path.realpath(path).startswith(prefix + os.sep):
-            continue
-        py_compile.compile(
-            path, doraise=True, invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH
-        )
-        compiled += 1
-    if compiled < 100:  # the warm-up did not import the install (a wrong PREFIX)
-        sys.exit(f"precompile: only {compiled} modules under {prefix} were imported")
+    imported = [getattr(m, "__file__", None) or "" for m in list(sys.modules.values())]
+    sources = [path for path in imported if path.endswith(".py") and installed(path)]
+    if len(sources) < 100:  # the warm-up did not import the install (a wrong PREFIX)
+        sys.exit(f"precompile: only {len(sources)} modules under {prefix} were imported")
+    for path in sources:
+        py_compile.compile(path, doraise=True, invalidation_mode=UNCHECKED)
     # The fsspec engine's S3 and Azure libraries, in an image built with those
     # extras (EXTRAS=s3 / azure), are compiled whole: what they import depends on
     # the request (botocore loads much of itself lazily).
-    import compileall
-    import importlib.util
-
     for name in FSSPEC_ENGINE:
         spec = importlib.util.find_spec(name)
         for where in (spec and spec.submodule_search_locations) or ():
-            if os.path.realpath(where).startswith(prefix + os.sep):
-                compileall.compile_dir(
-                    where,
-                    quiet=1,
-                    workers=0,
-                    invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
-                )
-    print(f"precompile: {compiled} modules compiled")
+            if installed(where):
+                compileall.compile_dir(where, quiet=1, workers=0, invalidation_mode=UNCHECKED)
+    print(f"precompile: {len(sources)} modules compiled")
 
 
 if __name__ == "__main__":
