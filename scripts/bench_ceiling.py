@@ -165,7 +165,10 @@ async def run_obstore(
 
         async def get(key: str) -> None:
             nonlocal total
-            total += len(await (await obstore.get_async(store, key)).bytes_async())
+            # Not `total += len(await ...)`: that reads `total` before the await and
+            # loses what the other workers add meanwhile.
+            got = len(await (await obstore.get_async(store, key)).bytes_async())
+            total += got
 
         jobs = [lambda k=k: get(k) for k in keys]
         objects = len(keys)

@@ -32,6 +32,8 @@ from copilot.storage.local import read_at_most
 from copilot.storage.retry import is_transient
 
 if TYPE_CHECKING:
+    from typing_extensions import Buffer
+
     from copilot.storage.callback import TransferCallback
     from copilot.storage.retry import RetryPolicy
 
@@ -126,6 +128,20 @@ async def write_at(
         if callback is not None:
             callback.relative_update(len(chunk))
     return offset - start
+
+
+def write_whole(body: Buffer, fd: int, callback: TransferCallback | None, digest: Any) -> int:
+    """:func:`write_at` for a body read in one piece: in a Dir of small files the
+    stream's per-chunk machinery would be most of the Python work per file."""
+    if digest is not None:
+        digest.update(body)
+    view = memoryview(body)
+    written = 0
+    while written < len(view):  # a short write goes on (a full disk then raises)
+        written += os.pwrite(fd, view[written:], written)
+    if callback is not None:
+        callback.relative_update(written)
+    return written
 
 
 class _Tee:
@@ -225,8 +241,9 @@ class FirstRange:
 
     #: The whole object's size.
     size: int
-    #: That response's body.
-    chunks: AsyncIterator[bytes]
+    #: That response's body: its chunks as they arrive, or (a small object the
+    #: client read in one piece) the bytes themselves, written without a stream.
+    chunks: AsyncIterator[bytes] | Buffer
     #: The body is the whole object (it fitted in one range, or the server ignored
     #: the Range header).
     whole: bool
@@ -287,7 +304,10 @@ async def download(
         if first.whole:
             digest = hashlib.md5(usedforsecurity=False) if first.md5 else None
             both = _Tee(digest, sha256)
-            written = await write_at(first.chunks, fd, 0, callback, both if both.any else None)
+            if isinstance(first.chunks, AsyncIterator):
+                written = await write_at(first.chunks, fd, 0, callback, both if both.any else None)
+            else:
+                written = write_whole(first.chunks, fd, callback, both if both.any else None)
             if digest is not None and written == size and digest.hexdigest() != first.md5:
                 raise ShortRead("checksum mismatch: the data does not match the object's MD5")
         else:
@@ -301,6 +321,7 @@ async def download(
 
             async def first_body() -> AsyncIterator[bytes]:
                 nonlocal on_disk
+                assert isinstance(first.chunks, AsyncIterator)  # a body read whole is whole
                 async for chunk in first.chunks:
                     yield chunk
                     on_disk += len(chunk)  # asked for the next one: this one is written

@@ -27,6 +27,7 @@ import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import obstore
@@ -241,22 +242,13 @@ class ObstoreClient:
             # A small object (by what the response says, not the listing): its body in
             # one piece, one hand-off from the Rust runtime instead of a stream's two
             # or more; in a Dir of small files those hand-offs are most of the work.
-            chunks: AsyncIterator[bytes] = _one(await resp.bytes_async())
+            first = chunked.FirstRange(size, await resp.bytes_async(), whole)
         else:
-            chunks = _chunks(resp)
-        first = chunked.FirstRange(size, chunks, whole)
-
-        @asynccontextmanager
-        async def open_range(start: int, end: int) -> AsyncIterator[AsyncIterator[bytes]]:
-            options: Any = {"range": (start, end + 1)}
-            if etag:
-                options["if_match"] = etag  # the same object the first range came from
-            yield _chunks(await obstore.get_async(store, key, options=options))
-
+            first = chunked.FirstRange(size, _chunks(resp), whole)
         return await chunked.download(
             lpath,
             first,
-            open_range,
+            partial(_open_range, store, key, etag),
             callback,
             step=step,
             retry=retry,
@@ -305,9 +297,16 @@ class ObstoreClient:
             self._stores.clear()
 
 
-async def _one(body: Any) -> AsyncIterator[bytes]:
-    """A body already read, as the chunks :func:`chunked.download` writes."""
-    yield body
+@asynccontextmanager
+async def _open_range(
+    store: Any, key: str, etag: str | None, start: int, end: int
+) -> AsyncIterator[AsyncIterator[bytes]]:
+    """Bytes ``start..end`` (inclusive) of the object a download's first range came
+    from (``etag``), for :func:`chunked.download`."""
+    options: Any = {"range": (start, end + 1)}
+    if etag:
+        options["if_match"] = etag
+    yield _chunks(await obstore.get_async(store, key, options=options))
 
 
 async def _chunks(resp: Any) -> AsyncIterator[bytes]:
