@@ -555,6 +555,41 @@ def test_a_small_file_is_sent_as_it_is_at_sending_time(tmp_path) -> None:
         assert digest.hexdigest() == hashlib.sha256(data).hexdigest(), name
 
 
+def test_a_body_read_whole_is_written_whole_even_by_short_writes(tmp_path, monkeypatch) -> None:
+    """chunked.download writes a first response's body given as bytes (obstore's small
+    objects) in full: a short pwrite goes on from where it stopped, the SHA-256
+    sees every byte once, and an empty body makes an empty file."""
+    import asyncio
+    import hashlib
+    import os
+
+    from copilot.storage import chunked
+
+    real = os.pwrite
+    calls: list[int] = []
+
+    def short(fd: int, data, offset: int) -> int:
+        calls.append(offset)
+        return real(fd, bytes(data)[:3], offset)  # at most 3 bytes a call
+
+    monkeypatch.setattr(chunked.os, "pwrite", short)
+
+    async def no_ranges(start: int, end: int):  # pragma: no cover - never asked
+        raise AssertionError("a whole body needs no ranges")
+
+    for name, body in {"ten": b"0123456789", "empty": b""}.items():
+        digest = hashlib.sha256()
+        calls.clear()
+        first = chunked.FirstRange(len(body), body, True)
+        path = tmp_path / name
+        got = asyncio.run(
+            chunked.download(str(path), first, no_ranges, None, step=64, sha256=digest)
+        )
+        assert got == len(body) and path.read_bytes() == body, name
+        assert digest.hexdigest() == hashlib.sha256(body).hexdigest(), name
+        assert calls == list(range(0, len(body), 3)), name
+
+
 def test_trees_are_walked_again_only_past_the_kept_limit(tmp_path, monkeypatch) -> None:
     """Trees that add up to TREE_KEPT files upload from the walk that checked them;
     past that a tree is walked again as it uploads (memory stays flat), and either
