@@ -39,7 +39,7 @@ from copilot.literals.values import (
 )
 from copilot.paths import kind_of_mode, short_path, within
 from copilot.storage import Transfer, join_uri, protocol_of
-from copilot.storage.local import read_at_most
+from copilot.storage.files import read_at_most
 
 _TMP_SUFFIX = ".copilot-part"
 #: Trees of up to this many files in all are uploaded from the walks that checked

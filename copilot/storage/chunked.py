@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from copilot.errors import Retryable
 from copilot.storage.errors import mark_retried
-from copilot.storage.local import read_at_most
+from copilot.storage.files import read_at_most
 from copilot.storage.retry import is_transient
 
 if TYPE_CHECKING:
