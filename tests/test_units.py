@@ -590,6 +590,67 @@ def test_a_body_read_whole_is_written_whole_even_by_short_writes(tmp_path, monke
         assert calls == list(range(0, len(body), 3)), name
 
 
+def test_the_byte_budget_admits_what_fits_and_wakes_waiters_on_release() -> None:
+    """A buffer that fits goes at once; one that does not waits for a release; a
+    lone oversize buffer goes when nothing else is held."""
+    import asyncio
+
+    from copilot.storage.chunked import ByteBudget
+
+    async def scenario() -> list[str]:
+        budget = ByteBudget(10)
+        log: list[str] = []
+
+        async def take(name: str, n: int) -> None:
+            await budget.acquire(n)
+            log.append(name)
+
+        await take("a6", 6)
+        waiting = asyncio.create_task(take("b6", 6))
+        huge = asyncio.create_task(take("c20", 20))
+        await asyncio.sleep(0)
+        assert log == ["a6"] and budget.used == 6  # b and c wait
+        await take("d4", 4)  # fits beside a
+        await budget.release(6)
+        await budget.release(4)
+        await asyncio.wait_for(waiting, 1)
+        assert not huge.done()  # oversize waits until nothing is held
+        await budget.release(6)
+        await asyncio.wait_for(huge, 1)
+        assert budget.used == 20
+        return log
+
+    assert asyncio.run(scenario()) == ["a6", "d4", "b6", "c20"]
+
+
+def test_the_tree_window_holds_the_producer_until_the_oldest_file_finishes() -> None:
+    import asyncio
+
+    from copilot.storage.store import TREE_WINDOW, _Window
+
+    async def scenario() -> None:
+        window = _Window()
+        failure: list[BaseException] = []
+        for index in range(TREE_WINDOW):
+            assert await window.admit(index, failure)
+        blocked = asyncio.create_task(window.admit(TREE_WINDOW, failure))
+        await asyncio.sleep(0)
+        assert not blocked.done()
+        await window.finish(1)  # not the oldest: still held
+        await asyncio.sleep(0)
+        assert not blocked.done()
+        await window.finish(0)  # 0 and 1 done: the window moves on by two
+        assert await asyncio.wait_for(blocked, 1) is True
+        assert window.lowest == 2
+        stopped = asyncio.create_task(window.admit(TREE_WINDOW + 2, failure))
+        await asyncio.sleep(0)
+        failure.append(RuntimeError("a transfer failed"))
+        await window.finish(5)  # a failing worker reports its file
+        assert await asyncio.wait_for(stopped, 1) is False
+
+    asyncio.run(scenario())
+
+
 def test_trees_are_walked_again_only_past_the_kept_limit(tmp_path, monkeypatch) -> None:
     """Trees that add up to TREE_KEPT files upload from the walk that checked them;
     past that a tree is walked again as it uploads (memory stays flat), and either

@@ -63,22 +63,40 @@ class ShortRead(OSError, Retryable):
 
 
 class ByteBudget:
-    """Admits a buffer when it fits under the cap (a lone oversize one always fits)."""
+    """Admits a buffer when it fits under the cap (a lone oversize one always fits).
+
+    Every small file of an upload passes through here: when it fits and nobody is
+    queued before it, it is admitted without the condition's lock and wake-ups
+    (one event loop, so nothing runs between the check and the count), and a
+    release wakes waiters only when there are some.
+    """
 
     def __init__(self, cap: int) -> None:
         self.cap = cap
         self.used = 0
+        self._waiting = 0
         self._cond = asyncio.Condition()
 
+    def _fits(self, n: int) -> bool:
+        return self.used == 0 or self.used + n <= self.cap
+
     async def acquire(self, n: int) -> None:
+        if not self._waiting and self._fits(n):
+            self.used += n
+            return
         async with self._cond:
-            await self._cond.wait_for(lambda: self.used == 0 or self.used + n <= self.cap)
+            self._waiting += 1
+            try:
+                await self._cond.wait_for(lambda: self._fits(n))
+            finally:
+                self._waiting -= 1
             self.used += n
 
     async def release(self, n: int) -> None:
-        async with self._cond:
-            self.used -= n
-            self._cond.notify_all()
+        self.used -= n
+        if self._waiting:
+            async with self._cond:
+                self._cond.notify_all()
 
 
 async def all_or_none(jobs: Sequence[Awaitable[T]]) -> list[T]:

@@ -808,7 +808,12 @@ class _Queued:
 
 
 class _Window:
-    """Keeps an upload tree's files within ``TREE_WINDOW`` of its first unfinished one."""
+    """Keeps an upload tree's files within ``TREE_WINDOW`` of its first unfinished one.
+
+    Asked once per file: the condition's lock and wake-ups are used only when the
+    producer actually has to wait (one event loop: nothing runs between a check
+    and what follows it).
+    """
 
     def __init__(self) -> None:
         import asyncio
@@ -816,19 +821,28 @@ class _Window:
         self.lowest = 0
         self.finished: set[int] = set()
         self.changed = asyncio.Condition()
+        self._waiting = 0
 
     async def admit(self, index: int, failure: list[BaseException]) -> bool:
-        async with self.changed:
-            await self.changed.wait_for(lambda: failure or index - self.lowest < TREE_WINDOW)
+        if not (failure or index - self.lowest < TREE_WINDOW):
+            async with self.changed:
+                self._waiting += 1
+                try:
+                    await self.changed.wait_for(
+                        lambda: failure or index - self.lowest < TREE_WINDOW
+                    )
+                finally:
+                    self._waiting -= 1
         return not failure
 
     async def finish(self, index: int) -> None:
-        async with self.changed:
-            self.finished.add(index)
-            while self.lowest in self.finished:
-                self.finished.remove(self.lowest)
-                self.lowest += 1
-            self.changed.notify_all()
+        self.finished.add(index)
+        while self.lowest in self.finished:
+            self.finished.remove(self.lowest)
+            self.lowest += 1
+        if self._waiting:
+            async with self.changed:
+                self.changed.notify_all()
 
 
 class _Attempt:
