@@ -62,41 +62,50 @@ class ShortRead(OSError, Retryable):
     """A body that ended before its length, or did not match its checksum."""
 
 
-class ByteBudget:
-    """Admits a buffer when it fits under the cap (a lone oversize one always fits).
+class Gate:
+    """Waits for a predicate on one event loop: at once, without the condition's
+    lock, when it already holds and nobody is queued before (nothing runs between
+    that check and the caller's next step); ``changed()`` wakes only waiters.
 
-    Every small file of an upload passes through here: when it fits and nobody is
-    queued before it, it is admitted without the condition's lock and wake-ups
-    (one event loop, so nothing runs between the check and the count), and a
-    release wakes waiters only when there are some.
+    Every small file of an upload asks two of these (the byte budget, its tree's
+    window): the lock and the wake-ups per file were most of that cost.
     """
 
-    def __init__(self, cap: int) -> None:
-        self.cap = cap
-        self.used = 0
-        self._waiting = 0
+    def __init__(self) -> None:
         self._cond = asyncio.Condition()
+        self._waiting = 0
 
-    def _fits(self, n: int) -> bool:
-        return self.used == 0 or self.used + n <= self.cap
-
-    async def acquire(self, n: int) -> None:
-        if not self._waiting and self._fits(n):
-            self.used += n
+    async def wait_until(self, ready: Callable[[], object]) -> None:
+        if not self._waiting and ready():
             return
         async with self._cond:
             self._waiting += 1
             try:
-                await self._cond.wait_for(lambda: self._fits(n))
+                await self._cond.wait_for(ready)
             finally:
                 self._waiting -= 1
-            self.used += n
 
-    async def release(self, n: int) -> None:
-        self.used -= n
+    async def changed(self) -> None:
         if self._waiting:
             async with self._cond:
                 self._cond.notify_all()
+
+
+class ByteBudget:
+    """Admits a buffer when it fits under the cap (a lone oversize one always fits)."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.used = 0
+        self._gate = Gate()
+
+    async def acquire(self, n: int) -> None:
+        await self._gate.wait_until(lambda: self.used == 0 or self.used + n <= self.cap)
+        self.used += n
+
+    async def release(self, n: int) -> None:
+        self.used -= n
+        await self._gate.changed()
 
 
 async def all_or_none(jobs: Sequence[Awaitable[T]]) -> list[T]:

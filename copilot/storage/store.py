@@ -808,31 +808,17 @@ class _Queued:
 
 
 class _Window:
-    """Keeps an upload tree's files within ``TREE_WINDOW`` of its first unfinished one.
-
-    Asked once per file: the condition's lock and wake-ups are used only when the
-    producer actually has to wait (one event loop: nothing runs between a check
-    and what follows it).
-    """
+    """Keeps an upload tree's files within ``TREE_WINDOW`` of its first unfinished one."""
 
     def __init__(self) -> None:
-        import asyncio
+        from copilot.storage.chunked import Gate
 
         self.lowest = 0
         self.finished: set[int] = set()
-        self.changed = asyncio.Condition()
-        self._waiting = 0
+        self.gate = Gate()
 
     async def admit(self, index: int, failure: list[BaseException]) -> bool:
-        if not (failure or index - self.lowest < TREE_WINDOW):
-            async with self.changed:
-                self._waiting += 1
-                try:
-                    await self.changed.wait_for(
-                        lambda: failure or index - self.lowest < TREE_WINDOW
-                    )
-                finally:
-                    self._waiting -= 1
+        await self.gate.wait_until(lambda: failure or index - self.lowest < TREE_WINDOW)
         return not failure
 
     async def finish(self, index: int) -> None:
@@ -840,9 +826,7 @@ class _Window:
         while self.lowest in self.finished:
             self.finished.remove(self.lowest)
             self.lowest += 1
-        if self._waiting:
-            async with self.changed:
-                self.changed.notify_all()
+        await self.gate.changed()
 
 
 class _Attempt:
