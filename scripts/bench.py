@@ -230,12 +230,15 @@ def repeat_samples(
     return samples
 
 
+def _summary(samples: list[Sample]) -> tuple[float, float]:
+    return statistics.median(s.seconds for s in samples), max(s.rss_mb for s in samples)
+
+
 def repeat(
     fn: Callable[[], Sample], runs: int, before: Callable[[], None] | None = None
 ) -> tuple[float, float]:
     """Median seconds and max RSS over ``runs`` after one warm-up."""
-    samples = repeat_samples(fn, runs, before)
-    return statistics.median(s.seconds for s in samples), max(s.rss_mb for s in samples)
+    return _summary(repeat_samples(fn, runs, before))
 
 
 def repeat_with_step(fn: Callable[[], Sample], runs: int) -> tuple[tuple[float, float], float]:
@@ -245,8 +248,7 @@ def repeat_with_step(fn: Callable[[], Sample], runs: int) -> tuple[tuple[float, 
     steps = [s.step for s in samples if s.step is not None]
     if len(steps) != len(samples):
         raise RuntimeError("copilot logged no summary line with its seconds")
-    whole = statistics.median(s.seconds for s in samples), max(s.rss_mb for s in samples)
-    return whole, statistics.median(steps)
+    return _summary(samples), statistics.median(steps)
 
 
 def baseline_row(
@@ -425,7 +427,7 @@ class Bench:
         (1.4, 1.5, 3.3, 4.0 s for the same download)."""
         last = self._fresh.get(name)
         if last is not None and os.path.lexists(last):
-            shutil.rmtree(last) if last.is_dir() and not last.is_symlink() else last.unlink()
+            _remove(last)
         self.runs_done += 1
         path = self._fresh[name] = self.work / f"{name}-{self.runs_done}"
         return path
@@ -641,12 +643,13 @@ def ceiling_row(
     # The same ceiling program as a whole (its imports, client and listing added):
     # like for like with copilot's whole process, bar the interpreter's own start.
     whole = got["seconds"] + got["imports"] + got["client"] + got.get("listing", 0.0)
+    program = "ceiling + its import, client" + (" and listing" if got.get("listing") else "")
     b.row(
         scenario,
         f"{what}: {100 * whole / mine[0]:.0f} % of the whole ceiling program",
         mine,
         (whole, 0.0),
-        "ceiling + its import, client" + (" and listing" if got.get("listing") else ""),
+        program,
         "context",
     )
     if step is not None:
@@ -658,7 +661,7 @@ def ceiling_row(
             f"{what}: copilot's step {100 * whole / step:.0f} % of the whole ceiling program",
             (step, mine[1]),
             (whole, 0.0),
-            "ceiling + its import, client" + (" and listing" if got.get("listing") else ""),
+            program,
             "context (after start-up)",
         )
 
@@ -749,8 +752,7 @@ def s1_large_file(b: Bench, size_mb: int, peers: Peers) -> None:
     b.row("S1", f"sidecar File {size_mb} MiB: hashed vs not", mine, plain,
           "--hash-outputs none", "~1.0")  # fmt: skip
     shutil.rmtree(out)
-    for p in [*b.work.glob("s1-in-*"), *b.work.glob("s1-base-*")]:
-        shutil.rmtree(p) if p.is_dir() else p.unlink()
+    _clear(b, "s1-in-*", "s1-base-*")
 
 
 def _random_file(path: Path, size_mb: int) -> None:
@@ -892,10 +894,14 @@ def _s3fs_rows(
                  "one at a time", ">=3x faster")  # fmt: skip
 
 
+def _remove(path: Path) -> None:
+    shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+
+
 def _clear(b: Bench, *patterns: str) -> None:
     for pattern in patterns:
         for p in b.work.glob(pattern):
-            shutil.rmtree(p) if p.is_dir() else p.unlink()
+            _remove(p)
 
 
 def s3_local(b: Bench, files: int) -> None:
@@ -1370,8 +1376,7 @@ def s7_cloud_large_file(b: Bench, size_mb: int) -> None:
                 f"{lib} put_file",
                 "<=1.10, <=150 MB",
             )
-            for p in [*b.work.glob("s7-in-*"), *b.work.glob("s7-base-*")]:
-                shutil.rmtree(p) if p.is_dir() else p.unlink()
+            _clear(b, "s7-in-*", "s7-base-*")
     shutil.rmtree(b.work / "s7-out", ignore_errors=True)
     src.unlink()
 
