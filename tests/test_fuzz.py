@@ -28,25 +28,19 @@ from copilot.storage import Store
 
 CASE_SECONDS = 10
 COUNTER = itertools.count()
-#: The cases' directory, made when the first test of this module runs (not at import:
-#: a worker that only collects this module must leave nothing behind).
-_ROOT: list[Path] = []
+#: The cases' directory, made by the module's fixture (not at import: a worker that
+#: only collects this module must leave nothing behind).
+ROOT = Path()
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _cleanup_root():
+def _root_dir():
+    global ROOT
+    # tmpfs when there is one: thousands of tiny cases are file-system bound on disk.
+    shm = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
+    ROOT = Path(tempfile.mkdtemp(prefix="copilot-fuzz-", dir=shm))
     yield
-    for root in _ROOT:
-        shutil.rmtree(root, ignore_errors=True)
-    _ROOT.clear()
-
-
-def _root() -> Path:
-    if not _ROOT:
-        # tmpfs when there is one: thousands of tiny cases are file-system bound on disk.
-        shm = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
-        _ROOT.append(Path(tempfile.mkdtemp(prefix="copilot-fuzz-", dir=shm)))
-    return _ROOT[0]
+    shutil.rmtree(ROOT, ignore_errors=True)
 
 
 STORE = Store()
@@ -163,8 +157,8 @@ INTERFACES = st.one_of(
 
 
 def _case_dir() -> Path:
-    """``<root>/w<n>/case``: the wrapper shows anything written beside the case."""
-    case = _root() / f"w{next(COUNTER)}" / "case"
+    """``ROOT/w<n>/case``: the wrapper shows anything written beside the case."""
+    case = ROOT / f"w{next(COUNTER)}" / "case"
     case.mkdir(parents=True)
     return case
 
