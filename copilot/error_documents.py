@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from flyteidl2.core import execution_pb2
 
-from copilot.errors import INPUT_DOWNLOAD_FAILED, CopilotError, DataError, ErrorInfo
+from copilot.errors import INPUT_DOWNLOAD_FAILED, CopilotError, DataError, ErrorInfo, UserError
 from copilot.storage import Store, join_uri
 
 
@@ -54,6 +54,11 @@ def write_error_document(
     uri = join_uri(prefix, name)
     if keep_download_error and download_error(store, uri) is not None:
         return None
-    info = ErrorInfo(code=code, message=err.message, kind=err.kind, origin=err.origin)
-    store.write_bytes(uri, info.to_document(), what="write error document")
+    if isinstance(err, UserError) and err.document is not None:
+        # The container's own document, forwarded as it wrote it (Flyte #7960).
+        document = err.document
+    else:
+        info = ErrorInfo(code=code, message=err.message, kind=err.kind, origin=err.origin)
+        document = info.to_document()
+    store.write_bytes(uri, document, what="write error document")
     return uri

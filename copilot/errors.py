@@ -70,7 +70,23 @@ class CopilotError(Exception):
 
 
 class UserError(CopilotError):
-    """The main container reported its own failure through ``_ERROR``."""
+    """The main container reported its own failure through ``_ERROR``.
+
+    ``document``, when set, is the container's own serialized ``ErrorDocument``
+    (Flyte #7960): written as the error document byte for byte, so the code,
+    kind and origin it chose reach the orchestrator unchanged.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        kind: ErrorKind = RECOVERABLE,
+        origin: Origin = SYSTEM,
+        document: bytes | None = None,
+    ) -> None:
+        super().__init__(message, kind=kind, origin=origin)
+        self.document = document
 
 
 class UsageError(CopilotError):

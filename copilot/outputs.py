@@ -13,7 +13,6 @@ Order matters and is the point of this module:
 from __future__ import annotations
 
 import logging
-import os
 import time
 from dataclasses import dataclass, field
 
@@ -31,6 +30,7 @@ from copilot.literals.output_dir import OutputDir
 from copilot.literals.types import MULTIPART
 from copilot.literals.walk import blobs
 from copilot.modes import MetadataFormat, StructEncoding, UploadMode
+from copilot.paths import inside
 from copilot.storage import Store, Transfer, join_uri
 from copilot.validation import Validation
 
@@ -133,7 +133,9 @@ class EagerUploader:
                 continue
             path, st = found
             sig = (st.st_size, st.st_mtime_ns, st.st_ino)
-            real = os.path.realpath(path)
+            real = inside(path, self.reader.root)
+            if real is None:
+                continue  # the final reading refuses it, with the reason
             if real in self.uploaded and self.uploaded[real][0] == sig:
                 continue
             previous = self._seen.get(real)
@@ -143,7 +145,10 @@ class EagerUploader:
                 continue
             uri = self.reader.remote_for(path)
             try:
-                self.store.upload([Transfer(real, uri, label, st.st_size)], self.digests)
+                self.store.upload(
+                    [Transfer(real, uri, label, st.st_size, inside=self.reader.root)],
+                    self.digests,
+                )
             except CopilotError as exc:
                 log.info("early upload of %s failed (%s); it will be sent at exit", path, exc)
                 continue

@@ -124,6 +124,60 @@ def test_error_file_with_the_marker_is_not_retried(s3: S3, tmp_path: Path) -> No
     assert message == "User Error: input file is corrupt"
 
 
+def _container_document(**error: object) -> bytes:
+    return execution_pb2.ErrorDocument(
+        error=execution_pb2.ContainerError(**error)  # type: ignore[arg-type]
+    ).SerializeToString()
+
+
+def test_a_binary_error_document_in_the_error_file_is_forwarded_unchanged(
+    s3: S3, tmp_path: Path
+) -> None:
+    """Flyte #7960: the container's own ErrorDocument reaches the reader byte for byte;
+    its kind is left out, and NON_RECOVERABLE is 0, so the failure is permanent."""
+    out = _out(tmp_path)
+    document = _container_document(
+        code="BenchmarkFailed",
+        message="the model rejected the prompt",
+        origin=execution_pb2.ExecutionError.USER,
+    )
+    (out / "_ERROR").write_bytes(document)
+    code, origin, kind, message = sidecar_fails(s3, out, {"x": lits.blob_type()})
+    assert (code, origin, kind) == ("BenchmarkFailed", USER, NON_RECOVERABLE)
+    assert message == "the model rejected the prompt"
+    assert s3.get("meta/error.pb") == document
+
+
+def test_a_forwarded_error_document_keeps_the_kind_and_origin_it_chose(
+    s3: S3, tmp_path: Path
+) -> None:
+    out = _out(tmp_path)
+    document = _container_document(
+        code="Flaky",
+        message="the GPU fell off the bus",
+        kind=execution_pb2.ContainerError.RECOVERABLE,
+        origin=execution_pb2.ExecutionError.SYSTEM,
+    )
+    (out / "_ERROR").write_bytes(document)
+    assert sidecar_fails(s3, out, {"n": lits.simple(lits.T.INTEGER)}) == (
+        "Flaky",
+        SYSTEM,
+        RECOVERABLE,
+        "the GPU fell off the bus",
+    )
+
+
+def test_an_error_document_without_code_or_message_is_read_as_text(
+    s3: S3, tmp_path: Path
+) -> None:
+    """Go takes the bytes as a document only when the error says something."""
+    out = _out(tmp_path)
+    (out / "_ERROR").write_bytes(_container_document(kind=execution_pb2.ContainerError.RECOVERABLE))
+    code, origin, kind, message = sidecar_fails(s3, out, {"n": lits.simple(lits.T.INTEGER)})
+    assert (code, origin, kind) == (UP, USER, RECOVERABLE)
+    assert message.startswith("User Error:")
+
+
 def test_missing_output_is_the_users_failure(s3: S3, tmp_path: Path) -> None:
     out = _out(tmp_path)
     code, origin, kind, message = sidecar_fails(s3, out, {"count": lits.simple(lits.T.INTEGER)})

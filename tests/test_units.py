@@ -483,22 +483,22 @@ def test_range_bounds_cover_the_object_in_as_few_ranges_as_keep_streams_busy(
 
 
 def _counting_reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Record the size asked of every os.read made by the output reader."""
-    import copilot.literals.from_files as ff
+    """Record the size asked of every os.pread made by the output reader's reads."""
+    import copilot.storage.files as ff
 
     asked: list[int] = []
-    real_read = ff.os.read
+    real_pread = ff.os.pread
 
-    def read(fd: int, n: int) -> bytes:
+    def pread(fd: int, n: int, offset: int) -> bytes:
         asked.append(n)
-        return real_read(fd, n)
+        return real_pread(fd, n, offset)
 
-    monkeypatch.setattr(ff.os, "read", read)
+    monkeypatch.setattr(ff.os, "pread", pread)
     return asked
 
 
 def test_a_small_output_file_is_read_in_one_call_of_its_own_size(tmp_path, monkeypatch) -> None:
-    from copilot.literals.from_files import read_at_most
+    from copilot.storage.files import read_at_most
 
     path = tmp_path / "x"
     path.write_bytes(b"5000")
@@ -514,7 +514,8 @@ def test_a_small_output_file_is_read_in_one_call_of_its_own_size(tmp_path, monke
 
 
 def test_reading_an_output_that_changed_after_its_stat(tmp_path) -> None:
-    from copilot.literals.from_files import OutputReader, read_at_most
+    from copilot.literals.from_files import OutputReader
+    from copilot.storage.files import read_at_most
 
     path = tmp_path / "x"
     path.write_bytes(b"0123456789" * 300)
@@ -537,8 +538,10 @@ def test_a_small_file_is_sent_as_it_is_at_sending_time(tmp_path) -> None:
     empty file is empty), and the digest sees exactly what was sent."""
     import asyncio
     import hashlib
+    import os
 
     from copilot.storage.chunked import ByteBudget, send_whole
+    from copilot.storage.files import LocalSource
 
     cases = {"grew": (b"x" * 9000, 10), "shrank": (b"abc", 4096), "empty": (b"", 0)}
     for name, (data, told) in cases.items():
@@ -550,7 +553,12 @@ def test_a_small_file_is_sent_as_it_is_at_sending_time(tmp_path) -> None:
         async def send(body: bytes, sent: list[bytes] = sent) -> None:
             sent.append(body)
 
-        got = asyncio.run(send_whole(str(path), told, ByteBudget(1 << 20), send, None, digest))
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            source = LocalSource(fd, told, str(path))
+            got = asyncio.run(send_whole(source, told, ByteBudget(1 << 20), send, None, digest))
+        finally:
+            os.close(fd)
         assert sent == [data] and got == len(data), name
         assert digest.hexdigest() == hashlib.sha256(data).hexdigest(), name
 

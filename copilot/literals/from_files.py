@@ -23,7 +23,7 @@ from flyteidl2.core import literals_pb2, types_pb2
 
 from copilot.constants import DEFAULT_MAX_PRIMITIVE_BYTES, MAX_DOCUMENT_BYTES
 from copilot.digests import DirDigest
-from copilot.errors import NON_RECOVERABLE, CopilotError, DataError
+from copilot.errors import NON_RECOVERABLE, USER, CopilotError, DataError
 from copilot.literals.types import MULTIPART, type_name
 from copilot.literals.values import (
     TRIM,
@@ -37,9 +37,9 @@ from copilot.literals.values import (
     remote_literal,
     union_literal,
 )
-from copilot.paths import kind_of_mode, short_path, within
+from copilot.paths import inside, kind_of_mode, open_source, short_path, within
 from copilot.storage import Transfer, join_uri, protocol_of
-from copilot.storage.files import read_at_most
+from copilot.storage.files import read_fd
 
 _TMP_SUFFIX = ".copilot-part"
 #: Trees of up to this many files in all are uploaded from the walks that checked
@@ -69,7 +69,10 @@ class OutputReader(ValueReader):
         base_dir: str | None = None,
     ) -> None:
         super().__init__(struct_encoding=struct_encoding)
+        #: Nothing outside this real directory is read or uploaded.
         self.root = os.path.realpath(root)
+        #: The directory as given, for object keys (its real path may differ).
+        self.given_root = os.path.abspath(root)
         # Relative paths in documents and values are taken from here.
         self.base_dir = os.path.realpath(base_dir) if base_dir else self.root
         self.raw_prefix = raw_prefix
@@ -134,19 +137,37 @@ class OutputReader(ValueReader):
             )
         return os.path.join(directory, matches[0]) if matches else None
 
+    def contained(self, path: str, label: str) -> str:
+        """``path``'s real location, refused unless it lies in the output directory
+        (every route to a local file comes through here or :meth:`inspect`)."""
+        real = inside(path, self.root)
+        if real is None:
+            raise DataError(
+                f"{label}: {path} leads outside the output directory "
+                f"(to {short_path(os.path.realpath(path))}); refused",
+                origin=USER,
+            )
+        return real
+
     def read(
         self, path: str, st: os.stat_result, limit: int, what: str, label: str, hint: str = ""
     ) -> bytes:
+        """A small file's bytes, from a descriptor opened beneath the output dir."""
         if not stat.S_ISREG(st.st_mode):
             raise DataError(f"{label}: {path}: expected a file holding {what}, found a directory")
         if st.st_size > limit:
             raise DataError(
                 f"{label}: {path} is {st.st_size} bytes; {what} may be at most {limit} bytes{hint}"
             )
+        fd, now = open_source(self.contained(path, label), self.root, label)
         try:
-            data = read_at_most(path, st.st_size, limit)
+            if now.st_size > limit:
+                raise DataError(f"{label}: {path} grew past {limit} bytes while being read")
+            data = read_fd(fd, now.st_size, limit)
         except OSError as exc:
             raise DataError(f"{label}: cannot read {path}: {exc.strerror}") from None
+        finally:
+            os.close(fd)
         if len(data) > limit:
             raise DataError(f"{label}: {path} grew past {limit} bytes while being read")
         return data
@@ -165,8 +186,16 @@ class OutputReader(ValueReader):
         return text.strip(TRIM)
 
     def remote_for(self, path: str) -> str:
-        rel = os.path.relpath(path, self.root).replace(os.sep, "/")
-        return join_uri(self.raw_prefix, rel)
+        """The object a local file or tree goes to: its path under the output dir,
+        under the raw prefix.  Built from names that cannot climb: the path is made
+        absolute (no ``..`` left) and must lie below the output dir."""
+        where = os.path.abspath(path)
+        for base in (self.given_root, self.root):
+            if where != base and within(where, base):
+                return join_uri(self.raw_prefix, where[len(base.rstrip("/")) + 1 :])
+        raise DataError(
+            f"{path} is not below the output directory {self.given_root}; refused", origin=USER
+        )
 
     # -- from a path ------------------------------------------------------------
 
@@ -240,7 +269,7 @@ class OutputReader(ValueReader):
             none_variant is not None
             and stat.S_ISREG(st.st_mode)
             and st.st_size <= 64
-            and read_at_most(path, st.st_size, 64).strip(TRIM.encode()) == b"null"
+            and self.read(path, st, 64, "a value", label).strip(TRIM.encode()) == b"null"
         ):
             return union_literal(none_literal(), none_variant)
         return self._first_variant(
@@ -285,9 +314,10 @@ class OutputReader(ValueReader):
                 "(--to-raw-output)",
                 kind=NON_RECOVERABLE,
             )
+        real = self.contained(path, label)
         uri = self.remote_for(path)
         if not tree:
-            self.transfers.append(Transfer(os.path.realpath(path), uri, label, st.st_size))
+            self.transfers.append(Transfer(real, uri, label, st.st_size, inside=self.root))
             return uri
         kept: list[tuple[str, str, int]] | None = []
         room = TREE_KEPT - self.kept_files
@@ -303,7 +333,9 @@ class OutputReader(ValueReader):
         walk: Any = (
             kept.__iter__ if kept is not None else functools.partial(self.tree_files, path, label)
         )
-        self.transfers.append(Transfer(path, uri, label, tree=True, leaves=walk, sink=digest.add))
+        self.transfers.append(
+            Transfer(real, uri, label, tree=True, leaves=walk, sink=digest.add, inside=self.root)
+        )
         return uri
 
     def tree_files(self, path: str, label: str) -> Iterator[tuple[str, str, int]]:
@@ -445,13 +477,19 @@ class OutputReader(ValueReader):
             raise DataError(f"{label}: expected {type_name(lt)} as a path, found {_short(value)}")
         if "://" in value and protocol_of(value) != "file":
             return remote_literal(value, lt)
-        local = value.removeprefix("file://")
-        path = local if os.path.isabs(local) else os.path.join(self.base_dir, local)
-        if not within(os.path.normpath(path), self.root) and not within(
-            os.path.realpath(path), self.root
-        ):
-            raise DataError(f"{label}: path {value} is outside the output directory; refused")
+        path = self.local_path(value, self.base_dir, label)
         return self.from_path(path, lt, label)
+
+    def local_path(self, value: str, base: str, label: str) -> str:
+        """A local path (or ``file://`` URI) named in a document, made absolute from
+        ``base`` and refused unless it lies in the output directory, links resolved."""
+        local = value.removeprefix("file://")
+        path = os.path.normpath(local if os.path.isabs(local) else os.path.join(base, local))
+        if inside(path, self.root) is None:
+            raise DataError(
+                f"{label}: path {value} is outside the output directory; refused", origin=USER
+            )
+        return path
 
 
 @dataclass(frozen=True)

@@ -13,10 +13,10 @@ import os
 import stat
 from typing import Any
 
-from flyteidl2.core import interface_pb2, literals_pb2
+from flyteidl2.core import execution_pb2, interface_pb2, literals_pb2
 
 from copilot.constants import ERROR_FILE, MAX_DOCUMENT_BYTES
-from copilot.errors import NON_RECOVERABLE, RECOVERABLE, USER, DataError, UserError
+from copilot.errors import NON_RECOVERABLE, RECOVERABLE, SYSTEM, USER, DataError, UserError
 from copilot.literals.from_files import OutputReader
 from copilot.literals.types import mismatch
 from copilot.literals.values import parse_document
@@ -30,6 +30,34 @@ PERMANENT_MARKER = "NON_RECOVERABLE"
 MAX_ERROR_FILE_BYTES = 1 << 20
 
 Declared = list[tuple[str, interface_pb2.Variable]]
+
+
+def container_document(data: bytes) -> UserError | None:
+    """``_ERROR`` as the container's own binary ``ErrorDocument``, if it is one.
+
+    Go's reader (``readErrorDocument``, flytecopilot/data/upload.go, Flyte
+    #7960) takes the bytes as a document when they parse and the error has a
+    code or a message; anything else is text.  Mind ``ContainerError.Kind``:
+    ``NON_RECOVERABLE`` is 0, so a document that leaves ``kind`` out is
+    permanent.  The bytes are forwarded as they are.
+    """
+    from google.protobuf.message import DecodeError
+
+    doc = execution_pb2.ErrorDocument()
+    try:
+        doc.ParseFromString(data)
+    except (DecodeError, ValueError):
+        return None
+    if not doc.error.code and not doc.error.message:
+        return None
+    kind = (
+        RECOVERABLE
+        if doc.error.kind == execution_pb2.ContainerError.RECOVERABLE
+        else NON_RECOVERABLE
+    )
+    origin = SYSTEM if doc.error.origin == execution_pb2.ExecutionError.SYSTEM else USER
+    message = f"{doc.error.code}: {doc.error.message}" if doc.error.code else doc.error.message
+    return UserError(message, kind=kind, origin=origin, document=data)
 
 
 class OutputsDocument:
@@ -95,6 +123,9 @@ class OutputDir(OutputReader):
                 f"at most {MAX_ERROR_FILE_BYTES} allowed"
             )
         data = self.read(path, st, MAX_ERROR_FILE_BYTES, "an error file", "the error file")
+        forwarded = container_document(data)
+        if forwarded is not None:
+            return forwarded
         text = data.decode("utf-8", errors="replace")
         kind = RECOVERABLE
         first, _, rest = text.partition("\n")
@@ -138,8 +169,7 @@ class OutputDir(OutputReader):
             uri = holder.uri
             if "://" in uri and protocol_of(uri) != "file":
                 continue  # already remote: recorded as given
-            local = uri.removeprefix("file://")
-            path = local if os.path.isabs(local) else os.path.join(self.root, local)
+            path = self.local_path(uri, self.root, node_label)
             st = self.inspect(path, node_label)
             if st is None:
                 raise DataError(f"{node_label}: {path} named in outputs.pb does not exist")

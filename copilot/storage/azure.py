@@ -15,7 +15,6 @@ first chunk of a response small, see :func:`prepare`).
 from __future__ import annotations
 
 import base64
-import os
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
@@ -27,6 +26,7 @@ from copilot.storage.chunked import ByteBudget
 
 if TYPE_CHECKING:
     from copilot.storage.callback import TransferCallback
+    from copilot.storage.files import LocalSource
     from copilot.storage.retry import RetryPolicy
 
 
@@ -222,19 +222,19 @@ async def get_file(
 
 async def put_file(
     fs: Any,
-    lpath: str,
+    source: LocalSource,
     path: str,
     budget: ByteBudget,
     callback: TransferCallback | None = None,
     retry: RetryPolicy | None = None,
     digest: Any = None,
 ) -> int:
-    """Upload ``lpath`` to ``container/blob`` (its bytes fed to ``digest`` as they
+    """Upload an open file to ``container/blob`` (its bytes fed to ``digest`` as they
     are read); returns the bytes sent."""
     from azure.storage.blob import BlobBlock
 
     container, blob, _ = fs.split_path(path)
-    size = os.path.getsize(lpath)
+    size = source.size
     part = chunked.part_size(size, MAX_BLOCKS, BLOCK_SIZE)
     client = fs.service_client.get_blob_client(container, blob)
     if size <= part:
@@ -244,7 +244,7 @@ async def put_file(
                 data, length=len(data), overwrite=True, max_concurrency=1
             )
 
-        return await chunked.send_whole(lpath, size, budget, put, callback, digest)
+        return await chunked.send_whole(source, size, budget, put, callback, digest)
 
     async def send(number: int, offset: int, data: chunked.FileWindow) -> str:
         block_id = base64.b64encode(f"copilot-{number:08d}".encode()).decode()
@@ -254,7 +254,7 @@ async def put_file(
     # upload_concurrency (adlfs's max_concurrency) can lower the blocks in flight.
     in_flight = min(getattr(fs, "max_concurrency", None) or PARTS, PARTS)
     ids = await chunked.in_parts(
-        lpath, size, part, budget, send, callback, in_flight=in_flight, retry=retry, digest=digest
+        source, size, part, budget, send, callback, in_flight=in_flight, retry=retry, digest=digest
     )
     # Uncommitted blocks of a failed upload are discarded by the service (7 days).
     await client.commit_block_list([BlobBlock(block_id=i) for i in ids])

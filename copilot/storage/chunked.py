@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from copilot.errors import Retryable
 from copilot.storage.errors import mark_retried
-from copilot.storage.files import read_at_most
+from copilot.storage.files import LocalSource, read_fd
 from copilot.storage.retry import is_transient
 
 if TYPE_CHECKING:
@@ -195,26 +195,22 @@ def _hash_span(fd: int, start: int, end: int, digest: Any) -> None:
 
 
 async def read_file(
-    lpath: str, size: int, chunk: int, digest: Any, callback: TransferCallback | None
+    source: LocalSource, size: int, chunk: int, digest: Any, callback: TransferCallback | None
 ) -> AsyncIterator[bytes]:
-    """``size`` bytes of ``lpath`` as a request body fed in ``chunk`` reads: each fed
-    to ``digest`` (in file order) and counted as it is handed over.  A file that
+    """``size`` bytes of an open file as a request body fed in ``chunk`` reads: each
+    fed to ``digest`` (in file order) and counted as it is handed over.  A file that
     ends early is an error, not a short body."""
-    fd = os.open(lpath, os.O_RDONLY)
-    try:
-        offset = 0
-        while offset < size:
-            data = os.pread(fd, min(chunk, size - offset), offset)
-            if not data:
-                raise OSError(f"{lpath} shrank while it was uploaded")
-            if digest is not None:
-                digest.update(data)
-            offset += len(data)
-            if callback is not None:
-                callback.relative_update(len(data))
-            yield data
-    finally:
-        os.close(fd)
+    offset = 0
+    while offset < size:
+        data = os.pread(source.fd, min(chunk, size - offset), offset)
+        if not data:
+            raise OSError(f"{source.name} shrank while it was uploaded")
+        if digest is not None:
+            digest.update(data)
+        offset += len(data)
+        if callback is not None:
+            callback.relative_update(len(data))
+        yield data
 
 
 class FileWindow:
@@ -409,7 +405,7 @@ def part_size(size: int, max_parts: int, preferred: int | None = None) -> int:
 
 
 async def in_parts(
-    lpath: str,
+    source: LocalSource,
     size: int,
     part: int,
     budget: ByteBudget,
@@ -420,7 +416,7 @@ async def in_parts(
     retry: RetryPolicy | None = None,
     digest: Any = None,
 ) -> list[Any]:
-    """Send ``lpath`` in ``part``-sized pieces, ``send(number, offset, window)`` each;
+    """Send an open file in ``part``-sized pieces, ``send(number, offset, window)`` each;
     returns what every ``send`` returned, in order.  A part that fails
     transiently is sent again under ``retry`` (one lost part must not cost the
     whole file); at most ``in_flight`` (``PARTS_IN_FLIGHT``) are in flight.
@@ -437,7 +433,7 @@ async def in_parts(
     another part needs.
     """
     gate = asyncio.Semaphore(in_flight or PARTS_IN_FLIGHT)
-    fd = os.open(lpath, os.O_RDONLY)
+    fd = source.fd
     count = -(-size // part)
     turns = [asyncio.Event() for _ in range(count + 1)]
     turns[0].set()
@@ -455,7 +451,7 @@ async def in_parts(
                     turns[number].set()
                 result = await _again(
                     retry,
-                    lambda: send(number, offset, FileWindow(fd, offset, length, lpath)),
+                    lambda: send(number, offset, FileWindow(fd, offset, length, source.name)),
                     f"part {number}",
                 )
             finally:
@@ -465,14 +461,11 @@ async def in_parts(
         return result
 
     offsets = enumerate(range(0, size, part), start=1)
-    try:
-        return await all_or_none([one(number, offset) for number, offset in offsets])
-    finally:
-        os.close(fd)
+    return await all_or_none([one(number, offset) for number, offset in offsets])
 
 
 async def send_whole(
-    lpath: str,
+    source: LocalSource,
     size: int,
     budget: ByteBudget,
     send: Callable[[bytes], Awaitable[Any]],
@@ -483,7 +476,7 @@ async def send_whole(
     budget while the request runs (and fed to ``digest``).  Returns the bytes sent."""
     await budget.acquire(size)
     try:
-        data = read_at_most(lpath, size)  # to its end, whatever ``size`` said
+        data = read_fd(source.fd, size)  # to its end, whatever ``size`` said
         if digest is not None:
             digest.update(data)
         await send(data)

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
     from copilot.storage.callback import TransferCallback
     from copilot.storage.chunked import ByteBudget
+    from copilot.storage.files import LocalSource
     from copilot.storage.retry import RetryPolicy
 
 
@@ -77,14 +78,15 @@ class Client(Protocol):
 
     async def put_file(
         self,
-        lpath: str,
+        source: LocalSource,
         path: str,
         budget: ByteBudget,
         callback: TransferCallback | None,
         retry: RetryPolicy,
         digest: Any = None,
     ) -> int:
-        """Upload ``lpath`` (its bytes fed to ``digest`` as read); the bytes sent."""
+        """Upload an open local file (its bytes fed to ``digest`` as read, from its
+        descriptor only); the bytes sent."""
 
     def close(self) -> None:
         """Let go of connections (the client is not used again)."""

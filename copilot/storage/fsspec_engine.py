@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
     from copilot.storage.callback import TransferCallback
     from copilot.storage.chunked import ByteBudget
+    from copilot.storage.files import LocalSource
     from copilot.storage.retry import RetryPolicy
 
 
@@ -158,7 +159,7 @@ class FsspecClient:
 
     async def put_file(
         self,
-        lpath: str,
+        source: LocalSource,
         path: str,
         budget: ByteBudget,
         callback: TransferCallback | None,
@@ -167,14 +168,15 @@ class FsspecClient:
     ) -> int:
         if self.bounded is not None:
             sent: int = await self.bounded.put_file(
-                self.fs, lpath, path, budget, callback, retry, digest=digest
+                self.fs, source, path, budget, callback, retry, digest=digest
             )
             return sent
         kw = {"callback": fsspec_callback(callback)} if callback is not None else {}
-        await self._call("put_file", lpath, path, **kw)
+        # fsspec opens a path itself: give it the open file's own (see LocalSource.path).
+        await self._call("put_file", source.path, path, **kw)
         if digest is not None:  # no streaming path (memory://): a pass of its own
-            await asyncio.to_thread(_hash_file, lpath, digest)
-        return os.path.getsize(lpath)
+            await asyncio.to_thread(_hash_fd, source.fd, digest)
+        return source.size
 
     def close(self) -> None:
         """fsspec keeps its filesystems' sessions for the process; nothing to end here."""
@@ -188,6 +190,14 @@ def _hash_file(path: str, digest: Any) -> Any:
     with open(path, "rb") as fh:
         while chunk := fh.read(_HASH_CHUNK):
             digest.update(chunk)
+    return digest
+
+
+def _hash_fd(fd: int, digest: Any) -> Any:
+    offset = 0
+    while chunk := os.pread(fd, _HASH_CHUNK, offset):
+        digest.update(chunk)
+        offset += len(chunk)
     return digest
 
 

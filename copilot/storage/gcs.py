@@ -26,6 +26,7 @@ from copilot.storage.chunked import ByteBudget
 
 if TYPE_CHECKING:
     from copilot.storage.callback import TransferCallback
+    from copilot.storage.files import LocalSource
     from copilot.storage.retry import RetryPolicy
 
 
@@ -207,26 +208,26 @@ async def get_file(
 
 async def put_file(
     fs: Any,
-    lpath: str,
+    source: LocalSource,
     path: str,
     budget: ByteBudget,
     callback: TransferCallback | None = None,
     retry: RetryPolicy | None = None,
     digest: Any = None,
 ) -> int:
-    """Upload ``lpath`` to ``bucket/key`` (its bytes fed to ``digest`` as they are
+    """Upload an open file to ``bucket/key`` (its bytes fed to ``digest`` as they are
     read); returns the bytes sent."""
     from gcsfs.core import initiate_upload, simple_upload
 
     bucket, key, _ = fs.split_path(path)
-    size = os.path.getsize(lpath)
-    content_type = mimetypes.guess_type(lpath)[0] or "application/octet-stream"
+    size = source.size
+    content_type = mimetypes.guess_type(source.name)[0] or "application/octet-stream"
     if size <= SIMPLE_UPLOAD:
 
         async def put(data: bytes) -> Any:
             return await simple_upload(fs, bucket, key, data, content_type=content_type)
 
-        return await chunked.send_whole(lpath, size, budget, put, callback, digest)
+        return await chunked.send_whole(source, size, budget, put, callback, digest)
 
     location = await initiate_upload(fs, bucket, key, content_type)
     headers = {
@@ -242,7 +243,7 @@ async def put_file(
             "PUT",
             location,
             headers=headers,
-            data=chunked.read_file(lpath, size, STREAM_CHUNK, digest, callback),
+            data=chunked.read_file(source, size, STREAM_CHUNK, digest, callback),
         )
     except BaseException:
         try:

@@ -22,7 +22,6 @@ upload again on top (the failure is marked as retried).
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -44,6 +43,7 @@ if TYPE_CHECKING:
 
     from copilot.storage.callback import TransferCallback
     from copilot.storage.chunked import ByteBudget
+    from copilot.storage.files import LocalSource
     from copilot.storage.retry import RetryPolicy
 
 #: Objects listed per page: what a listing holds in memory at a time.
@@ -258,7 +258,7 @@ class ObstoreClient:
 
     async def put_file(
         self,
-        lpath: str,
+        source: LocalSource,
         path: str,
         budget: ByteBudget,
         callback: TransferCallback | None,
@@ -266,7 +266,7 @@ class ObstoreClient:
         digest: Any = None,
     ) -> int:
         bucket, key = self._split(path)
-        size = os.path.getsize(lpath)
+        size = source.size
         part = chunked.part_size(size, MAX_PARTS[self.kind], PART_SIZE)
         if size <= part:
             store = self._store(bucket)
@@ -274,7 +274,7 @@ class ObstoreClient:
             async def put(data: bytes) -> Any:
                 return await obstore.put_async(store, key, data, use_multipart=False)
 
-            return await chunked.send_whole(lpath, size, budget, put, callback, digest)
+            return await chunked.send_whole(source, size, budget, put, callback, digest)
         store = self._store(bucket, retries=max(0, retry.attempts - 1), policy=retry)
         cost = part * (self.parts_in_flight + 1)
         await budget.acquire(cost)
@@ -282,7 +282,7 @@ class ObstoreClient:
             await obstore.put_async(
                 store,
                 key,
-                chunked.read_file(lpath, size, chunked.READ_CHUNK, digest, callback),
+                chunked.read_file(source, size, chunked.READ_CHUNK, digest, callback),
                 chunk_size=part,
                 max_concurrency=self.parts_in_flight,
             )

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from copilot.config import StorageConfig
     from copilot.storage.callback import TransferCallback
     from copilot.storage.chunked import ByteBudget
+    from copilot.storage.files import LocalSource
     from copilot.storage.retry import RetryPolicy
 
 #: Redis's cap on one string value (``proto-max-bulk-len``'s default).
@@ -242,16 +243,16 @@ class RedisClient:
 
     async def put_file(
         self,
-        lpath: str,
+        source: LocalSource,
         path: str,
         budget: ByteBudget,
         callback: TransferCallback | None,
         retry: RetryPolicy,
         digest: Any = None,
     ) -> int:
-        size = os.path.getsize(lpath)
+        size = source.size
         if size > MAX_VALUE_BYTES:
-            raise StorageError(_too_large(self._uri(path), size, lpath), kind=NON_RECOVERABLE)
+            raise StorageError(_too_large(self._uri(path), size, source.name), kind=NON_RECOVERABLE)
         r, key = self._redis(path)
         # Built under a temporary key, published with one RENAME: never half a value.
         partial = f"{key}.copilot-part-{uuid.uuid4().hex[:12]}"
@@ -260,7 +261,7 @@ class RedisClient:
             with _converted():
                 await r.set(partial, b"")
                 # The shared reader: file order into ``digest``, progress counted.
-                async for piece in chunked.read_file(lpath, size, PIECE, digest, callback):
+                async for piece in chunked.read_file(source, size, PIECE, digest, callback):
                     await r.append(partial, piece)
                     sent += len(piece)
                 await r.rename(partial, key)

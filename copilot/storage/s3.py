@@ -24,6 +24,7 @@ from copilot.storage.errors import unsatisfiable_range
 
 if TYPE_CHECKING:
     from copilot.storage.callback import TransferCallback
+    from copilot.storage.files import LocalSource
     from copilot.storage.retry import RetryPolicy
 
 
@@ -349,25 +350,25 @@ def _md5_etag(resp: dict) -> str | None:
 
 async def put_file(
     fs: Any,
-    lpath: str,
+    source: LocalSource,
     path: str,
     budget: ByteBudget,
     callback: TransferCallback | None = None,
     retry: RetryPolicy | None = None,
     digest: Any = None,
 ) -> int:
-    """Upload ``lpath`` to ``bucket/key`` (its bytes fed to ``digest`` as they are
+    """Upload an open file to ``bucket/key`` (its bytes fed to ``digest`` as they are
     read); returns the bytes sent."""
     bucket, key = _split(path)
     client = await _client(fs, bucket)
-    size = os.path.getsize(lpath)
+    size = source.size
     part = chunked.part_size(size, MAX_PARTS)
     if size <= part:
 
         async def put(data: bytes) -> Any:
             return await client.put_object(Bucket=bucket, Key=key, Body=data)
 
-        return await chunked.send_whole(lpath, size, budget, put, callback, digest)
+        return await chunked.send_whole(source, size, budget, put, callback, digest)
 
     mpu = await client.create_multipart_upload(Bucket=bucket, Key=key)
     upload_id = mpu["UploadId"]
@@ -380,7 +381,7 @@ async def put_file(
 
     try:
         parts = await chunked.in_parts(
-            lpath, size, part, budget, send, callback, retry=retry, digest=digest
+            source, size, part, budget, send, callback, retry=retry, digest=digest
         )
         await client.complete_multipart_upload(
             Bucket=bucket,

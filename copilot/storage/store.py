@@ -21,7 +21,6 @@ import hashlib
 import logging
 import os
 import shutil
-import stat
 import threading
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -37,10 +36,12 @@ from copilot.errors import (
     DataError,
     StorageError,
 )
+from copilot.paths import open_source
 from copilot.storage.backends import backend_for
 from copilot.storage.client import Client, RemoteEntry
 from copilot.storage.engines import make_client
 from copilot.storage.errors import _errors, storage_error, unsatisfiable_range
+from copilot.storage.files import LocalSource
 from copilot.storage.local import LocalFileSystem
 from copilot.storage.retry import RetryPolicy
 from copilot.storage.uris import basename_of, display_uri, join_uri, protocol_of
@@ -88,6 +89,11 @@ class Transfer:
     #: file is sent (when digests are asked for); files finish in any order, but
     #: never more than ``TREE_WINDOW`` after the first unfinished one.
     sink: Callable[[int, str, int, str], None] | None = None
+    #: Upload: the real directory ``src`` must lie in (the sidecar's output dir).
+    #: The file is opened beneath it one component at a time, following no link,
+    #: and sent from that descriptor (:func:`copilot.paths.open_source`); None for
+    #: a file a person named on this machine (links followed).
+    inside: str | None = None
 
 
 def staging_dir(final: str) -> str:
@@ -502,7 +508,10 @@ class Store:
         for index, (rel, src, size) in enumerate(tree.leaves()):
             if self.progress is not None:
                 self.progress.expect(1)
-            yield index, Transfer(src, join_uri(tree.dst, rel), tree.label, size)
+            yield (
+                index,
+                Transfer(src, join_uri(tree.dst, rel), tree.label, size, inside=tree.inside),
+            )
 
     async def _leaves(self, client: Client, tree: Transfer) -> AsyncIterator[Transfer]:
         """Every object under a tree transfer's prefix, a listing page at a time.
@@ -556,30 +565,22 @@ class Store:
         self,
         t: Transfer,
         direction: str,
-        tmp: str | None,
+        tmp: str,
         final: str,
         cb: TransferCallback | None,
         written: int | None = None,
     ) -> int:
-        """Check the size, move the temporary file into place, count the file
-        (``written``: the size, when the copy counted it)."""
-        if tmp is None:
-            got = os.path.getsize(t.src)
-            if t.size is not None and got != t.size:
-                raise StorageError(
-                    f"{t.label}: {t.src} changed size while it was uploaded "
-                    f"({t.size} then {got} bytes)"
-                )
-        else:
-            got = os.path.getsize(tmp) if written is None else written
-            if t.size is not None and got != t.size:
-                what = "download of" if direction == "get" else "copy of"
-                raise StorageError(
-                    f"{t.label}: {what} {display_uri(t.src)} ended short ({got} of {t.size} bytes)",
-                    retryable=True,
-                )
-            if tmp != final:
-                os.replace(tmp, final)
+        """Check a download's size, move its temporary file into place, count the
+        file (``written``: the size, when the copy counted it)."""
+        got = os.path.getsize(tmp) if written is None else written
+        if t.size is not None and got != t.size:
+            raise StorageError(
+                f"{t.label}: download of {display_uri(t.src)} ended short "
+                f"({got} of {t.size} bytes)",
+                retryable=True,
+            )
+        if tmp != final:
+            os.replace(tmp, final)
         if cb is not None:
             cb.finish(got)
         return got
@@ -638,22 +639,27 @@ class Store:
         workers = self.concurrency if trees else max(1, min(self.concurrency, len(group)))
         queue: asyncio.Queue[_Queued | None] = asyncio.Queue(maxsize=2 * workers)
 
-        async def attempt(t: Transfer) -> tuple[int, str | None]:
+        async def attempt(t: Transfer, source: LocalSource | None) -> tuple[int, str | None]:
             cb = self._callback()
-            tmp = self._tmp_for(t, direction, made)
-            with _Attempt(tmp):
-                if tmp is not None:  # a download lands under a temp name
-                    check = hashlib.sha256() if t.sha256 else None
-                    written = await client.get_file(
-                        client.path(t.src), tmp, cb, self.retry, sha256=check, size=t.size
-                    )
-                    _verify(t, check)
-                    return self._finish(t, direction, tmp, t.dst, cb, written), None
+            if source is not None:  # an upload, from the file opened for it
                 # A fresh digest per attempt: a retried upload reads the file again.
                 digest = hashlib.sha256() if digests is not None else None
-                await client.put_file(t.src, client.path(t.dst), budget, cb, self.retry, digest)
-                got = self._finish(t, direction, tmp, t.dst, cb)
+                sent = await client.put_file(
+                    source, client.path(t.dst), budget, cb, self.retry, digest
+                )
+                got = _sent_whole(t, source, sent)
+                if cb is not None:
+                    cb.finish(got)
                 return got, (digest.hexdigest() if digest is not None else None)
+            tmp = self._tmp_for(t, direction, made)
+            assert tmp is not None
+            with _Attempt(tmp):  # a download lands under a temp name
+                check = hashlib.sha256() if t.sha256 else None
+                written = await client.get_file(
+                    client.path(t.src), tmp, cb, self.retry, sha256=check, size=t.size
+                )
+                _verify(t, check)
+                return self._finish(t, direction, tmp, t.dst, cb, written), None
 
         async def produce() -> None:
             t: Transfer | None = None
@@ -690,9 +696,16 @@ class Store:
                 if failure:
                     continue  # drain: the producer is stopping
                 try:
-                    # Not `copied += await ...`: that reads `copied` before the await
-                    # and would lose what other workers add meanwhile.
-                    done, hexdigest = await self.retry.acall(functools.partial(attempt, t), t.label)
+                    source = _open_source(t) if direction == "put" else None
+                    try:
+                        # Not `copied += await ...`: that reads `copied` before the
+                        # await and would lose what other workers add meanwhile.
+                        done, hexdigest = await self.retry.acall(
+                            functools.partial(attempt, t, source), t.label
+                        )
+                    finally:
+                        if source is not None:
+                            os.close(source.fd)
                 except Exception as exc:
                     failure.append(self._fail(t, direction, exc))
                     if item.window is not None:
@@ -738,22 +751,32 @@ class Store:
                 os.makedirs(parent, exist_ok=True)
                 made.add(parent)
             tmp = dst if t.staged and direction == "get" else dst + _TMP_SUFFIX
-            written: int | None = None  # known when the copy counted it
+            digest: Any = None
             try:
-                with _Attempt(tmp):
-                    if direction == "put" and self.link_uploads and _link(src, tmp):
-                        digest = _hash_file(src) if digests is not None else None
-                        written = os.stat(tmp).st_size
-                    elif digests is not None and direction == "put":
-                        digest = hashlib.sha256()
-                        _copy_hashing(src, tmp, digest)
-                    elif t.sha256 and direction == "get":
-                        digest = None
-                        _verify(t, _copy_hashing(src, tmp, hashlib.sha256()))
-                    else:
-                        digest = None
-                        written = _copy_plain(src, tmp)
-                    got = self._finish(t, direction, tmp, dst, None, written)
+                if direction == "put":
+                    source = _open_source(t)
+                    try:
+                        with _Attempt(tmp):
+                            if self.link_uploads and _link(source.fd, tmp):
+                                written = source.size
+                                if digests is not None:
+                                    digest = _hash_fd(source.fd)
+                            else:
+                                if digests is not None:
+                                    digest = hashlib.sha256()
+                                written = _copy_fd(source.fd, tmp, digest)
+                            got = _sent_whole(t, source, written)
+                            os.replace(tmp, dst)
+                    finally:
+                        os.close(source.fd)
+                else:
+                    with _Attempt(tmp):
+                        written = None  # known when the copy counted it
+                        if t.sha256:
+                            _verify(t, _copy_hashing(src, tmp, hashlib.sha256()))
+                        else:
+                            written = _copy_plain(src, tmp)
+                        got = self._finish(t, direction, tmp, dst, None, written)
             except Exception as exc:
                 raise self._fail(t, direction, exc) from exc
             if self.progress is not None:  # counted here: no fsspec callback to load
@@ -849,6 +872,32 @@ class _Attempt:
             _unlink_quietly(self.tmp)
 
 
+def _open_source(t: Transfer) -> LocalSource:
+    """The file an upload sends, opened once (beneath ``t.inside`` when set); its
+    size is checked against what was planned: a file that changed in between is
+    not the output that was checked."""
+    fd, st = open_source(t.src, t.inside, t.label)
+    if t.size is not None and st.st_size != t.size:
+        os.close(fd)
+        raise DataError(
+            f"{t.label}: {t.src} changed size after it was checked "
+            f"({t.size} then {st.st_size} bytes)",
+            origin=USER,
+        )
+    return LocalSource(fd, st.st_size, t.src)
+
+
+def _sent_whole(t: Transfer, source: LocalSource, sent: int) -> int:
+    """The bytes an upload sent, checked: all of the file, and the file unchanged."""
+    now = os.fstat(source.fd).st_size
+    if sent != source.size or now != source.size:
+        raise StorageError(
+            f"{t.label}: {t.src} changed size while it was uploaded "
+            f"({source.size} then {now} bytes)"
+        )
+    return sent
+
+
 def _local_path(uri: str) -> str:
     """The absolute path a ``file://`` URI or a plain path names."""
     return os.path.abspath(uri[len("file://") :] if uri.startswith("file://") else uri)
@@ -889,24 +938,58 @@ def _copy_plain(src: str, dst: str) -> int:
         os.close(fin)
 
 
-def _link(src: str, dst: str) -> bool:
-    """Hard-link a regular file ``src`` as ``dst``; False where a copy must do
-    (another file system, a link, a file system without hard links)."""
+def _link(fd: int, dst: str) -> bool:
+    """Hard-link the open regular file ``fd`` as ``dst`` (through ``/proc/self/fd``,
+    so the link is to the file that was opened, not to whatever its name holds
+    now); False where a copy must do (another file system, no ``/proc``, a file
+    system without hard links)."""
     try:
-        if not stat.S_ISREG(os.lstat(src).st_mode):
-            return False
-        os.link(src, dst)
+        # linkat(AT_SYMLINK_FOLLOW): Python only calls it when a dir fd is given (else
+        # link(), which would link the /proc entry itself); an absolute path ignores it.
+        os.link(f"/proc/self/fd/{fd}", dst, src_dir_fd=fd, follow_symlinks=True)
     except OSError:
         return False
     return True
 
 
-def _hash_file(path: str) -> Any:
+def _hash_fd(fd: int) -> Any:
     digest = hashlib.sha256()
-    with open(path, "rb") as fin:
-        while chunk := fin.read(_COPY_CHUNK):
-            digest.update(chunk)
+    offset = 0
+    while chunk := os.pread(fd, _COPY_CHUNK, offset):
+        digest.update(chunk)
+        offset += len(chunk)
     return digest
+
+
+def _copy_fd(fd: int, dst: str, digest: Any = None) -> int:
+    """Copy the open file ``fd`` (from its start) to ``dst``; returns the bytes
+    copied.  With ``digest`` every byte is read once and fed to it; without, the
+    kernel copies (``sendfile``)."""
+    fout = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+    try:
+        if digest is None:
+            try:
+                return _sendfile_all(fd, fout)
+            except OSError:
+                os.ftruncate(fout, 0)  # no sendfile here (a special file system)
+        total = 0
+        while chunk := os.pread(fd, _COPY_CHUNK, total):
+            if digest is not None:
+                digest.update(chunk)
+            view = memoryview(chunk)
+            while view:
+                view = view[os.pwrite(fout, view, total + len(chunk) - len(view)) :]
+            total += len(chunk)
+        return total
+    finally:
+        os.close(fout)
+
+
+def _sendfile_all(fin: int, fout: int) -> int:
+    total = 0
+    while n := os.sendfile(fout, fin, total, _COPY_CHUNK * 8):
+        total += n
+    return total
 
 
 def _copy_hashing(src: str, dst: str, digest: Any) -> Any:
