@@ -175,6 +175,22 @@ class EagerUploader:
         return done[0] == self.reader.signature(t.src)
 
 
+def remove_uploaded(store: Store, transfers: list[Transfer]) -> None:
+    """Delete what ``transfers`` put in the store (a tree: everything under its
+    prefix), after a refusal; a failure to delete is a warning, not the cause."""
+    removed = 0
+    for t in transfers:
+        try:
+            targets = [e.uri for e in store.list_tree(t.dst)] if t.tree else [t.dst]
+            for uri in targets:
+                store.delete(uri)
+                removed += 1
+        except CopilotError as exc:
+            log.warning("could not remove what was uploaded to %s: %s", t.dst, exc.message)
+    if removed:
+        log.info("removed %d uploaded objects of the refused outputs", removed)
+
+
 #: The raw-output prefix a validation plans against (nothing is ever sent there).
 VALIDATION_PREFIX = "validate://raw"
 
@@ -259,7 +275,14 @@ def upload_outputs(
             sent = {t.dst for t in reader.transfers} - {t.dst for t in pending}
             digests.update({k: v for k, v in eager.digests.items() if k in sent})
     stats: dict[str, int] = {"files": len(reader.transfers) - len(pending)}  # sent early
-    copied = store.upload(pending, digests, stats)
+    try:
+        copied = store.upload(pending, digests, stats)
+    except CopilotError as exc:
+        if exc.origin == USER:
+            # Refused mid-way (a file swapped for a link, say): what was sent of
+            # these outputs does not stay behind.
+            remove_uploaded(store, reader.transfers)
+        raise
     if digests is not None:
         from copilot.digests import apply_hashes
 

@@ -167,9 +167,7 @@ def test_a_forwarded_error_document_keeps_the_kind_and_origin_it_chose(
     )
 
 
-def test_an_error_document_without_code_or_message_is_read_as_text(
-    s3: S3, tmp_path: Path
-) -> None:
+def test_an_error_document_without_code_or_message_is_read_as_text(s3: S3, tmp_path: Path) -> None:
     """Go takes the bytes as a document only when the error says something."""
     out = _out(tmp_path)
     (out / "_ERROR").write_bytes(_container_document(kind=execution_pb2.ContainerError.RECOVERABLE))

@@ -1,0 +1,319 @@
+"""A main container that plays the attacker, on every store kind (README "Security").
+
+The container writes whatever it likes into its output dir; the sidecar holds
+what it must never see (here a secret file beside the output dir, standing in
+for the storage Secret at /etc/flyte/copilot/ or /proc/self/environ).  Every
+route that could name a file outside the output dir is tried: declared names,
+whole-outputs documents in all three formats, list elements, Dir walks,
+``file://`` URIs, symlinks, and a swap made after the sidecar checked the
+tree.  Each must end as a USER error naming the output, with no object
+holding the secret anywhere in the store, nothing of the output left under
+the raw prefix, and no ``outputs.pb``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import lits
+import pytest
+from flyteidl2.core import literals_pb2
+from hostile import TARGETS, make_target
+from sidecar_helpers import typed_interface
+
+from copilot.errors import USER, DataError
+from copilot.literals.output_dir import OutputDir
+from copilot.outputs import UploadOptions, upload_outputs
+from copilot.steps import StepFailed, sidecar
+
+T = lits.T
+FILE, DIR, STR = lits.blob_type(), lits.blob_type(multipart=True), lits.simple(T.STRING)
+
+
+@pytest.fixture(params=TARGETS)
+def target(request: pytest.FixtureRequest, tmp_path: Path):
+    return make_target(request.param, request, tmp_path)
+
+
+class Pod:
+    """An output dir the attacker fills, and a secret it must not get out."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.out = tmp_path / "outputs"
+        self.out.mkdir()
+        self.secret_dir = tmp_path / "etc-flyte-copilot"
+        self.secret_dir.mkdir()
+        self.secret = f"aws_secret_access_key: HOSTILE-{uuid.uuid4().hex}\n".encode()
+        self.secret_file = self.secret_dir / "storage.yaml"
+        self.secret_file.write_bytes(self.secret)
+
+
+# -- the routes: each fills the output dir and returns the declared outputs ---------
+
+
+def _pb(pod: Pod, literals: dict[str, literals_pb2.Literal]) -> None:
+    (pod.out / "outputs.pb").write_bytes(lits.literal_map(literals).SerializeToString())
+
+
+def outputs_pb_file_uri(pod: Pod) -> dict:
+    _pb(pod, {"f": lits.blob(f"file://{pod.secret_file}")})
+    return {"f": FILE}
+
+
+def outputs_pb_bare_path(pod: Pod) -> dict:
+    _pb(pod, {"f": lits.blob(str(pod.secret_file))})
+    return {"f": FILE}
+
+
+def outputs_pb_relative_climb(pod: Pod) -> dict:
+    _pb(pod, {"f": lits.blob(f"../{pod.secret_dir.name}/storage.yaml")})
+    return {"f": FILE}
+
+
+def outputs_pb_list_element(pod: Pod) -> dict:
+    (pod.out / "ok.txt").write_text("fine")
+    elements = lits.collection(lits.blob("ok.txt"), lits.blob(f"file://{pod.secret_file}"))
+    _pb(pod, {"fs": elements})
+    return {"fs": lits.list_of(FILE)}
+
+
+def outputs_pb_dir_outside(pod: Pod) -> dict:
+    _pb(pod, {"d": lits.blob(str(pod.secret_dir), multipart=True)})
+    return {"d": DIR}
+
+
+def outputs_json_through_a_linked_dir(pod: Pod) -> dict:
+    os.symlink(pod.secret_dir, pod.out / "link")
+    (pod.out / "outputs.json").write_text(json.dumps({"f": "link/storage.yaml"}))
+    return {"f": FILE}
+
+
+def outputs_yaml_absolute(pod: Pod) -> dict:
+    (pod.out / "outputs.yaml").write_text(f"f: {pod.secret_file}\n")
+    return {"f": FILE}
+
+
+def outputs_json_file_uri_in_a_list(pod: Pod) -> dict:
+    (pod.out / "outputs.json").write_text(json.dumps({"fs": [f"file://{pod.secret_file}"]}))
+    return {"fs": lits.list_of(FILE)}
+
+
+def declared_name_is_a_link(pod: Pod) -> dict:
+    os.symlink(pod.secret_file, pod.out / "f")
+    return {"f": FILE}
+
+
+def str_output_is_a_link(pod: Pod) -> dict:
+    os.symlink(pod.secret_file, pod.out / "s")
+    return {"s": STR}
+
+
+def list_element_file_is_a_link(pod: Pod) -> dict:
+    (pod.out / "xs").mkdir()
+    (pod.out / "xs" / "0").write_text("fine")
+    os.symlink(pod.secret_file, pod.out / "xs" / "1")
+    return {"xs": lits.list_of(STR)}
+
+
+def dir_holds_a_link(pod: Pod) -> dict:
+    (pod.out / "d").mkdir()
+    (pod.out / "d" / "a.txt").write_text("fine")
+    os.symlink(pod.secret_file, pod.out / "d" / "b.txt")
+    return {"d": DIR}
+
+
+def dir_holds_a_linked_dir(pod: Pod) -> dict:
+    (pod.out / "d").mkdir()
+    (pod.out / "d" / "a.txt").write_text("fine")
+    os.symlink(pod.secret_dir, pod.out / "d" / "etc")
+    return {"d": DIR}
+
+
+def the_dir_itself_is_a_link(pod: Pod) -> dict:
+    os.symlink(pod.secret_dir, pod.out / "d")
+    return {"d": DIR}
+
+
+ROUTES: dict[str, tuple[Callable[[Pod], dict], str]] = {
+    # route -> (the attack, the output the error must name)
+    "outputs.pb File file://": (outputs_pb_file_uri, "output 'f'"),
+    "outputs.pb File bare path": (outputs_pb_bare_path, "output 'f'"),
+    "outputs.pb File ../": (outputs_pb_relative_climb, "output 'f'"),
+    "outputs.pb list[File] element": (outputs_pb_list_element, "output 'fs'[1]"),
+    "outputs.pb Dir outside": (outputs_pb_dir_outside, "output 'd'"),
+    "outputs.json via a linked dir": (outputs_json_through_a_linked_dir, "output 'f'"),
+    "outputs.yaml absolute path": (outputs_yaml_absolute, "output 'f'"),
+    "outputs.json list of file://": (outputs_json_file_uri_in_a_list, "output 'fs'"),
+    "declared File is a link": (declared_name_is_a_link, "output 'f'"),
+    "declared str is a link": (str_output_is_a_link, "output 's'"),
+    "list element is a link": (list_element_file_is_a_link, "output 'xs'[1]"),
+    "Dir holds a link": (dir_holds_a_link, "output 'd'"),
+    "Dir holds a linked dir": (dir_holds_a_linked_dir, "output 'd'"),
+    "the Dir is a link": (the_dir_itself_is_a_link, "output 'd'"),
+}
+
+
+def _run(target, pod: Pod, outputs: dict, fmt: str = "JSON") -> StepFailed:
+    opts = UploadOptions(
+        from_local_dir=str(pod.out),
+        to_output_prefix=target.uri("meta/"),
+        to_raw_output=target.uri("raw/"),
+        interface=typed_interface(outputs),
+        format=fmt,  # type: ignore[arg-type]
+    )
+    with target.store() as store, pytest.raises(StepFailed) as info:
+        sidecar(store, opts)
+    return info.value
+
+
+def _nothing_got_out(target, pod: Pod) -> None:
+    stored = target.everything()
+    holding = [key for key, data in stored.items() if pod.secret in data]
+    assert not holding, f"the secret was uploaded to {holding}"
+    assert target.keys("raw/") == []
+    assert "meta/outputs.pb" not in target.keys("meta/")
+
+
+@pytest.mark.parametrize("route", sorted(ROUTES))
+def test_no_route_gets_a_file_from_outside_the_output_dir(target, tmp_path, route) -> None:
+    attack, names = ROUTES[route]
+    pod = Pod(tmp_path)
+    outputs = attack(pod)
+    fmt = "PROTO" if "outputs.pb" in route else "YAML" if "yaml" in route else "JSON"
+    failed = _run(target, pod, outputs, fmt)
+    assert failed.origin == USER, failed.message
+    assert names in failed.message and "refused" in failed.message, failed.message
+    assert pod.secret.decode().strip() not in failed.message
+    doc = lits.read_error_document(target.get("meta/error.pb"))
+    assert doc.origin == lits.execution_pb2.ExecutionError.USER
+    assert doc.kind == lits.execution_pb2.ContainerError.NON_RECOVERABLE
+    _nothing_got_out(target, pod)
+
+
+# -- the race: checked, then swapped, then uploaded ------------------------------
+
+
+def _swap_for_links(paths: list[Path], secret: Path) -> None:
+    for path in paths:
+        path.unlink()
+        os.symlink(secret, path)
+
+
+@pytest.mark.parametrize("same_size", [True, False], ids=["same-size", "other-size"])
+def test_files_swapped_for_links_after_the_check_are_never_read(
+    target, tmp_path, same_size: bool
+) -> None:
+    """The tree is walked and checked, then a third of its files become links to
+    the secret (what a container still running, or a shared-process-ns pod, can
+    do), then the upload runs: each file is opened beneath the output dir without
+    following links, so the swap is refused and nothing of the Dir stays."""
+    pod = Pod(tmp_path)
+    d = pod.out / "d"
+    d.mkdir()
+    size = len(pod.secret) if same_size else 10
+    files = []
+    for i in range(30):
+        path = d / f"{i:03d}.bin"
+        path.write_bytes(b"x" * size)
+        files.append(path)
+    opts = UploadOptions(
+        from_local_dir=str(pod.out),
+        to_output_prefix=target.uri("meta/"),
+        to_raw_output=target.uri("raw/"),
+        interface=typed_interface({"d": DIR}),
+    )
+    reader = OutputDir(str(pod.out), opts.to_raw_output)
+    reader.outputs(opts.declared(), "JSON")  # the check, as upload_outputs makes it
+
+    import copilot.outputs as outputs_module
+
+    class SwappingReader(OutputDir):
+        def outputs(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            found = super().outputs(*args, **kwargs)
+            _swap_for_links(files[10:20], pod.secret_file)  # after the walk
+            return found
+
+    with target.store() as store:
+        original = outputs_module.OutputDir
+        outputs_module.OutputDir = SwappingReader  # type: ignore[misc]
+        try:
+            with pytest.raises(DataError) as info:
+                upload_outputs(store, opts)
+        finally:
+            outputs_module.OutputDir = original  # type: ignore[misc]
+    assert info.value.origin == USER
+    assert "output 'd'" in info.value.message and "refused" in info.value.message
+    _nothing_got_out(target, pod)
+
+
+SWAPPER = """
+import os, sys, time
+secret, size, paths = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+print("swapping", flush=True)
+while True:
+    for path in paths:
+        link, plain = path + ".l", path + ".p"
+        try:
+            os.symlink(secret, link)
+            os.rename(link, path)  # the file is now a link to the secret
+            with open(plain, "wb") as fh:
+                fh.write(b"x" * size)
+            os.rename(plain, path)  # and a plain file again
+        except OSError:
+            pass
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("same_size", [True, False], ids=["same-size", "other-size"])
+def test_a_racing_swapper_never_gets_the_secret_out(target, tmp_path, same_size: bool) -> None:
+    """A process of the container's keeps swapping a third of a Dir's files between
+    plain files and links to the secret while the sidecar checks and uploads the
+    Dir.  Whatever the timing, no object ever holds the secret: the run succeeds
+    with plain data, or is refused with nothing of the Dir left."""
+    import subprocess
+    import sys
+
+    pod = Pod(tmp_path)
+    d = pod.out / "d"
+    d.mkdir()
+    size = len(pod.secret) if same_size else 7
+    files = []
+    for i in range(600):
+        path = d / f"{i:04d}.bin"
+        path.write_bytes(b"x" * size)
+        files.append(str(path))
+    swapper = subprocess.Popen(
+        [sys.executable, "-c", SWAPPER, str(pod.secret_file), str(size), *files[::3]],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert swapper.stdout is not None and swapper.stdout.readline() == "swapping\n"
+        opts = UploadOptions(
+            from_local_dir=str(pod.out),
+            to_output_prefix=target.uri("meta/"),
+            to_raw_output=target.uri("raw/"),
+            interface=typed_interface({"d": DIR}),
+        )
+        failure: StepFailed | None = None
+        with target.store() as store:
+            try:
+                sidecar(store, opts)
+            except StepFailed as exc:
+                failure = exc
+    finally:
+        swapper.kill()
+        swapper.wait()
+    stored = target.everything()
+    assert not [k for k, data in stored.items() if pod.secret in data]
+    if failure is not None:
+        assert failure.origin == USER and "refused" in failure.message, failure.message
+        assert target.keys("raw/") == []
+        assert "meta/outputs.pb" not in target.keys("meta/")
+    else:
+        assert len(target.keys("raw/")) == 600
