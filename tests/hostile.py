@@ -110,7 +110,8 @@ class RemoteTarget:
         return self.remote.store()
 
     def everything(self) -> dict[str, bytes]:
-        return {k: self.remote.get(k) for k in self.remote.keys()}
+        found = self.remote.keys("")
+        return {k: self.remote.get(k) for k in found}
 
     def keys(self, prefix: str = "") -> list[str]:
         return list(self.remote.keys(prefix))
