@@ -138,6 +138,16 @@ def the_dir_itself_is_a_link(pod: Pod) -> dict:
     return {"d": DIR}
 
 
+def error_file_is_a_link(pod: Pod) -> dict:
+    os.symlink(pod.secret_file, pod.out / "_ERROR")
+    return {"s": STR}
+
+
+def outputs_document_is_a_link(pod: Pod) -> dict:
+    os.symlink(pod.secret_file, pod.out / "outputs.json")
+    return {"s": STR}
+
+
 ROUTES: dict[str, tuple[Callable[[Pod], dict], str]] = {
     # route -> (the attack, the output the error must name)
     "outputs.pb File file://": (outputs_pb_file_uri, "output 'f'"),
@@ -154,6 +164,8 @@ ROUTES: dict[str, tuple[Callable[[Pod], dict], str]] = {
     "Dir holds a link": (dir_holds_a_link, "output 'd'"),
     "Dir holds a linked dir": (dir_holds_a_linked_dir, "output 'd'"),
     "the Dir is a link": (the_dir_itself_is_a_link, "output 'd'"),
+    "_ERROR is a link": (error_file_is_a_link, "the error file"),
+    "outputs.json is a link": (outputs_document_is_a_link, "outputs document"),
 }
 
 
