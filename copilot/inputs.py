@@ -28,6 +28,7 @@ from copilot.literals.types import mismatch, type_name
 from copilot.literals.walk import walk
 from copilot.modes import DownloadMode, FileLayout, MetadataFormat
 from copilot.protobuf import parse_message
+from copilot.sources import InputSources
 from copilot.storage import Store, discard, display_uri, publish
 from copilot.validation import Validation
 
@@ -53,6 +54,9 @@ class DownloadOptions:
     interface: interface_pb2.VariableMap | None = None
     #: Check each File against the SHA-256 its literal carries, as it downloads.
     verify_inputs: bool = True
+    #: Read local files an input names even when the store is not local
+    #: (``--allow-local-inputs``; see :mod:`copilot.sources`).
+    allow_local_inputs: bool = False
 
     def validate(self) -> None:
         """Required fields present; enum fields made members (text is accepted, any case)."""
@@ -77,12 +81,15 @@ class DownloadResult:
     seconds: float
 
 
-def inline_offloaded(store: Store, lit: literals_pb2.Literal, label: str) -> None:
+def inline_offloaded(
+    store: Store, lit: literals_pb2.Literal, label: str, sources: InputSources | None = None
+) -> None:
     """Replace, in place, every offloaded literal under ``lit`` by the literal it points to.
 
     Offloaded literals may hold more of them; past ``MAX_OFFLOAD_DEPTH`` levels
     (counted along each path from the top) the data is refused, so a cycle of
-    documents cannot keep the download going forever.
+    documents cannot keep the download going forever.  With ``sources``, a URI
+    outside the stores it allows is refused before anything is read.
     """
 
     def visit(node: literals_pb2.Literal, node_label: str, depth: int) -> int:
@@ -94,6 +101,8 @@ def inline_offloaded(store: Store, lit: literals_pb2.Literal, label: str) -> Non
             uri = node.offloaded_metadata.uri
             if not uri:
                 raise DataError(f"{node_label}: offloaded literal has an empty URI")
+            if sources is not None:
+                sources.check(uri, node_label)
             raw = store.read_bytes(uri, what=f"{node_label}: read offloaded literal")
             node.CopyFrom(
                 parse_message(
@@ -257,8 +266,11 @@ def download_inputs(store: Store, opts: DownloadOptions) -> DownloadResult:
     raw = store.read_bytes(opts.from_remote, what="read inputs")
     inputs = parse_message(literals_pb2.LiteralMap, raw, f"inputs {display_uri(opts.from_remote)}")
     del raw  # not needed again while the tree is laid out (large for a big map)
+    sources = InputSources.for_download(
+        store.config, opts.from_remote, allow_local=opts.allow_local_inputs
+    )
     for name in sorted(inputs.literals):
-        inline_offloaded(store, inputs.literals[name], f"input {name!r}")
+        inline_offloaded(store, inputs.literals[name], f"input {name!r}", sources)
     if opts.interface is not None:
         check_against_interface(inputs, opts.interface)
 
@@ -276,6 +288,7 @@ def download_inputs(store: Store, opts: DownloadOptions) -> DownloadResult:
         layout=opts.layout,
         fetch=opts.mode != DownloadMode.DO_NOT_DOWNLOAD,
         verify=opts.verify_inputs,
+        sources=sources,
     )
     try:
         laid = layout.lay_out(inputs)

@@ -1,4 +1,4 @@
-"""A tiny loopback HTTP server for http(s) inputs: fixed bodies, 404s and a stall."""
+"""A tiny loopback HTTP server for http(s) inputs: fixed bodies, 404s, redirects and a stall."""
 
 from __future__ import annotations
 
@@ -8,10 +8,18 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class FileServer:
-    """Serves ``files`` (path -> bytes); ``/stall`` answers after ``stall_seconds``."""
+    """Serves ``files`` (path -> bytes) and ``redirects`` (path -> Location, a 302);
+    ``/stall`` answers after ``stall_seconds``.  ``requests`` lists every path asked for."""
 
-    def __init__(self, files: dict[str, bytes], stall_seconds: float = 30.0) -> None:
+    def __init__(
+        self,
+        files: dict[str, bytes],
+        stall_seconds: float = 30.0,
+        redirects: dict[str, str] | None = None,
+    ) -> None:
         self.files = dict(files)
+        self.redirects = dict(redirects or {})
+        self.requests: list[str] = []
         self.stall_seconds = stall_seconds
         owner = self
 
@@ -21,6 +29,13 @@ class FileServer:
 
             def _reply(self, head_only: bool) -> None:
                 path = self.path.split("?", 1)[0]
+                owner.requests.append(path)
+                if path in owner.redirects:
+                    self.send_response(302)
+                    self.send_header("Location", owner.redirects[path])
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 if path.startswith("/stall"):
                     owner.stalled.set()
                     deadline = time.monotonic() + owner.stall_seconds

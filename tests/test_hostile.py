@@ -329,3 +329,130 @@ def test_a_racing_swapper_never_gets_the_secret_out(target, tmp_path, same_size:
         assert "meta/outputs.pb" not in target.keys("meta/")
     else:
         assert len(target.keys("raw/")) == 600
+
+
+# -- the download: URIs an upstream task planted in the inputs --------------------
+
+
+def _download(s3, tmp_path: Path, inputs: dict, *extra: str):
+    """A Flyte-shaped download of ``inputs`` from S3; (exit status, error document
+    or None, the input dir)."""
+    from conftest import run_copilot
+
+    uri = s3.put(
+        f"run-{uuid.uuid4().hex[:6]}/inputs.pb", lits.literal_map(inputs).SerializeToString()
+    )
+    local = tmp_path / "inputs"
+    res = run_copilot(
+        [
+            *s3.stow_flags(),
+            "download",
+            "--from-remote",
+            uri,
+            "--to-output-prefix",
+            s3.uri("meta/"),
+            "--to-local-dir",
+            str(local),
+            *extra,
+        ]
+    )
+    doc = lits.read_error_document(s3.get("meta/error.pb")) if s3.exists("meta/error.pb") else None
+    return res, doc, local
+
+
+def _holds(directory: Path, secret: bytes) -> list[str]:
+    return [str(p) for p in directory.rglob("*") if p.is_file() and secret in p.read_bytes()]
+
+
+LOCAL_INPUTS = {
+    "File file://": lambda pod: lits.blob(f"file://{pod.secret_file}"),
+    "File bare path": lambda pod: lits.blob(str(pod.secret_file)),
+    "Dir file://": lambda pod: lits.blob(f"file://{pod.secret_dir}/", multipart=True),
+    "File in a list": lambda pod: lits.collection(lits.blob(f"file://{pod.secret_file}")),
+    "structured dataset": lambda pod: lits.structured_dataset(f"file://{pod.secret_dir}"),
+}
+
+
+@pytest.mark.parametrize("route", sorted(LOCAL_INPUTS))
+def test_an_input_cannot_name_a_local_file_when_the_store_is_remote(s3, tmp_path, route) -> None:
+    pod = Pod(tmp_path)
+    res, doc, local = _download(s3, tmp_path, {"x": LOCAL_INPUTS[route](pod)})
+    assert res.returncode == 0 and doc is not None, res.stderr
+    assert doc.code == "InputDownloadFailed"
+    assert doc.kind == lits.execution_pb2.ContainerError.NON_RECOVERABLE
+    assert "input 'x'" in doc.message and "is a local file" in doc.message, doc.message
+    assert "--allow-local-inputs" in doc.message
+    assert not local.exists() or not _holds(local, pod.secret)
+
+
+def test_an_offloaded_literal_cannot_name_a_local_file(s3, tmp_path) -> None:
+    pod = Pod(tmp_path)
+    planted = tmp_path / "literal.pb"
+    planted.write_bytes(lits.string(pod.secret.decode()).SerializeToString())
+    res, doc, local = _download(s3, tmp_path, {"x": lits.offloaded(f"file://{planted}")})
+    assert doc is not None and "input 'x'" in doc.message and "is a local file" in doc.message
+    assert not local.exists() or not _holds(local, pod.secret)
+
+
+def test_allow_local_inputs_reads_them(s3, tmp_path) -> None:
+    pod = Pod(tmp_path)
+    res, doc, local = _download(
+        s3, tmp_path, {"x": lits.blob(f"file://{pod.secret_file}")}, "--allow-local-inputs"
+    )
+    assert res.returncode == 0 and doc is None, res.stderr
+    assert (local / "x").read_bytes() == pod.secret
+
+
+def test_a_scheme_the_configuration_does_not_serve_is_refused(s3, tmp_path) -> None:
+    res, doc, _ = _download(s3, tmp_path, {"x": lits.blob("gs://elsewhere/secret.txt")})
+    assert doc is not None, res.stderr
+    assert "input 'x'" in doc.message and "gs:// is not a store this configuration serves" in (
+        doc.message
+    )
+    assert "storage.schemes" in doc.message
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://169.254.169.254/latest/meta-data/iam/security-credentials/",
+        "http://[fd00:ec2::254]/latest/meta-data/",
+        "http://metadata.google.internal/computeMetadata/v1/",
+        "https://[::ffff:169.254.169.254]/",
+    ],
+)
+def test_an_input_is_never_read_from_a_metadata_address(s3, tmp_path, url) -> None:
+    res, doc, _ = _download(s3, tmp_path, {"x": lits.blob(url)})
+    assert doc is not None, res.stderr
+    assert "input 'x'" in doc.message and "metadata address" in doc.message, doc.message
+
+
+def test_a_redirect_to_a_metadata_address_is_not_followed(s3, tmp_path) -> None:
+    from httpserve import FileServer
+
+    target = "http://169.254.169.254/latest/meta-data/iam/security-credentials/"
+    with FileServer({}, redirects={"/data.csv": target}) as http:
+        res, doc, local = _download(s3, tmp_path, {"x": lits.blob(http.url + "/data.csv")})
+    assert doc is not None, res.stderr
+    assert "input 'x'" in doc.message and "169.254.169.254" in doc.message
+    assert "metadata address" in doc.message
+    assert http.requests == ["/data.csv"]
+
+
+def test_a_name_that_resolves_to_a_metadata_address_is_not_connected_to(
+    s3, tmp_path, monkeypatch
+) -> None:
+    """The http client's own resolver drops link-local answers, at connect time."""
+    import socket
+
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if host == "innocent.example":
+            return real("169.254.169.254", *args, **kwargs)
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    res, doc, _ = _download(s3, tmp_path, {"x": lits.blob("http://innocent.example/x.csv")})
+    assert doc is not None, res.stderr
+    assert "innocent.example" in doc.message and "metadata address" in doc.message, doc.message

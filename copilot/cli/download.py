@@ -64,6 +64,14 @@ from copilot.modes import DownloadMode, FileLayout, MetadataFormat
     help="Check each File against the SHA-256 its literal carries, while it downloads "
     "(a mismatch fails for good); another kind of hash is passed through.",
 )
+@click.option(
+    "--allow-local-inputs",
+    is_flag=True,
+    default=False,
+    help="Read local files (file:// or a path) that an input names even though the store "
+    "is not local; off by default: an input cannot hand the main container this "
+    "container's own files.",
+)
 @_concurrency_option
 @_retries_option
 @click.pass_obj
@@ -79,6 +87,7 @@ def download(
     input_interface: str,
     input_interface_file: str | None,
     verify_inputs: bool,
+    allow_local_inputs: bool,
     concurrency: int,
     concurrency_per_cpu: int | None,
     retries: int,
@@ -118,6 +127,7 @@ def download(
         mode=DownloadMode.parse(download_mode, "--download-mode"),
         layout=FileLayout.parse(file_input_layout, "--file-input-layout"),
         verify_inputs=verify_inputs,
+        allow_local_inputs=allow_local_inputs,
     )
     opts.validate()
     if input_interface and input_interface_file:

@@ -19,7 +19,7 @@ import math
 import os
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flyteidl2.core import literals_pb2
 
@@ -34,6 +34,9 @@ from copilot.literals.types import MULTIPART
 from copilot.modes import FileLayout
 from copilot.paths import safe_name, safe_relpath
 from copilot.storage import Store, Transfer, basename_of, discard, staging_dir
+
+if TYPE_CHECKING:
+    from copilot.sources import InputSources
 
 # Files the downloader writes itself beside the inputs.
 METADATA_NAMES = frozenset({"inputs.pb", "inputs.json", "inputs.yaml"})
@@ -114,8 +117,11 @@ class InputWriter:
         fetch: bool = True,
         decode_msgpack: bool = False,
         verify: bool = True,
+        sources: InputSources | None = None,
     ) -> None:
         self.store = store
+        #: Which stores a blob's URI may name (None: any; :mod:`copilot.sources`).
+        self.sources = sources
         #: Check a File's bytes against the SHA-256 its literal carries (copilot.digests).
         self.verify = verify
         self.root = root
@@ -294,6 +300,8 @@ class InputWriter:
             raise DataError(f"{label}: the literal has an empty URI")
         if not self.fetch:
             return uri
+        if self.sources is not None:
+            self.sources.check(uri, label)
         if tree is None:
             remote_is_http = uri.split("://", 1)[0].lower() in ("http", "https")
             tree = not remote_is_http and not self.store.is_file(uri)

@@ -44,3 +44,36 @@ def basename_of(uri: str) -> str:
     else:
         path = uri.split("://", 1)[1].partition("/")[2] if "://" in uri else uri
     return path.rstrip("/").rsplit("/", 1)[-1]
+
+
+#: Addresses no URI from data may reach: link-local networks, where clouds answer
+#: instance-metadata requests with credentials (169.254.169.254 on AWS, GCP and
+#: Azure; fd00:ec2::254 on AWS over IPv6; 100.100.100.200 on Alibaba Cloud).
+_METADATA_NETWORKS = ("169.254.0.0/16", "fe80::/10", "fd00:ec2::254/128", "100.100.100.200/32")
+#: Host names of metadata services, refused before any look-up.
+METADATA_HOSTS = frozenset(
+    {
+        "metadata",
+        "metadata.google.internal",
+        "metadata.goog",
+        "instance-data",
+        "instance-data.ec2.internal",
+    }
+)
+
+
+def metadata_address(host: str) -> bool:
+    """Whether ``host`` (an IP address or a name) is a link-local or cloud metadata
+    address: never reached for data an input names."""
+    import ipaddress
+
+    name = host.strip("[]").rstrip(".").lower()
+    if name in METADATA_HOSTS:
+        return True
+    try:
+        address = ipaddress.ip_address(name.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return any(address in ipaddress.ip_network(net) for net in _METADATA_NETWORKS)
