@@ -22,6 +22,8 @@ from typing import Any
 
 from copilot.constants import ERROR_DOCUMENT_NAME
 from copilot.errors import UsageError
+from copilot.limits import SECTION_KEYS as LIMIT_KEYS
+from copilot.limits import OutputLimits
 from copilot.yamlfile import load_yaml
 
 log = logging.getLogger("copilot")
@@ -307,7 +309,7 @@ def check_section_keys(
 
 
 #: The --config sections copilot reads; a Flyte config file may hold others.
-CONFIG_SECTIONS = ("storage", "logger")
+CONFIG_SECTIONS = ("storage", "logger", "sidecar")
 
 
 def _check_sections(tree: dict[str, Any]) -> None:
@@ -795,6 +797,8 @@ class Settings:
     show_source: bool = False
     err_output_name: str = ERROR_DOCUMENT_NAME
     error_exit_code: int = 0
+    #: The ``sidecar`` section's bounds on outputs (flags put theirs over them).
+    output_limits: OutputLimits = field(default_factory=OutputLimits)
     #: Warnings found while resolving, to log once logging is set up.
     notes: list[str] = field(default_factory=list)
 
@@ -823,8 +827,10 @@ def resolve_settings(
     _check_sections(tree)
     storage_tree = tree.get("storage") or {}
     logger_tree = tree.get("logger") or {}
-    if not isinstance(storage_tree, dict) or not isinstance(logger_tree, dict):
-        raise UsageError("--config: the storage and logger sections must be mappings")
+    sidecar_tree = tree.get("sidecar") or {}
+    if not all(isinstance(t, dict) for t in (storage_tree, logger_tree, sidecar_tree)):
+        raise UsageError("--config: the storage, logger and sidecar sections must be mappings")
+    check_section_keys("sidecar", sidecar_tree, LIMIT_KEYS)
     storage_tree = deep_merge(storage_tree, overrides.storage)
     logger_tree = deep_merge(logger_tree, overrides.logger)
     check_section_keys("logger", logger_tree, LOGGER_SECTION_KEYS)
@@ -846,6 +852,7 @@ def resolve_settings(
         log_format=fmt,
         show_source=show_source or bool(logger_tree.get("show-source", False)),
         err_output_name=err_output_name,
+        output_limits=OutputLimits.from_tree(sidecar_tree),
         notes=notes,
     )
     if logger_tree.get("mute"):

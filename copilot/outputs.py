@@ -26,6 +26,7 @@ from copilot.constants import (
 )
 from copilot.error_documents import download_error
 from copilot.errors import USER, CopilotError, DataError, UsageError
+from copilot.limits import OutputLimits
 from copilot.literals.output_dir import OutputDir
 from copilot.literals.types import MULTIPART
 from copilot.literals.walk import blobs
@@ -53,6 +54,8 @@ class UploadOptions:
     struct_encoding: StructEncoding = StructEncoding.MSGPACK
     #: Content hash recorded on uploaded File / Dir outputs (copilot.digests): sha256 or none.
     hash_outputs: str = "sha256"
+    #: Bounds on what the outputs may hold (copilot.limits); none by default.
+    limits: OutputLimits = field(default_factory=OutputLimits)
 
     def validate(self) -> None:
         """Required fields present; enum fields made members (text is accepted, any case)."""
@@ -106,7 +109,7 @@ class EagerUploader:
         self.opts = opts
         self.poll = poll
         self.settle = settle
-        self.reader = OutputDir(opts.from_local_dir, opts.to_raw_output)
+        self.reader = OutputDir(opts.from_local_dir, opts.to_raw_output, limits=opts.limits)
         self.uploaded: dict[str, tuple[tuple[int, int, int], str]] = {}
         #: SHA-256 of what was sent early, by destination URI.
         self.digests: dict[str, str] = {}
@@ -143,6 +146,8 @@ class EagerUploader:
             self._seen[real] = (sig, count)
             if count < self.settle or now - st.st_mtime < self.settle * self.poll:
                 continue
+            if not self.reader.tally.fits(st.st_size):
+                continue  # past a limit: the reading at exit refuses the outputs
             uri = self.reader.remote_for(path)
             try:
                 self.store.upload(
@@ -153,6 +158,7 @@ class EagerUploader:
                 log.info("early upload of %s failed (%s); it will be sent at exit", path, exc)
                 continue
             self.uploaded[real] = (sig, uri)
+            self.reader.tally.add(st.st_size, 1, label, path)
             log.info("uploaded %s early to %s", path, uri)
 
     def _loop(self) -> None:
@@ -165,7 +171,8 @@ class EagerUploader:
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join()
+        if self._thread.is_alive():
+            self._thread.join()
 
     def still_valid(self, t: Transfer) -> bool:
         """Whether ``t`` was already uploaded with exactly this content."""
@@ -203,6 +210,7 @@ def validate_outputs(opts: UploadOptions) -> Validation:
         opts.to_raw_output or VALIDATION_PREFIX,
         max_primitive_bytes=opts.max_primitive_bytes,
         struct_encoding=opts.struct_encoding,
+        limits=opts.limits,
     )
     problems: list[str] = []
     try:
@@ -257,15 +265,22 @@ def upload_outputs(
         upload=opts.mode != "DO_NOT_UPLOAD",
         max_primitive_bytes=opts.max_primitive_bytes,
         struct_encoding=opts.struct_encoding,
+        limits=opts.limits,
     )
     try:
         user_error = reader.user_error()
         if user_error is not None:
             raise user_error
         literals = reader.outputs(opts.declared(), opts.format)
-    except DataError as exc:
-        # What the container wrote (or failed to write) is the container's failure.
-        exc.origin = USER
+    except CopilotError as exc:
+        if isinstance(exc, DataError):
+            # What the container wrote (or failed to write) is the container's failure.
+            exc.origin = USER
+        if eager is not None and eager.uploaded:
+            # Sent early, but the outputs are refused: nothing of them stays.
+            remove_uploaded(
+                store, [Transfer(src, uri, "") for src, (_, uri) in eager.uploaded.items()]
+            )
         raise
     pending = reader.transfers
     digests: dict[str, str] | None = {} if opts.hash_outputs == "sha256" else None

@@ -34,6 +34,7 @@ from copilot.constants import ERROR_DOCUMENT_NAME
 from copilot.durations import format_duration_ns
 from copilot.errors import UsageError
 from copilot.interface import encode
+from copilot.limits import OutputLimits
 from copilot.storage import join_uri
 from copilot.task import TaskSpec
 from copilot.templates import check as check_template
@@ -83,6 +84,8 @@ class PodOptions:
     run_as_user: int | None = None
     service_account: str = ""
     labels: dict[str, str] = field(default_factory=dict)
+    #: Bounds on the outputs the sidecar accepts (copilot.limits; none by default).
+    limits: OutputLimits = field(default_factory=OutputLimits)
 
     def validate(self) -> None:
         if not self.prefix:
@@ -134,6 +137,16 @@ def _copilot_security() -> dict[str, Any]:
         "capabilities": {"drop": ["ALL"]},
         "seccompProfile": {"type": "RuntimeDefault"},
     }
+
+
+def _limit_args(limits: OutputLimits) -> list[str]:
+    """The sidecar's output limits as flags (only the ones that are set)."""
+    given = (
+        ("--max-output-bytes", limits.max_bytes),
+        ("--max-output-files", limits.max_files),
+        ("--max-output-depth", limits.max_depth),
+    )
+    return [arg for flag, value in given if value for arg in (flag, str(value))]
 
 
 def _root_args(opts: PodOptions) -> list[str]:
@@ -223,6 +236,7 @@ def manifest(
                 spec.output_data_dir,
                 "--interface",
                 encode(spec.interface),
+                *_limit_args(opts.limits),
             ],
             spec.output_data_dir,
             "copilot-outputs",

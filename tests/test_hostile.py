@@ -456,3 +456,133 @@ def test_a_name_that_resolves_to_a_metadata_address_is_not_connected_to(
     res, doc, _ = _download(s3, tmp_path, {"x": lits.blob("http://innocent.example/x.csv")})
     assert doc is not None, res.stderr
     assert "innocent.example" in doc.message and "metadata address" in doc.message, doc.message
+
+
+# -- limits for code nobody reviewed ------------------------------------------------
+
+
+def _limited(s3, pod: Pod, outputs: dict, *flags: str, config: Path | None = None):
+    from conftest import run_copilot
+    from sidecar_helpers import noop_sidecar_args
+
+    root = ["--config", str(config)] if config is not None else []
+    res = run_copilot(
+        [*root, *noop_sidecar_args(s3, pod.out, "-i", lits.b64(typed_interface(outputs)), *flags)]
+    )
+    assert res.returncode == 0, res.stderr
+    return lits.read_error_document(s3.get("meta/error.pb")) if s3.exists("meta/error.pb") else None
+
+
+def _assert_limit(doc, *fragments: str) -> None:
+    assert doc is not None
+    assert doc.origin == lits.execution_pb2.ExecutionError.USER
+    assert doc.kind == lits.execution_pb2.ContainerError.NON_RECOVERABLE
+    for fragment in fragments:
+        assert fragment in doc.message, doc.message
+    assert "nothing uploaded" in doc.message
+
+
+def test_more_files_than_the_limit_uploads_nothing(s3, tmp_path) -> None:
+    pod = Pod(tmp_path)
+    (pod.out / "d").mkdir()
+    for i in range(11):
+        (pod.out / "d" / f"{i}.txt").write_text("x")
+    (pod.out / "f").write_text("y")
+    doc = _limited(s3, pod, {"f": FILE, "d": DIR}, "--max-output-files", "10")
+    _assert_limit(doc, "output 'd'", "more than 10 files", "--max-output-files 10")
+    assert s3.keys("raw/") == [] and not s3.exists("meta/outputs.pb")
+
+
+def test_a_sparse_terabyte_is_refused_by_its_size_without_being_read(s3, tmp_path) -> None:
+    pod = Pod(tmp_path)
+    with open(pod.out / "f", "wb") as fh:
+        fh.truncate(1 << 40)
+    doc = _limited(s3, pod, {"f": FILE}, "--max-output-bytes", "1GiB")
+    _assert_limit(doc, "output 'f'", f"at least {1 << 40} bytes", "--max-output-bytes 1073741824")
+    assert s3.keys("raw/") == []
+
+
+def test_a_tree_deeper_than_the_limit_is_refused_before_its_depths_are_walked(s3, tmp_path) -> None:
+    pod = Pod(tmp_path)
+    deep = pod.out / "d" / "a" / "b" / "c" / "e"
+    deep.mkdir(parents=True)
+    (deep / "x.txt").write_text("deep")
+    doc = _limited(s3, pod, {"d": DIR}, "--max-output-depth", "3")
+    _assert_limit(doc, "output 'd'", "lies 4 levels below the output directory")
+    assert "--max-output-depth 3" in doc.message
+    assert s3.keys("raw/") == []
+
+
+def test_limits_come_from_the_config_file_and_flags_win(s3, tmp_path) -> None:
+    pod = Pod(tmp_path)
+    (pod.out / "d").mkdir()
+    for i in range(3):
+        (pod.out / "d" / f"{i}.txt").write_text("x")
+    config = tmp_path / "copilot.yaml"
+    config.write_text("sidecar:\n  max-output-files: 2\n  max-output-bytes: 1KiB\n")
+    doc = _limited(s3, pod, {"d": DIR}, config=config)
+    _assert_limit(doc, "more than 2 files", "--max-output-files 2")
+    s3.client.delete_object(Bucket=s3.bucket, Key="meta/error.pb")
+    assert _limited(s3, pod, {"d": DIR}, "--max-output-files", "0", config=config) is None
+    assert len(s3.keys("raw/d/")) == 3
+
+
+def test_a_misspelt_limit_key_is_an_error_naming_the_right_one(s3, tmp_path) -> None:
+    from conftest import run_copilot
+
+    config = tmp_path / "copilot.yaml"
+    config.write_text("sidecar:\n  max-output-file: 2\n")
+    res = run_copilot(["--config", str(config), "sidecar", "--help"])
+    assert res.returncode == 2
+    assert "max-output-file" in res.stderr and "did you mean max-output-files" in res.stderr
+
+
+def test_validate_reports_a_limit_as_the_sidecar_would(tmp_path) -> None:
+    from conftest import run_copilot
+
+    pod = Pod(tmp_path)
+    (pod.out / "f").write_bytes(b"x" * 2048)
+    res = run_copilot(
+        [
+            "validate",
+            "-i",
+            lits.b64(typed_interface({"f": FILE})),
+            "--max-output-bytes",
+            "1KiB",
+            str(pod.out),
+        ]
+    )
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert "--max-output-bytes 1024" in res.stdout + res.stderr
+
+
+def test_the_eager_uploader_keeps_within_the_limits(s3, tmp_path) -> None:
+    """UPLOAD_EAGER never sends what would pass a limit; at exit the outputs are
+    refused, and what it did send early is removed."""
+    import time
+
+    from copilot.limits import OutputLimits
+    from copilot.outputs import EagerUploader
+
+    pod = Pod(tmp_path)
+    (pod.out / "small").write_bytes(b"s" * 100)
+    (pod.out / "big").write_bytes(b"b" * 5000)
+    old = time.time() - 60
+    for name in ("small", "big"):
+        os.utime(pod.out / name, (old, old))
+    opts = UploadOptions(
+        from_local_dir=str(pod.out),
+        to_output_prefix=s3.uri("meta/"),
+        to_raw_output=s3.uri("raw/"),
+        interface=typed_interface({"small": FILE, "big": FILE}),
+        mode="UPLOAD_EAGER",  # type: ignore[arg-type]
+        limits=OutputLimits(max_bytes=1000),
+    )
+    with s3.store() as store:
+        eager = EagerUploader(store, opts, poll=0.01, settle=1)
+        eager.scan()
+        eager.scan()
+        assert s3.keys("raw/") == ["raw/small"]  # big would pass the limit: kept back
+        with pytest.raises(DataError, match=r"--max-output-bytes 1000"):
+            upload_outputs(store, opts, eager)
+    assert s3.keys("raw/") == []

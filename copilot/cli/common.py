@@ -79,6 +79,23 @@ class GoDuration(click.ParamType):
 GO_DURATION = GoDuration()
 
 
+class ByteSize(click.ParamType):
+    """A byte count: ``1048576``, ``64MiB``, ``10G`` (see :func:`copilot.limits.parse_size`)."""
+
+    name = "size"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        from copilot.limits import parse_size
+
+        try:
+            return parse_size(value, param.opts[0] if param is not None else "size")
+        except UsageError as exc:
+            self.fail(exc.message.split(": ", 1)[-1], param, ctx)
+
+
+BYTE_SIZE = ByteSize()
+
+
 def exit_code(exc: BaseException) -> int:
     """The exit-code contract, in one place; prints the one line that goes with it.
 
@@ -220,6 +237,26 @@ def _reading_options(f: Any) -> Any:
         help="Struct outputs as Binary msgpack (current SDKs) or a protobuf Struct.",
     )(f)
     f = max_primitive_bytes_option(f)
+    f = click.option(
+        "--max-output-depth",
+        type=click.IntRange(min=0),
+        default=None,
+        help="Refuse outputs with a path more levels below the output dir than this "
+        "(0: no limit; the config's sidecar.max-output-depth otherwise).  [default: 0]",
+    )(f)
+    f = click.option(
+        "--max-output-files",
+        type=click.IntRange(min=0),
+        default=None,
+        help="Refuse outputs holding more files than this in all (0: no limit).  [default: 0]",
+    )(f)
+    f = click.option(
+        "--max-output-bytes",
+        type=BYTE_SIZE,
+        default=None,
+        help="Refuse outputs holding more bytes than this in all files (64MiB, 10G; "
+        "0: no limit).  [default: 0]",
+    )(f)
     f = click.option(
         "--interface-file",
         type=click.Path(dir_okay=False),

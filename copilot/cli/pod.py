@@ -5,8 +5,9 @@ from __future__ import annotations
 import click
 
 from copilot import __version__
-from copilot.cli.common import GO_DURATION, _dump, _timeout_option
+from copilot.cli.common import BYTE_SIZE, GO_DURATION, _dump, _timeout_option
 from copilot.config import Settings
+from copilot.limits import OutputLimits
 
 
 @click.command(short_help="Print the Kubernetes Pod that runs a task file.")
@@ -68,6 +69,24 @@ from copilot.config import Settings
     help="An input value, to render {{.inputs.NAME}} in the command (else read from --inputs).",
 )
 @click.option(
+    "--max-output-bytes",
+    type=BYTE_SIZE,
+    default=0,
+    help="The sidecar refuses outputs holding more bytes than this (64MiB, 10G; 0: no limit).",
+)
+@click.option(
+    "--max-output-files",
+    type=click.IntRange(min=0),
+    default=0,
+    help="The sidecar refuses outputs holding more files than this (0: no limit).",
+)
+@click.option(
+    "--max-output-depth",
+    type=click.IntRange(min=0),
+    default=0,
+    help="The sidecar refuses output paths deeper than this below the output dir (0: no limit).",
+)
+@click.option(
     "-o", "--output", "fmt", type=click.Choice(("yaml", "json")), default="yaml", show_default=True
 )
 @click.pass_obj
@@ -90,6 +109,9 @@ def pod(
     run_as_user: int | None,
     service_account: str,
     inputs: tuple[str, ...],
+    max_output_bytes: int,
+    max_output_files: int,
+    max_output_depth: int,
     fmt: str,
 ) -> None:
     """Print the Kubernetes Pod that runs a task file: download, main, sidecar.
@@ -105,6 +127,8 @@ def pod(
       copilot pod examples/greeting.yaml --prefix s3://my-bucket/runs/greeting -i name=Ada \\
         > pod.yaml && kubectl apply -f pod.yaml
       copilot pod task.yaml --prefix s3://b/runs/x --secret '' --service-account copilot  # IRSA
+      # For code nobody reviewed: bound what the sidecar will upload
+      copilot pod task.yaml --prefix s3://b/runs/x --max-output-bytes 10G --max-output-files 10000
     """
     from copilot.pod import PodOptions, build_manifest
     from copilot.task import load_any_task, parse_assignments
@@ -127,6 +151,7 @@ def pod(
         memory=memory,
         run_as_user=run_as_user,
         service_account=service_account,
+        limits=OutputLimits(max_output_bytes, max_output_files, max_output_depth),
     )
     doc = build_manifest(spec, opts, parse_assignments(list(inputs)), settings.storage)
     click.echo(_dump(doc, fmt, width=1 << 16))

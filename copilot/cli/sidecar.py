@@ -87,6 +87,9 @@ def sidecar(
     start_watcher_type: str,
     exit_watcher_type: str,
     max_primitive_bytes: int,
+    max_output_bytes: int | None,
+    max_output_files: int | None,
+    max_output_depth: int | None,
     struct_encoding: str,
     hash_outputs: str,
     concurrency: int,
@@ -139,6 +142,7 @@ def sidecar(
         meta_output_name=meta_output_name,
         err_output_name=settings.err_output_name,
         max_primitive_bytes=max_primitive_bytes,
+        limits=settings.output_limits.merged(max_output_bytes, max_output_files, max_output_depth),
         struct_encoding=StructEncoding.parse(struct_encoding, "--struct-encoding"),
         hash_outputs=hash_outputs,
     )

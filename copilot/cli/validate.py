@@ -39,6 +39,9 @@ def validate(
     input_interface: str,
     fmt: str,
     max_primitive_bytes: int,
+    max_output_bytes: int | None,
+    max_output_files: int | None,
+    max_output_depth: int | None,
     struct_encoding: str,
     out_fmt: str,
 ) -> None:
@@ -101,6 +104,9 @@ def validate(
                 interface=iface,
                 format=MetadataFormat.parse(fmt, "--format"),
                 max_primitive_bytes=max_primitive_bytes,
+                limits=settings.output_limits.merged(
+                    max_output_bytes, max_output_files, max_output_depth
+                ),
                 struct_encoding=StructEncoding.parse(struct_encoding, "--struct-encoding"),
             )
         )

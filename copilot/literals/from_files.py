@@ -24,6 +24,7 @@ from flyteidl2.core import literals_pb2, types_pb2
 from copilot.constants import DEFAULT_MAX_PRIMITIVE_BYTES, MAX_DOCUMENT_BYTES
 from copilot.digests import DirDigest
 from copilot.errors import NON_RECOVERABLE, USER, CopilotError, DataError
+from copilot.limits import OutputLimits, Tally
 from copilot.literals.types import MULTIPART, type_name
 from copilot.literals.values import (
     TRIM,
@@ -67,6 +68,7 @@ class OutputReader(ValueReader):
         max_primitive_bytes: int = DEFAULT_MAX_PRIMITIVE_BYTES,
         struct_encoding: str = "msgpack",
         base_dir: str | None = None,
+        limits: OutputLimits | None = None,
     ) -> None:
         super().__init__(struct_encoding=struct_encoding)
         #: Nothing outside this real directory is read or uploaded.
@@ -82,6 +84,8 @@ class OutputReader(ValueReader):
         self.dir_digests: dict[str, DirDigest] = {}
         #: Files kept from checking walks so far, over every tree (``TREE_KEPT``).
         self.kept_files = 0
+        #: What the planned uploads add up to, against the output limits.
+        self.tally = Tally(limits or OutputLimits())
 
     # -- finding and checking paths ---------------------------------------------
 
@@ -185,17 +189,22 @@ class OutputReader(ValueReader):
             ) from None
         return text.strip(TRIM)
 
-    def remote_for(self, path: str) -> str:
-        """The object a local file or tree goes to: its path under the output dir,
-        under the raw prefix.  Built from names that cannot climb: the path is made
-        absolute (no ``..`` left) and must lie below the output dir."""
+    def relative(self, path: str) -> str:
+        """``path`` from the output dir, ``/``-separated.  Made absolute first (no
+        ``..`` left), and refused unless it lies below the output dir: the names an
+        object key is built from cannot climb."""
         where = os.path.abspath(path)
         for base in (self.given_root, self.root):
             if where != base and within(where, base):
-                return join_uri(self.raw_prefix, where[len(base.rstrip("/")) + 1 :])
+                return where[len(base.rstrip("/")) + 1 :]
         raise DataError(
             f"{path} is not below the output directory {self.given_root}; refused", origin=USER
         )
+
+    def remote_for(self, path: str) -> str:
+        """The object a local file or tree goes to: its path under the output dir,
+        under the raw prefix."""
+        return join_uri(self.raw_prefix, self.relative(path))
 
     # -- from a path ------------------------------------------------------------
 
@@ -315,13 +324,18 @@ class OutputReader(ValueReader):
                 kind=NON_RECOVERABLE,
             )
         real = self.contained(path, label)
-        uri = self.remote_for(path)
+        rel = self.relative(path)
+        uri = join_uri(self.raw_prefix, rel)
+        depth = rel.count("/") + 1
         if not tree:
+            self.tally.add(st.st_size, depth, label, path)
             self.transfers.append(Transfer(real, uri, label, st.st_size, inside=self.root))
             return uri
         kept: list[tuple[str, str, int]] | None = []
         room = TREE_KEPT - self.kept_files
-        for entry in self.tree_files(path, label):
+        for entry in self.tree_files(path, label, depth):
+            child, _, size = entry
+            self.tally.add(size, depth + child.count("/") + 1, label, f"{path}/{child}")
             if kept is not None:
                 kept.append(entry)
                 if len(kept) > room:
@@ -331,19 +345,22 @@ class OutputReader(ValueReader):
         digest = DirDigest()
         self.dir_digests[uri] = digest
         walk: Any = (
-            kept.__iter__ if kept is not None else functools.partial(self.tree_files, path, label)
+            kept.__iter__
+            if kept is not None
+            else functools.partial(self.tree_files, path, label, depth)
         )
         self.transfers.append(
             Transfer(real, uri, label, tree=True, leaves=walk, sink=digest.add, inside=self.root)
         )
         return uri
 
-    def tree_files(self, path: str, label: str) -> Iterator[tuple[str, str, int]]:
+    def tree_files(self, path: str, label: str, depth: int = 0) -> Iterator[tuple[str, str, int]]:
         """``(relative path, source, size)`` of every file under ``path``, each checked
         (nothing leads out of the output dir, nothing blocks), in the order of the
         relative paths as UTF-8 bytes: the Dir digest's order.  Depth first with a
         stack of its own (a tree 10,000 levels deep is an error about its paths, not
-        a Python recursion error)."""
+        a Python recursion error); ``depth`` is the tree's own below the output dir,
+        for the depth limit, checked before a directory is entered."""
         # Symlinked directories are refused, so a plain entry's real path is the
         # tree's real path plus its relative path: no realpath() per file.
         real_base = os.path.realpath(path)
@@ -357,6 +374,7 @@ class OutputReader(ValueReader):
             name, is_dir, size, is_link = entry
             child = f"{rel}/{name}" if rel else name
             if is_dir:
+                self.tally.depth(depth + child.count("/") + 1, label, f"{path}/{child}")
                 stack.append((child, iter(self._sorted_entries(path, child, label))))
                 continue
             local = os.path.join(path, *child.split("/"))
