@@ -24,6 +24,7 @@ from copilot.constants import ERROR_DOCUMENT_NAME
 from copilot.errors import UsageError
 from copilot.limits import SECTION_KEYS as LIMIT_KEYS
 from copilot.limits import OutputLimits
+from copilot.redaction import RedactingFilter
 from copilot.yamlfile import load_yaml
 
 log = logging.getLogger("copilot")
@@ -880,6 +881,7 @@ def configure_logging(settings: Settings, *, own_process: bool = True) -> None:
             return json.dumps(data, default=str)
 
     handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(RedactingFilter())
     if settings.log_format == "json":
         handler.setFormatter(_Json())
     else:
@@ -900,6 +902,7 @@ def configure_logging(settings: Settings, *, own_process: bool = True) -> None:
     # id among them).  Their tracebacks only at debug level: copilot reports
     # the failure itself, in one line.
     library = logging.StreamHandler(sys.stderr)
+    library.addFilter(RedactingFilter())
     library.setFormatter(handler.formatter)
     library.setLevel(max(level, logging.WARNING))
     if level > logging.DEBUG:

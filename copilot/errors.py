@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
+from copilot.redaction import redact
+
 # Codes the Flyte plugin knows (upstream flytecopilot uses exactly these).
 INPUT_DOWNLOAD_FAILED = "InputDownloadFailed"
 OUTPUT_UPLOAD_FAILED = "OutputUploadFailed"
@@ -62,6 +64,7 @@ class CopilotError(Exception):
         origin: Origin = SYSTEM,
         retryable: bool = False,
     ) -> None:
+        message = redact(message)  # what stderr, error.pb and records show: never a secret
         super().__init__(message)
         self.message = message
         self.kind = ErrorKind(kind)

@@ -115,10 +115,11 @@ def exit_code(exc: BaseException) -> int:
     if isinstance(exc, BrokenPipeError):
         return closed_pipe()
     from copilot.errors import describe
+    from copilot.redaction import redact
 
     # A bug: the traceback goes to the log (stderr) at any level, then one line.
     log.error("internal error", exc_info=exc)
-    click.echo(f"copilot: internal error: {describe(exc)}", err=True)
+    click.echo(f"copilot: internal error: {redact(describe(exc))}", err=True)
     return 1
 
 

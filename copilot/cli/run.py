@@ -144,7 +144,9 @@ def run(
     if fmt == "record":
         import json
 
-        click.echo(json.dumps(result.record(), indent=2))
+        from copilot.redaction import redact
+
+        click.echo(redact(json.dumps(result.record(), indent=2)))
     if result.exit_code == 0:
         if fmt != "record":
             shown = spec.view(result.literals) if spec.view else result.outputs
