@@ -173,7 +173,10 @@ def _signed_urls(
     }
 
 
-@pytest.mark.parametrize("level", [3, 4, 5])
+#: Debug (5) shows everything the lower levels show and more: the everyday run takes it.
+@pytest.mark.parametrize(
+    "level", [pytest.param(3, marks=pytest.mark.slow), pytest.param(4, marks=pytest.mark.slow), 5]
+)
 def test_a_failing_signed_url_is_never_printed_at_any_level(
     s3: S3, tmp_path: Path, request: pytest.FixtureRequest, level: int
 ) -> None:
