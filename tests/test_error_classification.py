@@ -207,6 +207,16 @@ def test_refused_output_is_the_users_failure(s3: S3, tmp_path: Path, what: str) 
     assert "refused" in message and "report" in message
 
 
+def test_outputs_past_a_limit_are_the_users_permanent_failure(s3: S3, tmp_path: Path) -> None:
+    out = _out(tmp_path)
+    (out / "report").write_bytes(b"x" * 100)
+    code, origin, kind, message = sidecar_fails(
+        s3, out, {"report": lits.blob_type()}, "--max-output-bytes", "10"
+    )
+    assert (code, origin, kind) == (UP, USER, NON_RECOVERABLE)
+    assert "--max-output-bytes 10" in message and not s3.exists("raw/report")
+
+
 # -- storage and copilot's own trouble (origin SYSTEM) ---------------------------------
 
 
@@ -266,6 +276,20 @@ def test_inputs_that_do_not_match_the_interface_are_system_non_recoverable(
     )
     assert (code, origin, kind) == (DOWN, SYSTEM, NON_RECOVERABLE)
     assert "input 'n'" in message
+
+
+@pytest.mark.parametrize(
+    "uri", ["file:///etc/passwd", "gs://other/secret.bin", "http://169.254.169.254/latest/"]
+)
+def test_an_input_from_a_store_not_served_is_system_non_recoverable(
+    s3: S3, tmp_path: Path, uri: str
+) -> None:
+    inputs = lits.literal_map({"data": lits.blob(uri)})
+    found = s3.put("in/inputs.pb", inputs.SerializeToString())
+    code, origin, kind, message = download_fails(s3, found, tmp_path / "in")
+    assert (code, origin, kind) == (DOWN, SYSTEM, NON_RECOVERABLE)
+    assert "input 'data'" in message
+    assert not (tmp_path / "in" / "data").exists()
 
 
 def test_download_timeout_is_system_recoverable(s3: S3, tmp_path: Path) -> None:
