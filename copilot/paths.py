@@ -88,6 +88,12 @@ def inside(path: str, root: str) -> str | None:
     return real if within(real, root) else None
 
 
+def _outside(label: str, path: str) -> DataError:
+    return DataError(
+        f"{label}: {short_path(path)} is outside the output directory; refused", origin=USER
+    )
+
+
 def _refusal(label: str, path: str, exc: OSError) -> DataError:
     if exc.errno in (errno.ELOOP, errno.ENOTDIR, errno.EMLINK):
         why = "a symlink took the place of a file or directory on its path after it was checked"
@@ -98,44 +104,102 @@ def _refusal(label: str, path: str, exc: OSError) -> DataError:
     return DataError(f"{label}: {short_path(path)}: {why}; refused", origin=USER)
 
 
-def _open_beneath(root: str, path: str) -> int:
-    """Open ``path`` (a real path in ``root``) from ``root`` down, no link followed."""
-    rel = path[len(root.rstrip("/")) + 1 :] if path != root else ""
-    parts = [p for p in rel.split("/") if p]
-    if not parts:
-        raise IsADirectoryError(errno.EISDIR, "is the directory itself", path)
-    top = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        for part in parts[:-1]:
-            below = os.open(part, _DIR_FLAGS, dir_fd=top)
-            os.close(top)
-            top = below
-        return os.open(parts[-1], _FILE_FLAGS, dir_fd=top)
-    finally:
-        os.close(top)
+class Beneath:
+    """Opens files beneath one real directory ``root``, one component at a time,
+    following no link.
 
-
-def open_source(path: str, root: str | None, label: str) -> tuple[int, os.stat_result]:
-    """Open a regular file to read it, once; returns the descriptor and its ``fstat``.
-
-    With ``root`` (a real directory), ``path`` must be a real path inside it and is
-    opened one component at a time from there without following any link, so
-    nothing swapped in after a check is read.  Without it (files a person named
-    on this machine, ``copilot run``'s inputs) links are followed.  Either way a
-    FIFO, socket or device is refused without blocking, and so is a directory.
+    It keeps the last directory it went through open (and remembers the real
+    paths of directories it resolved), so 100,000 list elements in one directory
+    cost one ``openat`` each, not a walk from the top.  A directory replaced by a
+    link after that is still refused: a remembered real path is only where to
+    start looking, and every step down from ``root`` is taken without following.
     """
-    try:
-        if root is not None:
-            if not within(path, root):
-                raise DataError(
-                    f"{label}: {short_path(path)} is outside the output directory; refused",
-                    origin=USER,
-                )
-            fd = _open_beneath(root, path)
-        else:
-            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    except OSError as exc:
-        raise _refusal(label, path, exc) from None
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+        self._dir: tuple[str, int] | None = None
+        self._real: dict[str, str] = {}
+
+    def _real_dir(self, path: str) -> str:
+        real = self._real.get(path)
+        if real is None:
+            real = os.path.realpath(path)
+            if len(self._real) > 4096:
+                self._real.clear()
+            self._real[path] = real
+        return real
+
+    def resolve(self, path: str) -> str | None:
+        """``path``'s real location if it lies in ``root``, else None (links resolved)."""
+        parent, name = os.path.split(path)
+        real = os.path.join(self._real_dir(parent), name) if name else self._real_dir(parent)
+        if name and os.path.islink(real):
+            real = os.path.realpath(real)
+        return real if within(real, self.root) else None
+
+    def _directory(self, key: str, real: str) -> int:
+        """The real directory ``real`` opened from ``root`` down, kept as ``key``."""
+        self.close()
+        parts = [p for p in real[len(self.root.rstrip("/")) + 1 :].split("/") if p]
+        top = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            for part in parts:
+                below = os.open(part, _DIR_FLAGS, dir_fd=top)
+                os.close(top)
+                top = below
+        except BaseException:
+            os.close(top)
+            raise
+        self._dir = (key, top)
+        return top
+
+    def open(
+        self, path: str, label: str, *, real: bool = False, follow: bool = True
+    ) -> tuple[int, os.stat_result]:
+        """Open the regular file at ``path`` (inside ``root``; ``real``: a real path
+        already); returns the descriptor and its ``fstat``.  A link inside ``root``
+        is resolved first and its target opened the same way; a FIFO, socket,
+        device or directory is refused without blocking, and so is a link on the
+        way that was not there when it looked."""
+        parent, _, name = path.rpartition("/")
+        kept = self._dir
+        try:
+            if kept is not None and kept[0] == parent:
+                directory = kept[1]
+            else:
+                real_parent = (parent or "/") if real else self._real_dir(parent or "/")
+                if not name or not within(real_parent, self.root):
+                    raise _outside(label, path)
+                directory = self._directory(parent, real_parent)
+            fd = os.open(name, _FILE_FLAGS, dir_fd=directory)
+        except OSError as exc:
+            self.close()  # a directory on the way may have changed: start again next time
+            if exc.errno == errno.ELOOP and follow:
+                # A link where a file or directory was: where does it lead now?
+                target = os.path.realpath(path)
+                if not within(target, self.root):
+                    raise _outside(label, path) from None
+                return self.open(target, label, real=True, follow=False)
+            raise _refusal(label, path, exc) from None
+        return fd, _regular(fd, path, label)
+
+    def close(self) -> None:
+        if self._dir is not None:
+            os.close(self._dir[1])
+            self._dir = None
+
+    def __enter__(self) -> Beneath:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        self.close()
+
+
+def _regular(fd: int, path: str, label: str) -> os.stat_result:
+    """``fd``'s ``fstat`` if it is a regular file; else it is closed and refused."""
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
@@ -146,4 +210,28 @@ def open_source(path: str, root: str | None, label: str) -> tuple[int, os.stat_r
     except BaseException:
         os.close(fd)
         raise
-    return fd, st
+    return st
+
+
+def open_source(
+    path: str, root: str | None, label: str, beneath: Beneath | None = None
+) -> tuple[int, os.stat_result]:
+    """Open a regular file to read it, once; returns the descriptor and its ``fstat``.
+
+    With ``root`` (a real directory), ``path`` must be a real path inside it and is
+    opened one component at a time from there without following any link
+    (:class:`Beneath`; pass one to reuse the directory it keeps open), so nothing
+    swapped in after a check is read.  Without it (files a person named on this
+    machine, ``copilot run``'s inputs) links are followed.  Either way a FIFO,
+    socket or device is refused without blocking, and so is a directory.
+    """
+    if root is not None:
+        if beneath is not None and beneath.root == root:
+            return beneath.open(path, label, real=True, follow=False)
+        with Beneath(root) as once:
+            return once.open(path, label, real=True, follow=False)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        raise _refusal(label, path, exc) from None
+    return fd, _regular(fd, path, label)

@@ -34,9 +34,7 @@ _NAME = rf"[A-Za-z0-9_.-]*(?:{_SECRET_WORDS})[A-Za-z0-9_.-]*"
 _QUERY = re.compile(rf"(?i)([?&;](?:{_NAME}|sig)=)([^&\s\"'<>)#,;]+)")
 #: ``name=value`` (a connection string, a form), and ``'name': 'value'`` (a dict's
 #: repr, JSON); a bare ``name: text`` is left alone, as it is how messages name paths.
-_PAIR = re.compile(
-    rf"(?i)(\b{_NAME}=[\"']?|[\"']{_NAME}[\"']\s*:\s*[\"'])([^&\s\"'<>)#,;}}]+)"
-)
+_PAIR = re.compile(rf"(?i)(\b{_NAME}=[\"']?|[\"']{_NAME}[\"']\s*:\s*[\"'])([^&\s\"'<>)#,;}}]+)")
 _HEADER = re.compile(
     r"(?i)(\b(?:authorization|proxy-authorization|x-amz-security-token|x-ms-authorization"
     r"|x-goog-iam-authorization-token)[\"']?\s*:\s*[\"']?)([^\"'\n,}]+)"

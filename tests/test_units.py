@@ -827,3 +827,70 @@ def test_a_data_frame_input_records_the_format_its_suffix_names(
         assert sd.metadata.structured_dataset_type.format == expected, key
     assert literals.literals["remote"].scalar.structured_dataset.uri.startswith("s3://bucket/")
     assert len(transfers) == 1
+
+
+# -- paths.Beneath: opening the container's files ---------------------------------
+
+
+def test_beneath_opens_links_inside_and_refuses_links_out(tmp_path) -> None:
+    import os
+
+    from copilot.paths import Beneath
+
+    root = tmp_path / "out"
+    (root / "d").mkdir(parents=True)
+    (root / "d" / "real.txt").write_text("inside")
+    (tmp_path / "secret").write_text("SECRET")
+    os.symlink(root / "d" / "real.txt", root / "d" / "alias")
+    os.symlink(tmp_path / "secret", root / "d" / "escape")
+    with Beneath(os.path.realpath(root)) as beneath:
+        fd, st = beneath.open(str(root / "d" / "alias"), "o")
+        try:
+            assert os.read(fd, 100) == b"inside" and st.st_size == 6
+        finally:
+            os.close(fd)
+        with pytest.raises(DataError, match=r"^o: .*escape is outside the output directory"):
+            beneath.open(str(root / "d" / "escape"), "o")
+
+
+def test_beneath_never_blocks_on_a_fifo(tmp_path) -> None:
+    import os
+
+    from copilot.paths import Beneath
+
+    os.mkfifo(tmp_path / "pipe")  # no writer: a blocking open would hang here
+    with Beneath(os.path.realpath(tmp_path)) as beneath:
+        with pytest.raises(DataError, match="is a FIFO, not a regular file; refused"):
+            beneath.open(str(tmp_path / "pipe"), "o")
+
+
+def test_a_directory_swapped_for_a_link_after_it_was_opened_leads_nowhere_else(
+    tmp_path,
+) -> None:
+    """The directory kept open is the one that was checked: renaming it away and
+    putting a link to a secret directory in its place changes nothing read."""
+    import os
+
+    from copilot.paths import Beneath, open_source
+
+    root = tmp_path / "out"
+    (root / "d").mkdir(parents=True)
+    for name in ("a", "b"):
+        (root / "d" / name).write_text("plain")
+    secret = tmp_path / "etc"
+    secret.mkdir()
+    (secret / "b").write_text("SECRET")
+    real = os.path.realpath(root)
+    with Beneath(real) as beneath:
+        fd, _ = beneath.open(f"{real}/d/a", "o", real=True)
+        os.close(fd)
+        os.rename(root / "d", root / "moved")
+        os.symlink(secret, root / "d")
+        fd, _ = beneath.open(f"{real}/d/b", "o", real=True)
+        try:
+            assert os.read(fd, 100) == b"plain"
+        finally:
+            os.close(fd)
+    # Opened afresh, the link on the way is refused.
+    with pytest.raises(DataError, match="a symlink took the place"):
+        open_source(f"{real}/d/b", real, "o")

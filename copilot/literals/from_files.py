@@ -38,7 +38,7 @@ from copilot.literals.values import (
     remote_literal,
     union_literal,
 )
-from copilot.paths import inside, kind_of_mode, open_source, short_path, within
+from copilot.paths import Beneath, inside, kind_of_mode, short_path, within
 from copilot.storage import Transfer, join_uri, protocol_of
 from copilot.storage.files import read_fd
 
@@ -73,6 +73,8 @@ class OutputReader(ValueReader):
         super().__init__(struct_encoding=struct_encoding)
         #: Nothing outside this real directory is read or uploaded.
         self.root = os.path.realpath(root)
+        #: How files under it are found and opened (paths.py's rules).
+        self.beneath = Beneath(self.root)
         #: The directory as given, for object keys (its real path may differ).
         self.given_root = os.path.abspath(root)
         # Relative paths in documents and values are taken from here.
@@ -144,7 +146,7 @@ class OutputReader(ValueReader):
     def contained(self, path: str, label: str) -> str:
         """``path``'s real location, refused unless it lies in the output directory
         (every route to a local file comes through here or :meth:`inspect`)."""
-        real = inside(path, self.root)
+        real = self.beneath.resolve(path)
         if real is None:
             raise DataError(
                 f"{label}: {path} leads outside the output directory "
@@ -163,7 +165,7 @@ class OutputReader(ValueReader):
             raise DataError(
                 f"{label}: {path} is {st.st_size} bytes; {what} may be at most {limit} bytes{hint}"
             )
-        fd, now = open_source(self.contained(path, label), self.root, label)
+        fd, now = self.beneath.open(path, label)
         try:
             if now.st_size > limit:
                 raise DataError(f"{label}: {path} grew past {limit} bytes while being read")

@@ -184,6 +184,14 @@ class OutputDir(OutputReader):
         The first problem raises a :class:`DataError`; with ``problems``, each one
         is recorded there instead and the outputs that do convert are returned.
         """
+        try:
+            return self._outputs(declared, fmt, problems)
+        finally:
+            self.beneath.close()  # the reading is done: the directory it kept open goes
+
+    def _outputs(
+        self, declared: Declared, fmt: str, problems: list[str] | None
+    ) -> literals_pb2.LiteralMap:
         names = {name for name, _ in declared}
         try:
             doc = self.document(fmt, names)

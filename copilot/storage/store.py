@@ -36,7 +36,7 @@ from copilot.errors import (
     DataError,
     StorageError,
 )
-from copilot.paths import open_source
+from copilot.paths import Beneath, open_source
 from copilot.storage.backends import backend_for
 from copilot.storage.client import Client, RemoteEntry
 from copilot.storage.engines import make_client
@@ -635,6 +635,9 @@ class Store:
             "upload_budget", chunked.ByteBudget(chunked.UPLOAD_BUDGET)
         )
         made: set[str] = set()
+        # Every worker runs on this one loop's thread, one open at a time: they can
+        # share the directories an opener keeps open.
+        beneath: dict[str, Beneath] = {}
         trees = any(t.tree for t in group)
         workers = self.concurrency if trees else max(1, min(self.concurrency, len(group)))
         queue: asyncio.Queue[_Queued | None] = asyncio.Queue(maxsize=2 * workers)
@@ -696,7 +699,7 @@ class Store:
                 if failure:
                     continue  # drain: the producer is stopping
                 try:
-                    source = _open_source(t) if direction == "put" else None
+                    source = _open_source(t, beneath) if direction == "put" else None
                     try:
                         # Not `copied += await ...`: that reads `copied` before the
                         # await and would lose what other workers add meanwhile.
@@ -722,7 +725,11 @@ class Store:
                 if item.window is not None:
                     await item.window.finish(item.index)
 
-        await asyncio.gather(produce(), *(worker() for _ in range(workers)))
+        try:
+            await asyncio.gather(produce(), *(worker() for _ in range(workers)))
+        finally:
+            for opener in beneath.values():
+                opener.close()
         if failure:
             raise failure[0]
         return copied
@@ -741,6 +748,22 @@ class Store:
         copies do.  A tree is walked as it is copied.
         """
         made: set[str] = set()
+        beneath: dict[str, Beneath] = {}
+        try:
+            return self._copy_local(group, direction, digests, stats, made, beneath)
+        finally:
+            for opener in beneath.values():
+                opener.close()
+
+    def _copy_local(
+        self,
+        group: list[Transfer],
+        direction: str,
+        digests: dict[str, str] | None,
+        stats: dict[str, int],
+        made: set[str],
+        beneath: dict[str, Beneath],
+    ) -> int:
         copied = 0
         for t, tree, index in self._local_transfers(group, direction):
             self.cancel.raise_if_cancelled()
@@ -754,7 +777,7 @@ class Store:
             digest: Any = None
             try:
                 if direction == "put":
-                    source = _open_source(t)
+                    source = _open_source(t, beneath)
                     try:
                         with _Attempt(tmp):
                             if self.link_uploads and _link(source.fd, tmp):
@@ -872,11 +895,14 @@ class _Attempt:
             _unlink_quietly(self.tmp)
 
 
-def _open_source(t: Transfer) -> LocalSource:
-    """The file an upload sends, opened once (beneath ``t.inside`` when set); its
-    size is checked against what was planned: a file that changed in between is
-    not the output that was checked."""
-    fd, st = open_source(t.src, t.inside, t.label)
+def _open_source(t: Transfer, beneath: dict[str, Beneath]) -> LocalSource:
+    """The file an upload sends, opened once (beneath ``t.inside`` when set, through
+    the run's :class:`Beneath` for that directory); its size is checked against what
+    was planned: a file that changed in between is not the output that was checked."""
+    opener = None
+    if t.inside is not None:
+        opener = beneath.get(t.inside) or beneath.setdefault(t.inside, Beneath(t.inside))
+    fd, st = open_source(t.src, t.inside, t.label, opener)
     if t.size is not None and st.st_size != t.size:
         os.close(fd)
         raise DataError(
