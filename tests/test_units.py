@@ -859,9 +859,11 @@ def test_beneath_never_blocks_on_a_fifo(tmp_path) -> None:
     from copilot.paths import Beneath
 
     os.mkfifo(tmp_path / "pipe")  # no writer: a blocking open would hang here
-    with Beneath(os.path.realpath(tmp_path)) as beneath:
-        with pytest.raises(DataError, match="is a FIFO, not a regular file; refused"):
-            beneath.open(str(tmp_path / "pipe"), "o")
+    with (
+        Beneath(os.path.realpath(tmp_path)) as beneath,
+        pytest.raises(DataError, match="is a FIFO, not a regular file; refused"),
+    ):
+        beneath.open(str(tmp_path / "pipe"), "o")
 
 
 def test_a_directory_swapped_for_a_link_after_it_was_opened_leads_nowhere_else(
