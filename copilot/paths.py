@@ -198,6 +198,26 @@ class Beneath:
         self.close()
 
 
+class Openers:
+    """A :class:`Beneath` per directory, for one run of uploads; closed together."""
+
+    def __init__(self) -> None:
+        self._by_root: dict[str, Beneath] = {}
+
+    def beneath(self, root: str) -> Beneath:
+        opener = self._by_root.get(root)
+        if opener is None:
+            opener = self._by_root[root] = Beneath(root)
+        return opener
+
+    def __enter__(self) -> Openers:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for opener in self._by_root.values():
+            opener.close()
+
+
 def _regular(fd: int, path: str, label: str) -> os.stat_result:
     """``fd``'s ``fstat`` if it is a regular file; else it is closed and refused."""
     try:

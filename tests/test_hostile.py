@@ -51,6 +51,15 @@ class Pod:
         self.secret_file = self.secret_dir / "storage.yaml"
         self.secret_file.write_bytes(self.secret)
 
+    def dir_of(self, count: int, size: int) -> list[Path]:
+        """A Dir output ``d`` of ``count`` plain files of ``size`` bytes each."""
+        d = self.out / "d"
+        d.mkdir()
+        files = [d / f"{i:04d}.bin" for i in range(count)]
+        for path in files:
+            path.write_bytes(b"x" * size)
+        return files
+
 
 # -- the routes: each fills the output dir and returns the declared outputs ---------
 
@@ -102,50 +111,19 @@ def outputs_json_file_uri_in_a_list(pod: Pod) -> dict:
     return {"fs": lits.list_of(FILE)}
 
 
-def declared_name_is_a_link(pod: Pod) -> dict:
-    os.symlink(pod.secret_file, pod.out / "f")
-    return {"f": FILE}
+def link_at(rel: str, to: str, outputs: dict, *plain: str) -> Callable[[Pod], dict]:
+    """An attack that puts a link to the secret file (``to="file"``) or directory at
+    ``rel`` in the output dir, beside the ``plain`` files it writes."""
 
+    def attack(pod: Pod) -> dict:
+        for name in (*plain, rel):
+            (pod.out / name).parent.mkdir(parents=True, exist_ok=True)
+        for name in plain:
+            (pod.out / name).write_text("fine")
+        os.symlink(pod.secret_dir if to == "dir" else pod.secret_file, pod.out / rel)
+        return outputs
 
-def str_output_is_a_link(pod: Pod) -> dict:
-    os.symlink(pod.secret_file, pod.out / "s")
-    return {"s": STR}
-
-
-def list_element_file_is_a_link(pod: Pod) -> dict:
-    (pod.out / "xs").mkdir()
-    (pod.out / "xs" / "0").write_text("fine")
-    os.symlink(pod.secret_file, pod.out / "xs" / "1")
-    return {"xs": lits.list_of(STR)}
-
-
-def dir_holds_a_link(pod: Pod) -> dict:
-    (pod.out / "d").mkdir()
-    (pod.out / "d" / "a.txt").write_text("fine")
-    os.symlink(pod.secret_file, pod.out / "d" / "b.txt")
-    return {"d": DIR}
-
-
-def dir_holds_a_linked_dir(pod: Pod) -> dict:
-    (pod.out / "d").mkdir()
-    (pod.out / "d" / "a.txt").write_text("fine")
-    os.symlink(pod.secret_dir, pod.out / "d" / "etc")
-    return {"d": DIR}
-
-
-def the_dir_itself_is_a_link(pod: Pod) -> dict:
-    os.symlink(pod.secret_dir, pod.out / "d")
-    return {"d": DIR}
-
-
-def error_file_is_a_link(pod: Pod) -> dict:
-    os.symlink(pod.secret_file, pod.out / "_ERROR")
-    return {"s": STR}
-
-
-def outputs_document_is_a_link(pod: Pod) -> dict:
-    os.symlink(pod.secret_file, pod.out / "outputs.json")
-    return {"s": STR}
+    return attack
 
 
 ROUTES: dict[str, tuple[Callable[[Pod], dict], str]] = {
@@ -158,27 +136,34 @@ ROUTES: dict[str, tuple[Callable[[Pod], dict], str]] = {
     "outputs.json via a linked dir": (outputs_json_through_a_linked_dir, "output 'f'"),
     "outputs.yaml absolute path": (outputs_yaml_absolute, "output 'f'"),
     "outputs.json list of file://": (outputs_json_file_uri_in_a_list, "output 'fs'"),
-    "declared File is a link": (declared_name_is_a_link, "output 'f'"),
-    "declared str is a link": (str_output_is_a_link, "output 's'"),
-    "list element is a link": (list_element_file_is_a_link, "output 'xs'[1]"),
-    "Dir holds a link": (dir_holds_a_link, "output 'd'"),
-    "Dir holds a linked dir": (dir_holds_a_linked_dir, "output 'd'"),
-    "the Dir is a link": (the_dir_itself_is_a_link, "output 'd'"),
-    "_ERROR is a link": (error_file_is_a_link, "the error file"),
-    "outputs.json is a link": (outputs_document_is_a_link, "outputs document"),
+    "declared File is a link": (link_at("f", "file", {"f": FILE}), "output 'f'"),
+    "declared str is a link": (link_at("s", "file", {"s": STR}), "output 's'"),
+    "list element is a link": (
+        link_at("xs/1", "file", {"xs": lits.list_of(STR)}, "xs/0"),
+        "output 'xs'[1]",
+    ),
+    "Dir holds a link": (link_at("d/b.txt", "file", {"d": DIR}, "d/a.txt"), "output 'd'"),
+    "Dir holds a linked dir": (link_at("d/etc", "dir", {"d": DIR}, "d/a.txt"), "output 'd'"),
+    "the Dir is a link": (link_at("d", "dir", {"d": DIR}), "output 'd'"),
+    "_ERROR is a link": (link_at("_ERROR", "file", {"s": STR}), "the error file"),
+    "outputs.json is a link": (link_at("outputs.json", "file", {"s": STR}), "outputs document"),
 }
 
 
-def _run(target, pod: Pod, outputs: dict, fmt: str = "JSON") -> StepFailed:
-    opts = UploadOptions(
+def _options(target, pod: Pod, outputs: dict, fmt: str = "JSON") -> UploadOptions:
+    """The sidecar's options for the pod's output dir, into ``target``."""
+    return UploadOptions(
         from_local_dir=str(pod.out),
         to_output_prefix=target.uri("meta/"),
         to_raw_output=target.uri("raw/"),
         interface=typed_interface(outputs),
         format=fmt,  # type: ignore[arg-type]
     )
+
+
+def _run(target, pod: Pod, outputs: dict, fmt: str = "JSON") -> StepFailed:
     with target.store() as store, pytest.raises(StepFailed) as info:
-        sidecar(store, opts)
+        sidecar(store, _options(target, pod, outputs, fmt))
     return info.value
 
 
@@ -224,20 +209,8 @@ def test_files_swapped_for_links_after_the_check_are_never_read(
     do), then the upload runs: each file is opened beneath the output dir without
     following links, so the swap is refused and nothing of the Dir stays."""
     pod = Pod(tmp_path)
-    d = pod.out / "d"
-    d.mkdir()
-    size = len(pod.secret) if same_size else 10
-    files = []
-    for i in range(30):
-        path = d / f"{i:03d}.bin"
-        path.write_bytes(b"x" * size)
-        files.append(path)
-    opts = UploadOptions(
-        from_local_dir=str(pod.out),
-        to_output_prefix=target.uri("meta/"),
-        to_raw_output=target.uri("raw/"),
-        interface=typed_interface({"d": DIR}),
-    )
+    files = pod.dir_of(30, len(pod.secret) if same_size else 10)
+    opts = _options(target, pod, {"d": DIR})
     reader = OutputDir(str(pod.out), opts.to_raw_output)
     reader.outputs(opts.declared(), "JSON")  # the check, as upload_outputs makes it
 
@@ -291,14 +264,8 @@ def test_a_racing_swapper_never_gets_the_secret_out(target, tmp_path, same_size:
     import sys
 
     pod = Pod(tmp_path)
-    d = pod.out / "d"
-    d.mkdir()
     size = len(pod.secret) if same_size else 7
-    files = []
-    for i in range(600):
-        path = d / f"{i:04d}.bin"
-        path.write_bytes(b"x" * size)
-        files.append(str(path))
+    files = [str(path) for path in pod.dir_of(600, size)]
     swapper = subprocess.Popen(
         [sys.executable, "-c", SWAPPER, str(pod.secret_file), str(size), *files[::3]],
         stdout=subprocess.PIPE,
@@ -306,12 +273,7 @@ def test_a_racing_swapper_never_gets_the_secret_out(target, tmp_path, same_size:
     )
     try:
         assert swapper.stdout is not None and swapper.stdout.readline() == "swapping\n"
-        opts = UploadOptions(
-            from_local_dir=str(pod.out),
-            to_output_prefix=target.uri("meta/"),
-            to_raw_output=target.uri("raw/"),
-            interface=typed_interface({"d": DIR}),
-        )
+        opts = _options(target, pod, {"d": DIR})
         failure: StepFailed | None = None
         with target.store() as store:
             try:

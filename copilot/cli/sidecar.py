@@ -106,7 +106,8 @@ def sidecar(
       _START     it has started (--start-watcher-type file)
       _SUCCESS   it has finished (--exit-watcher-type file)
       _ERROR     it failed: the text becomes error.pb's message (a first line
-                 NON_RECOVERABLE says a retry cannot help)
+                 NON_RECOVERABLE says a retry cannot help); a serialized
+                 ErrorDocument is forwarded as error.pb unchanged
       outputs.json / .yaml / .pb   all outputs in one document (--format)
 
     \b

@@ -36,7 +36,7 @@ from copilot.errors import (
     DataError,
     StorageError,
 )
-from copilot.paths import Beneath, open_source
+from copilot.paths import Openers, open_source
 from copilot.storage.backends import backend_for
 from copilot.storage.client import Client, RemoteEntry
 from copilot.storage.engines import make_client
@@ -637,7 +637,7 @@ class Store:
         made: set[str] = set()
         # Every worker runs on this one loop's thread, one open at a time: they can
         # share the directories an opener keeps open.
-        beneath: dict[str, Beneath] = {}
+        openers = Openers()
         trees = any(t.tree for t in group)
         workers = self.concurrency if trees else max(1, min(self.concurrency, len(group)))
         queue: asyncio.Queue[_Queued | None] = asyncio.Queue(maxsize=2 * workers)
@@ -699,7 +699,7 @@ class Store:
                 if failure:
                     continue  # drain: the producer is stopping
                 try:
-                    source = _open_source(t, beneath) if direction == "put" else None
+                    source = _open_source(t, openers) if direction == "put" else None
                     try:
                         # Not `copied += await ...`: that reads `copied` before the
                         # await and would lose what other workers add meanwhile.
@@ -725,11 +725,8 @@ class Store:
                 if item.window is not None:
                     await item.window.finish(item.index)
 
-        try:
+        with openers:
             await asyncio.gather(produce(), *(worker() for _ in range(workers)))
-        finally:
-            for opener in beneath.values():
-                opener.close()
         if failure:
             raise failure[0]
         return copied
@@ -748,71 +745,48 @@ class Store:
         copies do.  A tree is walked as it is copied.
         """
         made: set[str] = set()
-        beneath: dict[str, Beneath] = {}
-        try:
-            return self._copy_local(group, direction, digests, stats, made, beneath)
-        finally:
-            for opener in beneath.values():
-                opener.close()
-
-    def _copy_local(
-        self,
-        group: list[Transfer],
-        direction: str,
-        digests: dict[str, str] | None,
-        stats: dict[str, int],
-        made: set[str],
-        beneath: dict[str, Beneath],
-    ) -> int:
         copied = 0
-        for t, tree, index in self._local_transfers(group, direction):
-            self.cancel.raise_if_cancelled()
-            src = _local_path(t.src) if direction == "get" else t.src
-            dst = t.dst if direction == "get" else _local_path(t.dst)
-            parent = os.path.dirname(dst) or "."
-            if parent not in made:
-                os.makedirs(parent, exist_ok=True)
-                made.add(parent)
-            tmp = dst if t.staged and direction == "get" else dst + _TMP_SUFFIX
-            digest: Any = None
-            try:
-                if direction == "put":
-                    source = _open_source(t, beneath)
-                    try:
+        with Openers() as openers:
+            for t, tree, index in self._local_transfers(group, direction):
+                self.cancel.raise_if_cancelled()
+                src = _local_path(t.src) if direction == "get" else t.src
+                dst = t.dst if direction == "get" else _local_path(t.dst)
+                parent = os.path.dirname(dst) or "."
+                if parent not in made:
+                    os.makedirs(parent, exist_ok=True)
+                    made.add(parent)
+                tmp = dst if t.staged and direction == "get" else dst + _TMP_SUFFIX
+                digest: Any = None
+                try:
+                    if direction == "put":
+                        source = _open_source(t, openers)
+                        try:
+                            got, digest = _put_local(
+                                t, source, tmp, dst, self.link_uploads, digests is not None
+                            )
+                        finally:
+                            os.close(source.fd)
+                    else:
                         with _Attempt(tmp):
-                            if self.link_uploads and _link(source.fd, tmp):
-                                written = source.size
-                                if digests is not None:
-                                    digest = _hash_fd(source.fd)
+                            written = None  # known when the copy counted it
+                            if t.sha256:
+                                _verify(t, _copy_hashing(src, tmp, hashlib.sha256()))
                             else:
-                                if digests is not None:
-                                    digest = hashlib.sha256()
-                                written = _copy_fd(source.fd, tmp, digest)
-                            got = _sent_whole(t, source, written)
-                            os.replace(tmp, dst)
-                    finally:
-                        os.close(source.fd)
-                else:
-                    with _Attempt(tmp):
-                        written = None  # known when the copy counted it
-                        if t.sha256:
-                            _verify(t, _copy_hashing(src, tmp, hashlib.sha256()))
-                        else:
-                            written = _copy_plain(src, tmp)
-                        got = self._finish(t, direction, tmp, dst, None, written)
-            except Exception as exc:
-                raise self._fail(t, direction, exc) from exc
-            if self.progress is not None:  # counted here: no fsspec callback to load
-                self.progress.advance(got, files=1)
-            copied += got
-            stats["files"] += 1
-            if digests is not None and digest is not None:
-                if tree is not None and tree.sink is not None:
-                    tree.sink(
-                        index, t.dst[len(tree.dst.rstrip("/")) + 1 :], got, digest.hexdigest()
-                    )
-                else:
-                    digests[t.dst] = digest.hexdigest()
+                                written = _copy_plain(src, tmp)
+                            got = self._finish(t, direction, tmp, dst, None, written)
+                except Exception as exc:
+                    raise self._fail(t, direction, exc) from exc
+                if self.progress is not None:  # counted here: no fsspec callback to load
+                    self.progress.advance(got, files=1)
+                copied += got
+                stats["files"] += 1
+                if digests is not None and digest is not None:
+                    if tree is not None and tree.sink is not None:
+                        tree.sink(
+                            index, t.dst[len(tree.dst.rstrip("/")) + 1 :], got, digest.hexdigest()
+                        )
+                    else:
+                        digests[t.dst] = digest.hexdigest()
         return copied
 
     def _local_transfers(
@@ -895,13 +869,11 @@ class _Attempt:
             _unlink_quietly(self.tmp)
 
 
-def _open_source(t: Transfer, beneath: dict[str, Beneath]) -> LocalSource:
+def _open_source(t: Transfer, openers: Openers) -> LocalSource:
     """The file an upload sends, opened once (beneath ``t.inside`` when set, through
-    the run's :class:`Beneath` for that directory); its size is checked against what
-    was planned: a file that changed in between is not the output that was checked."""
-    opener = None
-    if t.inside is not None:
-        opener = beneath.get(t.inside) or beneath.setdefault(t.inside, Beneath(t.inside))
+    the run's opener for that directory); its size is checked against what was
+    planned: a file that changed in between is not the output that was checked."""
+    opener = openers.beneath(t.inside) if t.inside is not None else None
     fd, st = open_source(t.src, t.inside, t.label, opener)
     if t.size is not None and st.st_size != t.size:
         os.close(fd)
@@ -911,6 +883,26 @@ def _open_source(t: Transfer, beneath: dict[str, Beneath]) -> LocalSource:
             origin=USER,
         )
     return LocalSource(fd, st.st_size, t.src)
+
+
+def _put_local(
+    t: Transfer, source: LocalSource, tmp: str, dst: str, link: bool, hashing: bool
+) -> tuple[int, Any]:
+    """An upload into a ``file://`` store: a hard link to the open file where ``link``
+    and the kernel allow, else a copy, under a temporary name renamed when
+    complete; returns the bytes and the SHA-256 (when ``hashing``)."""
+    with _Attempt(tmp):
+        digest: Any = None
+        if link and _link(source.fd, tmp):
+            written = source.size
+            if hashing:
+                digest = _hash_fd(source.fd)
+        else:
+            digest = hashlib.sha256() if hashing else None
+            written = _copy_fd(source.fd, tmp, digest)
+        got = _sent_whole(t, source, written)
+        os.replace(tmp, dst)
+    return got, digest
 
 
 def _sent_whole(t: Transfer, source: LocalSource, sent: int) -> int:
