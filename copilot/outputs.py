@@ -31,7 +31,6 @@ from copilot.literals.output_dir import OutputDir
 from copilot.literals.types import MULTIPART
 from copilot.literals.walk import blobs
 from copilot.modes import MetadataFormat, StructEncoding, UploadMode
-from copilot.paths import inside
 from copilot.storage import Store, Transfer, join_uri
 from copilot.validation import Validation
 
@@ -136,7 +135,7 @@ class EagerUploader:
                 continue
             path, st = found
             sig = (st.st_size, st.st_mtime_ns, st.st_ino)
-            real = inside(path, self.reader.root)
+            real = self.reader.beneath.resolve(path)
             if real is None:
                 continue  # the final reading refuses it, with the reason
             if real in self.uploaded and self.uploaded[real][0] == sig:
@@ -148,7 +147,7 @@ class EagerUploader:
                 continue
             if not self.reader.tally.fits(st.st_size):
                 continue  # past a limit: the reading at exit refuses the outputs
-            uri = self.reader.remote_for(path)
+            uri = self.reader.remote_for(path, label)
             try:
                 self.store.upload(
                     [Transfer(real, uri, label, st.st_size, inside=self.reader.root)],

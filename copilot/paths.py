@@ -81,13 +81,6 @@ def within(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip("/") + "/")
 
 
-def inside(path: str, root: str) -> str | None:
-    """``path``'s real location if it lies in the real directory ``root``, else None
-    (links resolved: a link inside that points out is outside)."""
-    real = os.path.realpath(path)
-    return real if within(real, root) else None
-
-
 def _outside(label: str, path: str) -> DataError:
     return DataError(
         f"{label}: {short_path(path)} is outside the output directory; refused", origin=USER
@@ -195,7 +188,10 @@ class Beneath:
         self.close()
 
     def __del__(self) -> None:
-        self.close()
+        try:  # a reader dropped without close(): its directory goes with it
+            self.close()
+        except Exception:
+            pass
 
 
 class Openers:

@@ -38,7 +38,7 @@ from copilot.literals.values import (
     remote_literal,
     union_literal,
 )
-from copilot.paths import Beneath, inside, kind_of_mode, short_path, within
+from copilot.paths import Beneath, kind_of_mode, short_path, within
 from copilot.storage import Transfer, join_uri, protocol_of
 from copilot.storage.files import read_fd
 
@@ -191,7 +191,7 @@ class OutputReader(ValueReader):
             ) from None
         return text.strip(TRIM)
 
-    def relative(self, path: str) -> str:
+    def relative(self, path: str, label: str = "") -> str:
         """``path`` from the output dir, ``/``-separated.  Made absolute first (no
         ``..`` left), and refused unless it lies below the output dir: the names an
         object key is built from cannot climb."""
@@ -200,13 +200,15 @@ class OutputReader(ValueReader):
             if where != base and within(where, base):
                 return where[len(base.rstrip("/")) + 1 :]
         raise DataError(
-            f"{path} is not below the output directory {self.given_root}; refused", origin=USER
+            f"{label + ': ' if label else ''}{path} is not below the output directory "
+            f"{self.given_root}; refused",
+            origin=USER,
         )
 
-    def remote_for(self, path: str) -> str:
+    def remote_for(self, path: str, label: str = "") -> str:
         """The object a local file or tree goes to: its path under the output dir,
         under the raw prefix."""
-        return join_uri(self.raw_prefix, self.relative(path))
+        return join_uri(self.raw_prefix, self.relative(path, label))
 
     # -- from a path ------------------------------------------------------------
 
@@ -326,7 +328,7 @@ class OutputReader(ValueReader):
                 kind=NON_RECOVERABLE,
             )
         real = self.contained(path, label)
-        rel = self.relative(path)
+        rel = self.relative(path, label)
         uri = join_uri(self.raw_prefix, rel)
         depth = rel.count("/") + 1
         if not tree:
@@ -505,7 +507,7 @@ class OutputReader(ValueReader):
         ``base`` and refused unless it lies in the output directory, links resolved."""
         local = value.removeprefix("file://")
         path = os.path.normpath(local if os.path.isabs(local) else os.path.join(base, local))
-        if inside(path, self.root) is None:
+        if self.beneath.resolve(path) is None:
             raise DataError(
                 f"{label}: path {value} is outside the output directory; refused", origin=USER
             )
