@@ -562,3 +562,88 @@ def test_progress_counts_fsspecs_own_transfers_too(tmp_path: Path) -> None:
         f"{base}/p/f3", str(tmp_path / "again"), callback=fsspec_callback(TransferCallback(counted))
     )
     assert (counted.bytes, counted.files) == (3 << 20, 0)
+
+
+# -- one task group: the first failure stops the rest -------------------------------
+
+
+def _gated_memory_store(monkeypatch, fail: set[str], concurrency: int = 4):
+    """A memory:// store whose uploads of ``fail`` fail for good at once, while every
+    other upload waits on an event nobody sets: only cancellation ends them."""
+    import asyncio
+
+    from copilot.errors import NON_RECOVERABLE, StorageError
+    from copilot.storage import Store
+
+    store = Store(concurrency=concurrency)
+    client = store.client("memory")
+    started: list[str] = []
+    cancelled: list[str] = []
+
+    async def put_file(source, path, budget, callback, retry, digest=None):  # type: ignore[no-untyped-def]
+        name = path.rsplit("/", 1)[-1]
+        started.append(name)
+        if name in fail:
+            raise StorageError(f"upload {name}: access denied", kind=NON_RECOVERABLE)
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled.append(name)
+            raise
+        return source.size
+
+    monkeypatch.setattr(client, "put_file", put_file)
+    return store, started, cancelled
+
+
+def test_the_first_failure_cancels_every_other_transfer(tmp_path, monkeypatch) -> None:
+    """Three uploads hang, one fails: the call raises that failure and the three are
+    cancelled, instead of the call waiting for them (a gather would hang here)."""
+    from copilot.errors import CopilotError
+    from copilot.storage import Transfer
+
+    store, started, cancelled = _gated_memory_store(monkeypatch, {"f3"})
+    files = []
+    for i in range(4):
+        (tmp_path / f"f{i}").write_bytes(b"x")
+        files.append(Transfer(str(tmp_path / f"f{i}"), f"memory://group/f{i}", f"f{i}", 1))
+    with pytest.raises(CopilotError, match="^f3: upload f3: access denied"):
+        store.upload(files)
+    assert sorted(started) == ["f0", "f1", "f2", "f3"]
+    assert sorted(cancelled) == ["f0", "f1", "f2"]
+
+
+def test_a_failure_in_one_dir_does_not_deadlock_the_producer_waiting_on_another(
+    tmp_path, monkeypatch
+) -> None:
+    """Dirs b (2 files) then a (3), a tree window of 2.  The producer queues b's files, then a0
+    and a1, which hang, and waits on a's window to queue a2; meanwhile b0 fails.
+    The failure must stop the producer waiting on *a*'s window (and the hanging
+    uploads) at once, not leave the call waiting for the step's timeout."""
+    import copilot.storage.store as store_module
+    from copilot.errors import CopilotError
+    from copilot.storage import Transfer
+
+    monkeypatch.setattr(store_module, "TREE_WINDOW", 2)
+    store, started, cancelled = _gated_memory_store(monkeypatch, {"b0"}, concurrency=8)
+    trees = []
+    for tree, count in (("b", 2), ("a", 3)):
+        leaves = []
+        for i in range(count):
+            path = tmp_path / tree / f"{tree}{i}"
+            path.parent.mkdir(exist_ok=True)
+            path.write_bytes(b"x")
+            leaves.append((f"{tree}{i}", str(path), 1))
+        trees.append(
+            Transfer(
+                str(tmp_path / tree),
+                f"memory://deadlock/{tree}",
+                f"output {tree!r}",
+                tree=True,
+                leaves=lambda leaves=leaves: iter(leaves),
+            )
+        )
+    with pytest.raises(CopilotError, match="^output 'b': upload b0: access denied"):
+        store.upload(trees)
+    assert "a2" not in started  # the producer was stopped at a's window
+    assert {"a0", "a1", "b1"} <= set(cancelled)

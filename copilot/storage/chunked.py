@@ -19,6 +19,7 @@ them to exercise the multi-part paths with small files).
 from __future__ import annotations
 
 import asyncio
+import collections
 import hashlib
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -92,20 +93,53 @@ class Gate:
 
 
 class ByteBudget:
-    """Admits a buffer when it fits under the cap (a lone oversize one always fits)."""
+    """Admits buffers in the order they ask, each when it fits under the cap (a lone
+    oversize one always fits).
+
+    Strictly in arrival order: a large request (obstore asks for a multipart
+    upload's whole window, 32 MiB) waits only for what was admitted before it,
+    never for small files that came after and would otherwise keep passing it.
+    With nobody waiting, a request that fits is admitted at once, without a
+    future or a wake-up (every small file of an upload asks once).
+    """
 
     def __init__(self, cap: int) -> None:
         self.cap = cap
         self.used = 0
-        self._gate = Gate()
+        self._waiting: collections.deque[tuple[int, asyncio.Future[None]]] = collections.deque()
+
+    def _fits(self, n: int) -> bool:
+        return self.used == 0 or self.used + n <= self.cap
 
     async def acquire(self, n: int) -> None:
-        await self._gate.wait_until(lambda: self.used == 0 or self.used + n <= self.cap)
-        self.used += n
+        if not self._waiting and self._fits(n):
+            self.used += n
+            return
+        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting.append((n, turn))
+        try:
+            await turn
+        except asyncio.CancelledError:
+            if turn.done() and not turn.cancelled():
+                self.used -= n  # admitted, then cancelled: hand it back
+            self._admit()  # whoever was behind may go now
+            raise
 
     async def release(self, n: int) -> None:
         self.used -= n
-        await self._gate.changed()
+        self._admit()
+
+    def _admit(self) -> None:
+        while self._waiting:
+            n, turn = self._waiting[0]
+            if turn.done():  # cancelled while waiting
+                self._waiting.popleft()
+                continue
+            if not self._fits(n):
+                return
+            self._waiting.popleft()
+            self.used += n
+            turn.set_result(None)
 
 
 async def all_or_none(jobs: Sequence[Awaitable[T]]) -> list[T]:

@@ -668,19 +668,14 @@ class Store:
             t: Transfer | None = None
             try:
                 for t in group:
-                    if failure:
-                        return
                     if t.tree and direction == "get":
                         os.makedirs(t.dst, exist_ok=True)
                         async for leaf in self._leaves(client, t):
-                            if failure:
-                                return
                             await queue.put(_Queued(leaf))
                     elif t.tree:
                         window = _Window()
                         for index, leaf in self._upload_leaves(t):
-                            if not await window.admit(index, failure):
-                                return
+                            await window.admit(index)
                             await queue.put(_Queued(leaf, t, index, window))
                     else:
                         await queue.put(_Queued(t))
@@ -688,16 +683,14 @@ class Store:
                 if not isinstance(exc, CopilotError) and t is not None:
                     exc = _labelled(storage_error(exc, t.src, "list"), t.label)
                 failure.append(exc)
-            finally:
-                for _ in range(workers):
-                    await queue.put(None)
+                raise _Stopped from None
+            for _ in range(workers):
+                await queue.put(None)
 
         async def worker() -> None:
             nonlocal copied
             while (item := await queue.get()) is not None:
                 t = item.transfer
-                if failure:
-                    continue  # drain: the producer is stopping
                 try:
                     source = _open_source(t, openers) if direction == "put" else None
                     try:
@@ -711,9 +704,7 @@ class Store:
                             os.close(source.fd)
                 except Exception as exc:
                     failure.append(self._fail(t, direction, exc))
-                    if item.window is not None:
-                        await item.window.finish(item.index)  # let the producer see it
-                    continue
+                    raise _Stopped from None
                 copied += done
                 stats["files"] += 1
                 if hexdigest is not None:
@@ -725,10 +716,13 @@ class Store:
                 if item.window is not None:
                     await item.window.finish(item.index)
 
+        # One task group: the first failure cancels every other transfer at once
+        # (their back-off included) and is what is raised; nothing is left running.
         with openers:
-            await asyncio.gather(produce(), *(worker() for _ in range(workers)))
-        if failure:
-            raise failure[0]
+            try:
+                await chunked.all_or_none([produce(), *(worker() for _ in range(workers))])
+            except _Stopped:
+                raise failure[0] from None
         return copied
 
     def _run_local(
@@ -827,6 +821,10 @@ class _Queued:
     window: _Window | None = None
 
 
+class _Stopped(Exception):
+    """A task of the transfer group failed; the cause is the group's first failure."""
+
+
 class _Window:
     """Keeps an upload tree's files within ``TREE_WINDOW`` of its first unfinished one."""
 
@@ -837,9 +835,8 @@ class _Window:
         self.finished: set[int] = set()
         self.gate = Gate()
 
-    async def admit(self, index: int, failure: list[BaseException]) -> bool:
-        await self.gate.wait_until(lambda: failure or index - self.lowest < TREE_WINDOW)
-        return not failure
+    async def admit(self, index: int) -> None:
+        await self.gate.wait_until(lambda: index - self.lowest < TREE_WINDOW)
 
     async def finish(self, index: int) -> None:
         self.finished.add(index)
