@@ -48,6 +48,28 @@ def test_a_listing_resumes_after_the_last_object_it_gave(remote: Remote) -> None
     assert store._await(client, listed(cut)) == whole[5:]
 
 
+def test_a_listing_resumes_after_an_object_that_has_gone_since(remote: Remote) -> None:
+    """The object a broken listing ended on was deleted before it resumed: the
+    listing goes on from where that object stood, it does not skip the rest."""
+    files = _tree(remote, "gone", 12)
+    store = remote.store(4)
+    client = store.client(remote.protocol)
+    uri = remote.uri("gone")
+
+    async def listed(after: str | None) -> list[str]:
+        out: list[str] = []
+        async for page in client.listing(client.path(uri), uri, after):
+            out += [e.relpath for e in page if not e.is_dir]
+        return out
+
+    whole = store._await(client, listed(None))
+    assert sorted(whole) == sorted(files)
+    for cut in (whole[4], whole[3]):  # within a directory's page, and at its end
+        store.delete(remote.uri(f"gone/{cut}"))
+        assert store._await(client, listed(cut)) == whole[whole.index(cut) + 1 :]
+        whole.remove(cut)
+
+
 class _Pages:
     """A client's listing cut into pages of ``size``, recording how many files were
     already copied when each page was asked for; optionally failing once, after

@@ -85,16 +85,17 @@ class FsspecClient:
         self, path: str, uri: str, after: str | None = None
     ) -> AsyncIterator[list[RemoteEntry]]:
         """One page per directory (fsspec's ``ls`` of it), from the entry after
-        ``after`` when given: the walk's order is the same each time."""
+        ``after`` when given: the walk's order is the same each time, and where
+        ``after`` stood in it is known without finding it (it may be gone)."""
         base = path.rstrip("/")
         prefix = uri.rstrip("/")
-        skipping = after is not None
+        mark = None if after is None else _walk_key(after)
         async for page in self._pages(base, prefix):
-            if skipping:
-                at = next((i for i, e in enumerate(page) if e.relpath == after), None)
-                if at is None:
+            if mark is not None:
+                page = [e for e in page if _walk_key(e.relpath) > mark]
+                if not page:
                     continue
-                page, skipping = page[at + 1 :], False
+                mark = None
             yield page
 
     async def _pages(self, base: str, prefix: str) -> AsyncIterator[list[RemoteEntry]]:
@@ -180,6 +181,14 @@ class FsspecClient:
 
     def close(self) -> None:
         """fsspec keeps its filesystems' sessions for the process; nothing to end here."""
+
+
+def _walk_key(relpath: str) -> tuple[tuple[str, ...], str]:
+    """Where an entry comes in :meth:`FsspecClient._pages`' walk: directories depth
+    first in name order (which is their components' order as tuples), then by name
+    within one."""
+    *parents, name = relpath.split("/")
+    return tuple(parents), name
 
 
 #: Bytes read at a time where a file is hashed in a pass of its own.
