@@ -16,3 +16,6 @@ OUTPUTS_DOCUMENT_NAME = "outputs.pb"
 ERROR_FILE = "_ERROR"
 SUCCESS_FILE = "_SUCCESS"
 START_FILE = "_START"
+#: What a file or object being written is called until it is whole (renamed into
+#: place, or left behind by a killed run): listings and readers skip such names.
+TMP_SUFFIX = ".copilot-part"

@@ -180,3 +180,39 @@ def test_an_unreachable_server_is_a_transient_failure(tmp_path: Path) -> None:
         store.scoped(CancelToken(), attempts=2).read_bytes(f"redis://x/{uuid.uuid4().hex}")
     assert info.value.kind == RECOVERABLE
     assert f"127.0.0.1:{port}" in info.value.message or "redis" in info.value.message
+
+
+def test_a_value_left_half_written_by_a_killed_upload_is_not_part_of_its_dir(
+    redis_server, tmp_path: Path, monkeypatch
+) -> None:
+    """An upload builds its value under a temporary key; one that never got to its
+    RENAME (the process killed) leaves that key under the Dir's prefix, and a
+    download of the Dir must not take it for a file."""
+    import redis.asyncio
+
+    from copilot.storage import Transfer
+
+    p = uuid.uuid4().hex
+    base = f"redis://{redis_server.addr}/{p}"
+    r = redis_server.client()
+    r.set(f"{p}/dir/kept.txt", b"whole")
+    left: list[str] = []
+
+    async def killed(self, src, dst):  # type: ignore[no-untyped-def]
+        left.append(src.decode() if isinstance(src, bytes) else src)
+        raise ConnectionError("killed before the rename")
+
+    async def no_cleanup(self, *names):  # type: ignore[no-untyped-def]
+        return 0  # a killed process cleans nothing up
+
+    (tmp_path / "f.bin").write_bytes(b"half")
+    with _store(redis_server) as store:
+        monkeypatch.setattr(redis.asyncio.Redis, "rename", killed)
+        monkeypatch.setattr(redis.asyncio.Redis, "delete", no_cleanup)
+        with pytest.raises(CopilotError):
+            store.upload([Transfer(str(tmp_path / "f.bin"), f"{base}/dir/f.bin", "f")])
+        monkeypatch.undo()
+        assert left and r.get(left[0]) == b"half"  # the half-written value is there
+        got = tmp_path / "got"
+        store.download([Transfer(f"{base}/dir", str(got), "d", tree=True)])
+    assert sorted(p.name for p in got.rglob("*")) == ["kept.txt"]

@@ -21,7 +21,7 @@ from typing import Any, TypeAlias
 
 from flyteidl2.core import literals_pb2, types_pb2
 
-from copilot.constants import DEFAULT_MAX_PRIMITIVE_BYTES, MAX_DOCUMENT_BYTES
+from copilot.constants import DEFAULT_MAX_PRIMITIVE_BYTES, MAX_DOCUMENT_BYTES, TMP_SUFFIX
 from copilot.digests import DirDigest
 from copilot.errors import NON_RECOVERABLE, USER, CopilotError, DataError
 from copilot.limits import OutputLimits, Tally
@@ -42,7 +42,6 @@ from copilot.paths import Beneath, kind_of_mode, short_path, within
 from copilot.storage import Transfer, join_uri, protocol_of
 from copilot.storage.files import read_fd
 
-_TMP_SUFFIX = ".copilot-part"
 #: Trees of up to this many files in all are uploaded from the walks that checked
 #: them (a few MB of paths); the others are walked again as they upload, so
 #: memory does not grow with the number of files.
@@ -134,7 +133,7 @@ class OutputReader(ValueReader):
         except OSError as exc:
             raise DataError(f"{label}: cannot list {directory}: {exc.strerror}") from None
         matches = sorted(
-            n for n in names if n.startswith(name + ".") and not n.endswith(_TMP_SUFFIX)
+            n for n in names if n.startswith(name + ".") and not n.endswith(TMP_SUFFIX)
         )
         if len(matches) > 1:
             raise DataError(
@@ -397,7 +396,7 @@ class OutputReader(ValueReader):
             raise DataError(f"{label}: cannot list {short_path(current)}: {exc.strerror}") from None
         found: list[tuple[bytes, str, bool, int, bool]] = []
         for name, full, is_link in listed:
-            if name.endswith(_TMP_SUFFIX):
+            if name.endswith(TMP_SUFFIX):
                 continue
             est = self.inspect(full, label)
             if est is None:
@@ -418,7 +417,7 @@ class OutputReader(ValueReader):
             names = os.listdir(path)
         except OSError as exc:
             raise DataError(f"{label}: cannot list {path}: {exc.strerror}") from None
-        return sorted(n for n in names if not n.startswith(".") and not n.endswith(_TMP_SUFFIX))
+        return sorted(n for n in names if not n.startswith(".") and not n.endswith(TMP_SUFFIX))
 
     def _collection_dir(self, path: str, lt: LiteralType, label: str) -> Literal:
         by_index: dict[int, str] = {}

@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from copilot.constants import TMP_SUFFIX
 from copilot.errors import NON_RECOVERABLE, StorageError
 from copilot.storage import chunked
 from copilot.storage.client import RemoteEntry
@@ -255,7 +256,7 @@ class RedisClient:
             raise StorageError(_too_large(self._uri(path), size, source.name), kind=NON_RECOVERABLE)
         r, key = self._redis(path)
         # Built under a temporary key, published with one RENAME: never half a value.
-        partial = f"{key}.copilot-part-{uuid.uuid4().hex[:12]}"
+        partial = f"{key}.{uuid.uuid4().hex[:12]}{TMP_SUFFIX}"
         sent = 0
         try:
             with _converted():

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from copilot.cancel import Cancelled, CancelToken
 from copilot.config import StorageConfig
-from copilot.constants import DEFAULT_CONCURRENCY
+from copilot.constants import DEFAULT_CONCURRENCY, TMP_SUFFIX
 from copilot.errors import (
     NON_RECOVERABLE,
     USER,
@@ -54,7 +54,6 @@ log = logging.getLogger("copilot")
 T = TypeVar("T")
 
 
-_TMP_SUFFIX = ".copilot-part"
 
 
 @dataclass(frozen=True)
@@ -100,7 +99,7 @@ def staging_dir(final: str) -> str:
     """The hidden sibling a directory is filled in before :func:`publish` renames it:
     same parent, so the rename stays on one file system."""
     parent, name = os.path.split(final.rstrip(os.sep))
-    return os.path.join(parent, f".{name}{_TMP_SUFFIX}")
+    return os.path.join(parent, f".{name}{TMP_SUFFIX}")
 
 
 def publish(staged: str, final: str) -> None:
@@ -339,7 +338,7 @@ class Store:
             if protocol_of(uri) == "file":
                 path = _local_path(uri)
                 os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-                tmp = path + _TMP_SUFFIX
+                tmp = path + TMP_SUFFIX
                 try:
                     with open(tmp, "wb") as fh:
                         for piece in [data] if isinstance(data, bytes) else data:
@@ -401,7 +400,7 @@ class Store:
         async def collect() -> list[RemoteEntry]:
             out: list[RemoteEntry] = []
             async for page in client.listing(path, uri):
-                out.extend(e for e in page if not e.relpath.endswith(_TMP_SUFFIX))
+                out.extend(e for e in page if not e.relpath.endswith(TMP_SUFFIX))
             out.sort(key=lambda e: e.relpath)
             return out
 
@@ -425,7 +424,7 @@ class Store:
                     entries.append(RemoteEntry(basename_of(name), name, info.get("size")))
                 continue
             rel = name[len(base) + 1 :]
-            if rel.endswith(_TMP_SUFFIX):
+            if rel.endswith(TMP_SUFFIX):
                 continue
             entries.append(RemoteEntry(rel, name, info.get("size"), kind == "directory"))
         return entries
@@ -529,7 +528,7 @@ class Store:
                 async for page in client.listing(path, tree.src, after):
                     for entry in page:
                         after = entry.relpath
-                        if entry.relpath.endswith(_TMP_SUFFIX):
+                        if entry.relpath.endswith(TMP_SUFFIX):
                             continue
                         leaf = self._leaf(tree, entry)
                         if leaf is not None:
@@ -559,7 +558,7 @@ class Store:
             os.makedirs(parent, exist_ok=True)
             if made is not None:
                 made.add(parent)
-        return t.dst if t.staged else t.dst + _TMP_SUFFIX
+        return t.dst if t.staged else t.dst + TMP_SUFFIX
 
     def _finish(
         self,
@@ -589,7 +588,7 @@ class Store:
         local = t.dst if direction == "get" else t.src
         if isinstance(exc, OSError) and exc.filename is not None:
             failed = os.path.abspath(os.fsdecode(exc.filename))
-            if failed in (os.path.abspath(local), os.path.abspath(local) + _TMP_SUFFIX):
+            if failed in (os.path.abspath(local), os.path.abspath(local) + TMP_SUFFIX):
                 # The local side failed, not the store: name the file and the cause.
                 if direction == "get":
                     return _labelled(StorageError(f"cannot write {local}: {exc.strerror}"), t.label)
@@ -749,7 +748,7 @@ class Store:
                 if parent not in made:
                     os.makedirs(parent, exist_ok=True)
                     made.add(parent)
-                tmp = dst if t.staged and direction == "get" else dst + _TMP_SUFFIX
+                tmp = dst if t.staged and direction == "get" else dst + TMP_SUFFIX
                 digest: Any = None
                 try:
                     if direction == "put":
@@ -799,7 +798,7 @@ class Store:
             os.makedirs(t.dst, exist_ok=True)
             with _errors(t.src, "list"):
                 for entry in self._local.walk(_local_path(t.src)):
-                    if entry.relpath.endswith(_TMP_SUFFIX):
+                    if entry.relpath.endswith(TMP_SUFFIX):
                         continue
                     found = self._leaf(t, entry)
                     if found is not None:
