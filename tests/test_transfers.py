@@ -183,6 +183,34 @@ def test_the_s3fs_and_fsspec_api_copilot_uses_is_there() -> None:
     assert "_strip_protocol" in dir(fs)
 
 
+def test_the_private_attributes_copilot_sets_or_reads_are_there() -> None:
+    """s3fs's own retry count (cut to one try), gcsfs's request helper, session and
+    timeout (its ranged media GETs and resumable sessions), adlfs's Azure client
+    (bounded downloads, staged blocks): a release that renames one must fail here,
+    not quietly retry six times under copilot's loop or break mid-transfer."""
+    import inspect
+
+    import adlfs
+    import gcsfs.core
+    import s3fs
+    from azure.storage.blob.aio import BlobServiceClient
+
+    fs = s3fs.S3FileSystem(anon=True, skip_instance_cache=True)
+    assert isinstance(fs.retries, int)
+    gcs = gcsfs.core.GCSFileSystem(
+        token="anon", endpoint_url="http://127.0.0.1:9", skip_instance_cache=True
+    )
+    assert inspect.iscoroutinefunction(type(gcs)._call)
+    assert isinstance(inspect.getattr_static(gcs, "session"), property)
+    assert hasattr(gcs, "requests_timeout")
+    azure = adlfs.AzureBlobFileSystem(
+        connection_string="DefaultEndpointsProtocol=http;AccountName=a;AccountKey=YWJj;"
+        "BlobEndpoint=http://127.0.0.1:9/a;",
+        skip_instance_cache=True,
+    )
+    assert isinstance(azure.service_client, BlobServiceClient)
+
+
 def test_the_private_gcsfs_and_azure_api_copilot_uses_is_there() -> None:
     """The GCS and Azure fast paths and retry bounds rely on these; fail loudly if they move."""
     import inspect
