@@ -675,3 +675,61 @@ def test_a_failure_in_one_dir_does_not_deadlock_the_producer_waiting_on_another(
         store.upload(trees)
     assert "a2" not in started  # the producer was stopped at a's window
     assert {"a0", "a1", "b1"} <= set(cancelled)
+
+
+def test_an_object_replaced_during_a_ranged_download_is_never_torn(
+    remote: Remote, tmp_path: Path, monkeypatch
+) -> None:
+    """The object is replaced after its first range arrived: the later ranges are
+    pinned to the first response's version (ETag, generation), so they are refused
+    and the download starts over on the new version; it never mixes the two."""
+    import copilot.storage.azure as azure_module
+    import copilot.storage.gcs as gcs_module
+    from copilot.storage import chunked
+
+    step = 256 << 10
+    for module in (chunked, azure_module, gcs_module):
+        monkeypatch.setattr(module, "RANGE_SIZE", step)
+    old, new = os.urandom(4 * step), os.urandom(4 * step)
+    uri = remote.put("torn/x.bin", old)
+    real = chunked.download
+    replaced: list[bool] = []
+
+    async def replacing(*args, **kwargs):  # type: ignore[no-untyped-def]
+        if not replaced:  # the first attempt: its first range is in; now swap the object
+            replaced.append(True)
+            import asyncio
+
+            await asyncio.to_thread(remote.put, "torn/x.bin", new)
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(chunked, "download", replacing)
+    target = tmp_path / "x.bin"
+    remote.store().download([Transfer(uri, str(target), "x")])
+    # The ranges after the first were refused (pinned to the old version), and the
+    # object was fetched again whole: the new version, never a mix.
+    assert target.read_bytes() == new
+    assert replaced
+
+
+def test_an_object_that_keeps_changing_is_an_error_saying_so(
+    s3: S3, tmp_path: Path, monkeypatch
+) -> None:
+    from copilot.errors import CopilotError
+    from copilot.storage import chunked
+
+    monkeypatch.setattr(chunked, "RANGE_SIZE", 256 << 10)
+    uri = s3.put("busy/x.bin", os.urandom(1 << 20))
+    real = chunked.download
+
+    async def replacing(*args, **kwargs):  # type: ignore[no-untyped-def]
+        import asyncio
+
+        await asyncio.to_thread(s3.put, "busy/x.bin", os.urandom(1 << 20))
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(chunked, "download", replacing)
+    target = tmp_path / "x.bin"
+    with pytest.raises(CopilotError, match=r"^x: .*busy/x.bin changed while it was downloaded, "):
+        s3.store().download([Transfer(uri, str(target), "x")])
+    assert not target.exists() and not list(tmp_path.iterdir())

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from copilot.errors import Retryable
-from copilot.storage.errors import mark_retried
+from copilot.storage.errors import http_status, mark_retried
 from copilot.storage.files import LocalSource, read_fd
 from copilot.storage.retry import is_transient
 
@@ -61,6 +61,12 @@ WINDOW_COST = 2 * SEND_SLICE
 
 class ShortRead(OSError, Retryable):
     """A body that ended before its length, or did not match its checksum."""
+
+
+class ObjectChanged(Exception):
+    """A range pinned to the first response's version (ETag, generation) was refused:
+    the object was replaced or deleted after the download began.  Fetching the
+    range again cannot help; the whole object is fetched again (the store's loop)."""
 
 
 class Gate:
@@ -402,8 +408,17 @@ async def download(
                 return got
 
             async def fetch(start: int, end: int) -> int:
-                async with open_range(start, end) as chunks:
-                    got = await write_at(chunks, fd, start, callback)
+                try:
+                    async with open_range(start, end) as chunks:
+                        got = await write_at(chunks, fd, start, callback)
+                except Exception as exc:
+                    # 412: the pinned version is not the live one; 404: it is gone
+                    # (a pinned GCS generation, an object deleted since the first range).
+                    if http_status(exc) in (404, 412):
+                        raise ObjectChanged(
+                            f"the object changed (HTTP {http_status(exc)})"
+                        ) from None
+                    raise
                 if got != end - start + 1:
                     raise ShortRead(f"range {start}-{end}: received {got} bytes")
                 return got

@@ -321,9 +321,15 @@ async def get_file(
     whole = size <= chunked.RANGE_SIZE
     first = chunked.FirstRange(size, _chunks(resp["Body"]), whole, _md5_etag(resp))
 
+    # Every later range is of the version the first response came from: an object
+    # replaced meanwhile answers 412 instead of mixing two versions in one file.
+    pinned = {"IfMatch": resp["ETag"]} if resp.get("ETag") else {}
+
     @asynccontextmanager
     async def open_range(start: int, end: int) -> AsyncIterator[AsyncIterator[bytes]]:
-        part = await client.get_object(Bucket=bucket, Key=key, Range=f"bytes={start}-{end}")
+        part = await client.get_object(
+            Bucket=bucket, Key=key, Range=f"bytes={start}-{end}", **pinned
+        )
         yield _chunks(part["Body"])
 
     return await chunked.download(

@@ -54,8 +54,6 @@ log = logging.getLogger("copilot")
 T = TypeVar("T")
 
 
-
-
 @dataclass(frozen=True)
 class Transfer:
     """Copy ``src`` to ``dst`` (one local path, one URI); ``label`` names it in errors.
@@ -656,10 +654,23 @@ class Store:
             tmp = self._tmp_for(t, direction, made)
             assert tmp is not None
             with _Attempt(tmp):  # a download lands under a temp name
-                check = hashlib.sha256() if t.sha256 else None
-                written = await client.get_file(
-                    client.path(t.src), tmp, cb, self.retry, sha256=check, size=t.size
-                )
+                for again in range(self.retry.attempts):
+                    check = hashlib.sha256() if t.sha256 else None
+                    try:
+                        written = await client.get_file(
+                            client.path(t.src), tmp, cb, self.retry, sha256=check, size=t.size
+                        )
+                        break
+                    except chunked.ObjectChanged as exc:
+                        # Replaced while it was read: never a mix of two versions; the
+                        # new one is fetched whole, from its first range.
+                        if again + 1 == self.retry.attempts:
+                            raise StorageError(
+                                f"{display_uri(t.src)} changed while it was downloaded, "
+                                f"{self.retry.attempts} times in a row ({exc})",
+                                retryable=False,
+                            ) from None
+                        log.info("%s changed while it was downloaded; fetching it again", t.src)
                 _verify(t, check)
                 return self._finish(t, direction, tmp, t.dst, cb, written), None
 
