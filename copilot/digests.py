@@ -69,6 +69,40 @@ class DirDigest:
             return self._hash.hexdigest()
 
 
+class DirCheck:
+    """The Dir digest of a tree as it is downloaded, to compare with its literal's.
+
+    Files land in any order (and the fsspec engine lists directory by directory,
+    not in the digest's order), so each file's line is kept until the end and
+    sorted then: one ``bytes`` a file (its path, size and raw SHA-256, about 100
+    bytes with Python's overhead), only for a Dir whose literal carries a digest
+    copilot can check.  A path holds no NUL, so sorting the kept lines sorts them
+    by path, the digest's order.
+    """
+
+    def __init__(self, expected: str) -> None:
+        self.expected = expected
+        self._lines: list[bytes] = []
+        self._lock = threading.Lock()
+
+    def add(self, index: int, rel: str, size: int, file_hash: str) -> None:
+        kept = f"{rel}\0{size}".encode("utf-8", "surrogateescape") + bytes.fromhex(file_hash)
+        with self._lock:
+            self._lines.append(kept)
+
+    def hexdigest(self) -> str:
+        digest = hashlib.sha256()
+        with self._lock:
+            self._lines.sort()
+            for kept in self._lines:
+                digest.update(kept[:-32] + b"\0" + kept[-32:].hex().encode() + b"\n")
+        return digest.hexdigest()
+
+    @property
+    def files(self) -> int:
+        return len(self._lines)
+
+
 def apply_hashes(literals: literals_pb2.LiteralMap, digests: Mapping[str, str]) -> int:
     """Set ``hash`` on every blob and dataset literal whose data copilot uploaded:
     its SHA-256 (a File) or Dir digest (a tree), in ``digests`` by its URI.  A URI

@@ -294,6 +294,7 @@ def download_inputs(store: Store, opts: DownloadOptions) -> DownloadResult:
         laid = layout.lay_out(inputs)
         stats: dict[str, int] = {}
         copied = store.download(laid.transfers, stats)
+        layout.check_dirs()
         for staged, final in laid.stages:
             publish(staged, final)
     except BaseException:

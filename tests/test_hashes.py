@@ -258,3 +258,65 @@ def test_a_local_store_checks_input_hashes_too(tmp_path: Path) -> None:
     inputs.write_bytes(lits.literal_map({"reads": lit}).SerializeToString())
     res = run_copilot(["download", "-f", str(inputs), "-o", str(tmp_path / "in2")])
     assert res.returncode == 0, res.stderr
+
+
+DIR_FILES = {"a.txt": b"alpha", "b/c.bin": b"\x00\x01" * 50, "b/é.txt": b"accent", "z": b""}
+
+
+def _dir_literal(remote: Remote, prefix: str, files: dict[str, bytes]) -> literals_pb2.Literal:
+    """A Dir literal as the sidecar writes it: its objects, and its Dir digest."""
+    lines = []
+    for rel, data in files.items():
+        remote.put(f"{prefix}/{rel}", data)
+        lines.append((rel.encode(), f"{rel}\0{len(data)}\0{hashlib.sha256(data).hexdigest()}\n"))
+    lit = lits.blob(remote.uri(prefix), multipart=True)
+    lit.hash = hashlib.sha256("".join(line for _, line in sorted(lines)).encode()).hexdigest()
+    return lit
+
+
+def test_a_dir_matching_its_digest_downloads(remote: Remote, tmp_path: Path) -> None:
+    lit = _dir_literal(remote, "in/dir", DIR_FILES)
+    res = _download(remote, tmp_path, lit)
+    assert res.returncode == 0, res.stderr
+    got = tmp_path / "in" / "reads"
+    assert reference_dir_digest(got) == lit.hash
+    assert {p.relative_to(got).as_posix() for p in got.rglob("*") if p.is_file()} == set(DIR_FILES)
+
+
+@pytest.mark.parametrize("change", ["changed", "added", "removed"])
+def test_a_dir_whose_objects_changed_is_refused_naming_both_digests(
+    remote: Remote, tmp_path: Path, change: str
+) -> None:
+    lit = _dir_literal(remote, "in/dir", DIR_FILES)
+    if change == "changed":
+        remote.put("in/dir/b/c.bin", b"\x00\x02" * 50)
+    elif change == "added":
+        remote.put("in/dir/b/stale.txt", b"left by an earlier attempt")
+    else:
+        remote.store().delete(remote.uri("in/dir/a.txt"))
+    res = _download(remote, tmp_path, lit)
+    assert res.returncode == 0  # recorded in error.pb
+    err = lits.read_error_document(remote.get("in/error.pb"))
+    assert err.kind == lits.execution_pb2.ContainerError.NON_RECOVERABLE
+    assert "input 'reads'" in err.message
+    assert f"expected Dir SHA-256 {lit.hash}, got " in err.message
+    assert "changed, added or removed" in err.message
+    assert not (tmp_path / "in" / "reads").exists()  # never published
+    assert not list((tmp_path / "in").glob(".*copilot-part*"))
+
+
+def test_a_local_dir_is_checked_too(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    for rel, data in DIR_FILES.items():
+        (src / rel).parent.mkdir(parents=True, exist_ok=True)
+        (src / rel).write_bytes(data)
+    lit = lits.blob(f"file://{src}", multipart=True)
+    lit.hash = reference_dir_digest(src)
+    inputs = tmp_path / "inputs.pb"
+    inputs.write_bytes(lits.literal_map({"d": lit}).SerializeToString())
+    res = run_copilot(["download", "-f", str(inputs), "-o", str(tmp_path / "in")])
+    assert res.returncode == 0, res.stderr
+    (src / "extra").write_bytes(b"x")
+    res = run_copilot(["download", "-f", str(inputs), "-o", str(tmp_path / "in2")])
+    assert res.returncode == 1 and "expected Dir SHA-256" in res.stderr, res.stderr
+    assert not (tmp_path / "in2" / "d").exists()

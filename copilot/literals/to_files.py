@@ -23,8 +23,9 @@ from typing import TYPE_CHECKING, Any
 
 from flyteidl2.core import literals_pb2
 
+from copilot.digests import DirCheck
 from copilot.durations import format_duration_ns
-from copilot.errors import DataError
+from copilot.errors import NON_RECOVERABLE, DataError, StorageError
 from copilot.literals.text import (
     duration_ns,
     format_float,
@@ -33,7 +34,7 @@ from copilot.literals.text import (
 from copilot.literals.types import MULTIPART
 from copilot.modes import FileLayout
 from copilot.paths import safe_name, safe_relpath
-from copilot.storage import Store, Transfer, basename_of, discard, staging_dir
+from copilot.storage import Store, Transfer, basename_of, discard, display_uri, staging_dir
 
 if TYPE_CHECKING:
     from copilot.sources import InputSources
@@ -130,6 +131,8 @@ class InputWriter:
         self.decode_msgpack = decode_msgpack
         self.transfers: list[Transfer] = []
         self.stages: list[tuple[str, str]] = []
+        #: Dirs whose literal carries copilot's Dir digest: checked once downloaded.
+        self.dir_checks: list[tuple[str, str, DirCheck]] = []
 
     # -- entry point ---------------------------------------------------------
 
@@ -316,9 +319,34 @@ class InputWriter:
         discard(stage)  # a crashed earlier run's leftovers
         os.makedirs(stage)
         self.stages.append((stage, path))
+        sink = None
+        if sha256:  # the Dir digest the sidecar wrote: every file hashed as it lands
+            check = DirCheck(sha256)
+            self.dir_checks.append((label, uri, check))
+            sink = check.add
         self.transfers.append(
             Transfer(
-                uri, stage, label, tree=True, check=functools.partial(safe_relpath, label=label)
+                uri,
+                stage,
+                label,
+                tree=True,
+                check=functools.partial(safe_relpath, label=label),
+                sink=sink,
             )
         )
         return path
+
+    def check_dirs(self) -> None:
+        """Each downloaded Dir against the digest its literal carries: an object
+        changed, added or removed since the sidecar wrote it is refused for good (a
+        retry would fetch the same objects)."""
+        for label, uri, check in self.dir_checks:
+            found = check.hexdigest()
+            if found != check.expected:
+                raise StorageError(
+                    f"{label}: {display_uri(uri)}: the directory's content does not match "
+                    f"the hash in its literal (expected Dir SHA-256 {check.expected}, got "
+                    f"{found} over {check.files} files): an object under it was changed, "
+                    "added or removed",
+                    kind=NON_RECOVERABLE,
+                )

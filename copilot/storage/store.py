@@ -84,8 +84,12 @@ class Transfer:
     leaves: Callable[[], Iterable[tuple[str, str, int]]] | None = None
     #: Upload: told ``(index in that order, relative path, size, SHA-256)`` as each
     #: file is sent (when digests are asked for); files finish in any order, but
-    #: never more than ``TREE_WINDOW`` after the first unfinished one.
+    #: never more than ``TREE_WINDOW`` after the first unfinished one.  Download:
+    #: told the same of each file as it lands (index 0: in no particular order).
     sink: Callable[[int, str, int, str], None] | None = None
+    #: Download: compute the file's SHA-256 as it arrives, for its tree's ``sink``
+    #: (a Dir digest checked once the tree is whole), with nothing to compare it to.
+    hashed: bool = False
     #: Upload: the real directory ``src`` must lie in (the sidecar's output dir).
     #: The file is opened beneath it one component at a time, following no link,
     #: and sent from that descriptor (:func:`copilot.paths.open_source`); None for
@@ -497,7 +501,9 @@ class Store:
             return None
         if self.progress is not None:
             self.progress.expect(1)
-        return Transfer(entry.uri, dest, tree.label, entry.size, staged=True)
+        return Transfer(
+            entry.uri, dest, tree.label, entry.size, staged=True, hashed=tree.sink is not None
+        )
 
     def _upload_leaves(self, tree: Transfer) -> Iterator[tuple[int, Transfer]]:
         """Every file of an upload tree, numbered in its order."""
@@ -655,7 +661,7 @@ class Store:
             assert tmp is not None
             with _Attempt(tmp):  # a download lands under a temp name
                 for again in range(self.retry.attempts):
-                    check = hashlib.sha256() if t.sha256 else None
+                    check = hashlib.sha256() if t.sha256 or t.hashed else None
                     try:
                         written = await client.get_file(
                             client.path(t.src), tmp, cb, self.retry, sha256=check, size=t.size
@@ -672,7 +678,8 @@ class Store:
                             ) from None
                         log.info("%s changed while it was downloaded; fetching it again", t.src)
                 _verify(t, check)
-                return self._finish(t, direction, tmp, t.dst, cb, written), None
+                got = self._finish(t, direction, tmp, t.dst, cb, written)
+                return got, (check.hexdigest() if t.hashed and check is not None else None)
 
         async def produce() -> None:
             t: Transfer | None = None
@@ -680,8 +687,9 @@ class Store:
                 for t in group:
                     if t.tree and direction == "get":
                         os.makedirs(t.dst, exist_ok=True)
+                        hashed = t if t.sink is not None else None
                         async for leaf in self._leaves(client, t):
-                            await queue.put(_Queued(leaf))
+                            await queue.put(_Queued(leaf, hashed))
                     elif t.tree:
                         window = _Window()
                         for index, leaf in self._upload_leaves(t):
@@ -773,8 +781,9 @@ class Store:
                     else:
                         with _Attempt(tmp):
                             written = None  # known when the copy counted it
-                            if t.sha256:
-                                _verify(t, _copy_hashing(src, tmp, hashlib.sha256()))
+                            if t.sha256 or t.hashed:
+                                digest = _copy_hashing(src, tmp, hashlib.sha256())
+                                _verify(t, digest)
                             else:
                                 written = _copy_plain(src, tmp)
                             got = self._finish(t, direction, tmp, dst, None, written)
@@ -784,12 +793,12 @@ class Store:
                     self.progress.advance(got, files=1)
                 copied += got
                 stats["files"] += 1
-                if digests is not None and digest is not None:
+                if digest is not None:
                     if tree is not None and tree.sink is not None:
                         tree.sink(
                             index, t.dst[len(tree.dst.rstrip("/")) + 1 :], got, digest.hexdigest()
                         )
-                    else:
+                    elif digests is not None:
                         digests[t.dst] = digest.hexdigest()
         return copied
 
@@ -813,7 +822,7 @@ class Store:
                         continue
                     found = self._leaf(t, entry)
                     if found is not None:
-                        yield found, None, 0
+                        yield found, t, 0
 
 
 #: How far an upload tree's files may run ahead of its first unfinished one: what
