@@ -25,7 +25,7 @@ from copilot.constants import (
     OUTPUTS_DOCUMENT_NAME,
 )
 from copilot.error_documents import download_error
-from copilot.errors import USER, CopilotError, DataError, UsageError
+from copilot.errors import NON_RECOVERABLE, USER, CopilotError, DataError, StorageError, UsageError
 from copilot.limits import OutputLimits
 from copilot.literals.output_dir import OutputDir
 from copilot.literals.types import MULTIPART
@@ -181,6 +181,22 @@ class EagerUploader:
         return done[0] == self.reader.signature(t.src)
 
 
+def clear_leftovers(store: Store, trees: list[Transfer]) -> None:
+    """Remove what is already under each Dir's prefix before it is uploaded (a killed
+    attempt's objects, say): a Dir in the store holds exactly the files uploaded for
+    it, and a download never takes an old object for one of them.  Usually one
+    listing that finds nothing."""
+    for tree in trees:
+        found = [e.uri for e in store.list_tree(tree.dst) if not e.is_dir]
+        for uri in found:
+            store.delete(uri)
+        if found:
+            log.warning(
+                "%s: removed %d object(s) left under %s before uploading it",
+                tree.label, len(found), tree.dst,
+            )  # fmt: skip
+
+
 def remove_uploaded(store: Store, transfers: list[Transfer]) -> None:
     """Delete what ``transfers`` put in the store (a tree: everything under its
     prefix), after a refusal; a failure to delete is a warning, not the cause."""
@@ -289,6 +305,8 @@ def upload_outputs(
             sent = {t.dst for t in reader.transfers} - {t.dst for t in pending}
             digests.update({k: v for k, v in eager.digests.items() if k in sent})
     stats: dict[str, int] = {"files": len(reader.transfers) - len(pending)}  # sent early
+    trees = [t for t in pending if t.tree]
+    clear_leftovers(store, trees)
     try:
         copied = store.upload(pending, digests, stats)
     except CopilotError as exc:
@@ -297,6 +315,15 @@ def upload_outputs(
             # these outputs does not stay behind.
             remove_uploaded(store, reader.transfers)
         raise
+    for tree in trees:
+        foreign = reader.foreign_objects(tree, store.list_tree(tree.dst))
+        if foreign:
+            raise StorageError(
+                f"{tree.label}: {len(foreign)} object(s) under {tree.dst} were not written by "
+                f"this upload, or were changed after it (another writer on the same prefix?), "
+                f"e.g. {foreign[0]}; the directory would not be what was uploaded",
+                kind=NON_RECOVERABLE,
+            )
     if digests is not None:
         from copilot.digests import apply_hashes
 

@@ -342,3 +342,56 @@ def test_struct_as_generic_on_request(s3: S3, tmp_path: Path) -> None:
     assert res.returncode == 0, res.stderr
     generic = sc.outputs().literals["cfg"].scalar.generic
     assert dict(generic) == {"a": 1.0, "b": "x"}
+
+
+def _dir_outputs(remote: Remote, tmp_path: Path):
+    from copilot.outputs import UploadOptions
+    from sidecar_helpers import typed_interface
+
+    out = tmp_path / "out"
+    (out / "d" / "sub").mkdir(parents=True)
+    (out / "d" / "a.txt").write_bytes(b"alpha")
+    (out / "d" / "sub" / "b.txt").write_bytes(b"beta")
+    return UploadOptions(
+        from_local_dir=str(out),
+        to_output_prefix=remote.uri("meta/"),
+        to_raw_output=remote.uri("raw/"),
+        interface=typed_interface({"d": lits.blob_type(multipart=True)}),
+    )
+
+
+def test_a_dir_in_the_store_holds_exactly_what_was_uploaded(remote: Remote, tmp_path: Path) -> None:
+    """Objects a killed attempt left under the Dir's prefix are removed before it is
+    uploaded: a download never takes them for part of the Dir."""
+    from copilot.outputs import upload_outputs
+
+    remote.put("raw/d/stale.txt", b"from an earlier attempt")
+    remote.put("raw/d/sub/b.txt", b"an earlier attempt's version, longer")
+    with remote.store() as store:
+        upload_outputs(store, _dir_outputs(remote, tmp_path))
+    assert remote.keys("raw/") == ["raw/d/a.txt", "raw/d/sub/b.txt"]
+    assert remote.get("raw/d/sub/b.txt") == b"beta"
+
+
+@pytest.mark.parametrize("intrusion", ["an extra object", "a changed object"])
+def test_a_second_writer_on_the_same_prefix_is_detected(
+    remote: Remote, tmp_path: Path, intrusion: str
+) -> None:
+    from copilot.errors import CopilotError
+    from copilot.outputs import upload_outputs
+
+    with remote.store() as store:
+        real = store.upload
+
+        def upload_then_intrude(*args, **kwargs):  # type: ignore[no-untyped-def]
+            copied = real(*args, **kwargs)
+            if intrusion == "an extra object":
+                remote.put("raw/d/theirs.txt", b"another sidecar's file")
+            else:
+                remote.put("raw/d/a.txt", b"another sidecar's, longer alpha")
+            return copied
+
+        store.upload = upload_then_intrude  # type: ignore[method-assign]
+        with pytest.raises(CopilotError, match="were not written by this upload"):
+            upload_outputs(store, _dir_outputs(remote, tmp_path))
+    assert not remote.exists("meta/outputs.pb")

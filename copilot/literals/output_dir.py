@@ -22,7 +22,8 @@ from copilot.literals.types import mismatch
 from copilot.literals.values import parse_document
 from copilot.literals.walk import blobs
 from copilot.protobuf import parse_message
-from copilot.storage import protocol_of
+from copilot.storage import Transfer, protocol_of
+from copilot.storage.client import RemoteEntry
 
 DOCUMENT_NAMES = {"JSON": "outputs.json", "YAML": "outputs.yaml", "PROTO": "outputs.pb"}
 #: The first line of ``_ERROR`` that marks a failure a retry cannot fix.
@@ -108,6 +109,25 @@ class OutputDir(OutputReader):
         except OSError:
             return None
         return (st.st_size, st.st_mtime_ns, st.st_ino)
+
+    def foreign_objects(self, tree: Transfer, found: list[RemoteEntry]) -> list[str]:
+        """Objects listed under an uploaded tree's prefix that are not the files
+        uploaded for it: no regular file of that name and size in the tree now."""
+        foreign = []
+        for entry in found:
+            if entry.is_dir:
+                continue
+            try:  # a link inside the output dir was uploaded as its target: follow it
+                st = os.stat(os.path.join(tree.src, *entry.relpath.split("/")))
+            except OSError:
+                st = None
+            if (
+                st is None
+                or not stat.S_ISREG(st.st_mode)
+                or (entry.size is not None and st.st_size != entry.size)
+            ):
+                foreign.append(entry.relpath)
+        return foreign
 
     def user_error(self) -> UserError | None:
         """The container's own failure report, if it wrote ``_ERROR``."""
