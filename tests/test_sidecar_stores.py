@@ -345,8 +345,9 @@ def test_struct_as_generic_on_request(s3: S3, tmp_path: Path) -> None:
 
 
 def _dir_outputs(remote: Remote, tmp_path: Path):
-    from copilot.outputs import UploadOptions
     from sidecar_helpers import typed_interface
+
+    from copilot.outputs import UploadOptions
 
     out = tmp_path / "out"
     (out / "d" / "sub").mkdir(parents=True)
