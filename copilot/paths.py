@@ -87,7 +87,13 @@ def _outside(label: str, path: str) -> DataError:
     )
 
 
-def _refusal(label: str, path: str, exc: OSError) -> DataError:
+#: Errors of the machine, not of the file: passed on as they are (worth a retry).
+_RESOURCES = (errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.EAGAIN)
+
+
+def _refusal(label: str, path: str, exc: OSError) -> BaseException:
+    if exc.errno in _RESOURCES:
+        return exc
     if exc.errno in (errno.ELOOP, errno.ENOTDIR, errno.EMLINK):
         why = "a symlink took the place of a file or directory on its path after it was checked"
     elif exc.errno == errno.ENOENT:

@@ -733,3 +733,39 @@ def test_an_object_that_keeps_changing_is_an_error_saying_so(
     with pytest.raises(CopilotError, match=r"^x: .*busy/x.bin changed while it was downloaded, "):
         s3.store().download([Transfer(uri, str(target), "x")])
     assert not target.exists() and not list(tmp_path.iterdir())
+
+
+def test_too_many_open_files_is_a_moments_shortage_not_a_permanent_failure(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """EMFILE while opening a file to upload is retried under the policy; past it,
+    the failure is copilot's own (SYSTEM) and RECOVERABLE, not the container's."""
+    import errno
+
+    import copilot.storage.store as store_module
+    from copilot.errors import RECOVERABLE, SYSTEM, CopilotError
+    from copilot.storage import Store
+    from copilot.storage.retry import RetryPolicy, is_transient
+
+    assert is_transient(OSError(errno.EMFILE, "Too many open files"))
+    real = store_module.open_source
+    refusals = {"left": 2}
+
+    def short_of_files(*args, **kwargs):  # type: ignore[no-untyped-def]
+        if refusals["left"]:
+            refusals["left"] -= 1
+            raise OSError(errno.EMFILE, "Too many open files")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(store_module, "open_source", short_of_files)
+    (tmp_path / "f").write_bytes(b"data")
+    store = Store(retry=RetryPolicy(attempts=5, base=0.001))
+    store.upload([Transfer(str(tmp_path / "f"), "memory://emfile/f", "f", 4)])
+    assert refusals["left"] == 0 and store.read_bytes("memory://emfile/f") == b"data"
+    refusals["left"] = 99
+    with pytest.raises(CopilotError) as info:
+        Store(retry=RetryPolicy(attempts=2, base=0.001)).upload(
+            [Transfer(str(tmp_path / "f"), "memory://emfile/g", "f", 4)]
+        )
+    assert (info.value.origin, info.value.kind) == (SYSTEM, RECOVERABLE)
+    assert "Too many open files" in info.value.message

@@ -15,6 +15,7 @@ start), so it also covers failures that happen outside a request call.
 
 from __future__ import annotations
 
+import errno
 import logging
 import random
 import re
@@ -79,9 +80,16 @@ def _status_and_code(exc: BaseException) -> tuple[int | None, str | None]:
 _SERVICE_CODE = re.compile(r"<Code>(\w+)</Code>")
 
 
+#: Local resources that run out for a moment (open files, memory for a buffer):
+#: what holds them is released as other transfers finish.
+RESOURCE_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.EAGAIN, errno.ENOBUFS})
+
+
 def is_transient(exc: BaseException) -> bool:
     """Whether trying again could succeed."""
     if isinstance(exc, Retryable) or (isinstance(exc, CopilotError) and exc.retryable):
+        return True
+    if isinstance(exc, OSError) and exc.errno in RESOURCE_ERRNOS:
         return True
     if isinstance(exc, FileNotFoundError | PermissionError | IsADirectoryError):
         return False

@@ -43,7 +43,7 @@ from copilot.storage.engines import make_client
 from copilot.storage.errors import _errors, storage_error, unsatisfiable_range
 from copilot.storage.files import LocalSource
 from copilot.storage.local import LocalFileSystem
-from copilot.storage.retry import RetryPolicy
+from copilot.storage.retry import RESOURCE_ERRNOS, RetryPolicy
 from copilot.storage.uris import basename_of, display_uri, join_uri, protocol_of
 
 if TYPE_CHECKING:
@@ -590,6 +590,11 @@ class Store:
 
     def _fail(self, t: Transfer, direction: str, exc: Exception) -> CopilotError:
         local = t.dst if direction == "get" else t.src
+        if isinstance(exc, OSError) and exc.errno in RESOURCE_ERRNOS:
+            # This machine ran short (open files, say) past --retries: copilot's own
+            # trouble, and a later attempt may well have what it needs.
+            what = "download to" if direction == "get" else "upload of"
+            return _labelled(StorageError(f"{what} {local}: {exc.strerror}"), t.label)
         if isinstance(exc, OSError) and exc.filename is not None:
             failed = os.path.abspath(os.fsdecode(exc.filename))
             if failed in (os.path.abspath(local), os.path.abspath(local) + TMP_SUFFIX):
@@ -681,6 +686,10 @@ class Store:
                 got = self._finish(t, direction, tmp, t.dst, cb, written)
                 return got, (check.hexdigest() if t.hashed and check is not None else None)
 
+        async def opened(t: Transfer) -> LocalSource:
+            # Under the retry policy: too many open files is a moment's shortage.
+            return _open_source(t, openers)
+
         async def produce() -> None:
             t: Transfer | None = None
             try:
@@ -710,7 +719,11 @@ class Store:
             while (item := await queue.get()) is not None:
                 t = item.transfer
                 try:
-                    source = _open_source(t, openers) if direction == "put" else None
+                    source = (
+                        await self.retry.acall(functools.partial(opened, t), t.label)
+                        if direction == "put"
+                        else None
+                    )
                     try:
                         # Not `copied += await ...`: that reads `copied` before the
                         # await and would lose what other workers add meanwhile.
