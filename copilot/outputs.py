@@ -181,13 +181,15 @@ class EagerUploader:
         return done[0] == self.reader.signature(t.src)
 
 
-def clear_leftovers(store: Store, trees: list[Transfer]) -> None:
-    """Remove what is already under each Dir's prefix before it is uploaded (a killed
-    attempt's objects, say): a Dir in the store holds exactly the files uploaded for
-    it, and a download never takes an old object for one of them.  Usually one
-    listing that finds nothing."""
+def clear_leftovers(store: Store, reader: OutputDir, trees: list[Transfer]) -> None:
+    """Remove what is already under each Dir's prefix and that the upload will not
+    replace (a killed attempt's objects, say): a Dir in the store holds exactly the
+    files uploaded for it, and a download never takes an old object for one of
+    them.  Usually one listing that finds nothing; a re-run onto the same prefix
+    replaces its objects and deletes none."""
     for tree in trees:
-        found = [e.uri for e in store.list_tree(tree.dst) if not e.is_dir]
+        listed = store.list_tree(tree.dst)
+        found = [join_uri(tree.dst, rel) for rel in reader.foreign_objects(tree, listed, False)]
         for uri in found:
             store.delete(uri)
         if found:
@@ -306,7 +308,7 @@ def upload_outputs(
             digests.update({k: v for k, v in eager.digests.items() if k in sent})
     stats: dict[str, int] = {"files": len(reader.transfers) - len(pending)}  # sent early
     trees = [t for t in pending if t.tree]
-    clear_leftovers(store, trees)
+    clear_leftovers(store, reader, trees)
     try:
         copied = store.upload(pending, digests, stats)
     except CopilotError as exc:

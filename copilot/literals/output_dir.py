@@ -110,9 +110,12 @@ class OutputDir(OutputReader):
             return None
         return (st.st_size, st.st_mtime_ns, st.st_ino)
 
-    def foreign_objects(self, tree: Transfer, found: list[RemoteEntry]) -> list[str]:
-        """Objects listed under an uploaded tree's prefix that are not the files
-        uploaded for it: no regular file of that name and size in the tree now."""
+    def foreign_objects(
+        self, tree: Transfer, found: list[RemoteEntry], sizes: bool = True
+    ) -> list[str]:
+        """Objects listed under a tree's prefix that are not (or, before the upload,
+        will not be) the files uploaded for it: no regular file of that name (and,
+        with ``sizes``, that size) in the tree now."""
         foreign = []
         for entry in found:
             if entry.is_dir:
@@ -124,7 +127,7 @@ class OutputDir(OutputReader):
             if (
                 st is None
                 or not stat.S_ISREG(st.st_mode)
-                or (entry.size is not None and st.st_size != entry.size)
+                or (sizes and entry.size is not None and st.st_size != entry.size)
             ):
                 foreign.append(entry.relpath)
         return foreign

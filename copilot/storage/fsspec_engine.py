@@ -99,10 +99,13 @@ class FsspecClient:
             yield page
 
     async def _pages(self, base: str, prefix: str) -> AsyncIterator[list[RemoteEntry]]:
-        """Directory by directory, depth first, each sorted by name."""
+        """Directory by directory, depth first, each sorted by name; always what the
+        service says now (fsspec's directory cache, which gcsfs and adlfs keep, is
+        dropped first: a listing after an upload must see what it wrote)."""
         pending = [base]
         while pending:
             current = pending.pop()
+            self.fs.invalidate_cache(current)
             try:
                 listing = await self._call("ls", current, detail=True)
             except FileNotFoundError:
