@@ -87,6 +87,9 @@ class OutputReader(ValueReader):
         self.kept_files = 0
         #: What the planned uploads add up to, against the output limits.
         self.tally = Tally(limits or OutputLimits())
+        #: Each tree's files and sizes as uploaded, by its URI (trees kept from
+        #: their checking walks, see ``TREE_KEPT``), for the check after upload.
+        self.tree_sizes: dict[str, dict[str, int]] = {}
 
     # -- finding and checking paths ---------------------------------------------
 
@@ -345,6 +348,7 @@ class OutputReader(ValueReader):
                     kept = None
         if kept is not None:
             self.kept_files += len(kept)
+            self.tree_sizes[uri] = {rel: size for rel, _, size in kept}
         digest = DirDigest()
         self.dir_digests[uri] = digest
         walk: Any = (

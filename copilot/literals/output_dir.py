@@ -114,21 +114,26 @@ class OutputDir(OutputReader):
         self, tree: Transfer, found: list[RemoteEntry], sizes: bool = True
     ) -> list[str]:
         """Objects listed under a tree's prefix that are not (or, before the upload,
-        will not be) the files uploaded for it: no regular file of that name (and,
-        with ``sizes``, that size) in the tree now."""
+        will not be) the files uploaded for it.  With ``sizes`` (after the upload)
+        each must also have the size that was sent: known from the checking walk
+        for trees it kept, so a file the container changes afterwards is not taken
+        for another writer; for a tree walked again as it went up, only its name is
+        checked against the tree on disk."""
+        sent = self.tree_sizes.get(tree.dst) if sizes else None
         foreign = []
         for entry in found:
             if entry.is_dir:
+                continue
+            if sent is not None:
+                size = sent.get(entry.relpath)
+                if size is None or (entry.size is not None and entry.size != size):
+                    foreign.append(entry.relpath)
                 continue
             try:  # a link inside the output dir was uploaded as its target: follow it
                 st = os.stat(os.path.join(tree.src, *entry.relpath.split("/")))
             except OSError:
                 st = None
-            if (
-                st is None
-                or not stat.S_ISREG(st.st_mode)
-                or (sizes and entry.size is not None and st.st_size != entry.size)
-            ):
+            if st is None or not stat.S_ISREG(st.st_mode):
                 foreign.append(entry.relpath)
         return foreign
 

@@ -90,7 +90,7 @@ class FsspecClient:
         base = path.rstrip("/")
         prefix = uri.rstrip("/")
         mark = None if after is None else _walk_key(after)
-        async for page in self._pages(base, prefix):
+        async for page in self._pages(base, prefix, fresh=after is None):
             if mark is not None:
                 page = [e for e in page if _walk_key(e.relpath) > mark]
                 if not page:
@@ -98,14 +98,19 @@ class FsspecClient:
                 mark = None
             yield page
 
-    async def _pages(self, base: str, prefix: str) -> AsyncIterator[list[RemoteEntry]]:
-        """Directory by directory, depth first, each sorted by name; always what the
-        service says now (fsspec's directory cache, which gcsfs and adlfs keep, is
-        dropped first: a listing after an upload must see what it wrote)."""
+    async def _pages(
+        self, base: str, prefix: str, fresh: bool = True
+    ) -> AsyncIterator[list[RemoteEntry]]:
+        """Directory by directory, depth first, each sorted by name.  A ``fresh``
+        listing is what the service says now (fsspec's directory cache, which gcsfs
+        and adlfs keep, is dropped directory by directory: a listing after an upload
+        must see what it wrote); a resumed one takes the directories it already
+        listed from that cache, so a resume costs no request for them."""
         pending = [base]
         while pending:
             current = pending.pop()
-            self.fs.invalidate_cache(current)
+            if fresh:
+                self.fs.invalidate_cache(current)
             try:
                 listing = await self._call("ls", current, detail=True)
             except FileNotFoundError:

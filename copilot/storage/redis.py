@@ -35,6 +35,9 @@ if TYPE_CHECKING:
     from copilot.storage.files import LocalSource
     from copilot.storage.retry import RetryPolicy
 
+#: How long removing a failed upload's partial value may take (a warning-level
+#: matter: the value is named so that nothing reads it).
+CLEANUP_SECONDS = 5.0
 #: Redis's cap on one string value (``proto-max-bulk-len``'s default).
 MAX_VALUE_BYTES = 512 << 20
 #: Bytes per ``GETRANGE`` / ``APPEND``: what a transfer holds at once.
@@ -266,9 +269,14 @@ class RedisClient:
                     await r.append(partial, piece)
                     sent += len(piece)
                 await r.rename(partial, key)
+        except asyncio.CancelledError:
+            # No clean-up on a connection a cancelled command may have left mid-reply
+            # (it can wait for ever): the partial value's name ends .copilot-part,
+            # which no listing or reader takes for data.
+            raise
         except BaseException:
             with contextlib.suppress(Exception):
-                await r.delete(partial)
+                await asyncio.wait_for(r.delete(partial), CLEANUP_SECONDS)
             raise
         return sent
 

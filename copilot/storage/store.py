@@ -397,19 +397,16 @@ class Store:
         if protocol == "file":
             return self._list_local(uri)
         client = self.client(protocol)
-        path = client.path(uri)
 
         async def collect() -> list[RemoteEntry]:
             out: list[RemoteEntry] = []
-            async for page in client.listing(path, uri):
-                out.extend(e for e in page if not e.relpath.endswith(TMP_SUFFIX))
+            async for page in self._pages(client, uri):
+                out.extend(page)
             out.sort(key=lambda e: e.relpath)
             return out
 
         with _errors(uri, "list"):
-            entries: list[RemoteEntry] = self.retry.call(
-                lambda: self._await(client, collect()), f"list {display_uri(uri)}"
-            )
+            entries: list[RemoteEntry] = self._await(client, collect())
         return entries
 
     def _list_local(self, uri: str) -> list[RemoteEntry]:
@@ -517,26 +514,35 @@ class Store:
             )
 
     async def _leaves(self, client: Client, tree: Transfer) -> AsyncIterator[Transfer]:
-        """Every object under a tree transfer's prefix, a listing page at a time.
+        """Every object under a tree transfer's prefix, a listing page at a time."""
+        async for page in self._pages(client, tree.src, tree.label):
+            for entry in page:
+                leaf = self._leaf(tree, entry)
+                if leaf is not None:
+                    yield leaf
+
+    async def _pages(
+        self, client: Client, uri: str, label: str = ""
+    ) -> AsyncIterator[list[RemoteEntry]]:
+        """Everything under ``uri``, a listing page at a time (names being written,
+        ``….copilot-part``, left out).
 
         A listing that fails transiently resumes after the last object it gave,
-        under the retry policy: nothing is listed (or copied) twice.
+        under the retry policy, its attempts counted afresh after every page that
+        arrives: nothing is listed twice, and a long listing is not held to one
+        operation's attempts over all its pages.
         """
         import asyncio
 
-        path, where = client.path(tree.src), f"list {display_uri(tree.src)}"
+        path, where = client.path(uri), f"list {display_uri(uri)}"
         after: str | None = None
         attempt = 0
         while True:
             try:
-                async for page in client.listing(path, tree.src, after):
-                    for entry in page:
-                        after = entry.relpath
-                        if entry.relpath.endswith(TMP_SUFFIX):
-                            continue
-                        leaf = self._leaf(tree, entry)
-                        if leaf is not None:
-                            yield leaf
+                async for page in client.listing(path, uri, after):
+                    if page:
+                        after = page[-1].relpath
+                    yield [e for e in page if not e.relpath.endswith(TMP_SUFFIX)]
                     attempt = 0
                 return
             except Exception as exc:
@@ -544,7 +550,7 @@ class Store:
                     raise
                 pause = self.retry._next(attempt, exc, where)
                 if pause is None:
-                    raise _labelled(storage_error(exc, tree.src, "list"), tree.label) from exc
+                    raise _labelled(storage_error(exc, uri, "list"), label) from exc
             await asyncio.sleep(pause)
             attempt += 1
 
@@ -690,6 +696,10 @@ class Store:
             # Under the retry policy: too many open files is a moment's shortage.
             return _open_source(t, openers)
 
+        # The producer, so a refusal can stop it (see ``refuse``).
+        feeding: list[asyncio.Task[None]] = []
+        refused = False
+
         async def produce() -> None:
             t: Transfer | None = None
             try:
@@ -706,18 +716,36 @@ class Store:
                             await queue.put(_Queued(leaf, t, index, window))
                     else:
                         await queue.put(_Queued(t))
+                for _ in range(workers):
+                    await queue.put(None)
+            except asyncio.CancelledError:
+                if refused:
+                    return  # stopped by a refusal: the workers drain what was queued
+                raise
             except Exception as exc:
                 if not isinstance(exc, CopilotError) and t is not None:
                     exc = _labelled(storage_error(exc, t.src, "list"), t.label)
                 failure.append(exc)
                 raise _Stopped from None
+
+        def refuse() -> None:
+            """The container's data was refused (a file swapped for a link): nothing
+            more is sent, but what is in flight lands, so the clean-up that follows
+            finds every object (a cancelled request may still land after it)."""
+            nonlocal refused
+            refused = True
+            feeding[0].cancel()  # its pending put is cancelled with it
+            while not queue.empty():
+                queue.get_nowait()  # what it queued is not sent
             for _ in range(workers):
-                await queue.put(None)
+                queue.put_nowait(None)
 
         async def worker() -> None:
             nonlocal copied
             while (item := await queue.get()) is not None:
                 t = item.transfer
+                if refused:
+                    continue  # drained
                 try:
                     source = (
                         await self.retry.acall(functools.partial(opened, t), t.label)
@@ -734,7 +762,12 @@ class Store:
                         if source is not None:
                             os.close(source.fd)
                 except Exception as exc:
-                    failure.append(self._fail(t, direction, exc))
+                    err = self._fail(t, direction, exc)
+                    failure.append(err)
+                    if err.origin == USER:
+                        if not refused:
+                            refuse()
+                        continue
                     raise _Stopped from None
                 copied += done
                 stats["files"] += 1
@@ -749,11 +782,15 @@ class Store:
 
         # One task group: the first failure cancels every other transfer at once
         # (their back-off included) and is what is raised; nothing is left running.
+        # A refusal of the container's data stops the feeding instead (above).
         with openers:
+            feeding.append(asyncio.ensure_future(produce()))
             try:
-                await chunked.all_or_none([produce(), *(worker() for _ in range(workers))])
+                await chunked.all_or_none([feeding[0], *(worker() for _ in range(workers))])
             except _Stopped:
                 raise failure[0] from None
+        if failure:
+            raise failure[0]
         return copied
 
     def _run_local(
