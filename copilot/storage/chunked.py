@@ -414,10 +414,9 @@ async def download(
                 except Exception as exc:
                     # 412: the pinned version is not the live one; 404: it is gone
                     # (a pinned GCS generation, an object deleted since the first range).
-                    if http_status(exc) in (404, 412):
-                        raise ObjectChanged(
-                            f"the object changed (HTTP {http_status(exc)})"
-                        ) from None
+                    status = http_status(exc)
+                    if status in (404, 412):
+                        raise ObjectChanged(f"the object changed (HTTP {status})") from None
                     raise
                 if got != end - start + 1:
                     raise ShortRead(f"range {start}-{end}: received {got} bytes")

@@ -573,7 +573,6 @@ class Store:
     def _finish(
         self,
         t: Transfer,
-        direction: str,
         tmp: str,
         final: str,
         cb: TransferCallback | None,
@@ -689,15 +688,13 @@ class Store:
                             ) from None
                         log.info("%s changed while it was downloaded; fetching it again", t.src)
                 _verify(t, check)
-                got = self._finish(t, direction, tmp, t.dst, cb, written)
+                got = self._finish(t, tmp, t.dst, cb, written)
                 return got, (check.hexdigest() if t.hashed and check is not None else None)
 
         async def opened(t: Transfer) -> LocalSource:
             # Under the retry policy: too many open files is a moment's shortage.
             return _open_source(t, openers)
 
-        # The producer, so a refusal can stop it (see ``refuse``).
-        feeding: list[asyncio.Task[None]] = []
         refused = False
 
         async def produce() -> None:
@@ -734,7 +731,7 @@ class Store:
             finds every object (a cancelled request may still land after it)."""
             nonlocal refused
             refused = True
-            feeding[0].cancel()  # its pending put is cancelled with it
+            producer.cancel()  # its pending put is cancelled with it
             while not queue.empty():
                 queue.get_nowait()  # what it queued is not sent
             for _ in range(workers):
@@ -784,9 +781,9 @@ class Store:
         # (their back-off included) and is what is raised; nothing is left running.
         # A refusal of the container's data stops the feeding instead (above).
         with openers:
-            feeding.append(asyncio.ensure_future(produce()))
+            producer = asyncio.ensure_future(produce())  # a refusal stops it (``refuse``)
             try:
-                await chunked.all_or_none([feeding[0], *(worker() for _ in range(workers))])
+                await chunked.all_or_none([producer, *(worker() for _ in range(workers))])
             except _Stopped:
                 raise failure[0] from None
         if failure:
@@ -836,7 +833,7 @@ class Store:
                                 _verify(t, digest)
                             else:
                                 written = _copy_plain(src, tmp)
-                            got = self._finish(t, direction, tmp, dst, None, written)
+                            got = self._finish(t, tmp, dst, None, written)
                 except Exception as exc:
                     raise self._fail(t, direction, exc) from exc
                 if self.progress is not None:  # counted here: no fsspec callback to load
