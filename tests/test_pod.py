@@ -259,25 +259,17 @@ def test_json_output_is_the_same_manifest() -> None:
 
 
 def test_pod_passes_output_limits_to_the_sidecar_only() -> None:
-    manifest, _ = pod(
-        str(ROOT / "examples" / "greeting.yaml"),
-        "--prefix",
-        PREFIX,
-        "-i",
-        "name=Ada",
-        "--max-output-bytes",
-        "10G",
-        "--max-output-files",
-        "1000",
-    )
+    greeting = [str(ROOT / "examples" / "greeting.yaml"), "--prefix", PREFIX, "-i", "name=Ada"]
+    limits = ["--max-output-bytes", "10G", "--max-output-files", "1000"]
+    manifest, _ = pod(*greeting, *limits)
     validate(manifest)
-    by_name = {c["name"]: c for c in manifest["spec"]["initContainers"]}
-    args = by_name["copilot-sidecar"]["args"]
+    containers = _containers(manifest)
+    args = containers["copilot-sidecar"]["args"]
     assert args[args.index("--max-output-bytes") + 1] == str(10 * 1000**3)
     assert args[args.index("--max-output-files") + 1] == "1000"
     assert "--max-output-depth" not in args  # not set: not passed
-    assert "--max-output-bytes" not in by_name["copilot-download"]["args"]
+    assert "--max-output-bytes" not in containers["copilot-download"]["args"]
     # Without limits the sidecar's arguments are Flyte's own.
-    plain, _ = pod(str(ROOT / "examples" / "greeting.yaml"), "--prefix", PREFIX, "-i", "name=Ada")
-    sidecar = next(c for c in plain["spec"]["initContainers"] if c["name"] == "copilot-sidecar")
-    assert not any(a.startswith("--max-output") for a in sidecar["args"])
+    plain, _ = pod(*greeting)
+    sidecar = _containers(plain)["copilot-sidecar"]["args"]
+    assert not any(a.startswith("--max-output") for a in sidecar)
