@@ -61,8 +61,8 @@ class Client(Protocol):
     ) -> AsyncIterator[list[RemoteEntry]]:
         """Every object under ``path`` (``uri`` names it), a page at a time, relative
         paths from it, in key order, from the one after ``after`` (a relative path:
-        where a listing that broke off resumes); a path that is an object itself
-        gives that one object."""
+        where a listing that broke off resumes; a page may be empty); a path that is
+        an object itself gives that one object."""
 
     async def get_file(
         self,

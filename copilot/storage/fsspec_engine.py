@@ -93,9 +93,11 @@ class FsspecClient:
         async for page in self._pages(base, prefix, fresh=after is None):
             if mark is not None:
                 page = [e for e in page if _walk_key(e.relpath) > mark]
-                if not page:
-                    continue
-                mark = None
+                if page:
+                    mark = None
+            # An emptied page is still given: a directory listed again on the way
+            # back to where the listing broke off is progress, and the caller's
+            # attempts start afresh on it (a resume is not one request, but many).
             yield page
 
     async def _pages(
