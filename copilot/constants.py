@@ -19,3 +19,6 @@ START_FILE = "_START"
 #: What a file or object being written is called until it is whole (renamed into
 #: place, or left behind by a killed run): listings and readers skip such names.
 TMP_SUFFIX = ".copilot-part"
+#: How long cleaning up after a failed transfer may take (aborting a multipart
+#: upload, removing a partial value): a warning-level matter, never the error.
+CLEANUP_SECONDS = 5.0

@@ -184,10 +184,11 @@ def test_the_s3fs_and_fsspec_api_copilot_uses_is_there() -> None:
 
 
 def test_the_private_attributes_copilot_sets_or_reads_are_there() -> None:
-    """s3fs's own retry count (cut to one try), gcsfs's request helper, session and
-    timeout (its ranged media GETs and resumable sessions), adlfs's Azure client
-    (bounded downloads, staged blocks): a release that renames one must fail here,
-    not quietly retry six times under copilot's loop or break mid-transfer."""
+    """s3fs's own retry count (cut to one try) and client cache (closed), gcsfs's
+    request helper, session and timeout (its ranged media GETs and resumable
+    sessions), adlfs's Azure client (bounded downloads, staged blocks): a release
+    that renames one must fail here, not quietly retry six times under copilot's
+    loop or break mid-transfer."""
     import inspect
 
     import adlfs
@@ -197,6 +198,8 @@ def test_the_private_attributes_copilot_sets_or_reads_are_there() -> None:
 
     fs = s3fs.S3FileSystem(anon=True, skip_instance_cache=True)
     assert isinstance(fs.retries, int)
+    # What copilot closes (s3.close): the client cache a session keeps.
+    assert "self._s3creator = " in inspect.getsource(s3fs.S3FileSystem.set_session)
     gcs = gcsfs.core.GCSFileSystem(
         token="anon", endpoint_url="http://127.0.0.1:9", skip_instance_cache=True
     )
@@ -769,3 +772,80 @@ def test_too_many_open_files_is_a_moments_shortage_not_a_permanent_failure(
         )
     assert (info.value.origin, info.value.kind) == (SYSTEM, RECOVERABLE)
     assert "Too many open files" in info.value.message
+
+
+#: What a store's multipart requests (parts, the session, blocks) hold in their URL.
+_UPLOAD_REQUESTS = {"s3": "uploadId", "gs": "upload_id", "abfs": "comp=block"}
+
+
+def test_a_store_gone_mid_upload_reports_the_first_cause_not_the_clean_up(
+    remote: Remote, tmp_path: Path, monkeypatch, caplog
+) -> None:
+    """The store stops answering once a multipart upload has begun, so the abort
+    after the failed part fails too: the error is the upload's, never the abort's
+    (``Error performing DELETE …?uploadId=…``), and the failed clean-up is a
+    warning.  (Azure has no abort: its uncommitted blocks are discarded.)"""
+    import logging
+
+    from copilot.errors import RECOVERABLE, StorageError
+    from copilot.storage import gcs, obstore_engine
+
+    caplog.set_level(logging.WARNING, "copilot")
+    monkeypatch.setattr(chunked, "PART_SIZE", 1 << 20)
+    monkeypatch.setattr(obstore_engine, "PART_SIZE", 1 << 20)
+    monkeypatch.setattr(gcs, "SIMPLE_UPLOAD", 1 << 20)
+    (tmp_path / "big").write_bytes(os.urandom(6 << 20))
+    only = _UPLOAD_REQUESTS[remote.protocol]
+    after = 0 if remote.protocol == "gs" else 1  # GCS: one PUT to the session
+    with FaultProxy(remote.upstream, mode="drop", rate=1.0, only_path=only, after=after) as proxy:
+        store = remote.store(4, endpoint=proxy.url).scoped(CancelToken(), attempts=2)
+        with pytest.raises(StorageError) as info:
+            store.upload([Transfer(str(tmp_path / "big"), remote.uri("gone/big"), "big")])
+        aborts = [p for m, p, _ in proxy.seen if m == "DELETE"]
+    message = str(info.value)
+    assert "DELETE" not in message and "abort" not in message.split(":")[-1], message
+    assert "upload to" in message and info.value.kind == RECOVERABLE, message
+    if remote.protocol != "abfs":
+        assert aborts, "the upload was not aborted"
+        warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+        assert any("failed too" in w for w in warned), warned
+    assert not remote.exists("gone/big")
+
+
+def _connections_to(port: int) -> int:
+    """This process's established TCP connections to ``port`` on loopback."""
+    mine = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            mine.add(target[8:-1])
+    found = 0
+    with open("/proc/self/net/tcp") as table:
+        for line in table.readlines()[1:]:
+            fields = line.split()
+            remote_port, state, inode = int(fields[2].split(":")[1], 16), fields[3], fields[9]
+            found += remote_port == port and state == "01" and inode in mine
+    return found
+
+
+def test_closing_a_store_closes_its_connections(remote: Remote, tmp_path: Path) -> None:
+    """``Store.close()`` (a library caller's ``with Store()``) lets go of every
+    connection its clients opened, on each engine: none is left to the server."""
+    import time
+
+    (tmp_path / "f").write_bytes(b"x" * 1000)
+    with FaultProxy(remote.upstream) as proxy:
+        port = int(proxy.url.rsplit(":", 1)[1])
+        store = remote.store(4, endpoint=proxy.url)
+        store.upload([Transfer(str(tmp_path / "f"), remote.uri("conn/f"), "f")])
+        store.download([Transfer(remote.uri("conn/f"), str(tmp_path / "g"), "g")])
+        assert _connections_to(port) > 0  # the pool keeps them open between calls
+        store.close()
+        for _ in range(100):  # the peer sees the close a moment later, never never
+            if not _connections_to(port):
+                break
+            time.sleep(0.05)
+        assert _connections_to(port) == 0

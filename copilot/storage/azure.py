@@ -261,6 +261,13 @@ async def put_file(
     return size
 
 
+async def close(fs: Any) -> None:
+    """End the filesystem's Azure client and its connections."""
+    from adlfs.utils import close_service_client
+
+    await close_service_client(fs)
+
+
 def fsspec_class() -> type:
     """adlfs's filesystem, named rather than looked up by protocol: fsspec's
     registry is process-wide, and the Flyte SDK (imported for ``PATH.py:TASK``)

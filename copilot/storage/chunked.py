@@ -21,13 +21,15 @@ from __future__ import annotations
 import asyncio
 import collections
 import hashlib
+import logging
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import AbstractAsyncContextManager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from copilot.errors import Retryable
+from copilot.constants import CLEANUP_SECONDS
+from copilot.errors import Retryable, describe
 from copilot.storage.errors import http_status, mark_retried
 from copilot.storage.files import LocalSource, read_fd
 from copilot.storage.retry import is_transient
@@ -39,6 +41,7 @@ if TYPE_CHECKING:
     from copilot.storage.retry import RetryPolicy
 
 T = TypeVar("T")
+log = logging.getLogger("copilot")
 
 # Sizes tuned with scripts/bench (S1 and S7): faster than the backends' own
 # get_file/put_file at a fraction of their memory (docs/BENCHMARKS.md,
@@ -164,6 +167,29 @@ async def all_or_none(jobs: Sequence[Awaitable[T]]) -> list[T]:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+@asynccontextmanager
+async def undone_on_failure(undo: Callable[[], Awaitable[Any]], what: str) -> AsyncIterator[None]:
+    """Run ``undo`` (abort a multipart upload, cancel a resumable session) when the
+    body fails or is cancelled, bounded by ``CLEANUP_SECONDS``.  The body's failure
+    is what is raised: a clean-up that fails too is a warning (the store is often
+    down for both), never the error the user is shown."""
+    try:
+        yield
+    except BaseException:
+        try:
+            await asyncio.wait_for(undo(), CLEANUP_SECONDS)
+        except BaseException as exc:  # noqa: BLE001 - reported, then the cause raised
+            if isinstance(exc, KeyboardInterrupt | SystemExit):
+                raise
+            log.warning(
+                "%s: the clean-up after the failed upload failed too (%s); what was "
+                "sent may stay until the store's lifecycle rule removes it",
+                what,
+                describe(exc)[:200] if isinstance(exc, Exception) else type(exc).__name__,
+            )
+        raise
 
 
 async def _again(retry: RetryPolicy | None, fn: Callable[[], Awaitable[T]], what: str) -> T:

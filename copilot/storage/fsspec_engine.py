@@ -16,11 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import os
 from collections.abc import AsyncIterator
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
+from copilot.constants import CLEANUP_SECONDS
+from copilot.errors import describe
 from copilot.storage.client import RemoteEntry
 from copilot.storage.loop import event_loop
 
@@ -31,6 +34,8 @@ if TYPE_CHECKING:
     from copilot.storage.chunked import ByteBudget
     from copilot.storage.files import LocalSource
     from copilot.storage.retry import RetryPolicy
+
+log = logging.getLogger("copilot")
 
 
 class FsspecClient:
@@ -190,7 +195,29 @@ class FsspecClient:
         return source.size
 
     def close(self) -> None:
-        """fsspec keeps its filesystems' sessions for the process; nothing to end here."""
+        """End the filesystem's sessions and connections (each store module says how;
+        fsspec's HTTP filesystem keeps one aiohttp session).  The filesystem is
+        copilot's own (made outside fsspec's instance cache), so nobody else uses it.
+        Bounded by ``CLEANUP_SECONDS``: a close that hangs is not worth a hung exit."""
+        if not self.async_impl or self.loop is None or not self.loop.is_running():
+            return
+        closer = getattr(self.bounded, "close", None)
+        session: Any = getattr(self.fs, "_session", None) if closer is None else None
+        if closer is None and session is None:
+            return
+
+        async def close() -> None:
+            if closer is not None:
+                await closer(self.fs)
+            elif not session.closed:
+                await session.close()
+
+        future = asyncio.run_coroutine_threadsafe(close(), self.loop)
+        try:
+            future.result(CLEANUP_SECONDS)
+        except Exception as exc:  # noqa: BLE001 - a failed close costs a warning only
+            future.cancel()
+            log.warning("closing the %s client failed: %s", self.protocol, describe(exc)[:200])
 
 
 def _walk_key(relpath: str) -> tuple[tuple[str, ...], str]:

@@ -23,6 +23,7 @@ from copilot.config import StorageConfig
 from copilot.errors import UsageError
 from copilot.storage import chunked
 from copilot.storage.chunked import ByteBudget
+from copilot.storage.errors import http_status
 
 if TYPE_CHECKING:
     from copilot.storage.callback import TransferCallback
@@ -35,6 +36,13 @@ if TYPE_CHECKING:
 
 def _text(value: Any) -> str:
     return "" if value is None else str(value)
+
+
+async def close(fs: Any) -> None:
+    """End the filesystem's HTTP session (made on its first request)."""
+    session = fs.session
+    if session is not None and not session.closed:
+        await session.close()
 
 
 def fsspec_class() -> type:
@@ -235,7 +243,16 @@ async def put_file(
         "Content-Length": str(size),
         "Content-Range": f"bytes 0-{size - 1}/{size}",
     }
-    try:
+
+    async def cancel_session() -> None:
+        try:
+            await fs._call("DELETE", location)
+        except Exception as exc:
+            # GCS answers a cancelled session with 499; 404: it is gone already.
+            if http_status(exc) not in (404, 499):
+                raise
+
+    async with chunked.undone_on_failure(cancel_session, f"gs://{path}"):
         # The whole file in one streamed request to the session: nothing but the
         # current read is in memory, and no chunk round trips (a failure retries
         # the whole file, as for every backend).
@@ -245,10 +262,4 @@ async def put_file(
             headers=headers,
             data=chunked.read_file(source, size, STREAM_CHUNK, digest, callback),
         )
-    except BaseException:
-        try:
-            await fs._call("DELETE", location)  # cancel the resumable session
-        except Exception:
-            pass  # the original failure is what matters
-        raise
     return size

@@ -22,6 +22,7 @@ upload again on top (the failure is marked as retried).
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -32,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import obstore
 from obstore.store import AzureStore, S3Store
 
-from copilot.errors import StorageError
+from copilot.errors import StorageError, describe
 from copilot.storage import chunked
 from copilot.storage.client import RemoteEntry
 from copilot.storage.errors import mark_retried, unsatisfiable_range
@@ -45,6 +46,8 @@ if TYPE_CHECKING:
     from copilot.storage.chunked import ByteBudget
     from copilot.storage.files import LocalSource
     from copilot.storage.retry import RetryPolicy
+
+log = logging.getLogger("copilot")
 
 #: Objects listed per page: what a listing holds in memory at a time.
 LIST_PAGE = 1000
@@ -287,6 +290,8 @@ class ObstoreClient:
                 max_concurrency=self.parts_in_flight,
             )
         except Exception as exc:
+            if _abort_failed(exc):
+                raise mark_retried(MultipartFailed(exc)) from exc
             raise mark_retried(exc) from None
         finally:
             await budget.release(cost)
@@ -295,6 +300,34 @@ class ObstoreClient:
     def close(self) -> None:
         with self._lock:
             self._stores.clear()
+
+
+class MultipartFailed(Exception):
+    """A multipart upload that failed, when obstore reports only the abort after it.
+
+    obstore aborts a failed multipart upload itself and, when that DELETE fails
+    too (the store stopped answering), raises the abort's error in place of the
+    part's.  The abort is a clean-up: it is logged as a warning, and the error is
+    the upload's, with the abort's underlying reason as the best clue obstore
+    leaves to why the part failed."""
+
+    def __init__(self, abort: BaseException) -> None:
+        text = str(abort)
+        reason = text.rsplit(" - ", 1)[-1] if " - " in text else describe(abort)
+        reason = (reason.strip().splitlines() or ["no reason given"])[0]
+        log.warning("aborting a failed multipart upload failed too: %s", text[:300])
+        super().__init__(
+            f"a part of the multipart upload failed (obstore does not say why; the "
+            f"abort after it failed with: {reason}); its parts stay until the "
+            f"bucket's lifecycle rule removes them"
+        )
+
+
+def _abort_failed(exc: BaseException) -> bool:
+    """Whether obstore's error is its abort of a multipart upload (S3's
+    ``DELETE …?uploadId=``), not the request that failed first."""
+    text = str(exc)
+    return "Error performing DELETE" in text and "uploadId=" in text
 
 
 @asynccontextmanager

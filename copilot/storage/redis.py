@@ -23,7 +23,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from copilot.constants import TMP_SUFFIX
+from copilot.constants import CLEANUP_SECONDS, TMP_SUFFIX
 from copilot.errors import NON_RECOVERABLE, StorageError
 from copilot.storage import chunked
 from copilot.storage.client import RemoteEntry
@@ -35,9 +35,6 @@ if TYPE_CHECKING:
     from copilot.storage.files import LocalSource
     from copilot.storage.retry import RetryPolicy
 
-#: How long removing a failed upload's partial value may take (a warning-level
-#: matter: the value is named so that nothing reads it).
-CLEANUP_SECONDS = 5.0
 #: Redis's cap on one string value (``proto-max-bulk-len``'s default).
 MAX_VALUE_BYTES = 512 << 20
 #: Bytes per ``GETRANGE`` / ``APPEND``: what a transfer holds at once.

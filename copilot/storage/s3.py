@@ -385,7 +385,10 @@ async def put_file(
         )
         return {"PartNumber": number, "ETag": resp["ETag"]}
 
-    try:
+    async def abort() -> None:
+        await client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+
+    async with chunked.undone_on_failure(abort, f"s3://{path}"):
         parts = await chunked.in_parts(
             source, size, part, budget, send, callback, retry=retry, digest=digest
         )
@@ -395,13 +398,16 @@ async def put_file(
             UploadId=upload_id,
             MultipartUpload={"Parts": parts},
         )
-    except BaseException:
-        try:
-            await client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
-        except Exception:
-            pass  # the original failure is what matters
-        raise
     return size
+
+
+async def close(fs: Any) -> None:
+    """End the filesystem's clients: its own and the per-region ones s3fs made for
+    buckets elsewhere (all kept by ``_s3creator``, a canary test watches it)."""
+    creator = getattr(fs, "_s3creator", None)
+    if creator is not None:
+        await creator.__aexit__(None, None, None)
+        fs._s3, fs._s3creator = None, None
 
 
 def fsspec_class() -> type:
