@@ -22,3 +22,6 @@ TMP_SUFFIX = ".copilot-part"
 #: How long cleaning up after a failed transfer may take (aborting a multipart
 #: upload, removing a partial value): a warning-level matter, never the error.
 CLEANUP_SECONDS = 5.0
+#: Seconds a storage operation that keeps failing transiently is retried (after
+#: ``--retries`` quick attempts, a store restarting or throttling is waited out).
+DEFAULT_RETRY_SECONDS = 120.0

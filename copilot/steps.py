@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 from flyteidl2.core import literals_pb2
 
 from copilot.cancel import CancelToken
-from copilot.constants import ERROR_DOCUMENT_NAME
+from copilot.constants import DEFAULT_RETRY_SECONDS, ERROR_DOCUMENT_NAME
 from copilot.durations import format_duration_ns
 from copilot.error_documents import write_error_document
 from copilot.errors import (
@@ -70,8 +70,15 @@ class StepLimits:
 
     #: Seconds the step (the sidecar: its upload) may take; None for no bound.
     timeout: float | None = 3600.0
-    #: Attempts per storage operation for transient failures.
+    #: Attempts per storage operation for transient failures (at least)...
     retries: int = 5
+    #: ...and seconds a failing operation keeps being retried (a store that is down
+    #: for a while is waited out), never past ``timeout``.
+    retry_for: float = DEFAULT_RETRY_SECONDS
+
+    def scope(self, store: Store, token: CancelToken) -> Store:
+        """``store`` under the step's token, retrying as these limits say."""
+        return store.scoped(token, attempts=self.retries, patience=self.retry_for)
 
 
 def as_copilot_error(exc: BaseException) -> CopilotError:
@@ -153,7 +160,7 @@ def download(
     token = CancelToken(cancel)
     disarm = token.cancel_after(limits.timeout)
     try:
-        return download_inputs(store.scoped(token, attempts=limits.retries), opts)
+        return download_inputs(limits.scope(store, token), opts)
     except UsageError:
         raise
     except Exception as exc:
@@ -228,7 +235,7 @@ def sidecar(
         log.info("main container finished (%s)", finish.wait_to_exit(token))
         waited = True
         disarm = token.cancel_after(limits.timeout)
-        result = upload_outputs(store.scoped(token, attempts=limits.retries), opts, eager)
+        result = upload_outputs(limits.scope(store, token), opts, eager)
         if result.skipped_reason:
             log.warning("outputs not uploaded: %s", result.skipped_reason)
         return result

@@ -396,6 +396,8 @@ def test_unreachable_store_without_prefix_exits_nonzero(tmp_path: Path) -> None:
             "20s",
             "--retries",
             "2",
+            "--retry-for",
+            "0s",
         ],
         env=clean_env(),
     )

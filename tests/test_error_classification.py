@@ -228,7 +228,14 @@ def test_transient_storage_failure_past_retries_is_system_recoverable(
     (out / "report").write_bytes(b"data")
     with FaultProxy(s3.endpoint, mode="503", rate=1.0, only_path="/raw/") as proxy:
         code, origin, kind, message = sidecar_fails(
-            s3, out, {"report": lits.blob_type()}, "--retries", "2", flags=s3.stow_flags(proxy.url)
+            s3,
+            out,
+            {"report": lits.blob_type()},
+            "--retries",
+            "2",
+            "--retry-for",
+            "0s",
+            flags=s3.stow_flags(proxy.url),
         )
     assert (code, origin, kind) == (UP, SYSTEM, RECOVERABLE)
     assert "raw/report" in message

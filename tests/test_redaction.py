@@ -106,6 +106,8 @@ def _download(s3: S3, url: str, level: int, fmt: str, tmp_path: Path) -> tuple[s
             str(tmp_path / uuid.uuid4().hex[:6]),
             "--retries",
             "2",
+            "--retry-for",
+            "0s",
         ]
     )
     assert res.returncode == 0, res.stderr
@@ -239,6 +241,8 @@ def test_the_stores_own_sas_token_never_reaches_error_pb(
                     str(tmp_path / f"in{level}"),
                     "--retries",
                     "2",
+                    "--retry-for",
+                    "0s",
                 ]
             )
             assert res.returncode == 1, res.stderr  # no prefix for error.pb: the line says it

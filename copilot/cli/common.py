@@ -14,6 +14,7 @@ from copilot.config import STOW_KEYS, Settings
 from copilot.constants import (
     DEFAULT_CONCURRENCY,
     DEFAULT_MAX_PRIMITIVE_BYTES,
+    DEFAULT_RETRY_SECONDS,
 )
 from copilot.durations import parse_go_duration
 from copilot.errors import CopilotError, UsageError
@@ -295,14 +296,25 @@ def _typed_interface(interface_b64: str, interface_file: str | None, command: st
     return None
 
 
-_retries_option = click.option(
-    "--retries",
-    type=click.IntRange(min=1),
-    default=5,
-    show_default=True,
-    help="Attempts per storage operation for transient failures (5xx, throttling, "
-    "dropped connections); never past --timeout.",
-)
+def _retries_option(fn: Any) -> Any:
+    """``--retries`` and ``--retry-for``: how hard a transient storage failure is retried."""
+    fn = click.option(
+        "--retry-for",
+        type=GO_DURATION,
+        default=f"{DEFAULT_RETRY_SECONDS:.0f}s",
+        show_default=True,
+        help="Keep retrying a storage operation that fails transiently for this long "
+        "(after --retries attempts), so a store that restarts or throttles is waited "
+        "out; 0s: --retries alone.  Never past --timeout.",
+    )(fn)
+    return click.option(
+        "--retries",
+        type=click.IntRange(min=1),
+        default=5,
+        show_default=True,
+        help="Attempts per storage operation for transient failures (5xx, throttling, "
+        "dropped connections), at least; never past --timeout.",
+    )(fn)
 
 
 def _step_store(settings: Settings, label: str, concurrency: int) -> Store:

@@ -91,6 +91,7 @@ def download(
     concurrency: int,
     concurrency_per_cpu: int | None,
     retries: int,
+    retry_for: float,
 ) -> None:
     """Fetch the task's inputs and lay them out as files in the input directory.
 
@@ -147,7 +148,7 @@ def download(
             opts,
             error_prefix=to_output_prefix,
             error_name=settings.err_output_name,
-            limits=steps.StepLimits(timeout=timeout, retries=retries),
+            limits=steps.StepLimits(timeout=timeout, retries=retries, retry_for=retry_for),
             cancel=_sigterm_token(),
         )
     except steps.StepFailed as exc:

@@ -95,6 +95,7 @@ def sidecar(
     concurrency: int,
     concurrency_per_cpu: int | None,
     retries: int,
+    retry_for: float,
 ) -> None:
     """Wait for the main container, then turn its output files into typed outputs.
 
@@ -159,7 +160,7 @@ def sidecar(
             opts,
             start=make_watcher(start_watcher_type, from_local_dir, ended, timeout),
             finish=make_watcher(exit_watcher_type, from_local_dir, ended, timeout),
-            limits=steps.StepLimits(timeout=timeout, retries=retries),
+            limits=steps.StepLimits(timeout=timeout, retries=retries, retry_for=retry_for),
         )
     except steps.StepFailed as exc:
         _report(settings, "sidecar", exc)

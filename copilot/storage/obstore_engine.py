@@ -98,7 +98,7 @@ class ObstoreClient:
         self.options = {**options, "client_options": client}
         self.parts_in_flight = max(1, min(upload_concurrency or PARTS_IN_FLIGHT, 8))
         self.loop = event_loop()
-        self._stores: dict[tuple[str, int], Any] = {}
+        self._stores: dict[tuple[str, int, float], Any] = {}
         self._lock = threading.Lock()
 
     # -- addressing ------------------------------------------------------------
@@ -120,8 +120,9 @@ class ObstoreClient:
     def _store(self, bucket: str, retries: int = 0, policy: RetryPolicy | None = None) -> Any:
         if not bucket:
             raise StorageError(f"{self.protocol}:// URI without a bucket", retryable=False)
+        patience = policy.patience if policy is not None and retries else 0.0
         with self._lock:
-            store = self._stores.get((bucket, retries))
+            store = self._stores.get((bucket, retries, patience))
             if store is None:
                 retry: RetryConfig = {"max_retries": retries}
                 if policy is not None and retries:
@@ -130,6 +131,11 @@ class ObstoreClient:
                         "max_backoff": timedelta(seconds=policy.cap),
                         "base": 2,
                     }
+                if policy is not None and patience > 0:
+                    # The same policy as copilot's loop: past the attempts, retried
+                    # until the failures have gone on for ``patience`` seconds.
+                    retry["max_retries"] = max(retries, int(patience / policy.base) + 1)
+                    retry["retry_timeout"] = timedelta(seconds=patience)
                 opts = dict(self.options)
                 if self.kind == "s3":
                     if opts.get("virtual_hosted_style_request") and opts.get("endpoint"):
@@ -139,7 +145,7 @@ class ObstoreClient:
                     store = S3Store(bucket, retry_config=retry, **opts)
                 else:
                     store = AzureStore(bucket, retry_config=retry, **opts)
-                self._stores[(bucket, retries)] = store
+                self._stores[(bucket, retries, patience)] = store
             return store
 
     # -- small objects -----------------------------------------------------------

@@ -123,14 +123,20 @@ DEADLINE_SHARE = 0.9
 class RetryPolicy:
     """How often and how long to retry.
 
-    ``cancel`` ends a back-off sleep at once; no retry is started that would
-    end after ``DEADLINE_SHARE`` of the way to its deadline.
+    A transient failure is tried again while fewer than ``attempts`` tries were
+    made, or while less than ``patience`` seconds have passed since the
+    operation first failed (so a store that is down for a minute is waited out,
+    where five quick attempts are over in about three seconds); the pauses grow
+    exponentially up to ``cap``.  ``cancel`` ends a back-off sleep at once; no
+    retry is started that would end after ``DEADLINE_SHARE`` of the way to its
+    deadline.
     """
 
     attempts: int = 5
     base: float = 0.2
     cap: float = 10.0
     cancel: CancelToken | None = None
+    patience: float = 0.0
 
     def __post_init__(self) -> None:
         self._start = time.monotonic()
@@ -144,10 +150,16 @@ class RetryPolicy:
 
     def delay(self, attempt: int) -> float:
         """Full jitter: anywhere up to the exponential step, so retries spread out."""
-        return random.uniform(0, min(self.cap, self.base * (2**attempt)))
+        return random.uniform(0, min(self.cap, self.base * (2 ** min(attempt, 30))))
 
-    def _next(self, attempt: int, exc: BaseException, what: str) -> float | None:
-        if isinstance(exc, Cancelled) or attempt + 1 >= self.attempts or not is_transient(exc):
+    def pause_after(
+        self, attempt: int, exc: BaseException, what: str, failing_since: float
+    ) -> float | None:
+        """The pause before trying again after ``exc`` (the ``attempt``-th try, counted
+        from 0, of an operation failing since ``failing_since``), or None to give up."""
+        if isinstance(exc, Cancelled) or not is_transient(exc):
+            return None
+        if attempt + 1 >= self.attempts and time.monotonic() - failing_since >= self.patience:
             return None
         if was_retried(exc):
             return None  # an inner loop (a range's, a part's, obstore's) gave up already
@@ -161,24 +173,35 @@ class RetryPolicy:
         # that is down is visible at once instead of after a silent back-off.
         log.log(
             logging.WARNING if attempt == 0 else logging.INFO,
-            "%s: attempt %d of %d failed (%s); retrying in %.2fs",
+            "%s: attempt %s failed (%s); retrying in %.2fs%s",
             what,
-            attempt + 1,
-            self.attempts,
+            f"{attempt + 1} of {self.attempts}" if attempt + 1 < self.attempts else attempt + 1,
             describe(exc)[:200],
             pause,
+            self._plan(attempt, failing_since),
         )
         return pause
 
+    def _plan(self, attempt: int, failing_since: float) -> str:
+        """How long the loop will keep at it, for the log line."""
+        if self.patience <= 0:
+            return ""
+        if attempt + 1 < self.attempts:
+            return f" (and for up to {self.patience:.0f}s while it keeps failing)"
+        waited = time.monotonic() - failing_since
+        return f" (failing for {waited:.0f}s of up to {self.patience:.0f}s)"
+
     def call(self, fn: Callable[[], T], what: str) -> T:
         attempt = 0
+        failing_since = 0.0
         while True:
             if self.cancel is not None:
                 self.cancel.raise_if_cancelled()
             try:
                 return fn()
             except Exception as exc:
-                pause = self._next(attempt, exc, what)
+                failing_since = failing_since or time.monotonic()
+                pause = self.pause_after(attempt, exc, what, failing_since)
                 if pause is None:
                     raise
             if self.cancel is not None and self.cancel.wait(pause):
@@ -189,11 +212,13 @@ class RetryPolicy:
 
     async def acall(self, fn: Callable[[], Awaitable[T]], what: str) -> T:
         attempt = 0
+        failing_since = 0.0
         while True:
             try:
                 return await fn()
             except Exception as exc:
-                pause = self._next(attempt, exc, what)
+                failing_since = failing_since or time.monotonic()
+                pause = self.pause_after(attempt, exc, what, failing_since)
                 if pause is None:
                     raise
             await _sleep(pause)

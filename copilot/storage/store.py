@@ -22,6 +22,7 @@ import logging
 import os
 import shutil
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -166,7 +167,9 @@ class Store:
         #: kernel allows (see :meth:`linking`).
         self.link_uploads = False
 
-    def scoped(self, cancel: CancelToken, *, attempts: int | None = None) -> Store:
+    def scoped(
+        self, cancel: CancelToken, *, attempts: int | None = None, patience: float | None = None
+    ) -> Store:
         """This store (same filesystems and connections) under another token.
 
         Each phase of a step gets its own view: its deadline and cancellation
@@ -180,6 +183,7 @@ class Store:
             base=self.retry.base,
             cap=self.retry.cap,
             cancel=cancel,
+            patience=self.retry.patience if patience is None else patience,
         )
         return view
 
@@ -537,18 +541,20 @@ class Store:
         path, where = client.path(uri), f"list {display_uri(uri)}"
         after: str | None = None
         attempt = 0
+        failing_since = 0.0
         while True:
             try:
                 async for page in client.listing(path, uri, after):
                     if page:
                         after = page[-1].relpath
                     yield [e for e in page if not e.relpath.endswith(TMP_SUFFIX)]
-                    attempt = 0
+                    attempt, failing_since = 0, 0.0
                 return
             except Exception as exc:
                 if isinstance(exc, CopilotError):
                     raise
-                pause = self.retry._next(attempt, exc, where)
+                failing_since = failing_since or time.monotonic()
+                pause = self.retry.pause_after(attempt, exc, where, failing_since)
                 if pause is None:
                     raise _labelled(storage_error(exc, uri, "list"), label) from exc
             await asyncio.sleep(pause)
