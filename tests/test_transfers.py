@@ -849,3 +849,34 @@ def test_closing_a_store_closes_its_connections(remote: Remote, tmp_path: Path) 
                 break
             time.sleep(0.05)
         assert _connections_to(port) == 0
+
+
+@pytest.mark.parametrize("size", [1000, 11 << 20], ids=["one-request", "multipart"])
+def test_a_store_that_is_down_for_a_while_is_waited_out_not_given_up_on(
+    s3: S3, tmp_path: Path, monkeypatch, size: int
+) -> None:
+    """The store answers 503 to its first eight requests (a restart, a throttle):
+    more failures than ``attempts``, which ends the upload at once without
+    ``patience``; with it, the upload waits the store out and lands whole (a
+    small file in copilot's loop; a multipart one in obstore's, same policy)."""
+    from copilot.errors import CopilotError
+    from copilot.storage import obstore_engine
+    from copilot.storage.retry import RetryPolicy
+
+    monkeypatch.setattr(obstore_engine, "PART_SIZE", 5 << 20)  # S3's smallest part
+    data = os.urandom(size)
+    (tmp_path / "f").write_bytes(data)
+    fast = RetryPolicy(attempts=2, base=0.01, cap=0.05)
+    for patience, lands in ((0.0, False), (60.0, True)):
+        key = f"down/{patience}"
+        with FaultProxy(s3.upstream, mode="503", first=8, only_path="/down/") as proxy:
+            store = s3.store(4, endpoint=proxy.url)
+            store.retry = fast
+            store = store.scoped(CancelToken(), patience=patience)
+            try:
+                store.upload([Transfer(str(tmp_path / "f"), s3.uri(key), "f")])
+            except CopilotError:
+                assert not lands, "gave up with patience left"
+            else:
+                assert lands, "retried past its attempts without patience"
+                assert proxy.faults and s3.get(key) == data
