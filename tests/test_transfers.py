@@ -880,3 +880,57 @@ def test_a_store_that_is_down_for_a_while_is_waited_out_not_given_up_on(
             else:
                 assert lands, "retried past its attempts without patience"
                 assert proxy.faults and s3.get(key) == data
+
+
+def test_a_transfer_that_stops_moving_is_stopped_by_the_watchdog(
+    remote: Remote, tmp_path: Path, monkeypatch
+) -> None:
+    """The store takes the request and never answers (well within every read
+    timeout): the watchdog stops the call once nothing has moved for
+    ``stall_seconds``, and it fails saying so; nothing partial is left."""
+    from copilot.errors import RECOVERABLE, StorageError
+
+    uri = remote.put("stall/f", b"x" * 1000)
+    with FaultProxy(
+        remote.upstream, mode="stall", rate=1.0, stall_seconds=60, only_path="stall"
+    ) as proxy:
+        monkeypatch.setattr(store_module, "WATCH_SECONDS", 0.1)
+        store = remote.store(4, endpoint=proxy.url)
+        store.stall_seconds = 1
+        with pytest.raises(StorageError, match=r"no transfer progress for 1s") as info:
+            store.download([Transfer(uri, str(tmp_path / "f"), "f")])
+        assert proxy.faulted.is_set()
+    assert info.value.kind == RECOVERABLE
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_cancelled_call_answers_even_when_its_transfers_never_stop(monkeypatch) -> None:
+    """An engine call that ignores cancellation (here: it blocks its loop's thread,
+    as a native call that never returns would): cancelling the token (SIGTERM,
+    the deadline) still answers the caller, after ``unwind_seconds``."""
+    import asyncio
+
+    from copilot.cancel import Cancelled
+    from copilot.storage.loop import event_loop
+
+    class Stuck:
+        loop = asyncio.new_event_loop()
+
+    threading.Thread(target=Stuck.loop.run_forever, daemon=True).start()
+    release = threading.Event()
+
+    async def never_stops() -> None:
+        release.wait(60)  # blocks the loop's thread: no cancellation gets in
+
+    monkeypatch.setattr(store_module, "WATCH_SECONDS", 0.1)
+    token = CancelToken()
+    store = Store(cancel=token)
+    store.unwind_seconds = 0.5
+    threading.Timer(0.2, token.cancel, args=("SIGTERM",)).start()
+    try:
+        with pytest.raises(Cancelled, match="SIGTERM"):
+            store._await(Stuck(), never_stops())  # type: ignore[arg-type]
+    finally:
+        release.set()
+        Stuck.loop.call_soon_threadsafe(Stuck.loop.stop)
+    assert event_loop().is_running()  # the shared loop was never involved

@@ -8,20 +8,42 @@ it would hold up every transfer behind it).
 
 from __future__ import annotations
 
+import time
+
 from copilot.progress import Progress
 
 
-class TransferCallback:
-    """Counts one transfer's bytes into a shared :class:`Progress`."""
+class Pulse:
+    """When the store's transfers last moved (a chunk of bytes, a finished file, a
+    listing page): what the store's watchdog reads to tell a slow transfer from
+    one that stopped (see ``Store.stall_seconds``)."""
 
-    def __init__(self, progress: Progress) -> None:
+    def __init__(self) -> None:
+        self.last = time.monotonic()
+
+    def beat(self) -> None:
+        self.last = time.monotonic()
+
+
+class TransferCallback:
+    """Counts one transfer's bytes into a shared :class:`Progress` (when the run shows
+    one) and beats the store's :class:`Pulse`."""
+
+    def __init__(self, progress: Progress | None, pulse: Pulse | None = None) -> None:
         self.progress = progress
+        self.pulse = pulse
         self.reported = 0
 
     def relative_update(self, inc: int = 1) -> None:
         self.reported += inc
-        self.progress.advance(inc)
+        if self.progress is not None:
+            self.progress.advance(inc)
+        if self.pulse is not None:
+            self.pulse.last = time.monotonic()
 
     def finish(self, size: int) -> None:
         """Count what the backend did not report (e.g. a local copy) and one file."""
-        self.progress.advance(max(size - self.reported, 0), files=1)
+        if self.progress is not None:
+            self.progress.advance(max(size - self.reported, 0), files=1)
+        if self.pulse is not None:
+            self.pulse.last = time.monotonic()

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from copilot.cancel import Cancelled, CancelToken
 from copilot.config import StorageConfig
-from copilot.constants import DEFAULT_CONCURRENCY, TMP_SUFFIX
+from copilot.constants import CLEANUP_SECONDS, DEFAULT_CONCURRENCY, TMP_SUFFIX
 from copilot.errors import (
     NON_RECOVERABLE,
     USER,
@@ -39,6 +39,7 @@ from copilot.errors import (
 )
 from copilot.paths import Openers, open_source
 from copilot.storage.backends import backend_for
+from copilot.storage.callback import Pulse, TransferCallback
 from copilot.storage.client import Client, RemoteEntry
 from copilot.storage.engines import make_client
 from copilot.storage.errors import _errors, storage_error, unsatisfiable_range
@@ -49,10 +50,16 @@ from copilot.storage.uris import basename_of, display_uri, join_uri, protocol_of
 
 if TYPE_CHECKING:
     from copilot.progress import Progress
-    from copilot.storage.callback import TransferCallback
 
 log = logging.getLogger("copilot")
 T = TypeVar("T")
+
+#: How often a caller waiting on the engine's loop looks at the watchdog and the token.
+WATCH_SECONDS = 1.0
+#: Default of ``Store.stall_seconds``: five times the engines' read timeout.
+STALL_SECONDS = 300.0
+#: Default of ``Store.unwind_seconds``: a multipart abort's bound and a margin.
+UNWIND_SECONDS = 2 * CLEANUP_SECONDS
 
 
 @dataclass(frozen=True)
@@ -166,6 +173,16 @@ class Store:
         #: Uploads from local disk into a ``file://`` store are hard links where the
         #: kernel allows (see :meth:`linking`).
         self.link_uploads = False
+        #: The watchdog: a call whose transfers move no byte, finish no file and list
+        #: no page for this long is stopped and fails (0: never).  Each request has
+        #: its own read timeout too; this catches what none of them sees (an engine
+        #: whose future never completes, a runtime that lost its threads).
+        self.stall_seconds = STALL_SECONDS
+        #: When a call is cancelled (SIGTERM, the deadline, the watchdog), how long
+        #: its transfers may take to unwind (temp files removed, multipart uploads
+        #: aborted) before the caller is answered regardless.
+        self.unwind_seconds = UNWIND_SECONDS
+        self.pulse = Pulse()
 
     def scoped(
         self, cancel: CancelToken, *, attempts: int | None = None, patience: float | None = None
@@ -225,13 +242,16 @@ class Store:
             self.cancel.raise_if_cancelled()
         loop = client.loop
 
+        tasks: list[asyncio.Task[Any]] = []
+
+        def cancel_task() -> None:
+            # The task itself, not the future: it is answered once it has unwound.
+            loop.call_soon_threadsafe(lambda: [t.cancel() for t in tasks])
+
         async def runner() -> T:
             task = asyncio.current_task()
             assert task is not None
-
-            def cancel_task() -> None:
-                loop.call_soon_threadsafe(task.cancel)
-
+            tasks.append(task)
             unregister = self.cancel.on_cancel(cancel_task)
             try:
                 return await coro
@@ -239,10 +259,39 @@ class Store:
                 unregister()
 
         future = asyncio.run_coroutine_threadsafe(runner(), loop)
+        self.pulse.beat()
+        stalled = False
         try:
-            return future.result()
+            while True:
+                try:
+                    return future.result(WATCH_SECONDS)
+                except concurrent.futures.TimeoutError:
+                    pass
+                idle = time.monotonic() - self.pulse.last
+                if self.cancel.cancelled or (stalled := 0 < self.stall_seconds < idle):
+                    break
+            if stalled:
+                log.warning("no transfer progress for %.0fs: stopping the transfers", idle)
+                cancel_task()
+            try:
+                return future.result(self.unwind_seconds)
+            except concurrent.futures.TimeoutError:
+                # The transfers did not stop (a native call that never returns):
+                # the caller is answered anyway; the loop's thread is a daemon.
+                log.warning(
+                    "transfers did not stop within %.0fs of being told to; leaving them",
+                    self.unwind_seconds,
+                )
+                if not stalled:
+                    raise Cancelled(self.cancel.reason or "cancelled") from None
         except (asyncio.CancelledError, concurrent.futures.CancelledError):
-            raise Cancelled(self.cancel.reason or "cancelled") from None
+            if not stalled:
+                raise Cancelled(self.cancel.reason or "cancelled") from None
+        raise StorageError(
+            f"no transfer progress for {self.stall_seconds:.0f}s (no byte moved, no "
+            f"file finished, no listing page came): the store or this machine stopped "
+            f"answering"
+        )
 
     #: The local store's names for the client calls (fsspec's, see local.py).
     _LOCAL = {"read": "cat_file", "delete": "rm_file", "exists": "exists", "is_file": "isfile"}
@@ -460,12 +509,8 @@ class Store:
         """
         return self._transfer(transfers, "put", digests, stats)
 
-    def _callback(self) -> TransferCallback | None:
-        if self.progress is None:
-            return None
-        from copilot.storage.callback import TransferCallback
-
-        return TransferCallback(self.progress)
+    def _callback(self) -> TransferCallback:
+        return TransferCallback(self.progress, self.pulse)
 
     def _transfer(
         self,
@@ -547,6 +592,7 @@ class Store:
                 async for page in client.listing(path, uri, after):
                     if page:
                         after = page[-1].relpath
+                    self.pulse.beat()
                     yield [e for e in page if not e.relpath.endswith(TMP_SUFFIX)]
                     attempt, failing_since = 0, 0.0
                 return
