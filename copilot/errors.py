@@ -152,3 +152,21 @@ def describe(exc: BaseException) -> str:
     first = text[0] if text else ""
     name = type(exc).__name__
     return f"{name}: {first}" if first else name
+
+
+def resource_shortage(exc: BaseException) -> CopilotError | None:
+    """This machine running short (memory, threads), said as such rather than as an
+    internal error: SYSTEM and RECOVERABLE (a retry, or a pod with more memory, may
+    well have what it needs).  None for anything else."""
+    for current in (exc, exc.__cause__, exc.__context__):
+        if isinstance(current, MemoryError):
+            what = "ran out of memory"
+        elif isinstance(current, RuntimeError) and "can't start new thread" in str(current):
+            what = "could not start a thread (memory, or a thread or address-space limit)"
+        else:
+            continue
+        return CopilotError(
+            f"this machine {what}; give the step more memory (the sidecar and download "
+            f"need about 128 MiB) or fewer transfers at once (--concurrency)"
+        )
+    return None

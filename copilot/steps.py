@@ -37,6 +37,7 @@ from copilot.errors import (
     CopilotError,
     UsageError,
     describe,
+    resource_shortage,
 )
 from copilot.inputs import DownloadOptions, DownloadResult, download_inputs
 from copilot.storage import Store, display_uri, join_uri, protocol_of
@@ -88,6 +89,10 @@ def as_copilot_error(exc: BaseException) -> CopilotError:
     """
     if isinstance(exc, CopilotError):
         return exc
+    shortage = resource_shortage(exc)
+    if shortage is not None:
+        log.debug("ran short", exc_info=exc)
+        return shortage
     log.error("internal error", exc_info=exc)
     return CopilotError(f"internal error: {describe(exc)}")
 

@@ -358,6 +358,27 @@ def test_an_internal_error_is_system_recoverable() -> None:
     assert doc.error.message.startswith("internal error: KeyError")
 
 
+@pytest.mark.parametrize(
+    "exc, said",
+    [
+        (MemoryError(), "ran out of memory"),
+        (RuntimeError("can't start new thread"), "could not start a thread"),
+    ],
+)
+def test_running_short_of_memory_or_threads_is_said_as_such_not_as_a_bug(
+    exc: BaseException, said: str
+) -> None:
+    """Under a tight memory or address-space limit: a clear SYSTEM / RECOVERABLE
+    error that says what ran short and what to do, not "internal error"."""
+    err = as_copilot_error(exc)
+    assert said in err.message and "internal error" not in err.message
+    assert "more memory" in err.message
+    assert (err.origin, err.kind) == (SYSTEM, RECOVERABLE)
+    wrapped = ValueError("while reading")
+    wrapped.__cause__ = exc
+    assert said in as_copilot_error(wrapped).message
+
+
 # -- the document's name and the first cause --------------------------------------------
 
 

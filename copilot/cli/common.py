@@ -115,9 +115,13 @@ def exit_code(exc: BaseException) -> int:
         return 130
     if isinstance(exc, BrokenPipeError):
         return closed_pipe()
-    from copilot.errors import describe
+    from copilot.errors import describe, resource_shortage
     from copilot.redaction import redact
 
+    shortage = resource_shortage(exc)
+    if shortage is not None:
+        click.echo(f"copilot: error: {shortage.message}", err=True)
+        return 1
     # A bug: the traceback goes to the log (stderr) at any level, then one line.
     log.error("internal error", exc_info=exc)
     click.echo(f"copilot: internal error: {redact(describe(exc))}", err=True)
