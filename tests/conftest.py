@@ -346,6 +346,7 @@ def installed_image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 #: S3 and Azure) and fsspec (the reference; the only one for GCS).  The
 #: reference engine's runs of S3 and Azure are in CI's whole run, not the
 #: everyday one (`-m "not slow"`), which stays under a minute.
+PROTOCOL_ENGINES = ("s3-obstore", "s3-fsspec", "gs-fsspec", "abfs-obstore", "abfs-fsspec")
 REMOTES = (
     "s3-obstore",
     pytest.param("s3-fsspec", marks=pytest.mark.slow),
@@ -358,6 +359,17 @@ REMOTES = (
 @pytest.fixture(params=REMOTES)
 def remote(request: pytest.FixtureRequest):
     """A fresh bucket on each object store and engine in turn: S3 (moto), GCS, Azure Blob."""
+    from stores import make_remote
+
+    return make_remote(request.param, request)
+
+
+@pytest.fixture(
+    params=["s3-obstore", *(pytest.param(r, marks=pytest.mark.slow) for r in PROTOCOL_ENGINES[1:])]
+)
+def remote_everyday_s3(request: pytest.FixtureRequest):
+    """As ``remote``, with only S3 on obstore in the everyday run: for the slower
+    fault scenarios (a stall, an outage), whose other stores run in the whole one."""
     from stores import make_remote
 
     return make_remote(request.param, request)

@@ -779,12 +779,13 @@ _UPLOAD_REQUESTS = {"s3": "uploadId", "gs": "upload_id", "abfs": "comp=block"}
 
 
 def test_a_store_gone_mid_upload_reports_the_first_cause_not_the_clean_up(
-    remote: Remote, tmp_path: Path, monkeypatch, caplog
+    remote_everyday_s3: Remote, tmp_path: Path, monkeypatch, caplog
 ) -> None:
     """The store stops answering once a multipart upload has begun, so the abort
     after the failed part fails too: the error is the upload's, never the abort's
     (``Error performing DELETE …?uploadId=…``), and the failed clean-up is a
     warning.  (Azure has no abort: its uncommitted blocks are discarded.)"""
+    remote = remote_everyday_s3
     import logging
 
     from copilot.errors import RECOVERABLE, StorageError
@@ -851,7 +852,11 @@ def test_closing_a_store_closes_its_connections(remote: Remote, tmp_path: Path) 
         assert _connections_to(port) == 0
 
 
-@pytest.mark.parametrize("size", [1000, 11 << 20], ids=["one-request", "multipart"])
+@pytest.mark.parametrize(
+    "size",
+    [1000, pytest.param(11 << 20, marks=pytest.mark.slow)],
+    ids=["one-request", "multipart"],
+)
 def test_a_store_that_is_down_for_a_while_is_waited_out_not_given_up_on(
     s3: S3, tmp_path: Path, monkeypatch, size: int
 ) -> None:
@@ -883,11 +888,12 @@ def test_a_store_that_is_down_for_a_while_is_waited_out_not_given_up_on(
 
 
 def test_a_transfer_that_stops_moving_is_stopped_by_the_watchdog(
-    remote: Remote, tmp_path: Path, monkeypatch
+    remote_everyday_s3: Remote, tmp_path: Path, monkeypatch
 ) -> None:
     """The store takes the request and never answers (well within every read
     timeout): the watchdog stops the call once nothing has moved for
     ``stall_seconds``, and it fails saying so; nothing partial is left."""
+    remote = remote_everyday_s3
     from copilot.errors import RECOVERABLE, StorageError
 
     uri = remote.put("stall/f", b"x" * 1000)
