@@ -940,3 +940,43 @@ def test_a_cancelled_call_answers_even_when_its_transfers_never_stop(monkeypatch
         release.set()
         Stuck.loop.call_soon_threadsafe(Stuck.loop.stop)
     assert event_loop().is_running()  # the shared loop was never involved
+
+
+@pytest.mark.parametrize("engine", ["obstore", pytest.param("fsspec", marks=pytest.mark.slow)])
+def test_a_cancelled_multipart_upload_is_aborted_not_left_on_the_store(
+    s3: S3, tmp_path: Path, monkeypatch, engine: str
+) -> None:
+    """SIGTERM (here: the token) in the middle of a multipart upload: the upload is
+    aborted, so no parts are left on the service for a lifecycle rule to find.
+    (Dropping obstore's future, what a plain cancel does, leaves them.)"""
+    from copilot.cancel import Cancelled
+    from copilot.storage import obstore_engine
+
+    monkeypatch.setattr(obstore_engine, "PART_SIZE", 5 << 20)
+    monkeypatch.setattr(chunked, "PART_SIZE", 5 << 20)
+    (tmp_path / "big").write_bytes(os.urandom(40 << 20))
+    with FaultProxy(s3.upstream, delay=0.3) as proxy:
+        token = CancelToken()
+        store = s3.store(4, endpoint=proxy.url, engine=engine).scoped(token)
+        outcome: list[BaseException | None] = []
+
+        def upload() -> None:
+            try:
+                store.upload([Transfer(str(tmp_path / "big"), s3.uri("cut/big"), "big")])
+                outcome.append(None)
+            except BaseException as exc:  # noqa: BLE001 - judged below
+                outcome.append(exc)
+
+        runner = threading.Thread(target=upload)
+        runner.start()
+        for _ in range(600):
+            if any("partNumber=" in p for _, p, _ in proxy.seen):
+                break
+            threading.Event().wait(0.05)
+        token.cancel("SIGTERM")
+        runner.join(60)
+        assert not runner.is_alive()
+    assert isinstance(outcome[0], Cancelled), outcome
+    left = s3.client.list_multipart_uploads(Bucket=s3.bucket).get("Uploads", [])
+    assert left == [], "a cancelled multipart upload left its parts"
+    assert not s3.exists("cut/big")

@@ -22,6 +22,8 @@ upload again on top (the failure is marked as retried).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import threading
 from collections.abc import AsyncIterator
@@ -33,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 import obstore
 from obstore.store import AzureStore, S3Store
 
+from copilot.constants import CLEANUP_SECONDS
 from copilot.errors import StorageError, describe
 from copilot.storage import chunked
 from copilot.storage.client import RemoteEntry
@@ -288,12 +291,17 @@ class ObstoreClient:
         cost = part * (self.parts_in_flight + 1)
         await budget.acquire(cost)
         try:
-            await obstore.put_async(
-                store,
-                key,
-                chunked.read_file(source, size, chunked.READ_CHUNK, digest, callback),
-                chunk_size=part,
-                max_concurrency=self.parts_in_flight,
+            stop: list[bool] = []
+            body = chunked.read_file(source, size, chunked.READ_CHUNK, digest, callback)
+            await _abortable(
+                obstore.put_async(
+                    store,
+                    key,
+                    _stoppable(body, stop),
+                    chunk_size=part,
+                    max_concurrency=self.parts_in_flight,
+                ),
+                stop,
             )
         except Exception as exc:
             if _abort_failed(exc):
@@ -306,6 +314,39 @@ class ObstoreClient:
     def close(self) -> None:
         with self._lock:
             self._stores.clear()
+
+
+class UploadStopped(Exception):
+    """The body of a multipart upload that was cancelled: obstore sees its body fail
+    and aborts the upload."""
+
+
+async def _stoppable(body: AsyncIterator[bytes], stop: list[bool]) -> AsyncIterator[bytes]:
+    async for chunk in body:
+        if stop:
+            raise UploadStopped("the upload was cancelled")
+        yield chunk
+
+
+async def _abortable(put: Any, stop: list[bool]) -> None:
+    """Run obstore's multipart ``put``; when cancelled, have obstore abort it.
+
+    Dropping obstore's future (what cancelling it does) leaves the upload's parts
+    on the service: obstore aborts a multipart upload only when it fails.  So a
+    cancellation (SIGTERM, the deadline, a sibling's failure) is turned into a
+    failure: the body (:func:`_stoppable`) fails on its next read, and obstore
+    aborts the upload, within ``CLEANUP_SECONDS`` (parts in flight finish
+    first; past that the future is dropped after all).  Then the cancellation
+    goes on.
+    """
+    task = asyncio.ensure_future(put)
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        stop.append(True)
+        with contextlib.suppress(BaseException):
+            await asyncio.wait_for(task, CLEANUP_SECONDS)
+        raise
 
 
 class MultipartFailed(Exception):
