@@ -37,8 +37,7 @@ from hypothesis import strategies as st
 
 from copilot.cancel import Cancelled, CancelToken
 from copilot.errors import CopilotError, Retryable
-from copilot.storage import Store, Transfer, chunked
-from copilot.storage import store as store_module
+from copilot.storage import Store, Transfer, chunked, pool
 from copilot.storage.client import RemoteEntry
 from copilot.storage.loop import event_loop
 from copilot.storage.retry import RetryPolicy
@@ -429,7 +428,7 @@ def _simulation(examples: int) -> Any:
     ) -> None:
         monkeypatch.setattr(chunked, "UPLOAD_BUDGET", BUDGET)
         monkeypatch.setattr(chunked, "ByteBudget", PeakBudget)
-        monkeypatch.setattr(store_module, "TREE_WINDOW", schedule["window"])
+        monkeypatch.setattr(pool, "TREE_WINDOW", schedule["window"])
         _play(schedule, tmp_path_factory.mktemp("sim") / "run", engine)
 
     return test

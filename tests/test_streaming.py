@@ -128,15 +128,15 @@ def test_a_name_from_the_listing_is_checked_before_it_becomes_a_path(
 ) -> None:
     from copilot.errors import DataError
     from copilot.paths import safe_relpath
+    from copilot.storage.transfer import leaf_of
 
-    store = Store()
     entries = [RemoteEntry("ok", "memory://x/ok", 1), RemoteEntry(bad, f"memory://x/{bad}", 1)]
     tree = Transfer(
         "memory://x", str(tmp_path / "t"), "t", tree=True, check=lambda r: safe_relpath(r, "t")
     )
-    assert store._leaf(tree, entries[0]) is not None
+    assert leaf_of(tree, entries[0], None) is not None
     with pytest.raises(DataError, match="t: object path"):
-        store._leaf(tree, entries[1])
+        leaf_of(tree, entries[1], None)
 
 
 def test_an_upload_tree_is_walked_as_it_is_sent_and_its_digest_built_in_order(

@@ -467,13 +467,15 @@ def test_local_transfers_copy_one_at_a_time_in_the_calling_thread(
         (src / str(i)).write_bytes(b"y" * 100)
     store = Store(concurrency=4)
     threads: set[int] = set()
-    original = store_module._copy_plain
+    from copilot.storage import local_copy
+
+    original = local_copy._copy_plain
 
     def recording(a: str, b: str) -> int:
         threads.add(threading.get_ident())
         return original(a, b)
 
-    monkeypatch.setattr(store_module, "_copy_plain", recording)
+    monkeypatch.setattr(local_copy, "_copy_plain", recording)
     before = set(threading.enumerate())
     transfers = [
         Transfer(str(src / str(i)), str(tmp_path / "dst" / str(i)), str(i)) for i in range(30)
@@ -651,11 +653,11 @@ def test_a_failure_in_one_dir_does_not_deadlock_the_producer_waiting_on_another(
     and a1, which hang, and waits on a's window to queue a2; meanwhile b0 fails.
     The failure must stop the producer waiting on *a*'s window (and the hanging
     uploads) at once, not leave the call waiting for the step's timeout."""
-    import copilot.storage.store as store_module
+    import copilot.storage.pool as pool
     from copilot.errors import CopilotError
     from copilot.storage import Transfer
 
-    monkeypatch.setattr(store_module, "TREE_WINDOW", 2)
+    monkeypatch.setattr(pool, "TREE_WINDOW", 2)
     store, started, cancelled = _gated_memory_store(monkeypatch, {"b0"}, concurrency=8)
     trees = []
     for tree, count in (("b", 2), ("a", 3)):
@@ -745,13 +747,13 @@ def test_too_many_open_files_is_a_moments_shortage_not_a_permanent_failure(
     the failure is copilot's own (SYSTEM) and RECOVERABLE, not the container's."""
     import errno
 
-    import copilot.storage.store as store_module
+    import copilot.storage.transfer as transfer
     from copilot.errors import RECOVERABLE, SYSTEM, CopilotError
     from copilot.storage import Store
     from copilot.storage.retry import RetryPolicy, is_transient
 
     assert is_transient(OSError(errno.EMFILE, "Too many open files"))
-    real = store_module.open_source
+    real = transfer.open_source
     refusals = {"left": 2}
 
     def short_of_files(*args, **kwargs):  # type: ignore[no-untyped-def]
@@ -760,7 +762,7 @@ def test_too_many_open_files_is_a_moments_shortage_not_a_permanent_failure(
             raise OSError(errno.EMFILE, "Too many open files")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(store_module, "open_source", short_of_files)
+    monkeypatch.setattr(transfer, "open_source", short_of_files)
     (tmp_path / "f").write_bytes(b"data")
     store = Store(retry=RetryPolicy(attempts=5, base=0.001))
     store.upload([Transfer(str(tmp_path / "f"), "memory://emfile/f", "f", 4)])

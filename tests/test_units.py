@@ -644,7 +644,7 @@ def test_the_byte_budget_admits_in_arrival_order() -> None:
 def test_the_tree_window_holds_the_producer_until_the_oldest_file_finishes() -> None:
     import asyncio
 
-    from copilot.storage.store import TREE_WINDOW, _Window
+    from copilot.storage.pool import TREE_WINDOW, _Window
 
     async def scenario() -> None:
         window = _Window()

@@ -19,7 +19,8 @@ protocol), each reached through the engine that serves it.
 from __future__ import annotations
 
 from copilot.storage.errors import storage_error
-from copilot.storage.store import RemoteEntry, Store, Transfer, discard, publish, staging_dir
+from copilot.storage.store import RemoteEntry, Store
+from copilot.storage.transfer import Transfer, discard, publish, staging_dir
 from copilot.storage.uris import basename_of, display_uri, join_uri, protocol_of
 
 __all__ = [
