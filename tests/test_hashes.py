@@ -16,6 +16,9 @@ from flyteidl2.core import literals_pb2
 from sidecar_helpers import typed_interface
 from stores import Remote
 
+from copilot.storage import Store
+from copilot.storage.sizes import TransferLimits
+
 T = lits.T
 SLOW = pytest.mark.slow  # a few MiB through every store
 INTERFACE = {
@@ -71,10 +74,8 @@ def _sidecar(remote: Remote, out: Path, prefix: str, *extra: str) -> literals_pb
 def small_parts(monkeypatch: pytest.MonkeyPatch) -> None:
     """Parts of 5 MiB (S3's smallest), so an 11 MiB file goes up as three parts read
     in order."""
-    from copilot.storage import azure, chunked
 
-    monkeypatch.setattr(chunked, "PART_SIZE", 5 << 20)
-    monkeypatch.setattr(azure, "BLOCK_SIZE", 1 << 20)
+    monkeypatch.setattr(Store, "default_limits", TransferLimits(part_size=5 << 20))
 
 
 def test_every_uploaded_file_and_dir_carries_its_content_hash(
@@ -172,10 +173,8 @@ def test_inspect_shows_each_blobs_hash(tmp_path: Path) -> None:
 @pytest.fixture
 def small_ranges(monkeypatch: pytest.MonkeyPatch) -> None:
     """1 MiB ranges, so a 3 MiB object downloads as concurrent ranges hashed in order."""
-    from copilot.storage import azure, chunked, gcs
 
-    for module in (chunked, azure, gcs):
-        monkeypatch.setattr(module, "RANGE_SIZE", 1 << 20)
+    monkeypatch.setattr(Store, "default_limits", TransferLimits(range_size=1 << 20))
 
 
 def _download(remote: Remote, tmp_path: Path, lit, *extra: str):

@@ -37,10 +37,11 @@ from hypothesis import strategies as st
 
 from copilot.cancel import Cancelled, CancelToken
 from copilot.errors import CopilotError, Retryable
-from copilot.storage import Store, Transfer, chunked, pool
+from copilot.storage import Store, Transfer, chunked
 from copilot.storage.client import RemoteEntry
 from copilot.storage.loop import event_loop
 from copilot.storage.retry import RetryPolicy
+from copilot.storage.sizes import TransferLimits
 
 ATTEMPTS = 3
 BUDGET = 3000
@@ -144,15 +145,17 @@ class SimClient:
         retry: RetryPolicy,
         sha256: Any = None,
         size: int | None = None,
+        limits: Any = None,
     ) -> int:
         self.running += 1
         try:
             await self._meet(path)
             if self.inner is not None:
                 inner_path = self.inner.path(f"{self.inner.protocol}://{path}")
-                return int(
-                    await self.inner.get_file(inner_path, lpath, callback, retry, sha256, size)
+                got = await self.inner.get_file(
+                    inner_path, lpath, callback, retry, sha256, size, limits=limits
                 )
+                return int(got)
             data = self.objects[path]
             half = len(data) // 2
             with open(lpath, "wb") as out:
@@ -175,6 +178,7 @@ class SimClient:
         callback: Any,
         retry: RetryPolicy,
         digest: Any = None,
+        limits: Any = None,
     ) -> int:
         self.running += 1
         try:
@@ -182,7 +186,7 @@ class SimClient:
                 await self._meet(path)
                 inner_path = self.inner.path(f"{self.inner.protocol}://{path}")
                 sent = await self.inner.put_file(
-                    source, inner_path, budget, callback, retry, digest
+                    source, inner_path, budget, callback, retry, digest, limits=limits
                 )
                 self.objects[path] = os.pread(source.fd, source.size, 0)
                 return int(sent)
@@ -426,9 +430,12 @@ def _simulation(examples: int) -> Any:
         tmp_path_factory: pytest.TempPathFactory,
         monkeypatch: pytest.MonkeyPatch,
     ) -> None:
-        monkeypatch.setattr(chunked, "UPLOAD_BUDGET", BUDGET)
+        monkeypatch.setattr(
+            Store,
+            "default_limits",
+            TransferLimits(upload_budget=BUDGET, tree_window=schedule["window"]),
+        )
         monkeypatch.setattr(chunked, "ByteBudget", PeakBudget)
-        monkeypatch.setattr(pool, "TREE_WINDOW", schedule["window"])
         _play(schedule, tmp_path_factory.mktemp("sim") / "run", engine)
 
     return test

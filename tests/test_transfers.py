@@ -17,6 +17,7 @@ from stores import Remote
 from copilot.cancel import CancelToken
 from copilot.storage import Store, Transfer, chunked
 from copilot.storage import store as store_module
+from copilot.storage.sizes import TransferLimits
 
 
 def _sha(path: Path) -> str:
@@ -59,10 +60,8 @@ def test_a_ranged_download_never_fetches_the_whole_object_first(
     remote: Remote, tmp_path: Path, monkeypatch
 ) -> None:
     """Every GET of a big object asks for a range; the first range is kept, not dropped."""
-    from copilot.storage import azure, gcs
 
-    for module in (chunked, azure, gcs):
-        monkeypatch.setattr(module, "RANGE_SIZE", 1 << 20)
+    monkeypatch.setattr(Store, "default_limits", TransferLimits(range_size=1 << 20))
     data = os.urandom((3 << 20) + 5)
     remote.put("r/bigobj", data)
     remote.put("r/emptyobj", b"")
@@ -97,10 +96,9 @@ def test_a_first_range_that_breaks_off_is_finished_alone(
     """The first response of a ranged download is cut off halfway: what it did not
     bring is fetched as a range of its own, the rest of the object is not
     fetched again, and the file is the object."""
-    from copilot.storage import azure, gcs, obstore_engine
+    from copilot.storage import obstore_engine
 
-    for module in (chunked, azure, gcs):
-        monkeypatch.setattr(module, "RANGE_SIZE", 1 << 20)
+    monkeypatch.setattr(Store, "default_limits", TransferLimits(range_size=1 << 20))
     # obstore hands the body over in chunks of this size: small, so the first
     # body's cut lands after some of it was written.
     monkeypatch.setattr(obstore_engine, "STREAM_CHUNK", 64 << 10)
@@ -128,8 +126,9 @@ def test_a_first_range_that_breaks_off_is_finished_alone(
 
 def test_the_upload_budget_is_one_bound_for_every_call(s3: S3, tmp_path: Path, monkeypatch) -> None:
     """Two upload calls at once (the eager uploader and the exit upload) share the budget."""
-    monkeypatch.setattr(chunked, "UPLOAD_BUDGET", 3 << 20)
-    monkeypatch.setattr(chunked, "PART_SIZE", 5 << 20)
+    monkeypatch.setattr(
+        Store, "default_limits", TransferLimits(upload_budget=3 << 20, part_size=5 << 20)
+    )
     budgets: set[int] = set()
     peak = [0]
     original = chunked.ByteBudget.acquire
@@ -254,9 +253,9 @@ def test_upload_memory_budget_is_respected(
     from copilot.storage import obstore_engine
 
     budget = 12 << 20 if engine == "obstore" else 6 << 20
-    monkeypatch.setattr(chunked, "UPLOAD_BUDGET", budget)
-    monkeypatch.setattr(chunked, "PART_SIZE", 5 << 20)
-    monkeypatch.setattr(obstore_engine, "PART_SIZE", 5 << 20)
+    monkeypatch.setattr(
+        Store, "default_limits", TransferLimits(upload_budget=budget, part_size=5 << 20)
+    )
     monkeypatch.setattr(obstore_engine, "PARTS_IN_FLIGHT", 1)  # 10 MiB per upload
     peak = [0]
     original = chunked.ByteBudget.acquire
@@ -294,7 +293,7 @@ def test_s3_part_bodies_are_never_copied_whole_on_their_way_out(
     in flight.  Part bodies go to aiohttp as slices of the bytes read, never whole."""
     from aiohttp import payload
 
-    monkeypatch.setattr(chunked, "PART_SIZE", 5 << 20)
+    monkeypatch.setattr(Store, "default_limits", TransferLimits(part_size=5 << 20))
     whole: list[int] = []
     for cls in (payload.BytesIOPayload, payload.BytesPayload):
         original = cls.__init__
@@ -330,15 +329,14 @@ def test_parts_in_flight_are_not_bounded_by_their_size(
     it costs the budget a slice's worth, not its size: three 5 MiB parts go up at
     once under a 6 MiB budget (with whole parts in memory, one at a time would fit).
     GCS sends a large file as one resumable session, part after part."""
-    from copilot.storage import azure
 
     if remote.protocol == "gs":
         pytest.skip("GCS uploads one resumable session, in order")
     if remote.engine != "fsspec":
         pytest.skip("obstore holds parts whole: test_upload_memory_budget_is_respected")
-    monkeypatch.setattr(chunked, "UPLOAD_BUDGET", 6 << 20)
-    monkeypatch.setattr(chunked, "PART_SIZE", 5 << 20)
-    monkeypatch.setattr(azure, "BLOCK_SIZE", 5 << 20)
+    monkeypatch.setattr(
+        Store, "default_limits", TransferLimits(upload_budget=6 << 20, part_size=5 << 20)
+    )
     peak = {"used": 0, "parts": 0}
     live = [0]
     original = chunked.ByteBudget.acquire
@@ -373,10 +371,8 @@ def test_a_part_that_fails_is_sent_again_whole_from_its_file(
     """A part that fails is sent again alone, all its bytes read afresh: by copilot's
     loop on the fsspec engine (a fresh window from the file), by obstore's own on
     the native one; one loop either way, so the object is the file."""
-    from copilot.storage import obstore_engine
 
-    monkeypatch.setattr(chunked, "PART_SIZE", 5 << 20)
-    monkeypatch.setattr(obstore_engine, "PART_SIZE", 5 << 20)
+    monkeypatch.setattr(Store, "default_limits", TransferLimits(part_size=5 << 20))
     big = tmp_path / "big"
     big.write_bytes(os.urandom((11 << 20) + 3))
     # Part 2 fails three times, then goes through on the fourth try.
@@ -529,10 +525,8 @@ def test_a_range_that_keeps_failing_is_tried_retries_times_never_retries_squared
     tried --retries times by its own loop, and the file's loop does not start the
     whole download again on top (that would be attempts x attempts requests)."""
     from copilot.errors import CopilotError
-    from copilot.storage import azure, gcs
 
-    for module in (chunked, azure, gcs):
-        monkeypatch.setattr(module, "RANGE_SIZE", 1 << 20)
+    monkeypatch.setattr(Store, "default_limits", TransferLimits(range_size=1 << 20))
     data = os.urandom((3 << 20) + 5)
     remote.put("sq/bigobj", data)
     with FaultProxy(remote.upstream, mode="500", rate=1.0, after=1, only_path="bigobj") as proxy:
@@ -613,7 +607,7 @@ def _gated_memory_store(monkeypatch, fail: set[str], concurrency: int = 4):
     started: list[str] = []
     cancelled: list[str] = []
 
-    async def put_file(source, path, budget, callback, retry, digest=None):  # type: ignore[no-untyped-def]
+    async def put_file(source, path, budget, callback, retry, digest=None, limits=None):  # type: ignore[no-untyped-def]
         name = path.rsplit("/", 1)[-1]
         started.append(name)
         if name in fail:
@@ -653,11 +647,10 @@ def test_a_failure_in_one_dir_does_not_deadlock_the_producer_waiting_on_another(
     and a1, which hang, and waits on a's window to queue a2; meanwhile b0 fails.
     The failure must stop the producer waiting on *a*'s window (and the hanging
     uploads) at once, not leave the call waiting for the step's timeout."""
-    import copilot.storage.pool as pool
     from copilot.errors import CopilotError
     from copilot.storage import Transfer
 
-    monkeypatch.setattr(pool, "TREE_WINDOW", 2)
+    monkeypatch.setattr(Store, "default_limits", TransferLimits(tree_window=2))
     store, started, cancelled = _gated_memory_store(monkeypatch, {"b0"}, concurrency=8)
     trees = []
     for tree, count in (("b", 2), ("a", 3)):
@@ -688,13 +681,10 @@ def test_an_object_replaced_during_a_ranged_download_is_never_torn(
     """The object is replaced after its first range arrived: the later ranges are
     pinned to the first response's version (ETag, generation), so they are refused
     and the download starts over on the new version; it never mixes the two."""
-    import copilot.storage.azure as azure_module
-    import copilot.storage.gcs as gcs_module
     from copilot.storage import chunked
 
     step = 256 << 10
-    for module in (chunked, azure_module, gcs_module):
-        monkeypatch.setattr(module, "RANGE_SIZE", step)
+    monkeypatch.setattr(Store, "default_limits", TransferLimits(range_size=step))
     old, new = os.urandom(4 * step), os.urandom(4 * step)
     uri = remote.put("torn/x.bin", old)
     real = chunked.download
@@ -723,7 +713,7 @@ def test_an_object_that_keeps_changing_is_an_error_saying_so(
     from copilot.errors import CopilotError
     from copilot.storage import chunked
 
-    monkeypatch.setattr(chunked, "RANGE_SIZE", 256 << 10)
+    monkeypatch.setattr(Store, "default_limits", TransferLimits(range_size=256 << 10))
     uri = s3.put("busy/x.bin", os.urandom(1 << 20))
     real = chunked.download
 
@@ -791,12 +781,9 @@ def test_a_store_gone_mid_upload_reports_the_first_cause_not_the_clean_up(
     import logging
 
     from copilot.errors import RECOVERABLE, StorageError
-    from copilot.storage import gcs, obstore_engine
 
     caplog.set_level(logging.WARNING, "copilot")
-    monkeypatch.setattr(chunked, "PART_SIZE", 1 << 20)
-    monkeypatch.setattr(obstore_engine, "PART_SIZE", 1 << 20)
-    monkeypatch.setattr(gcs, "SIMPLE_UPLOAD", 1 << 20)
+    monkeypatch.setattr(Store, "default_limits", TransferLimits(part_size=1 << 20))
     (tmp_path / "big").write_bytes(os.urandom(6 << 20))
     only = _UPLOAD_REQUESTS[remote.protocol]
     after = 0 if remote.protocol == "gs" else 1  # GCS: one PUT to the session
@@ -867,10 +854,9 @@ def test_a_store_that_is_down_for_a_while_is_waited_out_not_given_up_on(
     ``patience``; with it, the upload waits the store out and lands whole (a
     small file in copilot's loop; a multipart one in obstore's, same policy)."""
     from copilot.errors import CopilotError
-    from copilot.storage import obstore_engine
     from copilot.storage.retry import RetryPolicy
 
-    monkeypatch.setattr(obstore_engine, "PART_SIZE", 5 << 20)  # S3's smallest part
+    monkeypatch.setattr(Store, "default_limits", TransferLimits(part_size=5 << 20))
     data = os.urandom(size)
     (tmp_path / "f").write_bytes(data)
     fast = RetryPolicy(attempts=2, base=0.01, cap=0.05)
@@ -952,10 +938,8 @@ def test_a_cancelled_multipart_upload_is_aborted_not_left_on_the_store(
     aborted, so no parts are left on the service for a lifecycle rule to find.
     (Dropping obstore's future, what a plain cancel does, leaves them.)"""
     from copilot.cancel import Cancelled
-    from copilot.storage import obstore_engine
 
-    monkeypatch.setattr(obstore_engine, "PART_SIZE", 5 << 20)
-    monkeypatch.setattr(chunked, "PART_SIZE", 5 << 20)
+    monkeypatch.setattr(Store, "default_limits", TransferLimits(part_size=5 << 20))
     (tmp_path / "big").write_bytes(os.urandom(40 << 20))
     with FaultProxy(s3.upstream, delay=0.3) as proxy:
         token = CancelToken()

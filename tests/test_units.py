@@ -644,10 +644,11 @@ def test_the_byte_budget_admits_in_arrival_order() -> None:
 def test_the_tree_window_holds_the_producer_until_the_oldest_file_finishes() -> None:
     import asyncio
 
-    from copilot.storage.pool import TREE_WINDOW, _Window
+    from copilot.storage.pool import _Window
+    from copilot.storage.sizes import TREE_WINDOW
 
     async def scenario() -> None:
-        window = _Window()
+        window = _Window(TREE_WINDOW)
         for index in range(TREE_WINDOW):
             await window.admit(index)
         blocked = asyncio.create_task(window.admit(TREE_WINDOW))

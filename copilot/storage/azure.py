@@ -23,6 +23,7 @@ from copilot.config import StorageConfig
 from copilot.errors import UsageError
 from copilot.storage import chunked
 from copilot.storage.chunked import ByteBudget
+from copilot.storage.sizes import DEFAULT_LIMITS, TransferLimits
 
 if TYPE_CHECKING:
     from copilot.storage.callback import TransferCallback
@@ -183,6 +184,7 @@ async def get_file(
     callback: TransferCallback | None = None,
     retry: RetryPolicy | None = None,
     sha256: Any = None,
+    limits: TransferLimits = DEFAULT_LIMITS,
 ) -> int:
     """Download ``container/blob`` to ``lpath`` (every byte fed to ``sha256`` in order);
     returns the bytes written."""
@@ -190,9 +192,10 @@ async def get_file(
 
     container, blob, version_id = fs.split_path(path)
     client = fs.service_client.get_blob_client(container, blob)
-    stream = await _first_range(client, RANGE_SIZE, version_id)
+    step = limits.ranges(RANGE_SIZE)
+    stream = await _first_range(client, step, version_id)
     size = _blob_size(stream)
-    first = chunked.FirstRange(size, _chunks(stream), size <= RANGE_SIZE)
+    first = chunked.FirstRange(size, _chunks(stream), size <= step)
     etag = stream.properties.etag
 
     @asynccontextmanager
@@ -212,7 +215,7 @@ async def get_file(
         first,
         open_range,
         callback,
-        step=RANGE_SIZE,
+        step=step,
         retry=retry,
         in_flight=RANGES_IN_FLIGHT,
         sha256=sha256,
@@ -228,6 +231,7 @@ async def put_file(
     callback: TransferCallback | None = None,
     retry: RetryPolicy | None = None,
     digest: Any = None,
+    limits: TransferLimits = DEFAULT_LIMITS,
 ) -> int:
     """Upload an open file to ``container/blob`` (its bytes fed to ``digest`` as they
     are read); returns the bytes sent."""
@@ -235,7 +239,7 @@ async def put_file(
 
     container, blob, _ = fs.split_path(path)
     size = source.size
-    part = chunked.part_size(size, MAX_BLOCKS, BLOCK_SIZE)
+    part = chunked.part_size(size, MAX_BLOCKS, limits.parts(BLOCK_SIZE))
     client = fs.service_client.get_blob_client(container, blob)
     if size <= part:
 

@@ -3,17 +3,16 @@
 The S3, GCS and Azure modules each speak their own API, but follow one plan:
 
 - a download streams each response body in ``READ_CHUNK`` reads straight to
-  disk; an object bigger than ``RANGE_SIZE`` is fetched as its first range and
-  the rest in as few byte ranges as keep the streams busy (:func:`range_bounds`),
-  each written at its offset with ``pwrite``, at most ``PARTS_IN_FLIGHT`` (or the
-  store's own bound) per file;
-- an upload sends a small file in one request and a large one in
-  ``PART_SIZE`` parts read from the file as they are sent (:class:`FileWindow`);
-  every buffer is taken from one :class:`ByteBudget` per store, so all uploads
-  together never hold more than ``UPLOAD_BUDGET`` bytes.
+  disk; an object bigger than one range (see :mod:`~copilot.storage.sizes`) is
+  fetched as its first range and the rest in as few byte ranges as keep the
+  streams busy (:func:`range_bounds`), each written at its offset with
+  ``pwrite``, at most ``PARTS_IN_FLIGHT`` (or the store's own bound) per file;
+- an upload sends a small file in one request and a large one in parts read
+  from the file as they are sent (:class:`FileWindow`); every buffer is taken
+  from one :class:`ByteBudget` per store, so all uploads together never hold
+  more than the store's ``upload_budget``.
 
-The sizes are read from this module when a transfer starts (tests shrink
-them to exercise the multi-part paths with small files).
+The sizes come with each transfer (:class:`~copilot.storage.sizes.TransferLimits`).
 """
 
 from __future__ import annotations
@@ -47,14 +46,8 @@ log = logging.getLogger("copilot")
 # get_file/put_file at a fraction of their memory (docs/BENCHMARKS.md,
 # "Tuning measurements").
 READ_CHUNK = 4 << 20
-#: Objects bigger than one range are downloaded as concurrent ranges.
-RANGE_SIZE = 64 << 20
-#: Files up to this size go up in one request; bigger ones in parts of this size.
-PART_SIZE = 16 << 20
 #: Ranges or parts of one file in flight at once.
 PARTS_IN_FLIGHT = 8
-#: Bytes all uploads of one store together may hold in memory.
-UPLOAD_BUDGET = 32 << 20
 #: How much of a request body is handed to the socket at a time.
 SEND_SLICE = 1 << 20
 #: What a part sent from its file (:class:`FileWindow`) holds while in flight:
@@ -472,10 +465,10 @@ async def download(
     return written
 
 
-def part_size(size: int, max_parts: int, preferred: int | None = None) -> int:
-    """The part size for a file: ``preferred`` (``PART_SIZE``), or bigger when the
+def part_size(size: int, max_parts: int, preferred: int) -> int:
+    """The part size for a file: ``preferred``, or bigger when the
     service caps the number of parts."""
-    return max(preferred or PART_SIZE, -(-size // max_parts))
+    return max(preferred, -(-size // max_parts))
 
 
 async def in_parts(

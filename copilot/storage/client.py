@@ -13,6 +13,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from copilot.storage.sizes import DEFAULT_LIMITS, TransferLimits
+
 if TYPE_CHECKING:
     import asyncio
 
@@ -72,6 +74,7 @@ class Client(Protocol):
         retry: RetryPolicy,
         sha256: Any = None,
         size: int | None = None,
+        limits: TransferLimits = DEFAULT_LIMITS,
     ) -> int:
         """Download to ``lpath`` (every byte fed to ``sha256`` in order); the bytes
         written.  ``size``, when a listing gave it, may spare a request."""
@@ -84,6 +87,7 @@ class Client(Protocol):
         callback: TransferCallback | None,
         retry: RetryPolicy,
         digest: Any = None,
+        limits: TransferLimits = DEFAULT_LIMITS,
     ) -> int:
         """Upload an open local file (its bytes fed to ``digest`` as read, from its
         descriptor only); the bytes sent."""

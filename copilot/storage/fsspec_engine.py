@@ -26,6 +26,7 @@ from copilot.constants import CLEANUP_SECONDS
 from copilot.errors import describe
 from copilot.storage.client import RemoteEntry
 from copilot.storage.loop import event_loop
+from copilot.storage.sizes import DEFAULT_LIMITS, TransferLimits
 
 if TYPE_CHECKING:
     from fsspec import AbstractFileSystem
@@ -161,10 +162,11 @@ class FsspecClient:
         retry: RetryPolicy,
         sha256: Any = None,
         size: int | None = None,
+        limits: TransferLimits = DEFAULT_LIMITS,
     ) -> int:
         if self.bounded is not None:
             got: int = await self.bounded.get_file(
-                self.fs, path, lpath, callback, retry, sha256=sha256
+                self.fs, path, lpath, callback, retry, sha256=sha256, limits=limits
             )
             return got
         kw = {"callback": fsspec_callback(callback)} if callback is not None else {}
@@ -181,10 +183,11 @@ class FsspecClient:
         callback: TransferCallback | None,
         retry: RetryPolicy,
         digest: Any = None,
+        limits: TransferLimits = DEFAULT_LIMITS,
     ) -> int:
         if self.bounded is not None:
             sent: int = await self.bounded.put_file(
-                self.fs, source, path, budget, callback, retry, digest=digest
+                self.fs, source, path, budget, callback, retry, digest=digest, limits=limits
             )
             return sent
         kw = {"callback": fsspec_callback(callback)} if callback is not None else {}

@@ -24,6 +24,7 @@ from copilot.errors import UsageError
 from copilot.storage import chunked
 from copilot.storage.chunked import ByteBudget
 from copilot.storage.errors import http_status
+from copilot.storage.sizes import DEFAULT_LIMITS, TransferLimits
 
 if TYPE_CHECKING:
     from copilot.storage.callback import TransferCallback
@@ -194,13 +195,15 @@ async def get_file(
     callback: TransferCallback | None = None,
     retry: RetryPolicy | None = None,
     sha256: Any = None,
+    limits: TransferLimits = DEFAULT_LIMITS,
 ) -> int:
     """Download ``bucket/key`` to ``lpath`` (every byte fed to ``sha256`` in order);
     returns the bytes written."""
     await fs._set_session()
-    async with _ranged_get(fs, path, 0, RANGE_SIZE - 1, None) as resp:
+    step = limits.ranges(RANGE_SIZE)
+    async with _ranged_get(fs, path, 0, step - 1, None) as resp:
         size = _total_size(resp)
-        whole = size <= RANGE_SIZE or resp.status != 206  # all of it in this one response
+        whole = size <= step or resp.status != 206  # all of it in this one response
         first = chunked.FirstRange(size, _chunks(resp), whole, _md5(resp))
         generation = resp.headers.get("x-goog-generation")
 
@@ -210,7 +213,7 @@ async def get_file(
                 yield _chunks(part)
 
         return await chunked.download(
-            lpath, first, open_range, callback, step=RANGE_SIZE, retry=retry, sha256=sha256
+            lpath, first, open_range, callback, step=step, retry=retry, sha256=sha256
         )
 
 
@@ -222,6 +225,7 @@ async def put_file(
     callback: TransferCallback | None = None,
     retry: RetryPolicy | None = None,
     digest: Any = None,
+    limits: TransferLimits = DEFAULT_LIMITS,
 ) -> int:
     """Upload an open file to ``bucket/key`` (its bytes fed to ``digest`` as they are
     read); returns the bytes sent."""
@@ -230,7 +234,7 @@ async def put_file(
     bucket, key, _ = fs.split_path(path)
     size = source.size
     content_type = mimetypes.guess_type(source.name)[0] or "application/octet-stream"
-    if size <= SIMPLE_UPLOAD:
+    if size <= limits.parts(SIMPLE_UPLOAD):
 
         async def put(data: bytes) -> Any:
             return await simple_upload(fs, bucket, key, data, content_type=content_type)

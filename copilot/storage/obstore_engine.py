@@ -41,6 +41,7 @@ from copilot.storage import chunked
 from copilot.storage.client import RemoteEntry
 from copilot.storage.errors import mark_retried, unsatisfiable_range
 from copilot.storage.loop import event_loop
+from copilot.storage.sizes import DEFAULT_LIMITS, TransferLimits
 
 if TYPE_CHECKING:
     from obstore.store import RetryConfig
@@ -231,10 +232,11 @@ class ObstoreClient:
         retry: RetryPolicy,
         sha256: Any = None,
         size: int | None = None,
+        limits: TransferLimits = DEFAULT_LIMITS,
     ) -> int:
         bucket, key = self._split(path)
         store = self._store(bucket)
-        step = chunked.RANGE_SIZE
+        step = limits.ranges()
         if size is not None and size <= step:
             # Known to fit in one response (a listing said so): one plain GET.
             resp = await obstore.get_async(store, key)
@@ -276,10 +278,11 @@ class ObstoreClient:
         callback: TransferCallback | None,
         retry: RetryPolicy,
         digest: Any = None,
+        limits: TransferLimits = DEFAULT_LIMITS,
     ) -> int:
         bucket, key = self._split(path)
         size = source.size
-        part = chunked.part_size(size, MAX_PARTS[self.kind], PART_SIZE)
+        part = chunked.part_size(size, MAX_PARTS[self.kind], limits.parts(PART_SIZE))
         if size <= part:
             store = self._store(bucket)
 

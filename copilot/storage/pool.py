@@ -29,6 +29,7 @@ from copilot.storage.client import RemoteEntry
 from copilot.storage.errors import storage_error
 from copilot.storage.files import LocalSource
 from copilot.storage.retry import RetryPolicy
+from copilot.storage.sizes import DEFAULT_LIMITS, TransferLimits
 from copilot.storage.transfer import (
     Attempt,
     Transfer,
@@ -50,10 +51,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("copilot")
 
-#: How far an upload tree's files may run ahead of its first unfinished one: what
-#: a Dir digest holds of finished lines waiting for it (a line each).
-TREE_WINDOW = 1024
-
 
 @dataclass
 class PoolContext:
@@ -65,6 +62,7 @@ class PoolContext:
     budget: chunked.ByteBudget
     progress: Progress | None
     pulse: Pulse
+    limits: TransferLimits = DEFAULT_LIMITS
 
 
 async def run_pool(
@@ -101,7 +99,9 @@ async def run_pool(
         if source is not None:  # an upload, from the file opened for it
             # A fresh digest per attempt: a retried upload reads the file again.
             digest = hashlib.sha256() if digests is not None else None
-            sent = await client.put_file(source, client.path(t.dst), budget, cb, ctx.retry, digest)
+            sent = await client.put_file(
+                source, client.path(t.dst), budget, cb, ctx.retry, digest, limits=ctx.limits
+            )
             got = sent_whole(t, source, sent)
             if cb is not None:
                 cb.finish(got)
@@ -113,7 +113,13 @@ async def run_pool(
                 check = hashlib.sha256() if t.sha256 or t.hashed else None
                 try:
                     written = await client.get_file(
-                        client.path(t.src), tmp, cb, ctx.retry, sha256=check, size=t.size
+                        client.path(t.src),
+                        tmp,
+                        cb,
+                        ctx.retry,
+                        sha256=check,
+                        size=t.size,
+                        limits=ctx.limits,
                     )
                     break
                 except chunked.ObjectChanged as exc:
@@ -146,7 +152,7 @@ async def run_pool(
                     async for leaf in _leaves(ctx, client, t):
                         await queue.put(_Queued(leaf, hashed))
                 elif t.tree:
-                    window = _Window()
+                    window = _Window(ctx.limits.tree_window)
                     for index, leaf in upload_leaves(t, ctx.progress):
                         await window.admit(index)
                         await queue.put(_Queued(leaf, t, index, window))
@@ -245,17 +251,19 @@ class _Stopped(Exception):
 
 
 class _Window:
-    """Keeps an upload tree's files within ``TREE_WINDOW`` of its first unfinished one."""
+    """Keeps an upload tree's files within ``size`` of its first unfinished one (what a
+    Dir digest holds of finished lines waiting for it: a line each)."""
 
-    def __init__(self) -> None:
+    def __init__(self, size: int) -> None:
         from copilot.storage.chunked import Gate
 
+        self.size = size
         self.lowest = 0
         self.finished: set[int] = set()
         self.gate = Gate()
 
     async def admit(self, index: int) -> None:
-        await self.gate.wait_until(lambda: index - self.lowest < TREE_WINDOW)
+        await self.gate.wait_until(lambda: index - self.lowest < self.size)
 
     async def finish(self, index: int) -> None:
         self.finished.add(index)

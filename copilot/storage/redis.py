@@ -27,6 +27,7 @@ from copilot.constants import CLEANUP_SECONDS, TMP_SUFFIX
 from copilot.errors import NON_RECOVERABLE, StorageError
 from copilot.storage import chunked
 from copilot.storage.client import RemoteEntry
+from copilot.storage.sizes import DEFAULT_LIMITS, TransferLimits
 
 if TYPE_CHECKING:
     from copilot.config import StorageConfig
@@ -213,6 +214,7 @@ class RedisClient:
         retry: RetryPolicy,
         sha256: Any = None,
         size: int | None = None,
+        limits: TransferLimits = DEFAULT_LIMITS,
     ) -> int:
         r, key = self._redis(path)
         with _converted():
@@ -250,6 +252,7 @@ class RedisClient:
         callback: TransferCallback | None,
         retry: RetryPolicy,
         digest: Any = None,
+        limits: TransferLimits = DEFAULT_LIMITS,
     ) -> int:
         size = source.size
         if size > MAX_VALUE_BYTES:

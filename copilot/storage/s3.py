@@ -21,6 +21,7 @@ from copilot.errors import NON_RECOVERABLE, StorageError
 from copilot.storage import chunked
 from copilot.storage.chunked import ByteBudget
 from copilot.storage.errors import unsatisfiable_range
+from copilot.storage.sizes import DEFAULT_LIMITS, TransferLimits
 
 if TYPE_CHECKING:
     from copilot.storage.callback import TransferCallback
@@ -283,7 +284,7 @@ async def _chunks(body: Any) -> AsyncIterator[bytes]:
         body.close()
 
 
-async def _first_range(client: Any, bucket: str, key: str) -> tuple[dict, int]:
+async def _first_range(client: Any, bucket: str, key: str, step: int) -> tuple[dict, int]:
     """GET the object's first range; returns the response and the object's whole size.
 
     Asking for a range up front means a big object is never streamed whole only
@@ -291,9 +292,7 @@ async def _first_range(client: Any, bucket: str, key: str) -> tuple[dict, int]:
     empty object has no byte 0, so S3 answers 416; that one is fetched plainly.
     """
     try:
-        resp = await client.get_object(
-            Bucket=bucket, Key=key, Range=f"bytes=0-{chunked.RANGE_SIZE - 1}"
-        )
+        resp = await client.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{step - 1}")
     except Exception as exc:
         if not unsatisfiable_range(exc):
             raise
@@ -311,14 +310,16 @@ async def get_file(
     callback: TransferCallback | None = None,
     retry: RetryPolicy | None = None,
     sha256: Any = None,
+    limits: TransferLimits = DEFAULT_LIMITS,
 ) -> int:
     """Download ``bucket/key`` to ``lpath`` (every byte fed to ``sha256`` in order);
     returns the bytes written."""
     bucket, key = _split(path)
     client = await _client(fs, bucket)
-    resp, size = await _first_range(client, bucket, key)
+    step = limits.ranges()
+    resp, size = await _first_range(client, bucket, key, step)
     # A whole object in one response: its MD5 ETag (when it is one) still applies.
-    whole = size <= chunked.RANGE_SIZE
+    whole = size <= step
     first = chunked.FirstRange(size, _chunks(resp["Body"]), whole, _md5_etag(resp))
 
     # Every later range is of the version the first response came from: an object
@@ -337,7 +338,7 @@ async def get_file(
         first,
         open_range,
         callback,
-        step=chunked.RANGE_SIZE,
+        step=step,
         retry=retry,
         in_flight=RANGES_IN_FLIGHT,
         sha256=sha256,
@@ -362,13 +363,14 @@ async def put_file(
     callback: TransferCallback | None = None,
     retry: RetryPolicy | None = None,
     digest: Any = None,
+    limits: TransferLimits = DEFAULT_LIMITS,
 ) -> int:
     """Upload an open file to ``bucket/key`` (its bytes fed to ``digest`` as they are
     read); returns the bytes sent."""
     bucket, key = _split(path)
     client = await _client(fs, bucket)
     size = source.size
-    part = chunked.part_size(size, MAX_PARTS)
+    part = chunked.part_size(size, MAX_PARTS, limits.parts())
     if size <= part:
 
         async def put(data: bytes) -> Any:

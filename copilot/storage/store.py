@@ -38,6 +38,7 @@ from copilot.storage.engines import make_client
 from copilot.storage.errors import _errors, unsatisfiable_range
 from copilot.storage.local import LocalFileSystem
 from copilot.storage.retry import RetryPolicy
+from copilot.storage.sizes import TransferLimits
 from copilot.storage.transfer import Transfer, local_path, unlink_quietly
 from copilot.storage.uris import basename_of, display_uri, protocol_of
 
@@ -58,6 +59,10 @@ UNWIND_SECONDS = 2 * CLEANUP_SECONDS
 class Store:
     """Access to every store a run touches, configured once."""
 
+    #: The sizes a store is made with when none are given (tests shrink them here to
+    #: reach the multi-part paths with small files).
+    default_limits = TransferLimits()
+
     def __init__(
         self,
         config: StorageConfig | None = None,
@@ -66,6 +71,7 @@ class Store:
         progress: Progress | None = None,
         retry: RetryPolicy | None = None,
         cancel: CancelToken | None = None,
+        limits: TransferLimits | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -74,6 +80,8 @@ class Store:
         self.progress = progress
         self.cancel = cancel or CancelToken()
         self.retry = retry or RetryPolicy(cancel=self.cancel)
+        #: The sizes its transfers are cut to (ranges, parts, the upload budget).
+        self.limits = limits or self.default_limits
         self._clients: dict[str, Client] = {}
         self._local = LocalFileSystem()
         self._lock = threading.Lock()
@@ -455,9 +463,11 @@ class Store:
             # One budget per store (made on the loop that uses it), so uploads running
             # side by side (the eager uploader, the exit upload) share one bound.
             budget = self._shared.setdefault(
-                "upload_budget", chunked.ByteBudget(chunked.UPLOAD_BUDGET)
+                "upload_budget", chunked.ByteBudget(self.limits.upload_budget)
             )
-            ctx = pool.PoolContext(self.concurrency, self.retry, budget, self.progress, self.pulse)
+            ctx = pool.PoolContext(
+                self.concurrency, self.retry, budget, self.progress, self.pulse, self.limits
+            )
             total += self._await(
                 client, pool.run_pool(ctx, client, group, direction, digests, stats)
             )

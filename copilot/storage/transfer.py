@@ -55,7 +55,7 @@ class Transfer:
     leaves: Callable[[], Iterable[tuple[str, str, int]]] | None = None
     #: Upload: told ``(index in that order, relative path, size, SHA-256)`` as each
     #: file is sent (when digests are asked for); files finish in any order, but
-    #: never more than ``TREE_WINDOW`` after the first unfinished one.  Download:
+    #: never more than the store's ``tree_window`` after the first unfinished one.  Download:
     #: told the same of each file as it lands (index 0: in no particular order).
     sink: Callable[[int, str, int, str], None] | None = None
     #: Download: compute the file's SHA-256 as it arrives, for its tree's ``sink``
