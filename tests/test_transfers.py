@@ -966,3 +966,50 @@ def test_a_cancelled_multipart_upload_is_aborted_not_left_on_the_store(
     left = s3.client.list_multipart_uploads(Bucket=s3.bucket).get("Uploads", [])
     assert left == [], "a cancelled multipart upload left its parts"
     assert not s3.exists("cut/big")
+
+
+def test_a_cancelled_download_through_a_synchronous_filesystem_leaves_no_temp_file(
+    tmp_path: Path,
+) -> None:
+    """A synchronous fsspec filesystem's call runs in a thread, which a cancellation
+    cannot stop: the download waits for it before cleaning up, so the thread's
+    late write is not left behind as ``….copilot-part`` (found by the simulation)."""
+    from fsspec.implementations.memory import MemoryFileSystem
+
+    from copilot.cancel import Cancelled
+    from copilot.storage.fsspec_engine import FsspecClient
+
+    started, release, wrote = threading.Event(), threading.Event(), threading.Event()
+
+    class Slow(MemoryFileSystem):
+        def get_file(self, rpath, lpath, **kwargs):  # type: ignore[no-untyped-def]
+            started.set()
+            release.wait(30)  # still writing when the cancellation comes
+            try:
+                return super().get_file(rpath, lpath, **kwargs)
+            finally:
+                wrote.set()
+
+    fs = Slow(skip_instance_cache=True)
+    fs.pipe_file("/b/f", b"late bytes")
+    token = CancelToken()
+    store = Store(cancel=token)
+    store._clients["memory"] = FsspecClient(fs, "memory")  # type: ignore[assignment]
+    outcome: list[BaseException | None] = []
+
+    def download() -> None:
+        try:
+            store.download([Transfer("memory://b/f", str(tmp_path / "f"), "f")])
+            outcome.append(None)
+        except BaseException as exc:  # noqa: BLE001 - judged below
+            outcome.append(exc)
+
+    runner = threading.Thread(target=download)
+    runner.start()
+    assert started.wait(30)
+    token.cancel("SIGTERM")
+    threading.Timer(0.3, release.set).start()  # the thread writes after the cancel
+    runner.join(60)
+    assert isinstance(outcome[0], Cancelled), outcome
+    assert wrote.wait(30)  # the thread is done: what it left is there to see
+    assert list(tmp_path.iterdir()) == []

@@ -62,7 +62,18 @@ class FsspecClient:
     async def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         if self.async_impl:
             return await getattr(self.fs, "_" + method)(*args, **kwargs)
-        return await asyncio.to_thread(getattr(self.fs, method), *args, **kwargs)
+        # A synchronous filesystem's call runs in a thread, which a cancellation
+        # cannot stop: the call is waited for (up to CLEANUP_SECONDS) before the
+        # cancellation goes on, so what cleans up after it (a download's temporary
+        # file removed) comes after the thread's last write, not before it.
+        work = asyncio.ensure_future(asyncio.to_thread(getattr(self.fs, method), *args, **kwargs))
+        try:
+            return await asyncio.shield(work)
+        except asyncio.CancelledError:
+            await asyncio.wait({work}, timeout=CLEANUP_SECONDS)
+            if work.done() and not work.cancelled():
+                work.exception()  # retrieved: its failure is moot once cancelled
+            raise
 
     async def read(self, path: str, start: int | None = None, end: int | None = None) -> bytes:
         if start is None and end is None:
