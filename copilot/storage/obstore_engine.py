@@ -11,13 +11,16 @@ The plan is :mod:`copilot.storage.chunked`'s, as for every object store: a
 download is its first range, then the rest in ranges beside it pinned to the
 first response's ETag, each streamed to its offset; a small upload is one PUT.
 A large upload is obstore's multipart writer fed from the file as it is read
-(the SHA-256 taken on the way), its memory taken from the store's byte budget.
+(the SHA-256 taken on the way), its memory taken from the store's byte budget;
+cancelled, it is made to fail so that obstore aborts it (:func:`_abortable`),
+and a failure whose abort failed too is reported as the upload's
+(:class:`MultipartFailed`).
 
 Retries: copilot's loop (:mod:`copilot.storage.retry`) is the only one around
 every request but the parts of a multipart upload.  obstore has no
 part-by-part API, so there its own per-request retry runs instead, configured
-from the same policy (attempts, back-off), and copilot does not retry the
-upload again on top (the failure is marked as retried).
+from the same policy (attempts, back-off, patience), and copilot does not
+retry the upload again on top (the failure is marked as retried).
 """
 
 from __future__ import annotations
