@@ -1013,3 +1013,47 @@ def test_a_cancelled_download_through_a_synchronous_filesystem_leaves_no_temp_fi
     assert isinstance(outcome[0], Cancelled), outcome
     assert wrote.wait(30)  # the thread is done: what it left is there to see
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_file_that_changed_size_after_it_was_checked_is_refused(tmp_path: Path) -> None:
+    """The outputs were read (and the file's size taken), then the container's
+    process rewrote the file: its upload is refused as the container's doing,
+    naming both sizes, and nothing is sent."""
+    from copilot.errors import USER, DataError
+
+    src = tmp_path / "out" / "f"
+    src.parent.mkdir()
+    src.write_bytes(b"x" * 7)
+    dst = tmp_path / "store"
+    with pytest.raises(
+        DataError, match=r"changed size after it was checked \(3 then 7 bytes\); refused"
+    ) as info:
+        Store().upload([Transfer(str(src), f"file://{dst}/f", "o", size=3, inside=str(src.parent))])
+    assert info.value.origin == USER
+    assert not dst.exists() or not list(dst.iterdir())
+
+
+def test_a_file_that_grows_while_it_is_uploaded_is_refused_as_the_containers_doing(
+    tmp_path: Path,
+) -> None:
+    """Bytes appended after the file was opened for its upload: the object would not
+    be the file, so the upload is refused (USER: the container's processes wrote
+    after it was declared done), naming both sizes."""
+    from copilot.errors import USER, DataError
+    from copilot.storage.files import LocalSource
+    from copilot.storage.transfer import sent_whole
+
+    path = tmp_path / "f"
+    path.write_bytes(b"x" * 5)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        source = LocalSource(fd, 5, str(path))
+        with path.open("ab") as more:
+            more.write(b"y" * 4)
+        with pytest.raises(
+            DataError, match=r"changed size while it was uploaded \(5 then 9 bytes\); refused"
+        ) as info:
+            sent_whole(Transfer(str(path), "s3://b/f", "o"), source, 5)
+        assert info.value.origin == USER
+    finally:
+        os.close(fd)

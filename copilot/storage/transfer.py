@@ -139,19 +139,22 @@ def open_for_upload(t: Transfer, openers: Openers) -> LocalSource:
         os.close(fd)
         raise DataError(
             f"{t.label}: {t.src} changed size after it was checked "
-            f"({t.size} then {st.st_size} bytes)",
+            f"({t.size} then {st.st_size} bytes); refused",
             origin=USER,
         )
     return LocalSource(fd, st.st_size, t.src)
 
 
 def sent_whole(t: Transfer, source: LocalSource, sent: int) -> int:
-    """The bytes an upload sent, checked: all of the file, and the file unchanged."""
+    """The bytes an upload sent, checked: all of the file, and the file unchanged.
+    A file that changed meanwhile was changed by the container's processes after
+    it was declared done: refused as theirs (USER), and what was sent is removed."""
     now = os.fstat(source.fd).st_size
     if sent != source.size or now != source.size:
-        raise StorageError(
+        raise DataError(
             f"{t.label}: {t.src} changed size while it was uploaded "
-            f"({source.size} then {now} bytes)"
+            f"({source.size} then {now} bytes); refused",
+            origin=USER,
         )
     return sent
 
