@@ -91,6 +91,32 @@ def _outside(label: str, path: str) -> DataError:
 _RESOURCES = (errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.EAGAIN)
 
 
+#: How often a path is resolved again when a link on it changed in the middle.
+_RESOLVE_TRIES = 5
+
+
+def real_path(path: str, label: str = "") -> str:
+    """``os.path.realpath``, safe against a link swapped while it is resolved.
+
+    ``realpath`` looks (``lstat``) and then reads the link (``readlink``): a link
+    replaced by a file in between (a container's process swapping its outputs)
+    makes ``readlink`` fail with EINVAL, or ENOENT if it was removed, which
+    ``realpath`` lets out.  The path is resolved again; one that keeps changing
+    is refused as the container's doing.  What is read is opened without
+    following links anyway (:class:`Beneath`): this only says where to look.
+    """
+    for _ in range(_RESOLVE_TRIES):
+        try:
+            return os.path.realpath(path)
+        except OSError as exc:
+            if exc.errno not in (errno.EINVAL, errno.ENOENT):
+                raise
+    raise DataError(
+        f"{label or 'output'}: {short_path(path)} kept changing while it was resolved; refused",
+        origin=USER,
+    )
+
+
 def _refusal(label: str, path: str, exc: OSError) -> BaseException:
     if exc.errno in _RESOURCES:
         return exc
@@ -122,7 +148,7 @@ class Beneath:
     def _real_dir(self, path: str) -> str:
         real = self._real.get(path)
         if real is None:
-            real = os.path.realpath(path)
+            real = real_path(path)
             if len(self._real) > 4096:
                 self._real.clear()
             self._real[path] = real
@@ -133,7 +159,7 @@ class Beneath:
         parent, name = os.path.split(path)
         real = os.path.join(self._real_dir(parent), name) if name else self._real_dir(parent)
         if name and os.path.islink(real):
-            real = os.path.realpath(real)
+            real = real_path(real)
         return real if within(real, self.root) else None
 
     def _directory(self, key: str, real: str) -> int:
@@ -175,7 +201,7 @@ class Beneath:
             self.close()  # a directory on the way may have changed: start again next time
             if exc.errno == errno.ELOOP and follow:
                 # A link where a file or directory was: where does it lead now?
-                target = os.path.realpath(path)
+                target = real_path(path, label)
                 if not within(target, self.root):
                     raise _outside(label, path) from None
                 return self.open(target, label, real=True, follow=False)

@@ -901,3 +901,35 @@ def test_a_directory_swapped_for_a_link_after_it_was_opened_leads_nowhere_else(
     # Opened afresh, the link on the way is refused.
     with pytest.raises(DataError, match="a symlink took the place"):
         open_source(f"{real}/d/b", real, "o")
+
+
+def test_a_link_swapped_while_it_is_resolved_is_resolved_again_or_refused(
+    tmp_path, monkeypatch
+) -> None:
+    """``os.path.realpath`` lets EINVAL out when a link it saw is a file by the time
+    it reads it (a container swapping its outputs; CI caught the race as an
+    internal error): the path is resolved again, and refused as the container's
+    doing if it keeps changing."""
+    import errno
+    import os
+
+    from copilot import paths
+    from copilot.errors import USER, DataError
+
+    real = os.path.realpath
+    failures = [2]
+
+    def racing(path: str, *args: object, **kwargs: object) -> str:
+        if failures[0]:
+            failures[0] -= 1
+            raise OSError(errno.EINVAL, "Invalid argument", path)
+        return real(path)
+
+    monkeypatch.setattr(paths.os.path, "realpath", racing)
+    assert paths.real_path(str(tmp_path), "d") == real(str(tmp_path))
+    failures[0] = 100
+    with pytest.raises(
+        DataError, match="d: .* kept changing while it was resolved; refused"
+    ) as info:
+        paths.real_path(str(tmp_path / "f"), "d")
+    assert info.value.origin == USER

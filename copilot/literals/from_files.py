@@ -38,7 +38,7 @@ from copilot.literals.values import (
     remote_literal,
     union_literal,
 )
-from copilot.paths import Beneath, kind_of_mode, short_path, within
+from copilot.paths import Beneath, kind_of_mode, real_path, short_path, within
 from copilot.storage import Transfer, join_uri, protocol_of
 from copilot.storage.files import read_fd
 
@@ -102,7 +102,7 @@ class OutputReader(ValueReader):
         except OSError as exc:
             raise DataError(f"{label}: cannot read {short_path(path)}: {exc.strerror}") from None
         if stat.S_ISLNK(st.st_mode):
-            target = os.path.realpath(path)
+            target = real_path(path, label)
             if not within(target, self.root):
                 try:
                     shown = os.readlink(path)
@@ -152,7 +152,7 @@ class OutputReader(ValueReader):
         if real is None:
             raise DataError(
                 f"{label}: {path} leads outside the output directory "
-                f"(to {short_path(os.path.realpath(path))}); refused",
+                f"(to {short_path(real_path(path))}); refused",
                 origin=USER,
             )
         return real
@@ -370,7 +370,7 @@ class OutputReader(ValueReader):
         for the depth limit, checked before a directory is entered."""
         # Symlinked directories are refused, so a plain entry's real path is the
         # tree's real path plus its relative path: no realpath() per file.
-        real_base = os.path.realpath(path)
+        real_base = real_path(path)
         stack = [("", iter(self._sorted_entries(path, "", label)))]
         while stack:
             rel, entries = stack[-1]
@@ -385,7 +385,7 @@ class OutputReader(ValueReader):
                 stack.append((child, iter(self._sorted_entries(path, child, label))))
                 continue
             local = os.path.join(path, *child.split("/"))
-            src = os.path.realpath(local) if is_link else os.path.join(real_base, *child.split("/"))
+            src = real_path(local) if is_link else os.path.join(real_base, *child.split("/"))
             yield child, src, size
 
     def _sorted_entries(self, top: str, rel: str, label: str) -> list[tuple[str, bool, int, bool]]:
