@@ -199,6 +199,10 @@ def test_the_private_attributes_copilot_sets_or_reads_are_there() -> None:
     assert isinstance(fs.retries, int)
     # What copilot closes (s3.close): the client cache a session keeps.
     assert "self._s3creator = " in inspect.getsource(s3fs.S3FileSystem.set_session)
+    # And the HTTP filesystem's session (FsspecClient.close ends it).
+    from fsspec.implementations.http import HTTPFileSystem
+
+    assert "self._session = " in inspect.getsource(HTTPFileSystem.set_session)
     gcs = gcsfs.core.GCSFileSystem(
         token="anon", endpoint_url="http://127.0.0.1:9", skip_instance_cache=True
     )

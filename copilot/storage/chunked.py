@@ -180,7 +180,7 @@ async def undone_on_failure(undo: Callable[[], Awaitable[Any]], what: str) -> As
                 "%s: the clean-up after the failed upload failed too (%s); what was "
                 "sent may stay until the store's lifecycle rule removes it",
                 what,
-                describe(exc)[:200] if isinstance(exc, Exception) else type(exc).__name__,
+                describe(exc)[:200],
             )
         raise
 

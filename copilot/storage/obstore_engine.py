@@ -29,7 +29,7 @@ import asyncio
 import contextlib
 import logging
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from functools import partial
@@ -297,20 +297,18 @@ class ObstoreClient:
         cost = part * (self.parts_in_flight + 1)
         await budget.acquire(cost)
         try:
-            stop: list[bool] = []
             body = chunked.read_file(source, size, chunked.READ_CHUNK, digest, callback)
-            await _abortable(
-                obstore.put_async(
-                    store,
-                    key,
-                    _stoppable(body, stop),
-                    chunk_size=part,
-                    max_concurrency=self.parts_in_flight,
-                ),
-                stop,
+            put = partial(
+                obstore.put_async,
+                store,
+                key,
+                chunk_size=part,
+                max_concurrency=self.parts_in_flight,
             )
+            await _abortable(put, body)
         except Exception as exc:
             if _abort_failed(exc):
+                log.warning("aborting a failed multipart upload failed too: %s", str(exc)[:300])
                 raise mark_retried(MultipartFailed(exc)) from exc
             raise mark_retried(exc) from None
         finally:
@@ -327,29 +325,31 @@ class UploadStopped(Exception):
     and aborts the upload."""
 
 
-async def _stoppable(body: AsyncIterator[bytes], stop: list[bool]) -> AsyncIterator[bytes]:
-    async for chunk in body:
-        if stop:
-            raise UploadStopped("the upload was cancelled")
-        yield chunk
-
-
-async def _abortable(put: Any, stop: list[bool]) -> None:
-    """Run obstore's multipart ``put``; when cancelled, have obstore abort it.
+async def _abortable(
+    put: Callable[[AsyncIterator[bytes]], Awaitable[Any]], body: AsyncIterator[bytes]
+) -> None:
+    """Run obstore's multipart ``put`` of ``body``; when cancelled, have obstore abort it.
 
     Dropping obstore's future (what cancelling it does) leaves the upload's parts
     on the service: obstore aborts a multipart upload only when it fails.  So a
     cancellation (SIGTERM, the deadline, a sibling's failure) is turned into a
-    failure: the body (:func:`_stoppable`) fails on its next read, and obstore
-    aborts the upload, within ``CLEANUP_SECONDS`` (parts in flight finish
-    first; past that the future is dropped after all).  Then the cancellation
-    goes on.
+    failure: the body fails on its next read, and obstore aborts the upload,
+    within ``CLEANUP_SECONDS`` (parts in flight finish first; past that the
+    future is dropped after all).  Then the cancellation goes on.
     """
-    task = asyncio.ensure_future(put)
+    stopped = False
+
+    async def stoppable() -> AsyncIterator[bytes]:
+        async for chunk in body:
+            if stopped:
+                raise UploadStopped("the upload was cancelled")
+            yield chunk
+
+    task = asyncio.ensure_future(put(stoppable()))
     try:
         await asyncio.shield(task)
     except asyncio.CancelledError:
-        stop.append(True)
+        stopped = True
         with contextlib.suppress(BaseException):
             await asyncio.wait_for(task, CLEANUP_SECONDS)
         raise
@@ -360,7 +360,7 @@ class MultipartFailed(Exception):
 
     obstore aborts a failed multipart upload itself and, when that DELETE fails
     too (the store stopped answering), raises the abort's error in place of the
-    part's.  The abort is a clean-up: it is logged as a warning, and the error is
+    part's.  The abort is a clean-up (a warning where it is raised), and the error is
     the upload's, with the abort's underlying reason as the best clue obstore
     leaves to why the part failed."""
 
@@ -368,7 +368,6 @@ class MultipartFailed(Exception):
         text = str(abort)
         reason = text.rsplit(" - ", 1)[-1] if " - " in text else describe(abort)
         reason = (reason.strip().splitlines() or ["no reason given"])[0]
-        log.warning("aborting a failed multipart upload failed too: %s", text[:300])
         super().__init__(
             f"a part of the multipart upload failed (obstore does not say why; the "
             f"abort after it failed with: {reason}); its parts stay until the "

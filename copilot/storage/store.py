@@ -159,11 +159,16 @@ class Store:
             self.cancel.raise_if_cancelled()
         loop = client.loop
 
-        tasks: list[asyncio.Task[Any]] = []
+        tasks: list[asyncio.Task[Any]] = []  # the runner, once it has started
+
+        def cancel_runner() -> None:
+            # On the loop, after the runner's first step (scheduled before this).
+            for task in tasks:
+                task.cancel()
 
         def cancel_task() -> None:
             # The task itself, not the future: it is answered once it has unwound.
-            loop.call_soon_threadsafe(lambda: [t.cancel() for t in tasks])
+            loop.call_soon_threadsafe(cancel_runner)
 
         async def runner() -> T:
             task = asyncio.current_task()
