@@ -685,13 +685,13 @@ def test_an_object_replaced_during_a_ranged_download_is_never_torn(
     """The object is replaced after its first range arrived: the later ranges are
     pinned to the first response's version (ETag, generation), so they are refused
     and the download starts over on the new version; it never mixes the two."""
-    from copilot.storage import chunked
+    from copilot.storage import driver
 
     step = 256 << 10
     monkeypatch.setattr(Store, "default_limits", TransferLimits(range_size=step))
     old, new = os.urandom(4 * step), os.urandom(4 * step)
     uri = remote.put("torn/x.bin", old)
-    real = chunked.download
+    real = driver.download
     replaced: list[bool] = []
 
     async def replacing(*args, **kwargs):  # type: ignore[no-untyped-def]
@@ -702,7 +702,7 @@ def test_an_object_replaced_during_a_ranged_download_is_never_torn(
             await asyncio.to_thread(remote.put, "torn/x.bin", new)
         return await real(*args, **kwargs)
 
-    monkeypatch.setattr(chunked, "download", replacing)
+    monkeypatch.setattr(driver, "download", replacing)
     target = tmp_path / "x.bin"
     remote.store().download([Transfer(uri, str(target), "x")])
     # The ranges after the first were refused (pinned to the old version), and the
@@ -715,11 +715,11 @@ def test_an_object_that_keeps_changing_is_an_error_saying_so(
     s3: S3, tmp_path: Path, monkeypatch
 ) -> None:
     from copilot.errors import CopilotError
-    from copilot.storage import chunked
+    from copilot.storage import driver
 
     monkeypatch.setattr(Store, "default_limits", TransferLimits(range_size=256 << 10))
     uri = s3.put("busy/x.bin", os.urandom(1 << 20))
-    real = chunked.download
+    real = driver.download
 
     async def replacing(*args, **kwargs):  # type: ignore[no-untyped-def]
         import asyncio
@@ -727,7 +727,7 @@ def test_an_object_that_keeps_changing_is_an_error_saying_so(
         await asyncio.to_thread(s3.put, "busy/x.bin", os.urandom(1 << 20))
         return await real(*args, **kwargs)
 
-    monkeypatch.setattr(chunked, "download", replacing)
+    monkeypatch.setattr(driver, "download", replacing)
     target = tmp_path / "x.bin"
     with pytest.raises(CopilotError, match=r"^x: .*busy/x.bin changed while it was downloaded, "):
         s3.store().download([Transfer(uri, str(target), "x")])

@@ -473,7 +473,7 @@ def test_azure_error_codes_from_the_backend_table(exc: BaseException, transient:
 def test_range_bounds_cover_the_object_in_as_few_ranges_as_keep_streams_busy(
     size: int, step: int, in_flight: int, count: int
 ) -> None:
-    from copilot.storage.chunked import range_bounds
+    from copilot.storage.driver import range_bounds
 
     bounds = range_bounds(size, step, in_flight)
     assert len(bounds) == count <= in_flight
@@ -540,7 +540,8 @@ def test_a_small_file_is_sent_as_it_is_at_sending_time(tmp_path) -> None:
     import hashlib
     import os
 
-    from copilot.storage.chunked import ByteBudget, send_whole
+    from copilot.storage.chunked import ByteBudget
+    from copilot.storage.driver import send_whole
     from copilot.storage.files import LocalSource
 
     cases = {"grew": (b"x" * 9000, 10), "shrank": (b"abc", 4096), "empty": (b"", 0)}
@@ -564,14 +565,14 @@ def test_a_small_file_is_sent_as_it_is_at_sending_time(tmp_path) -> None:
 
 
 def test_a_body_read_whole_is_written_whole_even_by_short_writes(tmp_path, monkeypatch) -> None:
-    """chunked.download writes a first response's body given as bytes (obstore's small
+    """driver.download writes a first response's body given as bytes (obstore's small
     objects) in full: a short pwrite goes on from where it stopped, the SHA-256
     sees every byte once, and an empty body makes an empty file."""
     import asyncio
     import hashlib
     import os
 
-    from copilot.storage import chunked
+    from copilot.storage import chunked, driver
 
     real = os.pwrite
     calls: list[int] = []
@@ -588,10 +589,10 @@ def test_a_body_read_whole_is_written_whole_even_by_short_writes(tmp_path, monke
     for name, body in {"ten": b"0123456789", "empty": b""}.items():
         digest = hashlib.sha256()
         calls.clear()
-        first = chunked.FirstRange(len(body), body, True)
+        first = driver.FirstRange(len(body), body, True)
         path = tmp_path / name
         got = asyncio.run(
-            chunked.download(str(path), first, no_ranges, None, step=64, sha256=digest)
+            driver.download(str(path), first, no_ranges, None, step=64, sha256=digest)
         )
         assert got == len(body) and path.read_bytes() == body, name
         assert digest.hexdigest() == hashlib.sha256(body).hexdigest(), name

@@ -9,7 +9,9 @@ protocol), each reached through the engine that serves it.
   the two engines, behind :class:`~copilot.storage.client.Client`;
 - :mod:`~copilot.storage.backends`: one table entry per kind of store, and one
   module per store (``s3``, ``gcs``, ``azure``, ``http``) for its options;
-- :mod:`~copilot.storage.chunked`: the bounded-memory plan for large objects;
+- :mod:`~copilot.storage.driver`: the one bounded-memory get/put of every object
+  store, over each store's reader and writer (:mod:`~copilot.storage.chunked`:
+  the pieces it is made of);
 - :mod:`~copilot.storage.retry`: what is worth retrying, and for how long;
 - :mod:`~copilot.storage.errors`: the one place backend exceptions become
   copilot's errors;

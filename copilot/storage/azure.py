@@ -1,5 +1,5 @@
 """Azure Blob: copilot's keys as obstore's and adlfs's options, and adlfs transfers in
-bounded memory (the plan is in :mod:`copilot.storage.chunked`).
+bounded memory (the plan is in :mod:`copilot.storage.driver`).
 
 adlfs's ``_put_file`` hands the file to the SDK's ``upload_blob``, which reads
 up to 64 MiB in one piece and then several 4 MiB blocks per concurrent
@@ -17,19 +17,11 @@ from __future__ import annotations
 import base64
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from copilot.config import StorageConfig
 from copilot.errors import UsageError
-from copilot.storage import chunked
-from copilot.storage.chunked import ByteBudget
-from copilot.storage.sizes import DEFAULT_LIMITS, TransferLimits
-
-if TYPE_CHECKING:
-    from copilot.storage.callback import TransferCallback
-    from copilot.storage.files import LocalSource
-    from copilot.storage.retry import RetryPolicy
-
+from copilot.storage import chunked, driver
 
 # -- configuration: copilot's keys as each engine's options ---------------------
 
@@ -156,20 +148,6 @@ async def _chunks(stream: Any) -> AsyncIterator[bytes]:
         yield chunk
 
 
-async def _first_range(client: Any, step: int, version_id: str | None) -> Any:
-    """The blob's first range; an empty blob has no byte 0 (416), so it is fetched plainly."""
-    from azure.core.exceptions import HttpResponseError
-
-    try:
-        return await client.download_blob(
-            offset=0, length=step, version_id=version_id, max_concurrency=1
-        )
-    except HttpResponseError as exc:
-        if exc.status_code != 416:
-            raise
-    return await client.download_blob(version_id=version_id, max_concurrency=1)
-
-
 def _blob_size(stream: Any) -> int:
     """The whole blob's size (``properties.size`` is only the range's, for a ranged GET)."""
     content_range = str(stream.properties.content_range or "")
@@ -177,92 +155,96 @@ def _blob_size(stream: Any) -> int:
     return int(total) if "/" in content_range and total.isdigit() else int(stream.properties.size)
 
 
-async def get_file(
-    fs: Any,
-    path: str,
-    lpath: str,
-    callback: TransferCallback | None = None,
-    retry: RetryPolicy | None = None,
-    sha256: Any = None,
-    limits: TransferLimits = DEFAULT_LIMITS,
-) -> int:
-    """Download ``container/blob`` to ``lpath`` (every byte fed to ``sha256`` in order);
-    returns the bytes written."""
-    from azure.core import MatchConditions
+class _Blob:
+    """One blob of adlfs's filesystem, through the SDK's blob client (a
+    :class:`~copilot.storage.driver.Reader` and :class:`~copilot.storage.driver.Writer`)."""
 
-    container, blob, version_id = fs.split_path(path)
-    client = fs.service_client.get_blob_client(container, blob)
-    step = limits.ranges(RANGE_SIZE)
-    stream = await _first_range(client, step, version_id)
-    size = _blob_size(stream)
-    first = chunked.FirstRange(size, _chunks(stream), size <= step)
-    etag = stream.properties.etag
+    range_size = RANGE_SIZE
+    ranges_in_flight = RANGES_IN_FLIGHT
+    longest: int | None = CHUNK_SIZE
+    part_size = BLOCK_SIZE
+    max_parts = MAX_BLOCKS
+    streamed = False
+
+    def __init__(self, fs: Any, path: str) -> None:
+        container, blob, self.version_id = fs.split_path(path)
+        self.client = fs.service_client.get_blob_client(container, blob)
+        self.where = f"abfs://{path}"
+        # upload_concurrency (adlfs's max_concurrency) can lower the blocks in flight.
+        self.parts_in_flight = min(getattr(fs, "max_concurrency", None) or PARTS, PARTS)
 
     @asynccontextmanager
-    async def open_range(start: int, end: int) -> AsyncIterator[AsyncIterator[bytes]]:
-        part = await client.download_blob(
+    async def first(self, step: int) -> AsyncIterator[driver.FirstRange]:
+        """An empty blob has no byte 0 (416): it is fetched plainly."""
+        from azure.core.exceptions import HttpResponseError
+
+        try:
+            stream = await self.client.download_blob(
+                offset=0, length=step, version_id=self.version_id, max_concurrency=1
+            )
+        except HttpResponseError as exc:
+            if exc.status_code != 416:
+                raise
+            stream = await self.client.download_blob(version_id=self.version_id, max_concurrency=1)
+        size = _blob_size(stream)
+        yield driver.FirstRange(size, _chunks(stream), size <= step, version=stream.properties.etag)
+
+    @asynccontextmanager
+    async def read(
+        self, start: int, end: int, version: str | None
+    ) -> AsyncIterator[AsyncIterator[bytes]]:
+        from azure.core import MatchConditions
+
+        pinned: dict[str, Any] = {}
+        if version:
+            pinned = {"etag": version, "match_condition": MatchConditions.IfNotModified}
+        part = await self.client.download_blob(
             offset=start,
             length=end - start + 1,
-            version_id=version_id,
+            version_id=self.version_id,
             max_concurrency=1,
-            etag=etag,
-            match_condition=MatchConditions.IfNotModified,
+            **pinned,
         )
         yield _chunks(part)
 
-    return await chunked.download(
-        lpath,
-        first,
-        open_range,
-        callback,
-        step=step,
-        retry=retry,
-        in_flight=RANGES_IN_FLIGHT,
-        sha256=sha256,
-        longest=CHUNK_SIZE,
-    )
+    async def whole(self, data: bytes) -> Any:
+        return await self.client.upload_blob(
+            data, length=len(data), overwrite=True, max_concurrency=1
+        )
+
+    async def begin(self, size: int) -> _Blocks:
+        return _Blocks(self.client)
 
 
-async def put_file(
-    fs: Any,
-    source: LocalSource,
-    path: str,
-    budget: ByteBudget,
-    callback: TransferCallback | None = None,
-    retry: RetryPolicy | None = None,
-    digest: Any = None,
-    limits: TransferLimits = DEFAULT_LIMITS,
-) -> int:
-    """Upload an open file to ``container/blob`` (its bytes fed to ``digest`` as they
-    are read); returns the bytes sent."""
-    from azure.storage.blob import BlobBlock
+class _Blocks:
+    """A block blob's blocks, staged side by side and committed as one list."""
 
-    container, blob, _ = fs.split_path(path)
-    size = source.size
-    part = chunked.part_size(size, MAX_BLOCKS, limits.parts(BLOCK_SIZE))
-    client = fs.service_client.get_blob_client(container, blob)
-    if size <= part:
+    def __init__(self, client: Any) -> None:
+        self.client = client
 
-        async def put(data: bytes) -> Any:
-            return await client.upload_blob(
-                data, length=len(data), overwrite=True, max_concurrency=1
-            )
-
-        return await chunked.send_whole(source, size, budget, put, callback, digest)
-
-    async def send(number: int, offset: int, data: chunked.FileWindow) -> str:
+    async def part(self, number: int, offset: int, body: Any) -> str:
         block_id = base64.b64encode(f"copilot-{number:08d}".encode()).decode()
-        await client.stage_block(block_id, data, length=len(data))
+        await self.client.stage_block(block_id, body, length=len(body))
         return block_id
 
-    # upload_concurrency (adlfs's max_concurrency) can lower the blocks in flight.
-    in_flight = min(getattr(fs, "max_concurrency", None) or PARTS, PARTS)
-    ids = await chunked.in_parts(
-        source, size, part, budget, send, callback, in_flight=in_flight, retry=retry, digest=digest
-    )
-    # Uncommitted blocks of a failed upload are discarded by the service (7 days).
-    await client.commit_block_list([BlobBlock(block_id=i) for i in ids])
-    return size
+    async def complete(self, parts: list[Any]) -> None:
+        from azure.storage.blob import BlobBlock
+
+        await self.client.commit_block_list([BlobBlock(block_id=i) for i in parts])
+
+    async def abort(self) -> None:
+        """Nothing to do: the service discards a blob's uncommitted blocks (after
+        seven days, or at its next commit)."""
+
+
+def reader(fs: Any, path: str) -> driver.Reader:
+    """``container/blob`` of adlfs's filesystem, to download."""
+    return _Blob(fs, path)
+
+
+def writer(fs: Any, path: str) -> driver.Writer:
+    """``container/blob`` of adlfs's filesystem, to upload."""
+    return _Blob(fs, path)
 
 
 async def close(fs: Any) -> None:

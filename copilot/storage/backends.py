@@ -24,15 +24,16 @@ class Backend:
     #: What to install when the library is missing ("" when copilot depends on it).
     install: str
     #: copilot's module for it: ``fsspec_options(config, concurrency)`` and, when
-    #: present, ``prepare(fs)``, bounded ``get_file`` / ``put_file`` for the fsspec
-    #: engine, ``obstore_options(config, environ)``, ``unsupported(config,
-    #: environ)`` and ``CA_ENV`` for obstore.  "" for a plain fsspec protocol.
+    #: present, ``prepare(fs)``, ``reader(fs, path)`` / ``writer(fs, path)`` for
+    #: the fsspec engine's bounded-memory transfers (:mod:`~copilot.storage.driver`),
+    #: ``obstore_options(config, environ)``, ``unsupported(config, environ)`` and
+    #: ``CA_ENV`` for obstore.  "" for a plain fsspec protocol.
     module: str = ""
     #: The kind of obstore store that serves it ("" when obstore does not): the
     #: default engine for it, unless ``storage.engine`` says fsspec.
     native: str = ""
-    #: The fsspec engine moves its bytes with the module's own ``get_file`` /
-    #: ``put_file`` (bounded memory) rather than the filesystem's.
+    #: The fsspec engine moves its bytes with the module's ``reader`` / ``writer``
+    #: through copilot's driver (bounded memory) rather than the filesystem's.
     bounded: bool = False
     #: Inputs only: a store that cannot be written or listed.
     read_only: bool = False

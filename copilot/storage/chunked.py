@@ -1,37 +1,32 @@
-"""What every bounded-memory transfer shares: sizes, the upload byte budget, ranged writes.
+"""The pieces every bounded-memory transfer is made of; :mod:`~copilot.storage.driver`
+puts them together.
 
-The S3, GCS and Azure modules each speak their own API, but follow one plan:
-
-- a download streams each response body in ``READ_CHUNK`` reads straight to
-  disk; an object bigger than one range (see :mod:`~copilot.storage.sizes`) is
-  fetched as its first range and the rest in as few byte ranges as keep the
-  streams busy (:func:`range_bounds`), each written at its offset with
-  ``pwrite``, at most ``PARTS_IN_FLIGHT`` (or the store's own bound) per file;
-- an upload sends a small file in one request and a large one in parts read
-  from the file as they are sent (:class:`FileWindow`); every buffer is taken
-  from one :class:`ByteBudget` per store, so all uploads together never hold
-  more than the store's ``upload_budget``.
-
-The sizes come with each transfer (:class:`~copilot.storage.sizes.TransferLimits`).
+- a response body is streamed in ``READ_CHUNK`` reads straight to disk, each
+  written at its offset with ``pwrite`` (:func:`write_at`);
+- a part of a large upload is read from its file as it is sent
+  (:class:`FileWindow`), a streamed body ``chunk`` bytes at a time
+  (:func:`read_file`); every buffer is taken from one :class:`ByteBudget` per
+  store, so all uploads together never hold more than the store's
+  ``upload_budget``;
+- concurrent ranges or parts run as one group (:func:`all_or_none`: the first
+  failure cancels the rest), each retried alone (:func:`again`), and a failed
+  upload is cleaned up without hiding its cause (:func:`undone_on_failure`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
-import hashlib
 import logging
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from copilot.constants import CLEANUP_SECONDS
 from copilot.errors import Retryable, describe
-from copilot.storage.errors import http_status, mark_retried
-from copilot.storage.files import LocalSource, read_fd
-from copilot.storage.retry import is_transient
+from copilot.storage.errors import mark_retried
+from copilot.storage.files import LocalSource
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer
@@ -185,7 +180,7 @@ async def undone_on_failure(undo: Callable[[], Awaitable[Any]], what: str) -> As
         raise
 
 
-async def _again(retry: RetryPolicy | None, fn: Callable[[], Awaitable[T]], what: str) -> T:
+async def again(retry: RetryPolicy | None, fn: Callable[[], Awaitable[T]], what: str) -> T:
     """A range or a part under the retry policy; when it still fails, the failure
     is marked so the whole file's attempt is not retried on top (one loop)."""
     if retry is None:
@@ -230,7 +225,7 @@ def write_whole(body: Buffer, fd: int, callback: TransferCallback | None, digest
     return written
 
 
-class _Tee:
+class Tee:
     """Feeds every chunk to each digest given (None ones skipped)."""
 
     def __init__(self, *digests: Any) -> None:
@@ -242,7 +237,7 @@ class _Tee:
             d.update(data)
 
 
-def _hash_span(fd: int, start: int, end: int, digest: Any) -> None:
+def hash_span(fd: int, start: int, end: int, digest: Any) -> None:
     """Feed bytes ``start..end-1`` of ``fd`` to ``digest``, ``READ_CHUNK`` at a time."""
     offset = start
     while offset < end:
@@ -315,240 +310,3 @@ class FileWindow:
     async def _slices(self) -> AsyncIterator[bytes]:
         for start in range(0, self.length, SEND_SLICE):
             yield self._pread(start, min(SEND_SLICE, self.length - start))
-
-
-@dataclass
-class FirstRange:
-    """The answer to a download's first request, which asked for bytes ``0..step-1``."""
-
-    #: The whole object's size.
-    size: int
-    #: That response's body: its chunks as they arrive, or (a small object the
-    #: client read in one piece) the bytes themselves, written without a stream.
-    chunks: AsyncIterator[bytes] | Buffer
-    #: The body is the whole object (it fitted in one range, or the server ignored
-    #: the Range header).
-    whole: bool
-    #: The whole object's MD5 (hex), checked when ``whole`` and known.
-    md5: str | None = None
-
-
-def range_bounds(
-    size: int, step: int, in_flight: int, longest: int | None = None
-) -> list[tuple[int, int]]:
-    """``(start, stop)`` of every range of a ranged download: the first request's
-    ``step`` bytes, then the rest in as few ranges as keep ``in_flight`` busy, none
-    shorter than ``step``.  Fewer, longer ranges cost fewer requests (and, on a
-    server that reads the whole object for every ranged GET, as moto does, far
-    less work) for the same number of streams.  ``longest`` caps a range's length
-    (a client that splits a long range into requests of its own, so that a
-    range is one request and a failure retries one request's bytes)."""
-    bounds = [(0, min(step, size))]
-    rest = size - step
-    if rest > 0:
-        count = max(1, min(in_flight - 1, -(-rest // step)))
-        length = -(-rest // count)
-        if longest is not None:
-            length = min(length, longest)
-        bounds += [(a, min(a + length, size)) for a in range(step, size, length)]
-    return bounds
-
-
-async def download(
-    lpath: str,
-    first: FirstRange,
-    open_range: Callable[[int, int], AbstractAsyncContextManager[AsyncIterator[bytes]]],
-    callback: TransferCallback | None,
-    *,
-    step: int,
-    retry: RetryPolicy | None = None,
-    in_flight: int | None = None,
-    sha256: Any = None,
-    longest: int | None = None,
-) -> int:
-    """Write an object to ``lpath``: the first response's body (its first ``step``
-    bytes), then the rest in ranges beside it (:func:`range_bounds`).
-
-    ``open_range(start, end)`` requests bytes ``start..end`` (inclusive) and gives
-    their body.  At most ``in_flight`` (``PARTS_IN_FLIGHT``) ranges run at once;
-    one that fails transiently is fetched again under ``retry`` (the first
-    response's body too: from where it broke off); one that ends short, or a
-    whole body that does not match its MD5, is a :class:`ShortRead`.
-
-    ``sha256`` (a hashlib object) is fed every byte in order: a single body as it
-    streams; concurrent ranges in file order, each read back from the page cache
-    as soon as it and every range before it have landed, while later ranges are
-    still downloading.  Returns the bytes written.
-    """
-    size = first.size
-    fd = os.open(lpath, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        if first.whole:
-            digest = hashlib.md5(usedforsecurity=False) if first.md5 else None
-            both = _Tee(digest, sha256)
-            if isinstance(first.chunks, AsyncIterator):
-                written = await write_at(first.chunks, fd, 0, callback, both if both.any else None)
-            else:
-                written = write_whole(first.chunks, fd, callback, both if both.any else None)
-            if digest is not None and written == size and digest.hexdigest() != first.md5:
-                raise ShortRead("checksum mismatch: the data does not match the object's MD5")
-        else:
-            os.ftruncate(fd, size)
-            limit = in_flight or PARTS_IN_FLIGHT
-            gate = asyncio.Semaphore(limit)
-            bounds = range_bounds(size, step, limit, longest)
-            landed = [asyncio.Event() for _ in bounds]
-
-            on_disk = 0  # bytes of the first body written so far
-
-            async def first_body() -> AsyncIterator[bytes]:
-                nonlocal on_disk
-                assert isinstance(first.chunks, AsyncIterator)  # a body read whole is whole
-                async for chunk in first.chunks:
-                    yield chunk
-                    on_disk += len(chunk)  # asked for the next one: this one is written
-
-            async def head() -> int:
-                async with gate:
-                    try:
-                        got = await write_at(first_body(), fd, 0, callback)
-                    except Exception as exc:
-                        if retry is None or not is_transient(exc):
-                            raise
-                        # The first body broke off: what it did not bring is fetched
-                        # as a range of its own, like any other range that fails.
-                        start, end = on_disk, bounds[0][1] - 1
-                        got = on_disk
-                        if start <= end:
-                            got += await _again(
-                                retry, lambda: fetch(start, end), f"range {start}-{end}"
-                            )
-                landed[0].set()
-                return got
-
-            async def fetch(start: int, end: int) -> int:
-                try:
-                    async with open_range(start, end) as chunks:
-                        got = await write_at(chunks, fd, start, callback)
-                except Exception as exc:
-                    # 412: the pinned version is not the live one; 404: it is gone
-                    # (a pinned GCS generation, an object deleted since the first range).
-                    status = http_status(exc)
-                    if status in (404, 412):
-                        raise ObjectChanged(f"the object changed (HTTP {status})") from None
-                    raise
-                if got != end - start + 1:
-                    raise ShortRead(f"range {start}-{end}: received {got} bytes")
-                return got
-
-            async def one(index: int, start: int, stop: int) -> int:
-                end = stop - 1
-                async with gate:
-                    got = await _again(retry, lambda: fetch(start, end), f"range {start}-{end}")
-                landed[index].set()
-                return got
-
-            async def hash_in_order() -> int:
-                for index, (start, stop) in enumerate(bounds):
-                    await landed[index].wait()
-                    await asyncio.to_thread(_hash_span, fd, start, stop, sha256)
-                return 0
-
-            parts = [head(), *(one(i, a, z) for i, (a, z) in enumerate(bounds) if i)]
-            if sha256 is not None:
-                parts.append(hash_in_order())
-            written = sum(await all_or_none(parts))
-    finally:
-        os.close(fd)
-    if written != size:
-        raise ShortRead(f"expected {size} bytes, received {written}")
-    return written
-
-
-def part_size(size: int, max_parts: int, preferred: int) -> int:
-    """The part size for a file: ``preferred``, or bigger when the
-    service caps the number of parts."""
-    return max(preferred, -(-size // max_parts))
-
-
-async def in_parts(
-    source: LocalSource,
-    size: int,
-    part: int,
-    budget: ByteBudget,
-    send: Callable[[int, int, FileWindow], Awaitable[Any]],
-    callback: TransferCallback | None,
-    *,
-    in_flight: int | None = None,
-    retry: RetryPolicy | None = None,
-    digest: Any = None,
-) -> list[Any]:
-    """Send an open file in ``part``-sized pieces, ``send(number, offset, window)`` each;
-    returns what every ``send`` returned, in order.  A part that fails
-    transiently is sent again under ``retry`` (one lost part must not cost the
-    whole file); at most ``in_flight`` (``PARTS_IN_FLIGHT``) are in flight.
-
-    Each part is a :class:`FileWindow`, read while it is sent (a new one per
-    attempt), and takes ``WINDOW_COST`` of ``budget`` rather than its size: held
-    in memory, 16 MiB parts let two fit in the 32 MiB budget, as windows eight do.
-
-    With ``digest`` (a hashlib object) the parts are fed to it in file order,
-    read back from the page cache while earlier parts are being sent.  The
-    hashing runs right here: handing it to a thread measured slower on two cores
-    (GIL hand-offs; docs/BENCHMARKS.md, "Tuning measurements").  A part waits
-    for its turn before it takes any budget, so waiting never holds memory
-    another part needs.
-    """
-    gate = asyncio.Semaphore(in_flight or PARTS_IN_FLIGHT)
-    fd = source.fd
-    count = -(-size // part)
-    turns = [asyncio.Event() for _ in range(count + 1)]
-    turns[0].set()
-
-    async def one(number: int, offset: int) -> Any:
-        length = min(part, size - offset)
-        cost = min(length, WINDOW_COST)
-        async with gate:
-            if digest is not None:
-                await turns[number - 1].wait()
-            await budget.acquire(cost)
-            try:
-                if digest is not None:
-                    _hash_span(fd, offset, offset + length, digest)
-                    turns[number].set()
-                result = await _again(
-                    retry,
-                    lambda: send(number, offset, FileWindow(fd, offset, length, source.name)),
-                    f"part {number}",
-                )
-            finally:
-                await budget.release(cost)
-        if callback is not None:
-            callback.relative_update(length)
-        return result
-
-    offsets = enumerate(range(0, size, part), start=1)
-    return await all_or_none([one(number, offset) for number, offset in offsets])
-
-
-async def send_whole(
-    source: LocalSource,
-    size: int,
-    budget: ByteBudget,
-    send: Callable[[bytes], Awaitable[Any]],
-    callback: TransferCallback | None,
-    digest: Any = None,
-) -> int:
-    """Send a small file in one request: its bytes are read whole, counted in the
-    budget while the request runs (and fed to ``digest``).  Returns the bytes sent."""
-    await budget.acquire(size)
-    try:
-        data = read_fd(source.fd, size)  # to its end, whatever ``size`` said
-        if digest is not None:
-            digest.update(data)
-        await send(data)
-    finally:
-        await budget.release(size)
-    if callback is not None:
-        callback.relative_update(len(data))
-    return len(data)

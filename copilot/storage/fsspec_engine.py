@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from copilot.constants import CLEANUP_SECONDS
 from copilot.errors import describe
+from copilot.storage import driver
 from copilot.storage.client import RemoteEntry
 from copilot.storage.loop import event_loop
 from copilot.storage.sizes import DEFAULT_LIMITS, TransferLimits
@@ -51,7 +52,8 @@ class FsspecClient:
         self.protocol = protocol
         self.async_impl = bool(getattr(fs, "async_impl", False))
         self.loop = fs.loop if self.async_impl else event_loop()
-        #: The store's module with copilot's bounded-memory get_file / put_file, if any.
+        #: The store's module whose ``reader`` / ``writer`` move its bytes in bounded
+        #: memory (:mod:`copilot.storage.driver`), if it has them.
         self.bounded = bounded
 
     def path(self, uri: str) -> str:
@@ -176,10 +178,8 @@ class FsspecClient:
         limits: TransferLimits = DEFAULT_LIMITS,
     ) -> int:
         if self.bounded is not None:
-            got: int = await self.bounded.get_file(
-                self.fs, path, lpath, callback, retry, sha256=sha256, limits=limits
-            )
-            return got
+            reader = self.bounded.reader(self.fs, path)
+            return await driver.get(reader, lpath, callback, retry, sha256, limits)
         kw = {"callback": fsspec_callback(callback)} if callback is not None else {}
         await self._call("get_file", path, lpath, **kw)
         if sha256 is not None:  # no streaming path: a pass of its own
@@ -197,10 +197,8 @@ class FsspecClient:
         limits: TransferLimits = DEFAULT_LIMITS,
     ) -> int:
         if self.bounded is not None:
-            sent: int = await self.bounded.put_file(
-                self.fs, source, path, budget, callback, retry, digest=digest, limits=limits
-            )
-            return sent
+            writer = self.bounded.writer(self.fs, path)
+            return await driver.put(writer, source, budget, callback, retry, digest, limits)
         kw = {"callback": fsspec_callback(callback)} if callback is not None else {}
         # fsspec opens a path itself: give it the open file's own (see LocalSource.path).
         await self._call("put_file", source.path, path, **kw)

@@ -1,5 +1,5 @@
 """GCS: copilot's keys as gcsfs's options, and gcsfs transfers in bounded memory (the
-plan is in :mod:`copilot.storage.chunked`).
+plan is in :mod:`copilot.storage.driver`).
 
 gcsfs's ``_get_file`` prefetches a large object in 16 MiB pieces held in memory
 (docs/BENCHMARKS.md, "Tuning measurements") and its ``_put_file`` reads 50 MiB
@@ -17,20 +17,12 @@ import mimetypes
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from copilot.config import StorageConfig
 from copilot.errors import UsageError
-from copilot.storage import chunked
-from copilot.storage.chunked import ByteBudget
+from copilot.storage import chunked, driver
 from copilot.storage.errors import http_status
-from copilot.storage.sizes import DEFAULT_LIMITS, TransferLimits
-
-if TYPE_CHECKING:
-    from copilot.storage.callback import TransferCallback
-    from copilot.storage.files import LocalSource
-    from copilot.storage.retry import RetryPolicy
-
 
 # -- configuration: copilot's keys as gcsfs's options ------------------------------
 
@@ -123,8 +115,6 @@ def prepare(fs: Any) -> None:
 RANGE_SIZE = 64 << 20
 #: Files up to this size go up in one multipart request (its body is built in memory).
 SIMPLE_UPLOAD = 5 << 20
-#: Bytes read from disk at a time for a streamed upload.
-STREAM_CHUNK = 1 << 20
 
 
 def _error(status: int, text: str) -> Exception:
@@ -188,82 +178,94 @@ def _md5(resp: Any) -> str | None:
     return None
 
 
-async def get_file(
-    fs: Any,
-    path: str,
-    lpath: str,
-    callback: TransferCallback | None = None,
-    retry: RetryPolicy | None = None,
-    sha256: Any = None,
-    limits: TransferLimits = DEFAULT_LIMITS,
-) -> int:
-    """Download ``bucket/key`` to ``lpath`` (every byte fed to ``sha256`` in order);
-    returns the bytes written."""
-    await fs._set_session()
-    step = limits.ranges(RANGE_SIZE)
-    async with _ranged_get(fs, path, 0, step - 1, None) as resp:
-        size = _total_size(resp)
-        whole = size <= step or resp.status != 206  # all of it in this one response
-        first = chunked.FirstRange(size, _chunks(resp), whole, _md5(resp))
-        generation = resp.headers.get("x-goog-generation")
+class _Object:
+    """One object of gcsfs's filesystem, read through the JSON API's media URL and
+    written as a multipart request or a resumable session, with gcsfs's session,
+    credentials and URLs (a :class:`~copilot.storage.driver.Reader` and
+    :class:`~copilot.storage.driver.Writer`)."""
 
-        @asynccontextmanager
-        async def open_range(start: int, end: int) -> AsyncIterator[AsyncIterator[bytes]]:
-            async with _ranged_get(fs, path, start, end, generation) as part:
-                yield _chunks(part)
+    range_size = RANGE_SIZE
+    ranges_in_flight = chunked.PARTS_IN_FLIGHT
+    longest: int | None = None
+    #: Up to this size, one request; a larger file, one streamed request to a
+    #: resumable session (a failure retries the whole file, as for every store).
+    part_size = SIMPLE_UPLOAD
+    max_parts = 1
+    parts_in_flight = 1
+    streamed = True
 
-        return await chunked.download(
-            lpath, first, open_range, callback, step=step, retry=retry, sha256=sha256
-        )
+    def __init__(self, fs: Any, path: str) -> None:
+        self.fs = fs
+        self.path = path
+        self.where = f"gs://{path}"
+
+    @asynccontextmanager
+    async def first(self, step: int) -> AsyncIterator[driver.FirstRange]:
+        await self.fs._set_session()
+        async with _ranged_get(self.fs, self.path, 0, step - 1, None) as resp:
+            size = _total_size(resp)
+            whole = size <= step or resp.status != 206  # all of it in this one response
+            generation = resp.headers.get("x-goog-generation")
+            yield driver.FirstRange(size, _chunks(resp), whole, _md5(resp), generation)
+
+    @asynccontextmanager
+    async def read(
+        self, start: int, end: int, version: str | None
+    ) -> AsyncIterator[AsyncIterator[bytes]]:
+        async with _ranged_get(self.fs, self.path, start, end, version) as part:
+            yield _chunks(part)
+
+    def _names(self) -> tuple[str, str, str]:
+        bucket, key, _ = self.fs.split_path(self.path)
+        content_type = mimetypes.guess_type(key)[0] or "application/octet-stream"
+        return bucket, key, content_type
+
+    async def whole(self, data: bytes) -> Any:
+        from gcsfs.core import simple_upload
+
+        bucket, key, content_type = self._names()
+        return await simple_upload(self.fs, bucket, key, data, content_type=content_type)
+
+    async def begin(self, size: int) -> _Session:
+        from gcsfs.core import initiate_upload
+
+        bucket, key, content_type = self._names()
+        location = await initiate_upload(self.fs, bucket, key, content_type)
+        return _Session(self.fs, location, content_type, size)
 
 
-async def put_file(
-    fs: Any,
-    source: LocalSource,
-    path: str,
-    budget: ByteBudget,
-    callback: TransferCallback | None = None,
-    retry: RetryPolicy | None = None,
-    digest: Any = None,
-    limits: TransferLimits = DEFAULT_LIMITS,
-) -> int:
-    """Upload an open file to ``bucket/key`` (its bytes fed to ``digest`` as they are
-    read); returns the bytes sent."""
-    from gcsfs.core import initiate_upload, simple_upload
+class _Session:
+    """A resumable upload session: the whole file in one streamed PUT, so nothing
+    but the current read is in memory and no chunk round trips."""
 
-    bucket, key, _ = fs.split_path(path)
-    size = source.size
-    content_type = mimetypes.guess_type(source.name)[0] or "application/octet-stream"
-    if size <= limits.parts(SIMPLE_UPLOAD):
+    def __init__(self, fs: Any, location: str, content_type: str, size: int) -> None:
+        self.fs, self.location = fs, location
+        self.headers = {
+            "Content-Type": content_type,
+            "Content-Length": str(size),
+            "Content-Range": f"bytes 0-{size - 1}/{size}",
+        }
 
-        async def put(data: bytes) -> Any:
-            return await simple_upload(fs, bucket, key, data, content_type=content_type)
+    async def part(self, number: int, offset: int, body: Any) -> None:
+        await self.fs._call("PUT", self.location, headers=self.headers, data=body)
 
-        return await chunked.send_whole(source, size, budget, put, callback, digest)
+    async def complete(self, parts: list[Any]) -> None:
+        """The PUT of the whole file made the object."""
 
-    location = await initiate_upload(fs, bucket, key, content_type)
-    headers = {
-        "Content-Type": content_type,
-        "Content-Length": str(size),
-        "Content-Range": f"bytes 0-{size - 1}/{size}",
-    }
-
-    async def cancel_session() -> None:
+    async def abort(self) -> None:
         try:
-            await fs._call("DELETE", location)
+            await self.fs._call("DELETE", self.location)
         except Exception as exc:
             # GCS answers a cancelled session with 499; 404: it is gone already.
             if http_status(exc) not in (404, 499):
                 raise
 
-    async with chunked.undone_on_failure(cancel_session, f"gs://{path}"):
-        # The whole file in one streamed request to the session: nothing but the
-        # current read is in memory, and no chunk round trips (a failure retries
-        # the whole file, as for every backend).
-        await fs._call(
-            "PUT",
-            location,
-            headers=headers,
-            data=chunked.read_file(source, size, STREAM_CHUNK, digest, callback),
-        )
-    return size
+
+def reader(fs: Any, path: str) -> driver.Reader:
+    """``bucket/key`` of gcsfs's filesystem, to download."""
+    return _Object(fs, path)
+
+
+def writer(fs: Any, path: str) -> driver.Writer:
+    """``bucket/key`` of gcsfs's filesystem, to upload."""
+    return _Object(fs, path)

@@ -40,11 +40,11 @@ from obstore.store import AzureStore, S3Store
 
 from copilot.constants import CLEANUP_SECONDS
 from copilot.errors import StorageError, describe
-from copilot.storage import chunked
+from copilot.storage import chunked, driver
 from copilot.storage.client import RemoteEntry
 from copilot.storage.errors import mark_retried, unsatisfiable_range
 from copilot.storage.loop import event_loop
-from copilot.storage.sizes import DEFAULT_LIMITS, TransferLimits
+from copilot.storage.sizes import DEFAULT_LIMITS, RANGE_SIZE, TransferLimits
 
 if TYPE_CHECKING:
     from obstore.store import RetryConfig
@@ -59,7 +59,7 @@ log = logging.getLogger("copilot")
 #: Objects listed per page: what a listing holds in memory at a time.
 LIST_PAGE = 1000
 #: Ranges of one object downloaded at once (the rest of the object is split into
-#: as few ranges as keep them busy, see chunked.range_bounds).
+#: as few ranges as keep them busy, see driver.range_bounds).
 RANGES_IN_FLIGHT = 4
 #: Bytes obstore gathers before handing a chunk of a response to Python.
 STREAM_CHUNK = 1 << 20
@@ -238,40 +238,8 @@ class ObstoreClient:
         limits: TransferLimits = DEFAULT_LIMITS,
     ) -> int:
         bucket, key = self._split(path)
-        store = self._store(bucket)
-        step = limits.ranges()
-        if size is not None and size <= step:
-            # Known to fit in one response (a listing said so): one plain GET.
-            resp = await obstore.get_async(store, key)
-        else:
-            try:
-                resp = await obstore.get_async(store, key, options={"range": (0, step)})
-            except Exception as exc:
-                # An empty object has no byte 0: the stores answer 416 to the range;
-                # some servers (rclone) answer a range past the end with all of it.
-                if not (unsatisfiable_range(exc) or "non-partial response" in str(exc)):
-                    raise
-                resp = await obstore.get_async(store, key)
-        size = int(resp.meta["size"])
-        etag = resp.meta.get("e_tag")
-        whole = resp.range[1] >= size  # all of it in this one response
-        if whole and size <= STREAM_CHUNK:
-            # A small object (by what the response says, not the listing): its body in
-            # one piece, one hand-off from the Rust runtime instead of a stream's two
-            # or more; in a Dir of small files those hand-offs are most of the work.
-            first = chunked.FirstRange(size, await resp.bytes_async(), whole)
-        else:
-            first = chunked.FirstRange(size, _chunks(resp), whole)
-        return await chunked.download(
-            lpath,
-            first,
-            partial(_open_range, store, key, etag),
-            callback,
-            step=step,
-            retry=retry,
-            in_flight=RANGES_IN_FLIGHT,
-            sha256=sha256,
-        )
+        reader = _Reader(self._store(bucket), key, size)
+        return await driver.get(reader, lpath, callback, retry, sha256, limits)
 
     async def put_file(
         self,
@@ -285,14 +253,14 @@ class ObstoreClient:
     ) -> int:
         bucket, key = self._split(path)
         size = source.size
-        part = chunked.part_size(size, MAX_PARTS[self.kind], limits.parts(PART_SIZE))
+        part = driver.part_size(size, MAX_PARTS[self.kind], limits.parts(PART_SIZE))
         if size <= part:
             store = self._store(bucket)
 
             async def put(data: bytes) -> Any:
                 return await obstore.put_async(store, key, data, use_multipart=False)
 
-            return await chunked.send_whole(source, size, budget, put, callback, digest)
+            return await driver.send_whole(source, size, budget, put, callback, digest)
         store = self._store(bucket, retries=max(0, retry.attempts - 1), policy=retry)
         cost = part * (self.parts_in_flight + 1)
         await budget.acquire(cost)
@@ -382,16 +350,51 @@ def _abort_failed(exc: BaseException) -> bool:
     return "Error performing DELETE" in text and "uploadId=" in text
 
 
-@asynccontextmanager
-async def _open_range(
-    store: Any, key: str, etag: str | None, start: int, end: int
-) -> AsyncIterator[AsyncIterator[bytes]]:
-    """Bytes ``start..end`` (inclusive) of the object a download's first range came
-    from (``etag``), for :func:`chunked.download`."""
-    options: Any = {"range": (start, end + 1)}
-    if etag:
-        options["if_match"] = etag
-    yield _chunks(await obstore.get_async(store, key, options=options))
+class _Reader:
+    """One object of an obstore store, to download (a :class:`~copilot.storage.driver.Reader`)."""
+
+    range_size = RANGE_SIZE
+    ranges_in_flight = RANGES_IN_FLIGHT
+    longest: int | None = None
+
+    def __init__(self, store: Any, key: str, size: int | None) -> None:
+        #: ``size``: what a listing said, if one did.
+        self.store, self.key, self.size = store, key, size
+
+    @asynccontextmanager
+    async def first(self, step: int) -> AsyncIterator[driver.FirstRange]:
+        store, key = self.store, self.key
+        if self.size is not None and self.size <= step:
+            # Known to fit in one response (a listing said so): one plain GET.
+            resp = await obstore.get_async(store, key)
+        else:
+            try:
+                resp = await obstore.get_async(store, key, options={"range": (0, step)})
+            except Exception as exc:
+                # An empty object has no byte 0: the stores answer 416 to the range;
+                # some servers (rclone) answer a range past the end with all of it.
+                if not (unsatisfiable_range(exc) or "non-partial response" in str(exc)):
+                    raise
+                resp = await obstore.get_async(store, key)
+        size = int(resp.meta["size"])
+        etag = resp.meta.get("e_tag")
+        whole = resp.range[1] >= size  # all of it in this one response
+        if whole and size <= STREAM_CHUNK:
+            # A small object (by what the response says, not the listing): its body in
+            # one piece, one hand-off from the Rust runtime instead of a stream's two
+            # or more; in a Dir of small files those hand-offs are most of the work.
+            yield driver.FirstRange(size, await resp.bytes_async(), whole, version=etag)
+        else:
+            yield driver.FirstRange(size, _chunks(resp), whole, version=etag)
+
+    @asynccontextmanager
+    async def read(
+        self, start: int, end: int, version: str | None
+    ) -> AsyncIterator[AsyncIterator[bytes]]:
+        options: Any = {"range": (start, end + 1)}
+        if version:
+            options["if_match"] = version
+        yield _chunks(await obstore.get_async(self.store, self.key, options=options))
 
 
 async def _chunks(resp: Any) -> AsyncIterator[bytes]:

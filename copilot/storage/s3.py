@@ -1,5 +1,5 @@
 """S3: copilot's keys as obstore's and s3fs's options, and s3fs transfers in bounded
-memory (the plan is in :mod:`copilot.storage.chunked`).
+memory (the plan is in :mod:`copilot.storage.driver`).
 
 s3fs's own ``_get_file`` / ``_put_file`` hold whole parts in memory (up to ten
 50 MiB parts at once, and a whole file under 100 MiB for a single PUT), so a
@@ -14,20 +14,13 @@ import io
 import os
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from copilot.config import StorageConfig, parse_bool
 from copilot.errors import NON_RECOVERABLE, StorageError
-from copilot.storage import chunked
-from copilot.storage.chunked import ByteBudget
+from copilot.storage import chunked, driver
 from copilot.storage.errors import unsatisfiable_range
-from copilot.storage.sizes import DEFAULT_LIMITS, TransferLimits
-
-if TYPE_CHECKING:
-    from copilot.storage.callback import TransferCallback
-    from copilot.storage.files import LocalSource
-    from copilot.storage.retry import RetryPolicy
-
+from copilot.storage.sizes import PART_SIZE, RANGE_SIZE
 
 # -- configuration: copilot's keys as each engine's options ---------------------
 
@@ -215,7 +208,7 @@ def prepare(fs: Any) -> None:
 
 MAX_PARTS = 10_000
 #: Ranges of one object downloaded at once (the rest of the object is split into
-#: as few ranges as keep them busy, see chunked.range_bounds): the fastest count
+#: as few ranges as keep them busy, see driver.range_bounds): the fastest count
 #: measured (docs/BENCHMARKS.md, "Tuning measurements").
 RANGES_IN_FLIGHT = 4
 
@@ -284,67 +277,6 @@ async def _chunks(body: Any) -> AsyncIterator[bytes]:
         body.close()
 
 
-async def _first_range(client: Any, bucket: str, key: str, step: int) -> tuple[dict, int]:
-    """GET the object's first range; returns the response and the object's whole size.
-
-    Asking for a range up front means a big object is never streamed whole only
-    to be dropped: the first range is kept and the rest fetched beside it.  An
-    empty object has no byte 0, so S3 answers 416; that one is fetched plainly.
-    """
-    try:
-        resp = await client.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{step - 1}")
-    except Exception as exc:
-        if not unsatisfiable_range(exc):
-            raise
-        resp = await client.get_object(Bucket=bucket, Key=key)
-    content_range = str(resp.get("ContentRange") or "")
-    if "/" in content_range and content_range.rsplit("/", 1)[1].isdigit():
-        return resp, int(content_range.rsplit("/", 1)[1])
-    return resp, int(resp.get("ContentLength") or 0)
-
-
-async def get_file(
-    fs: Any,
-    path: str,
-    lpath: str,
-    callback: TransferCallback | None = None,
-    retry: RetryPolicy | None = None,
-    sha256: Any = None,
-    limits: TransferLimits = DEFAULT_LIMITS,
-) -> int:
-    """Download ``bucket/key`` to ``lpath`` (every byte fed to ``sha256`` in order);
-    returns the bytes written."""
-    bucket, key = _split(path)
-    client = await _client(fs, bucket)
-    step = limits.ranges()
-    resp, size = await _first_range(client, bucket, key, step)
-    # A whole object in one response: its MD5 ETag (when it is one) still applies.
-    whole = size <= step
-    first = chunked.FirstRange(size, _chunks(resp["Body"]), whole, _md5_etag(resp))
-
-    # Every later range is of the version the first response came from: an object
-    # replaced meanwhile answers 412 instead of mixing two versions in one file.
-    pinned = {"IfMatch": resp["ETag"]} if resp.get("ETag") else {}
-
-    @asynccontextmanager
-    async def open_range(start: int, end: int) -> AsyncIterator[AsyncIterator[bytes]]:
-        part = await client.get_object(
-            Bucket=bucket, Key=key, Range=f"bytes={start}-{end}", **pinned
-        )
-        yield _chunks(part["Body"])
-
-    return await chunked.download(
-        lpath,
-        first,
-        open_range,
-        callback,
-        step=step,
-        retry=retry,
-        in_flight=RANGES_IN_FLIGHT,
-        sha256=sha256,
-    )
-
-
 def _md5_etag(resp: dict) -> str | None:
     """The object's MD5, when its ETag is one (single-part, not SSE-KMS or SSE-C)."""
     etag = str(resp.get("ETag") or "").strip('"')
@@ -355,52 +287,109 @@ def _md5_etag(resp: dict) -> str | None:
     return None
 
 
-async def put_file(
-    fs: Any,
-    source: LocalSource,
-    path: str,
-    budget: ByteBudget,
-    callback: TransferCallback | None = None,
-    retry: RetryPolicy | None = None,
-    digest: Any = None,
-    limits: TransferLimits = DEFAULT_LIMITS,
-) -> int:
-    """Upload an open file to ``bucket/key`` (its bytes fed to ``digest`` as they are
-    read); returns the bytes sent."""
-    bucket, key = _split(path)
-    client = await _client(fs, bucket)
-    size = source.size
-    part = chunked.part_size(size, MAX_PARTS, limits.parts())
-    if size <= part:
+class _Object:
+    """One object of s3fs's filesystem, read and written through the aiobotocore
+    client s3fs keeps for its bucket (a :class:`~copilot.storage.driver.Reader`
+    and :class:`~copilot.storage.driver.Writer`)."""
 
-        async def put(data: bytes) -> Any:
-            return await client.put_object(Bucket=bucket, Key=key, Body=data)
+    range_size = RANGE_SIZE
+    ranges_in_flight = RANGES_IN_FLIGHT
+    longest: int | None = None
+    part_size = PART_SIZE
+    max_parts = MAX_PARTS
+    parts_in_flight = chunked.PARTS_IN_FLIGHT
+    streamed = False
 
-        return await chunked.send_whole(source, size, budget, put, callback, digest)
+    def __init__(self, fs: Any, path: str) -> None:
+        self.fs = fs
+        self.bucket, self.key = _split(path)
+        self.where = f"s3://{path}"
+        self._client: Any = None
 
-    mpu = await client.create_multipart_upload(Bucket=bucket, Key=key)
-    upload_id = mpu["UploadId"]
+    async def client(self) -> Any:
+        if self._client is None:
+            self._client = await _client(self.fs, self.bucket)
+        return self._client
 
-    async def send(number: int, offset: int, data: chunked.FileWindow) -> dict[str, Any]:
-        resp = await client.upload_part(
-            Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=data
+    @asynccontextmanager
+    async def first(self, step: int) -> AsyncIterator[driver.FirstRange]:
+        """Asking for a range up front means a big object is never streamed whole
+        only to be dropped.  An empty object has no byte 0, so S3 answers 416;
+        that one is fetched plainly."""
+        client = await self.client()
+        try:
+            resp = await client.get_object(
+                Bucket=self.bucket, Key=self.key, Range=f"bytes=0-{step - 1}"
+            )
+        except Exception as exc:
+            if not unsatisfiable_range(exc):
+                raise
+            resp = await client.get_object(Bucket=self.bucket, Key=self.key)
+        content_range = str(resp.get("ContentRange") or "")
+        total = content_range.rsplit("/", 1)[-1]
+        if "/" in content_range and total.isdigit():
+            size = int(total)
+        else:
+            size = int(resp.get("ContentLength") or 0)
+        # A whole object in one response: its MD5 ETag (when it is one) still applies.
+        body = resp["Body"]
+        try:
+            yield driver.FirstRange(
+                size, _chunks(body), size <= step, _md5_etag(resp), resp.get("ETag") or None
+            )
+        finally:
+            body.close()
+
+    @asynccontextmanager
+    async def read(
+        self, start: int, end: int, version: str | None
+    ) -> AsyncIterator[AsyncIterator[bytes]]:
+        pinned = {"IfMatch": version} if version else {}
+        client = await self.client()
+        part = await client.get_object(
+            Bucket=self.bucket, Key=self.key, Range=f"bytes={start}-{end}", **pinned
         )
+        try:
+            yield _chunks(part["Body"])
+        finally:
+            part["Body"].close()
+
+    async def whole(self, data: bytes) -> Any:
+        client = await self.client()
+        return await client.put_object(Bucket=self.bucket, Key=self.key, Body=data)
+
+    async def begin(self, size: int) -> _Multipart:
+        client = await self.client()
+        mpu = await client.create_multipart_upload(Bucket=self.bucket, Key=self.key)
+        return _Multipart(client, self.bucket, self.key, mpu["UploadId"])
+
+
+class _Multipart:
+    """An S3 multipart upload, begun."""
+
+    def __init__(self, client: Any, bucket: str, key: str, upload_id: str) -> None:
+        self.client, self.upload_id = client, upload_id
+        self.names = {"Bucket": bucket, "Key": key, "UploadId": upload_id}
+
+    async def part(self, number: int, offset: int, body: Any) -> dict[str, Any]:
+        resp = await self.client.upload_part(**self.names, PartNumber=number, Body=body)
         return {"PartNumber": number, "ETag": resp["ETag"]}
 
-    async def abort() -> None:
-        await client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+    async def complete(self, parts: list[Any]) -> None:
+        await self.client.complete_multipart_upload(**self.names, MultipartUpload={"Parts": parts})
 
-    async with chunked.undone_on_failure(abort, f"s3://{path}"):
-        parts = await chunked.in_parts(
-            source, size, part, budget, send, callback, retry=retry, digest=digest
-        )
-        await client.complete_multipart_upload(
-            Bucket=bucket,
-            Key=key,
-            UploadId=upload_id,
-            MultipartUpload={"Parts": parts},
-        )
-    return size
+    async def abort(self) -> None:
+        await self.client.abort_multipart_upload(**self.names)
+
+
+def reader(fs: Any, path: str) -> driver.Reader:
+    """``bucket/key`` of s3fs's filesystem, to download."""
+    return _Object(fs, path)
+
+
+def writer(fs: Any, path: str) -> driver.Writer:
+    """``bucket/key`` of s3fs's filesystem, to upload."""
+    return _Object(fs, path)
 
 
 async def close(fs: Any) -> None:
