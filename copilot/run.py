@@ -19,6 +19,8 @@ another (``s3://bucket/prefix``); every run keeps its documents there under
 from __future__ import annotations
 
 import collections
+import errno
+import logging
 import os
 import re
 import shutil
@@ -33,11 +35,11 @@ from typing import Any, NamedTuple
 
 from flyteidl2.core import literals_pb2
 
-from copilot import steps
+from copilot import runs, steps
 from copilot.constants import DEFAULT_MAX_PRIMITIVE_BYTES, ERROR_DOCUMENT_NAME, ERROR_FILE
 from copilot.engine import STOP_GRACE, Engine, find_engine
 from copilot.error_documents import write_error_document
-from copilot.errors import SYSTEM, USER, CopilotError, DataError, UsageError
+from copilot.errors import NON_RECOVERABLE, SYSTEM, USER, CopilotError, DataError, UsageError
 from copilot.inputs import DownloadOptions, download_inputs
 from copilot.literals.to_files import python_value
 from copilot.outputs import UploadOptions
@@ -48,6 +50,7 @@ from copilot.templates import render as render_template
 from copilot.templates import retry_key
 
 STDERR_TAIL_LINES = 20
+log = logging.getLogger("copilot")
 
 
 def cache_dir() -> str:
@@ -70,11 +73,13 @@ class LocalRun:
     def __init__(self, spec: TaskSpec, store: Store, store_root: str, workdir: str) -> None:
         self.spec = spec
         self.store = store
-        self.run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
+        # UTC: a run's age is read back from its id, whatever the reader's time zone.
+        self.run_id = time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + uuid.uuid4().hex[:6]
         self.run_uri = join_uri(store_root, "runs", _safe(spec.name), self.run_id)
         self.workdir = os.path.join(workdir, self.run_id)
         self.indir = os.path.join(self.workdir, "inputs")
         self.outdir = os.path.join(self.workdir, "outputs")
+        self.logs = os.path.join(self.workdir, runs.LOGS)
         self.stored = literals_pb2.LiteralMap()  # the inputs as stored, before download
         self.inputs_uri = join_uri(self.run_uri, "inputs.pb")
 
@@ -90,12 +95,54 @@ class LocalRun:
             raise UsageError(exc.message) from None
 
     def make_dirs(self) -> None:
-        """The run's input and output dirs (a bad --workdir is a bad argument)."""
-        for path in (self.indir, self.outdir):
+        """The run's input, output and log dirs and its record (a bad --workdir is a
+        bad argument)."""
+        for path in (self.indir, self.outdir, self.logs):
             try:
                 os.makedirs(path, exist_ok=True)
             except OSError as exc:
                 raise UsageError(f"--workdir: cannot create {path} ({exc.strerror})") from None
+        runs.write_record(
+            self.workdir,
+            task=self.spec.name,
+            run_id=self.run_id,
+            run_uri=self.run_uri,
+            status=runs.INCOMPLETE,
+        )
+
+    def keep_logs(self) -> None:
+        """Store the command's stdout and stderr with the run (``<run>/logs/``); a
+        failure to is a warning, never the run's error."""
+        names = [n for n in ("stdout", "stderr") if os.path.exists(os.path.join(self.logs, n))]
+        try:
+            self.store.linking().upload(
+                [
+                    Transfer(os.path.join(self.logs, n), join_uri(self.run_uri, runs.LOGS, n), n)
+                    for n in names
+                ]
+            )
+        except CopilotError as exc:
+            log.warning("the command's logs were not stored with the run: %s", exc.message)
+
+    def finish(self, status: str) -> None:
+        """Record the run's final status in its work dir (a ``--store`` run's only
+        local trace; ``copilot runs`` reads it)."""
+        if os.path.isdir(self.workdir):
+            runs.write_record(self.workdir, status=status)
+
+    def interrupted(self) -> None:
+        """Ctrl-C: the run ends with an error document and the status interrupted,
+        not as an incomplete run that looks alive.  Best effort: a second Ctrl-C,
+        or a store that fails, leaves it incomplete."""
+        err = CopilotError("interrupted (Ctrl-C) before the run finished", origin=USER)
+        try:
+            self.keep_logs()
+            write_error_document(
+                self.store, self.run_uri, ERROR_DOCUMENT_NAME, runs.INTERRUPTED_CODE, err
+            )
+            self.finish(runs.INTERRUPTED)
+        except (CopilotError, OSError) as exc:
+            log.warning("the interrupted run was not recorded as such: %s", exc)
 
     def store_inputs(self, literals: literals_pb2.LiteralMap, transfers: list[Transfer]) -> str:
         """Upload the inputs and write ``inputs.pb``; returns its URI."""
@@ -245,13 +292,17 @@ class RunResult:
         }
 
 
-def _stream(pipe: Any, sink: Any, tail: collections.deque | None) -> None:
-    for raw in iter(pipe.readline, b""):
-        if sink is not None:
-            sink.write(raw.decode("utf-8", "replace"))
-            sink.flush()
-        if tail is not None:
-            tail.append(raw.decode("utf-8", "replace").rstrip("\n"))
+def _stream(pipe: Any, sink: Any, tail: collections.deque | None, keep: str) -> None:
+    """Copy the command's output as it comes: to ``sink`` (the terminal, unless
+    quiet), to the run's log file ``keep``, and its last lines to ``tail``."""
+    with open(keep, "wb", buffering=0) as kept:  # on disk as it comes: a run can be watched
+        for raw in iter(pipe.readline, b""):
+            kept.write(raw)
+            if sink is not None:
+                sink.write(raw.decode("utf-8", "replace"))
+                sink.flush()
+            if tail is not None:
+                tail.append(raw.decode("utf-8", "replace").rstrip("\n"))
     pipe.close()
 
 
@@ -304,6 +355,31 @@ def _collect(
         if e.key in literals:
             stored[e.key] = literals[e.key]
     return ""
+
+
+#: What a shell exits with for a command it cannot find, and one it cannot run.
+NOT_FOUND, CANNOT_RUN = 127, 126
+
+
+def _not_started(runner: LocalRun, name: str, exc: OSError) -> RunResult:
+    """A command that could not be started: the run ends failed, with an error
+    document (its inputs are stored by now), and exits as a shell would."""
+    why = exc.strerror or str(exc)
+    if exc.errno == errno.E2BIG:
+        why += " (an input rendered into the command is too big: pass it as a file)"
+    failure = CopilotError(
+        f"cannot start the command {name!r}: {why}", kind=NON_RECOVERABLE, origin=USER
+    )
+    runner.keep_logs()
+    write_error_document(runner.store, runner.run_uri, ERROR_DOCUMENT_NAME, COMMAND_FAILED, failure)
+    return RunResult(
+        exit_code=NOT_FOUND if exc.errno == errno.ENOENT else CANNOT_RUN,
+        run_uri=runner.run_uri,
+        workdir=runner.workdir,
+        error=failure.message,
+        task=runner.spec.name,
+        run_id=runner.run_id,
+    )
 
 
 def plan_task(
@@ -372,8 +448,34 @@ def run_task(
     container = runner.container(engine, image) if docker else None
     literals, transfers = runner.convert_inputs(given)
     runner.make_dirs()
+    try:
+        result = _run(runner, literals, transfers, container, show_logs, max_primitive_bytes)
+    except KeyboardInterrupt:
+        runner.interrupted()
+        raise
+    except CopilotError:
+        runner.finish(runs.FAILED)  # the store may be what failed: the record says so
+        raise
+    runner.finish(runs.SUCCEEDED if result.exit_code == 0 else runs.FAILED)
+    if not keep and result.exit_code == 0:
+        shutil.rmtree(runner.workdir, ignore_errors=True)
+        result.workdir_kept = False
+    return result
+
+
+def _run(
+    runner: LocalRun,
+    literals: literals_pb2.LiteralMap,
+    transfers: list[Transfer],
+    container: Container | None,
+    show_logs: bool,
+    max_primitive_bytes: int,
+) -> RunResult:
+    """The run once its dirs exist: store and download the inputs, run the command,
+    keep its logs, read its outputs (or record its failure)."""
+    spec, store = runner.spec, runner.store
     inputs_uri = runner.store_inputs(literals, transfers)
-    if docker:
+    if container is not None:
         # The image may run as any user: like an emptyDir, the output dir is open to all.
         os.chmod(runner.outdir, 0o777)
     download_inputs(
@@ -386,7 +488,7 @@ def run_task(
             interface=spec.interface.inputs,
         ),
     )
-    argv = runner.render(docker)
+    argv = runner.render(container is not None)
     if container is not None:
         argv = runner.container_argv(container, argv)
     env = {
@@ -401,11 +503,19 @@ def run_task(
             argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env
         )
     except OSError as exc:
-        raise UsageError(f"cannot start the command {argv[0]!r}: {exc.strerror}") from None
+        return _not_started(runner, argv[0], exc)
     sink = sys.stderr if show_logs else None
     readers = [
-        threading.Thread(target=_stream, args=(proc.stdout, sink, None), daemon=True),
-        threading.Thread(target=_stream, args=(proc.stderr, sink, tail), daemon=True),
+        threading.Thread(
+            target=_stream,
+            args=(proc.stdout, sink, None, os.path.join(runner.logs, "stdout")),
+            daemon=True,
+        ),
+        threading.Thread(
+            target=_stream,
+            args=(proc.stderr, sink, tail, os.path.join(runner.logs, "stderr")),
+            daemon=True,
+        ),
     ]
     for t in readers:
         t.start()
@@ -430,6 +540,7 @@ def run_task(
         t.join()
     if status < 0:
         status = 128 - status
+    runner.keep_logs()
 
     uploads = UploadOptions(
         from_local_dir=runner.outdir,
@@ -454,12 +565,8 @@ def run_task(
         write_error_document(store, runner.run_uri, ERROR_DOCUMENT_NAME, COMMAND_FAILED, failure)
     else:
         error = _collect(store, uploads, spec, stored)
-    exit_code = status if status else (1 if error else 0)
-    removed = not keep and exit_code == 0
-    if removed:
-        shutil.rmtree(runner.workdir, ignore_errors=True)
     return RunResult(
-        exit_code=exit_code,
+        exit_code=status if status else (1 if error else 0),
         run_uri=runner.run_uri,
         workdir=runner.workdir,
         error=error,
@@ -467,6 +574,5 @@ def run_task(
         stderr_tail=list(tail),
         task=spec.name,
         run_id=runner.run_id,
-        workdir_kept=not removed,
         literals=stored,
     )

@@ -14,6 +14,7 @@ for this form of task reference.
 
 from __future__ import annotations
 
+import difflib
 import enum
 import importlib
 import importlib.util
@@ -40,11 +41,14 @@ _REFERENCE = re.compile(r"^(?P<where>[^:]+):(?P<name>[A-Za-z_][A-Za-z0-9_]*)$")
 
 def is_sdk_reference(text: str) -> bool:
     """A task reference rather than a task file: ``X.py:NAME`` or ``a.b:NAME``
-    (and not an existing file whose name happens to hold a colon)."""
-    m = _REFERENCE.match(text)
-    if not m or os.path.isfile(text):
+    (and not an existing file whose name happens to hold a colon).  A Python file
+    named alone, or with an empty or malformed task name (``tasks.py:``), is one
+    too: loading it says what is missing."""
+    if os.path.isfile(text):
+        return text.endswith(".py")
+    where, colon, _ = text.rpartition(":")
+    if not colon:
         return False
-    where = m["where"]
     return where.endswith(".py") or re.fullmatch(r"[A-Za-z_][\w.]*", where) is not None
 
 
@@ -84,6 +88,9 @@ def _import_module(where: str) -> Any:
             sys.modules[name] = module
             spec.loader.exec_module(module)
             return module
+        # A module of the current directory's, as `flyte run` and `python -m` find it.
+        if os.getcwd() not in sys.path and "" not in sys.path:
+            sys.path.insert(0, os.getcwd())
         return importlib.import_module(where)
     except UsageError:
         raise
@@ -111,6 +118,27 @@ def _user_error(where: str, exc: BaseException) -> UserCodeError:
     return UserCodeError(f"{where} did not import; its traceback:\n{text}")
 
 
+def _tasks(module: Any) -> list[str]:
+    """The names of the tasks a module defines (anything with a task's ``as_task``
+    or a Flyte 1 task's ``task_type``), for messages."""
+    names = []
+    for name, obj in vars(module).items():
+        if name.startswith("_") or isinstance(obj, type | types.ModuleType):
+            continue
+        kind = type(obj).__module__.split(".")[0]
+        if kind in ("flyte", "flytekit") and (hasattr(obj, "as_task") or hasattr(obj, "task_type")):
+            names.append(name)
+    return sorted(names)
+
+
+def _tasks_in(where: str) -> list[str]:
+    """:func:`_tasks` of a file or module named alone; nothing if it does not import."""
+    try:
+        return _tasks(_import_module(where))
+    except UsageError:
+        return []
+
+
 def load_template(reference: str) -> tasks_pb2.TaskTemplate:
     """The ``TaskTemplate`` the SDK serializes for the task ``reference`` names."""
     return _load(reference)[0]
@@ -120,12 +148,21 @@ def _load(reference: str) -> tuple[tasks_pb2.TaskTemplate, Any]:
     """The template and the SDK's task object (None for a Flyte 1 task)."""
     m = _REFERENCE.match(reference)
     if not m:
-        raise UsageError(f"{reference}: expected PATH.py:TASK or MODULE:TASK")
+        where = reference.rpartition(":")[0] if ":" in reference else reference
+        found = _tasks_in(where)
+        raise UsageError(
+            f"{reference}: name the task in the file, as {where}:TASK"
+            + (f" (it defines {', '.join(found)})" if found else "")
+        )
     # The module first: it imports the SDK it was written for, and only that one.
     module = _import_module(m["where"])
     obj = getattr(module, m["name"], None)
     if obj is None:
-        raise UsageError(f"{reference}: {m['where']} has no {m['name']!r}")
+        found = _tasks(module)
+        close = difflib.get_close_matches(m["name"], found, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        listed = f" (its tasks: {', '.join(found)})" if found else " (it defines no task)"
+        raise UsageError(f"{reference}: {m['where']} has no {m['name']!r}{hint}{listed}")
     if type(obj).__module__.split(".")[0] == "flytekit":
         return _flytekit_template(reference, obj), None
     flyte = _import_sdk()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import clean_env, run_copilot
+from conftest import clean_env, run_copilot, run_copilot_process
 
 if os.environ.get("COPILOT_TEST_NO_SDK") == "1":
     pytest.skip("the Flyte SDK is not installed in this venv", allow_module_level=True)
@@ -640,3 +640,49 @@ def test_flytekit_serializer_copilot_uses_is_there() -> None:
         "entity",
     ]
     assert "version" in inspect.signature(SerializationSettings).parameters
+
+
+def test_a_python_file_without_its_task_name_lists_its_tasks(project: Path) -> None:
+    """``copilot run tasks.py`` (no ``:TASK``) is not read as a YAML task file, and a
+    misspelt task name gets the file's tasks and a guess."""
+    listed = "(it defines failing, named, summarize)"
+    for reference in ("tasks.py", "tasks.py:"):
+        bare = run_copilot(["run", reference])
+        assert bare.returncode == 2, bare.stderr
+        assert f"name the task in the file, as tasks.py:TASK {listed}" in bare.stderr
+        assert "YAML" not in bare.stderr
+    typo = run_copilot(["run", "tasks.py:sumarize"])
+    assert typo.returncode == 2
+    said = "has no 'sumarize'; did you mean 'summarize'? (its tasks: failing, named, summarize)"
+    assert said in typo.stderr
+
+
+def test_a_module_of_the_current_directory_is_found_as_flyte_run_finds_it(project: Path) -> None:
+    """``MODULE:TASK`` with the module in the current directory, from the installed
+    console script (whose own directory is first on its path), without PYTHONPATH."""
+    pkg = project / "pkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "mytasks.py").write_text(TASKS)
+    env = {k: v for k, v in clean_env().items() if k != "PYTHONPATH"}
+    ran = run_copilot_process(["task", "export", "pkg.mytasks:summarize"], env=env)
+    assert ran.returncode == 0, ran.stderr
+    assert "name: summarize" in ran.stdout
+
+
+def test_every_command_that_names_a_task_takes_an_sdk_reference(project: Path) -> None:
+    """``PATH.py:TASK`` wherever a task or interface file is named, and said so in help."""
+    encoded = run_copilot(["interface", "encode", "tasks.py:summarize", "--only", "interface"])
+    assert encoded.returncode == 0, encoded.stderr
+    decoded = run_copilot(["interface", "decode", encoded.stdout.strip()])
+    assert "reads: File" in decoded.stdout and "total: int" in decoded.stdout
+    out = project / "out"
+    out.mkdir()
+    for name, text in {"total": "6", "title": "t"}.items():
+        (out / name).write_text(text)
+    (out / "report").write_text("r")
+    checked = run_copilot(["validate", "--interface-file", "tasks.py:summarize", str(out)])
+    assert checked.returncode == 0, checked.stderr
+    for command in ("run", "stage", "pod"):
+        shown = run_copilot([command, "--help"]).stdout
+        assert "PATH.py:TASK or MODULE:TASK" in shown and "TASK_FILE" not in shown, command

@@ -267,7 +267,7 @@ def _reading_options(f: Any) -> Any:
         "--interface-file",
         type=click.Path(dir_okay=False),
         default=None,
-        help="YAML interface file (or task file) instead of --interface.",
+        help="YAML interface file (or task file, or PATH.py:TASK) instead of --interface.",
     )(f)
     f = click.option(
         "-i",

@@ -28,7 +28,8 @@ def interface() -> None:
     help="Print just one value (for $(...) in a shell).",
 )
 def interface_encode(path: str, only: str | None) -> None:
-    """Print the base64 values Flyte's flags take for a YAML interface file.
+    """Print the base64 values Flyte's flags take for a YAML interface file (or a
+    task file, or a Flyte SDK task: PATH.py:TASK or MODULE:TASK).
 
     input-interface (a VariableMap of the inputs) is for download's
     --input-interface; interface (the TypedInterface) is for sidecar's --interface.

@@ -11,7 +11,7 @@ from copilot.limits import OutputLimits
 
 
 @click.command(short_help="Print the Kubernetes Pod that runs a task file.")
-@click.argument("task_file", type=click.Path(dir_okay=False))
+@click.argument("task_file", metavar="TASK", type=click.Path(dir_okay=False))
 @click.option(
     "--prefix",
     required=True,
@@ -114,7 +114,8 @@ def pod(
     max_output_depth: int,
     fmt: str,
 ) -> None:
-    """Print the Kubernetes Pod that runs a task file: download, main, sidecar.
+    """Print the Kubernetes Pod that runs a task: download, main, sidecar.  TASK is
+    a task file or a Flyte SDK task (PATH.py:TASK or MODULE:TASK).
 
     \b
     The same layout Flyte's plugin builds, for orchestrators without it

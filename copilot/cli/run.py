@@ -10,7 +10,7 @@ from copilot.errors import UsageError
 
 
 @click.command(short_help="Run a container task end to end on this machine.")
-@click.argument("task_file", type=click.Path(dir_okay=False))
+@click.argument("task_file", metavar="TASK", type=click.Path(dir_okay=False))
 @input_options
 @click.option(
     "--store",
@@ -77,10 +77,12 @@ def run(
     """Run a container task end to end on this machine and print its typed outputs.
 
     \b
-    TASK_FILE holds the ContainerTask fields: name, command, arguments,
-    inputs, outputs, input_data_dir, output_data_dir, metadata_format,
-    file_input_layout (and image, for --docker).  Locally the declared data
-    dirs are replaced in the command by real directories.
+    TASK is a task file or a Flyte SDK task (PATH.py:TASK or MODULE:TASK, a
+    module of the current directory's too).  A task file holds the
+    ContainerTask fields: name, command, arguments, inputs, outputs,
+    input_data_dir, output_data_dir, metadata_format, file_input_layout (and
+    image, for --docker).  Locally the declared data dirs are replaced in the
+    command by real directories.
 
     \b
     Examples (one per kind of input):
@@ -92,6 +94,7 @@ def run(
       copilot run examples/greeting.yaml --docker --image alpine:3.18
       copilot run examples/script_runner.yaml --inputs values.yaml -i b=3  # many inputs
       copilot run examples/greeting.yaml -i name=Ada --dry-run   # what would run, and where
+      copilot run tasks.py:summarize -i n=2                      # a Flyte SDK ContainerTask
 
     \b
     Environment: COPILOT_HOME (the local store and work dirs; default
@@ -155,7 +158,8 @@ def run(
             where = f"work dir {result.workdir}" if result.workdir_kept else "work dir removed"
             click.echo(
                 f"copilot run: run {result.run_id} kept at {result.run_uri} ({where}); "
-                f"outputs: copilot inspect {result.run_uri}/outputs.pb",
+                f"outputs: copilot inspect {result.run_uri}/outputs.pb; "
+                f"logs: copilot runs logs {result.run_id}",
                 err=True,
             )
         return
@@ -167,5 +171,10 @@ def run(
                 click.echo(f"  | {line}", err=True)
     if result.error:
         click.echo(f"copilot run: error document: {result.error}", err=True)
-    click.echo(f"copilot run: run kept at {result.run_uri} (work dir {result.workdir})", err=True)
+    click.echo(
+        f"copilot run: run {result.run_id} kept at {result.run_uri} (work dir {result.workdir}); "
+        f"error: copilot inspect {result.run_uri}/error.pb; "
+        f"logs: copilot runs logs {result.run_id}",
+        err=True,
+    )
     raise click.exceptions.Exit(result.exit_code)

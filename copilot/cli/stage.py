@@ -10,7 +10,7 @@ from copilot.errors import UsageError
 
 
 @click.command(short_help="Upload a task's inputs and write PREFIX/inputs.pb for a pod.")
-@click.argument("task_file", type=click.Path(dir_okay=False))
+@click.argument("task_file", metavar="TASK", type=click.Path(dir_okay=False))
 @click.option("--prefix", required=True, help="Store URI of the run (s3://bucket/runs/x).")
 @input_options
 @click.pass_obj
@@ -25,6 +25,7 @@ def stage(
     with -i (or as the task file's defaults) are uploaded under PREFIX/data, and
     PREFIX/inputs.pb is written with every input, as Flyte writes it before it
     starts the pod.  Prints the document's URI; then `copilot pod` reads it.
+    TASK is a task file or a Flyte SDK task (PATH.py:TASK or MODULE:TASK).
 
     \b
     Examples:

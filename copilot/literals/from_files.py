@@ -527,6 +527,26 @@ class GivenValue:
     base_dir: str
 
 
+class _GivenReader(OutputReader):
+    """Reads one value given to ``copilot run``: a local file or directory anywhere
+    on this machine is stored as ``<input>/<its own name>`` under the run, never
+    under its local path (a laptop's ``/home/<user>/…`` in a shared bucket)."""
+
+    def __init__(self, name: str, data_uri: str, base_dir: str) -> None:
+        super().__init__("/", data_uri, base_dir=base_dir)
+        self.name = name
+        self.named: set[str] = set()
+
+    def relative(self, path: str, label: str = "") -> str:
+        own = os.path.basename(os.path.abspath(path)) or "root"
+        rel, n = f"{self.name}/{own}", 0
+        while rel in self.named:  # two files of one name (a list of them): numbered
+            n += 1
+            rel = f"{self.name}/{n}/{own}"
+        self.named.add(rel)
+        return rel
+
+
 def literals_from_values(
     values: Mapping[str, GivenValue], data_uri: str
 ) -> tuple[literals_pb2.LiteralMap, list[Transfer]]:
@@ -534,12 +554,13 @@ def literals_from_values(
 
     Numbers, text and YAML values convert as in an outputs document; a local
     file or directory anywhere on this machine becomes an upload under
-    ``data_uri`` (planned and returned, not run); a remote URI is kept.
+    ``data_uri``/``<input>/<its name>`` (planned and returned, not run); a
+    remote URI is kept.
     """
     literals = literals_pb2.LiteralMap()
     transfers: list[Transfer] = []
     for name, given in values.items():
-        reader = OutputReader("/", data_uri, base_dir=given.base_dir)
+        reader = _GivenReader(name, data_uri, given.base_dir)
         literals.literals[name].CopyFrom(
             reader.from_value(given.value, given.type, f"input {name!r}")
         )
