@@ -27,7 +27,7 @@ ARG BASE
 ARG VERSION=0.1.0
 ARG SOURCE=unknown
 ARG REVISION=unknown
-LABEL org.opencontainers.image.title="copilot" \
+LABEL org.opencontainers.image.title="flyte-copilot" \
       org.opencontainers.image.description="Data sidecar for raw container tasks (drop-in for Flyte's flyte-copilot)" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.licenses="Apache-2.0" \

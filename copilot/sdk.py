@@ -54,7 +54,7 @@ def is_sdk_reference(text: str) -> bool:
 
 #: The install command for each SDK a task module may use.
 INSTALL = {
-    "flyte": "a PATH.py:TASK reference needs the Flyte 2 SDK: pip install 'copilot[flyte]'",
+    "flyte": "a PATH.py:TASK reference needs the Flyte 2 SDK: pip install 'flyte-copilot[flyte]'",
     "flytekit": "a Flyte 1 task needs flytekit: pip install flytekit",
 }
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -182,6 +183,45 @@ def test_the_local_s3_server_script_prints_what_to_export(tmp_path: Path) -> Non
         assert {"bucket", "my-bucket"} <= names
     finally:
         os.kill(pid, signal.SIGTERM)
+    # Nothing of the server's is left behind once it is stopped: no log file.
+    for _ in range(200):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    assert not list(tmp_path.iterdir()), list(tmp_path.iterdir())
+
+
+def test_the_local_s3_server_script_installs_only_moto(tmp_path: Path) -> None:
+    """Where ``scripts/demo`` made the venv (no moto in it), ``scripts/s3-server``
+    installs moto's server alone, pinned, not the whole ``scripts/setup`` (every
+    extra, npm, apt-get).  pip is stood in for: the install it is asked for is recorded
+    and served by this venv's moto."""
+    import signal
+    import sys
+
+    real = Path(sys.executable)
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    calls = tmp_path / "calls"
+    (venv / "bin" / "python").write_text(
+        "#!/bin/sh\n"
+        f'case "$*" in *"pip install"*) echo "$*" >> {calls};'
+        f" ln -s {real.parent / 'moto_server'} {venv / 'bin' / 'moto_server'}; exit 0;; esac\n"
+        f'exec {real} "$@"\n'
+    )
+    (venv / "bin" / "python").chmod(0o755)
+    env = clean_env(COPILOT_VENV=str(venv), TMPDIR=str(tmp_path))
+    ran = subprocess.run(
+        [str(ROOT / "scripts" / "s3-server")],
+        capture_output=True, text=True, env=env, timeout=120, check=False,
+    )  # fmt: skip
+    assert ran.returncode == 0, ran.stderr
+    pid = int(ran.stdout.split("COPILOT_S3_SERVER_PID=")[1].split()[0])
+    os.kill(pid, signal.SIGTERM)
+    (installed,) = calls.read_text().splitlines()
+    assert installed.endswith("-c constraints.txt moto[server]"), installed
 
 
 REPORT_TASK = (

@@ -95,3 +95,26 @@ def test_every_lower_bound_is_pinned_exactly_in_the_lowest_constraints() -> None
             f"{text}: constraints-lowest.txt pins {pinned}"
         )
         assert req.specifier.contains(newest[name]), f"{text}: constraints.txt pins {newest[name]}"
+
+
+def test_every_install_hint_names_this_distribution() -> None:
+    """``pip install 'copilot[...]'`` installs PyPI's ``copilot``, an unrelated
+    project: every hint, the README and the image name this project's own
+    distribution, whose commands stay ``copilot`` and ``flyte-copilot``."""
+    from copilot.sdk import INSTALL
+    from copilot.storage.backends import BACKENDS
+
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    found = re.search(r'^name = "([^"]+)"$', pyproject, re.M)
+    assert found is not None
+    name = found[1]
+    assert name != "copilot"
+    scripts = pyproject[pyproject.index("[project.scripts]") :]
+    assert 'copilot = "' in scripts and 'flyte-copilot = "' in scripts
+    hints = [b.install for b in BACKENDS.values() if b.install]
+    assert hints and all(h.startswith(f"{name}[") for h in hints), hints
+    assert f"pip install '{name}[flyte]'" in INSTALL["flyte"]
+    for doc in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        wrong = re.findall(r"(?<![\w-])copilot\[\w+\]", doc.read_text())
+        assert not wrong, (doc.name, wrong)
+    assert f'org.opencontainers.image.title="{name}"' in (ROOT / "Dockerfile").read_text()

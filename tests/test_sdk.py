@@ -199,7 +199,7 @@ def test_clear_errors_for_a_bad_reference(project: Path, monkeypatch) -> None:
     # Without the SDK: the install command.
     monkeypatch.setitem(sys.modules, "flyte", None)
     no_sdk = run_copilot(["run", "tasks.py:summarize"])
-    assert no_sdk.returncode == 2 and "pip install 'copilot[flyte]'" in no_sdk.stderr
+    assert no_sdk.returncode == 2 and "pip install 'flyte-copilot[flyte]'" in no_sdk.stderr
 
 
 def test_a_task_file_name_is_not_taken_for_a_reference(tmp_path: Path) -> None:

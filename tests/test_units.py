@@ -349,8 +349,8 @@ def test_every_backend_is_one_table_entry() -> None:
         "",
     )
     assert not backend_for("file").module and not backend_for("memory").module
-    assert backend_for("gs").install == "copilot[gcs]"
-    assert backend_for("abfs").install == "copilot[azure]"
+    assert backend_for("gs").install == "flyte-copilot[gcs]"
+    assert backend_for("abfs").install == "flyte-copilot[azure]"
     assert backend_for("http").read_only
     assert protocol_of("abfss://c@a.dfs.core.windows.net/x") == "abfs"
 

@@ -99,7 +99,7 @@ BACKENDS: dict[str, Backend] = {
         Backend(
             "s3",
             "s3fs",
-            "copilot[s3]",
+            "flyte-copilot[s3]",
             "copilot.storage.s3",
             native="s3",
             bounded=True,
@@ -110,7 +110,7 @@ BACKENDS: dict[str, Backend] = {
         Backend(
             "gs",
             "gcsfs",
-            "copilot[gcs]",
+            "flyte-copilot[gcs]",
             "copilot.storage.gcs",
             bounded=True,
             ranged_reads=True,
@@ -120,7 +120,7 @@ BACKENDS: dict[str, Backend] = {
         Backend(
             "abfs",
             "adlfs",
-            "copilot[azure]",
+            "flyte-copilot[azure]",
             "copilot.storage.azure",
             native="azure",
             bounded=True,
@@ -128,7 +128,7 @@ BACKENDS: dict[str, Backend] = {
             transient_codes=_AZURE_TRANSIENT,
             permanent_codes=_AZURE_PERMANENT,
         ),
-        Backend("redis", "redis", "copilot[redis]", "copilot.storage.redis"),
+        Backend("redis", "redis", "flyte-copilot[redis]", "copilot.storage.redis"),
         Backend("file", "copilot.storage.local", ""),
         Backend("memory", "fsspec", ""),
         Backend("http", "fsspec", "", "copilot.storage.http", read_only=True),
