@@ -39,7 +39,16 @@ from copilot import runs, steps
 from copilot.constants import DEFAULT_MAX_PRIMITIVE_BYTES, ERROR_DOCUMENT_NAME, ERROR_FILE
 from copilot.engine import STOP_GRACE, Engine, find_engine
 from copilot.error_documents import write_error_document
-from copilot.errors import NON_RECOVERABLE, SYSTEM, USER, CopilotError, DataError, UsageError
+from copilot.errors import (
+    NON_RECOVERABLE,
+    OUTPUT_UPLOAD_FAILED,
+    SYSTEM,
+    USER,
+    CopilotError,
+    DataError,
+    UsageError,
+    UserError,
+)
 from copilot.inputs import DownloadOptions, download_inputs
 from copilot.literals.to_files import python_value
 from copilot.outputs import UploadOptions
@@ -342,14 +351,23 @@ def _collect(
 ) -> str:
     """The sidecar step on the finished command's output dir: fills ``stored`` with
     the outputs' literals in the order the task declares them; returns the
-    failure's message, if any."""
+    failure's message, if any, naming the task's own output dir (``/var/outputs``),
+    not the work dir standing in for it."""
     try:
         # The process has exited: the sidecar step with watchers that do not wait.
         # Outputs go into a file:// store as hard links to the work dir's files
         # where the file system allows: one copy on disk, not two.
         result = steps.sidecar(store.linking(), uploads, limits=steps.StepLimits(timeout=None))
     except steps.StepFailed as exc:
-        return exc.message
+        local = re.escape(uploads.from_local_dir.rstrip("/"))
+        declared = spec.output_data_dir.rstrip("/") or "/"
+        said = re.sub(local + r"(?=/|\b|$)", lambda _: declared, exc.message)
+        if said != exc.message and exc.document and not isinstance(exc.error, UserError):
+            err = CopilotError(said, kind=exc.kind, origin=exc.origin)
+            write_error_document(
+                store, uploads.to_output_prefix, ERROR_DOCUMENT_NAME, OUTPUT_UPLOAD_FAILED, err
+            )
+        return said
     literals = result.literals.literals
     for e in spec.interface.outputs.variables:
         if e.key in literals:
@@ -401,8 +419,22 @@ def plan_task(
     literals, transfers = runner.convert_inputs(given)
     runner.stored = literals
     argv = runner.render(docker, write=False)
+    notes = []
     if docker:
-        argv = runner.container_argv(runner.container(engine, image), argv)
+        try:
+            container = runner.container(engine, image)
+        except UsageError as exc:
+            if not (image or spec.image):
+                raise
+            # The plan is still shown: what would run, once an engine answers.
+            name = "docker" if engine == "auto" else engine
+            container = Container(
+                Engine(name, name), f"copilot-run-{runner.run_id}", image or spec.image
+            )
+            notes.append(f"{exc.message}; the command line is {name}'s")
+        argv = runner.container_argv(container, argv)
+    elif spec.image:
+        notes.append(f"the task names the image {spec.image}; without --docker it runs here")
     in_dir = spec.input_data_dir if docker else runner.indir
     out_dir = spec.output_data_dir if docker else runner.outdir
     return {
@@ -410,6 +442,9 @@ def plan_task(
         "run_id": runner.run_id,
         "run_uri": runner.run_uri,
         "workdir": runner.workdir,
+        "image": image or spec.image or None,
+        "in_container": docker,
+        "notes": notes,
         "command": argv,
         "inputs": {
             e.key: {

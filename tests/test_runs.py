@@ -183,3 +183,44 @@ def test_a_local_input_is_stored_under_its_own_name_not_its_local_path(tmp_path:
     assert stored == ["more/1/add.py", "more/add.py", "script.py/add.py"]
     assert not any("private-folder" in u["to"] or "other" in u["to"] for u in plan["uploads"])
     assert plan["inputs"]["script.py"]["value"].endswith("/data/script.py/add.py")
+
+
+IMAGED = TASK.replace("name: chatty\n", "name: chatty\nimage: alpine:3.18\n")
+
+
+def test_a_tasks_image_is_shown_and_running_without_it_is_said(tmp_path: Path) -> None:
+    env = clean_env(COPILOT_HOME=str(tmp_path / "home"))
+    task = _task(tmp_path, IMAGED)
+    ran = run_copilot(["run", task], env=env)
+    assert ran.returncode == 0
+    assert "the task names the image alpine:3.18; its command runs on this machine" in ran.stderr
+    plan = json.loads(run_copilot(["run", task, "--dry-run"], env=env).stdout)
+    assert plan["image"] == "alpine:3.18" and plan["in_container"] is False
+    assert "without --docker it runs here" in plan["notes"][0]
+
+
+def test_a_docker_dry_run_shows_the_plan_where_no_engine_answers(tmp_path: Path) -> None:
+    """No docker or podman on PATH: the plan is still shown, with the engine's
+    command line and a note; nothing is run or written."""
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    env = clean_env(COPILOT_HOME=str(tmp_path / "home"), PATH=str(empty))
+    ran = run_copilot(["run", _task(tmp_path, IMAGED), "--dry-run", "--docker"], env=env)
+    assert ran.returncode == 0, ran.stderr
+    plan = json.loads(ran.stdout)
+    assert plan["command"][:2] == ["docker", "run"] and "alpine:3.18" in plan["command"]
+    assert plan["in_container"] is True
+    assert "no container engine can run the task" in plan["notes"][0]
+    assert not (tmp_path / "home").exists()
+
+
+def test_an_output_not_written_names_the_tasks_path_and_what_was_written(tmp_path: Path) -> None:
+    env = clean_env(COPILOT_HOME=str(tmp_path / "home"))
+    task = _task(tmp_path, TASK.replace("/var/outputs/n'", "/var/outputs/nn'"))
+    ran = run_copilot(["run", task, "-q"], env=env)
+    assert ran.returncode == 1
+    said = "output 'n': expected int at /var/outputs/n, found nothing there; the command wrote 'nn'"
+    line = next(x for x in ran.stderr.splitlines() if "error document:" in x)
+    assert said in line and "/work/" not in line
+    (run,) = _runs(env)
+    assert said in _error(Path(run["store"])).message

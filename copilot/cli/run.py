@@ -131,6 +131,12 @@ def run(
         )
         click.echo(_dump(plan, "yaml" if fmt == "yaml" else "json"))
         return
+    if spec.image and not docker and not quiet:
+        click.echo(
+            f"copilot run: the task names the image {spec.image}; its command runs on this "
+            "machine (add --docker to run it in the image)",
+            err=True,
+        )
     result = run_task(
         spec,
         given,

@@ -220,7 +220,10 @@ class OutputReader(ValueReader):
         if which == "union_type":
             return self._union_from_path(path, st, lt, label)
         if st is None:
-            raise DataError(f"{label}: expected {type_name(lt)} at {path}, found nothing there")
+            raise DataError(
+                f"{label}: expected {type_name(lt)} at {path}, found nothing there"
+                + _written_instead(path, self.root)
+            )
         if which == "simple":
             return self._simple_from_path(path, st, lt, label)
         if which == "enum_type":
@@ -525,6 +528,24 @@ class GivenValue:
     type: LiteralType
     #: Where a relative path in the value is taken from.
     base_dir: str
+
+
+def _written_instead(path: str, root: str) -> str:
+    """What the directory of a missing output holds instead, when a name there is
+    close to the one expected (``reslt`` for ``result``): the likely typo.  Only a
+    directory that really is below ``root`` is listed (no link leads out)."""
+    import difflib
+
+    folder, want = os.path.split(path)
+    try:
+        if not within(os.path.realpath(folder), root) and os.path.realpath(folder) != root:
+            return ""
+        with os.scandir(folder) as it:
+            names = [e.name for _, e in zip(range(1000), it, strict=False)]
+    except OSError:
+        return ""
+    close = difflib.get_close_matches(want, names, n=1, cutoff=0.6)
+    return f"; the command wrote {close[0]!r} there: a typo?" if close else ""
 
 
 class _GivenReader(OutputReader):
