@@ -150,6 +150,20 @@ def detect(data: bytes, name: str = "", among: tuple[str, ...] | None = None) ->
 
 
 def parse_as(data: bytes, kind: str, name: str = "") -> Message:
+    """The document read as ``kind``, refused when it is not one: bytes of another
+    kind often parse as any message, into fields that mean nothing (``--as``
+    settles a tie between kinds that fit, it does not make one fit)."""
     from copilot.protobuf import parse_message
 
-    return parse_message(KINDS[kind], data, name or "input")
+    msg = parse_message(KINDS[kind], data, name or "input")
+    clean, texty = _evidence(msg)
+    if not (clean and texty and _plausible(kind, msg)):
+        try:
+            found = f"; it reads as a {detect(data, name).kind}"
+        except DataError:
+            found = ""
+        raise DataError(
+            f"{name or 'input'}: not a {kind} (its fields do not fit one{found}); "
+            "leave out --as to have the kind detected"
+        )
+    return msg

@@ -32,10 +32,10 @@ from flyteidl2.core import literals_pb2
 from copilot.config import StorageConfig
 from copilot.constants import ERROR_DOCUMENT_NAME
 from copilot.durations import format_duration_ns
-from copilot.errors import UsageError
+from copilot.errors import CopilotError, StorageError, UsageError
 from copilot.interface import encode
 from copilot.limits import OutputLimits
-from copilot.storage import join_uri
+from copilot.storage import display_uri, join_uri
 from copilot.task import TaskSpec
 from copilot.templates import check as check_template
 from copilot.templates import input_names, retry_key
@@ -344,5 +344,20 @@ def build_manifest(
     from copilot.storage import Store
 
     with Store(storage) as store:
-        data = store.read_bytes(opts.inputs, what="read inputs")
+        try:
+            data = store.read_bytes(opts.inputs, what="read inputs")
+        except StorageError as exc:
+            try:
+                missing = not store.exists(opts.inputs)
+            except CopilotError:
+                missing = False  # the store itself is failing: its own error says so
+            if missing:
+                names = ", ".join(sorted(needed))
+                raise UsageError(
+                    f"pod: the command names {{{{.inputs.{sorted(needed)[0]}}}}}, and "
+                    f"{display_uri(opts.inputs)} does not exist: stage the inputs first "
+                    f"(copilot stage TASK --prefix {opts.prefix} -i ...) or give {names} "
+                    "with -i"
+                ) from None
+            raise exc from None
     return manifest(spec, opts, parse_message(literals_pb2.LiteralMap, data, opts.inputs))

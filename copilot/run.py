@@ -472,11 +472,13 @@ def run_task(
     show_logs: bool = True,
     keep: bool = True,
     max_primitive_bytes: int = DEFAULT_MAX_PRIMITIVE_BYTES,
+    say: Callable[[str], None] | None = None,
 ) -> RunResult:
     """Run one task end to end; see the module docstring.
 
     With ``docker``, the command runs in ``image`` (default: the task file's) on
-    ``engine`` (see :func:`copilot.engine.find_engine`).
+    ``engine`` (see :func:`copilot.engine.find_engine`).  ``say`` gets what the
+    person running it should know before the command starts.
     """
     runner = LocalRun(spec, store, store_root, workdir)
     runner.check_templates()
@@ -484,7 +486,7 @@ def run_task(
     literals, transfers = runner.convert_inputs(given)
     runner.make_dirs()
     try:
-        result = _run(runner, literals, transfers, container, show_logs, max_primitive_bytes)
+        result = _run(runner, literals, transfers, container, show_logs, max_primitive_bytes, say)
     except KeyboardInterrupt:
         runner.interrupted()
         raise
@@ -505,6 +507,7 @@ def _run(
     container: Container | None,
     show_logs: bool,
     max_primitive_bytes: int,
+    say: Callable[[str], None] | None,
 ) -> RunResult:
     """The run once its dirs exist: store and download the inputs, run the command,
     keep its logs, read its outputs (or record its failure)."""
@@ -533,6 +536,11 @@ def _run(
         "COPILOT_OUTPUT_DIR": runner.outdir,
     }
     tail: collections.deque = collections.deque(maxlen=STDERR_TAIL_LINES)
+    if container is None and spec.image and say is not None:
+        say(
+            f"the task names the image {spec.image}; its command runs on this machine "
+            "(add --docker to run it in the image)"
+        )
     try:
         proc = subprocess.Popen(
             argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env

@@ -221,7 +221,7 @@ def test_run_names_its_directory_and_the_inspect_command(tmp_path: Path) -> None
     run_uri = note[0].split()[6]
     assert run_uri.endswith("/" + note[0].split()[3])  # the run id
     assert run_uri.startswith(f"file://{tmp_path}/store/runs/echo_and_return_greeting/")
-    assert note[0].endswith(f"outputs: copilot inspect {run_uri}/outputs.pb")
+    assert f"; outputs: copilot inspect {run_uri}/outputs.pb; logs: copilot runs logs " in note[0]
     shown = run_copilot(["inspect", f"{run_uri}/outputs.pb"], env=env)
     assert json.loads(shown.stdout) == {"greeting": "Hello, my name is Ada."}
     quiet = run_copilot(["run", str(EXAMPLES / "greeting.yaml"), "-q"], env=env)

@@ -163,3 +163,25 @@ def test_infer_type_fits_the_literal(lit) -> None:
 
     inferred = infer_type(lit)
     assert mismatch(lit, inferred, "x") is None, type_name(inferred)
+
+
+def test_inspect_as_a_kind_the_document_is_not_is_refused(tmp_path: Path) -> None:
+    """``--as`` settles a tie between kinds that fit; it does not make one fit (a
+    TypedInterface read as a VariableMap parses, into garbage)."""
+    import base64
+
+    encoded = run_copilot(
+        ["interface", "encode", "examples/greeting.yaml", "--only", "interface"]
+    ).stdout
+    iface = tmp_path / "iface.pb"
+    iface.write_bytes(base64.b64decode(encoded))
+    wrong = run_copilot(["inspect", "--as", "VariableMap", str(iface)])
+    assert wrong.returncode == 1 and wrong.stdout == ""
+    assert "not a VariableMap (its fields do not fit one; it reads as a TypedInterface)" in (
+        wrong.stderr
+    )
+    right = run_copilot(["inspect", "--as", "TypedInterface", str(iface), "-o", "yaml"])
+    assert right.returncode == 0 and "name: str" in right.stdout
+    empty = tmp_path / "empty.pb"
+    empty.write_bytes(b"")
+    assert run_copilot(["inspect", "--as", "LiteralMap", str(empty)]).returncode == 0

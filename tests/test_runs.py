@@ -224,3 +224,22 @@ def test_an_output_not_written_names_the_tasks_path_and_what_was_written(tmp_pat
     assert said in line and "/work/" not in line
     (run,) = _runs(env)
     assert said in _error(Path(run["store"])).message
+
+
+def test_a_number_too_big_for_its_type_is_said_to_be_out_of_range(tmp_path: Path) -> None:
+    env = clean_env(COPILOT_HOME=str(tmp_path / "home"))
+    script = str(Path(__file__).resolve().parents[1] / "examples" / "script_runner.yaml")
+    big = run_copilot(
+        ["run", script, "-i", "a=99999999999999999999", "-i", "b=1", "--dry-run"], env=env
+    )
+    assert big.returncode == 2
+    assert "input 'a': 99999999999999999999 is out of range for a 64-bit integer" in big.stderr
+
+
+def test_a_pod_with_nothing_staged_says_how_to_stage(tmp_path: Path) -> None:
+    script = str(Path(__file__).resolve().parents[1] / "examples" / "script_runner.yaml")
+    prefix = f"file://{tmp_path}/runs/x"
+    ran = run_copilot(["pod", script, "--prefix", prefix], env=clean_env())
+    assert ran.returncode == 2
+    assert f"{prefix}/inputs.pb does not exist: stage the inputs first (copilot stage" in ran.stderr
+    assert "with -i" in ran.stderr

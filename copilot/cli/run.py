@@ -131,12 +131,6 @@ def run(
         )
         click.echo(_dump(plan, "yaml" if fmt == "yaml" else "json"))
         return
-    if spec.image and not docker and not quiet:
-        click.echo(
-            f"copilot run: the task names the image {spec.image}; its command runs on this "
-            "machine (add --docker to run it in the image)",
-            err=True,
-        )
     result = run_task(
         spec,
         given,
@@ -147,6 +141,7 @@ def run(
         engine=engine,
         image=image,
         show_logs=not quiet,
+        say=None if quiet else lambda text: click.echo(f"copilot run: {text}", err=True),
         max_primitive_bytes=max_primitive_bytes,
         keep=not remove,
     )

@@ -71,13 +71,19 @@ FALSE_WORDS = frozenset({"0", "f", "F", "FALSE", "false", "False"})
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
+class OutOfRange(ValueError):
+    """A number of the right form that does not fit its type: said as such."""
+
+
 def parse_int(text: str) -> int:
     """A decimal 64-bit integer (``-42``, ``+7``)."""
     if not _INT_RE.match(text):
         raise ValueError(f"{text!r} is not an integer")
     value = int(text)
     if not INT64_MIN <= value <= INT64_MAX:
-        raise ValueError(f"{text} is out of range for a 64-bit integer")
+        raise OutOfRange(
+            f"{text} is out of range for a 64-bit integer ({INT64_MIN} to {INT64_MAX})"
+        )
     return value
 
 

@@ -21,6 +21,7 @@ from flyteidl2.core import literals_pb2, types_pb2
 
 from copilot.errors import DataError
 from copilot.literals.text import (
+    OutOfRange,
     parse_bool,
     parse_duration_text,
     parse_float,
@@ -257,6 +258,8 @@ class ValueReader:
             if isinstance(value, str):
                 try:
                     return primitive_from_text(value.strip(TRIM), simple)
+                except OutOfRange as exc:
+                    raise DataError(f"{label}: {exc}; expected {expected}") from None
                 except ValueError as exc:
                     detailed = simple in (types_pb2.DATETIME, types_pb2.DURATION)
                     raise bad(f" ({exc})" if detailed else "") from None
