@@ -1,8 +1,11 @@
 """The examples in README.md and docs/*.md, executed, so the docs cannot drift.
 
-What runs, in order, per document, in one scratch directory (holding a copy of
-examples/) with moto as S3 (``AWS_ENDPOINT_URL``; buckets ``bucket`` and
-``my-bucket``) and ``COPILOT_HOME`` inside it:
+What runs, in order, per document, in a fresh directory standing for the
+checkout (holding a copy of examples/) with moto as S3 (``AWS_ENDPOINT_URL``;
+buckets ``bucket`` and ``my-bucket``) and ``COPILOT_HOME`` elsewhere.  A doc
+must leave that directory as it found it: a page that writes files of its own
+says to work in a scratch directory (a block under ``<!-- test: scratch -->``),
+and is run from one, with ``$checkout`` naming the checkout:
 
 - every ```console block: each ``$ command`` (``\\`` continues a line) runs in
   bash and must exit 0; the lines after it are its expected stdout, where a
@@ -49,6 +52,8 @@ def steps_of(path: Path) -> list[Step]:
         marker, lang, body = m["marker"] or "", m["lang"], m["body"]
         if marker.startswith("file "):
             found.append(Step("file", body, line, marker[5:].strip()))
+        elif marker == "scratch":
+            found.append(Step("scratch", body, line))
         elif lang == "console":
             found.append(Step("console", body, line))
         elif lang == "python":
@@ -116,7 +121,7 @@ def sandbox(s3_endpoint: str, tmp_path: Path) -> tuple[Path, dict[str, str]]:
         AWS_ACCESS_KEY_ID=ACCESS_KEY,
         AWS_SECRET_ACCESS_KEY=SECRET_KEY,
         AWS_DEFAULT_REGION="us-east-1",
-        COPILOT_HOME=str(work / ".copilot"),
+        COPILOT_HOME=str(tmp_path / "home"),
         PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
     )
     return work, env
@@ -127,11 +132,17 @@ def sandbox(s3_endpoint: str, tmp_path: Path) -> tuple[Path, dict[str, str]]:
 def test_the_examples_in_the_docs_run_as_shown(
     doc: Path, sandbox: tuple[Path, dict[str, str]]
 ) -> None:
-    work, env = sandbox
+    checkout, env = sandbox
+    before = _tree(checkout)
+    work = checkout
     name = doc.relative_to(ROOT).as_posix()
     for step in steps_of(doc):
         where = f"{name}:{step.line}"
-        if step.kind == "file":
+        if step.kind == "scratch":
+            work = checkout.parent / "scratch"
+            work.mkdir()
+            env = {**env, "checkout": str(checkout)}
+        elif step.kind == "file":
             target_name, _, mode = step.arg.partition(" mode=")
             target = work / target_name
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -159,6 +170,13 @@ def test_the_examples_in_the_docs_run_as_shown(
                     f"{where}: `{command}` printed\n" + "\n".join(actual)
                     + "\n--- but the doc shows ---\n" + "\n".join(expected)
                 )  # fmt: skip
+    left = sorted(_tree(checkout) - before)
+    assert not left, f"{name}: following it writes into the checkout: {left[:10]}"
+
+
+def _tree(top: Path) -> set[str]:
+    """Every path under ``top``, relative (what a doc may not add to the checkout)."""
+    return {str(p.relative_to(top)) for p in top.rglob("*")}
 
 
 def test_every_doc_has_something_that_runs() -> None:
@@ -220,3 +238,18 @@ def test_the_orchestrators_chain_records_a_failed_download_for_the_sidecar(
     )
     assert ran.returncode == 0, ran.stderr
     assert (work / "work" / "outputs" / "_ERROR").read_text() == "my-tool failed\n"
+
+
+def test_every_task_a_doc_names_exists() -> None:
+    """``examples/tasks.py:summarize``: a doc's ``PATH.py:TASK`` is a file of the
+    checkout that defines that task (``PATH.py:TASK`` itself is the placeholder)."""
+    named = 0
+    for doc in DOCS:
+        for path, task in re.findall(r"([\w/.-]+\.py):([A-Za-z_]\w*)", doc.read_text()):
+            if (path, task) in (("PATH.py", "TASK"), ("tasks.py", "TASK")):
+                continue
+            source = ROOT / path
+            assert source.is_file(), f"{doc.name}: {path}:{task}: no such file"
+            assert re.search(rf"^{task} = ", source.read_text(), re.M), f"{path} has no {task}"
+            named += 1
+    assert named, "the docs name no SDK task file"
