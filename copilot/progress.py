@@ -8,11 +8,13 @@ show a single self-overwriting line.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import threading
 import time
-from typing import TextIO
+from collections.abc import Iterator
+from typing import Any, TextIO
 
 
 def _mib(n: int) -> str:
@@ -43,13 +45,29 @@ class Progress:
         self.bytes = 0
         self.files = 0
         self.total_files = 0
+        #: The bytes of every file expected so far, and how many of them have no
+        #: size yet (a download whose size comes with its first response).
+        self.total_bytes = 0
+        self.unsized = 0
         self._last = 0.0
         self._drawn = False
         self._lock = threading.Lock()
 
-    def expect(self, files: int) -> None:
+    def expect(self, files: int, nbytes: int | None = 0) -> None:
+        """``files`` more to come, of ``nbytes`` in all (None: a size not known yet,
+        given later by :meth:`sized`)."""
         with self._lock:
             self.total_files += files
+            if nbytes is None:
+                self.unsized += files
+            else:
+                self.total_bytes += nbytes
+
+    def sized(self, nbytes: int) -> None:
+        """A file expected without a size has ``nbytes``."""
+        with self._lock:
+            self.unsized = max(self.unsized - 1, 0)
+            self.total_bytes += nbytes
 
     def advance(self, nbytes: int = 0, files: int = 0) -> None:
         with self._lock:
@@ -63,12 +81,20 @@ class Progress:
             self._last = now
             self._draw(now)
 
-    def _draw(self, now: float) -> None:
+    def line(self, now: float) -> str:
+        """Done of the total (bytes and files), the rate and, once every size is
+        known, the time left at that rate."""
         rate = self.bytes / max(now - self.started, 1e-6)
-        self.stream.write(
-            f"\r{self.label}: {_mib(self.bytes)}, {self.files}/{self.total_files} files, "
-            f"{_mib(int(rate))}/s   "
-        )
+        known = not self.unsized and self.total_bytes >= self.bytes
+        done = f"{_mib(self.bytes)} of {_mib(self.total_bytes)}" if known else _mib(self.bytes)
+        text = f"{self.label}: {done}, {self.files}/{self.total_files} files, {_mib(int(rate))}/s"
+        if known and rate > 0:
+            left = int((self.total_bytes - self.bytes) / rate)
+            text += f", ETA {left // 3600}:{left // 60 % 60:02d}:{left % 60:02d}"
+        return text
+
+    def _draw(self, now: float) -> None:
+        self.stream.write(f"\r{self.line(now)}   ")
         self.stream.flush()
         self._drawn = True
 
@@ -78,3 +104,18 @@ class Progress:
                 self._draw(time.monotonic())
                 self.stream.write("\n")
                 self.stream.flush()
+
+
+@contextlib.contextmanager
+def showing(store: Any, label: str, show: bool = True) -> Iterator[None]:
+    """Give ``store`` a progress line labelled ``label`` for the block (on a
+    terminal, unless ``show`` is false), ended with the block."""
+    if not show:
+        yield
+        return
+    store.progress = Progress(label)
+    try:
+        yield
+    finally:
+        store.progress.close()
+        store.progress = None

@@ -52,6 +52,7 @@ from copilot.errors import (
 from copilot.inputs import DownloadOptions, download_inputs
 from copilot.literals.to_files import python_value
 from copilot.outputs import UploadOptions
+from copilot.progress import showing
 from copilot.storage import Store, Transfer, join_uri
 from copilot.task import TaskSpec, input_literals
 from copilot.templates import check as check_template
@@ -512,20 +513,22 @@ def _run(
     """The run once its dirs exist: store and download the inputs, run the command,
     keep its logs, read its outputs (or record its failure)."""
     spec, store = runner.spec, runner.store
-    inputs_uri = runner.store_inputs(literals, transfers)
+    with showing(store, "upload inputs", show_logs):
+        inputs_uri = runner.store_inputs(literals, transfers)
     if container is not None:
         # The image may run as any user: like an emptyDir, the output dir is open to all.
         os.chmod(runner.outdir, 0o777)
-    download_inputs(
-        store,
-        DownloadOptions(
-            from_remote=inputs_uri,
-            to_local_dir=runner.indir,
-            format=spec.metadata_format,
-            layout=spec.file_input_layout,
-            interface=spec.interface.inputs,
-        ),
-    )
+    with showing(store, "download inputs", show_logs):
+        download_inputs(
+            store,
+            DownloadOptions(
+                from_remote=inputs_uri,
+                to_local_dir=runner.indir,
+                format=spec.metadata_format,
+                layout=spec.file_input_layout,
+                interface=spec.interface.inputs,
+            ),
+        )
     argv = runner.render(container is not None)
     if container is not None:
         argv = runner.container_argv(container, argv)
@@ -607,7 +610,8 @@ def _run(
         error = failure.message
         write_error_document(store, runner.run_uri, ERROR_DOCUMENT_NAME, COMMAND_FAILED, failure)
     else:
-        error = _collect(store, uploads, spec, stored)
+        with showing(store, "upload outputs", show_logs):
+            error = _collect(store, uploads, spec, stored)
     return RunResult(
         exit_code=status if status else (1 if error else 0),
         run_uri=runner.run_uri,

@@ -132,6 +132,8 @@ def test_progress_on_a_terminal_and_a_summary_without_one(tmp_path: Path) -> Non
     assert proc.wait(timeout=60) == 0
     shown = b"".join(chunks).decode()
     assert "\rdownload:" in shown and "40/40 files" in shown and "MiB" in shown
+    # Done of the total, and the time left: the sizes came with the copies.
+    assert "40.0 MiB of 40.0 MiB, 40/40 files" in shown and ", ETA 0:00:00" in shown
 
     began = time.monotonic()
     res = run_copilot([*base, "-o", str(tmp_path / "pipe")])
@@ -238,3 +240,52 @@ def test_global_flags_stand_anywhere_in_a_nested_group(where: list[str], tmp_pat
     res = run_copilot([a.replace("{f}", str(f)) for a in where])
     assert res.returncode == 0, res.stderr
     assert "interface: " in res.stdout
+
+
+def test_a_progress_line_shows_done_of_total_rate_and_time_left() -> None:
+    import io
+
+    from copilot.progress import Progress
+
+    shown = Progress("upload", stream=io.StringIO(), enabled=True, delay=0)
+    shown.expect(2, 4 << 20)
+    shown.advance(1 << 20, files=1)
+    line = shown.line(shown.started + 1.0)
+    assert line == "upload: 1.0 MiB of 4.0 MiB, 1/2 files, 1.0 MiB/s, ETA 0:00:03"
+    # A size not known yet (a download before its first response): no total, no ETA.
+    shown.expect(1, None)
+    assert "of" not in shown.line(shown.started + 1.0).split(",")[0]
+    assert "ETA" not in shown.line(shown.started + 1.0)
+    shown.sized(2 << 20)
+    assert shown.line(shown.started + 1.0).startswith("upload: 1.0 MiB of 6.0 MiB, 1/3 files")
+
+
+def test_stage_shows_its_upload_on_a_terminal(s3, tmp_path: Path) -> None:
+    """``copilot stage`` (and ``copilot run``'s steps) show the transfer line too."""
+    import os
+    import pty
+
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(3 << 20))
+    task = tmp_path / "t.yaml"
+    task.write_text("name: t\ninputs: {f: File}\noutputs: {}\ncommand: ['true']\n")
+    primary, secondary = pty.openpty()
+    proc = subprocess.Popen(
+        [*_copilot(), *s3.stow_flags(), "stage", str(task), "--prefix", s3.uri("runs/p"),
+         "-i", f"f={big}"],
+        stdout=subprocess.DEVNULL, stderr=secondary,
+        env={**s3.env(), "COPILOT_PROGRESS_DELAY": "0"},
+    )  # fmt: skip
+    os.close(secondary)
+    chunks = []
+    while True:
+        try:
+            data = os.read(primary, 4096)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    assert proc.wait(timeout=60) == 0, b"".join(chunks)
+    shown = b"".join(chunks).decode()
+    assert "\rupload inputs: 3.0 MiB of 3.0 MiB, 1/1 files" in shown, shown

@@ -32,6 +32,7 @@ def stage(
       copilot stage examples/script_runner.yaml --prefix s3://my-bucket/runs/r1 -i a=2 -i b=3
       copilot pod examples/script_runner.yaml --prefix s3://my-bucket/runs/r1 | kubectl apply -f -
     """
+    from copilot.progress import showing
     from copilot.storage import Store
     from copilot.task import load_any_task, stage_inputs
 
@@ -42,7 +43,7 @@ def stage(
         )
     spec = load_any_task(task_file)
     given = given_inputs(inputs, inputs_file)
-    with Store(settings.storage) as store:
+    with Store(settings.storage) as store, showing(store, "upload inputs"):
         uri = stage_inputs(store, spec, given, prefix.rstrip("/"))
     click.echo(uri)
     click.echo(

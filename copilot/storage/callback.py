@@ -9,6 +9,7 @@ it would hold up every transfer behind it).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from copilot.progress import Progress
 
@@ -29,10 +30,30 @@ class TransferCallback:
     """Counts one transfer's bytes into a shared :class:`Progress` (when the run shows
     one) and beats the store's :class:`Pulse`."""
 
-    def __init__(self, progress: Progress | None, pulse: Pulse | None = None) -> None:
+    def __init__(
+        self,
+        progress: Progress | None,
+        pulse: Pulse | None = None,
+        *,
+        sized: bool = True,
+        on_sized: Callable[[], None] | None = None,
+    ) -> None:
         self.progress = progress
         self.pulse = pulse
         self.reported = 0
+        #: The progress line knows this transfer's size (else :meth:`size` tells it,
+        #: once: ``on_sized`` lets a retry's new callback know it was told).
+        self.sized = sized
+        self.on_sized = on_sized
+
+    def size(self, nbytes: int) -> None:
+        """The transfer's whole size, once known (a download's first response)."""
+        if not self.sized:
+            self.sized = True
+            if self.progress is not None:
+                self.progress.sized(nbytes)
+            if self.on_sized is not None:
+                self.on_sized()
 
     def relative_update(self, inc: int = 1) -> None:
         self.reported += inc
@@ -43,6 +64,7 @@ class TransferCallback:
 
     def finish(self, size: int) -> None:
         """Count what the backend did not report (e.g. a local copy) and one file."""
+        self.size(size)
         if self.progress is not None:
             self.progress.advance(max(size - self.reported, 0), files=1)
         if self.pulse is not None:

@@ -153,6 +153,8 @@ async def get(
     step = limits.ranges(reader.range_size)
     async with reader.first(step) as first:
         version = first.version
+        if callback is not None:
+            callback.size(first.size)
 
         def pinned(start: int, end: int) -> AbstractAsyncContextManager[AsyncIterator[bytes]]:
             return reader.read(start, end, version)

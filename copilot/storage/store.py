@@ -444,7 +444,9 @@ class Store:
             stats = {}
         stats.setdefault("files", 0)
         if self.progress is not None:
-            self.progress.expect(sum(1 for t in transfers if not t.tree))
+            for t in transfers:
+                if not t.tree:  # a tree's files are expected as they are found
+                    self.progress.expect(1, t.size)
         groups: dict[str, list[Transfer]] = {}
         for t in transfers:
             remote = t.src if direction == "get" else t.dst

@@ -264,7 +264,7 @@ def leaf_of(tree: Transfer, entry: RemoteEntry, progress: Progress | None) -> Tr
         os.makedirs(dest, exist_ok=True)
         return None
     if progress is not None:
-        progress.expect(1)
+        progress.expect(1, entry.size)
     return Transfer(
         entry.uri, dest, tree.label, entry.size, staged=True, hashed=tree.sink is not None
     )
@@ -275,7 +275,7 @@ def upload_leaves(tree: Transfer, progress: Progress | None) -> Iterator[tuple[i
     assert tree.leaves is not None
     for index, (rel, src, size) in enumerate(tree.leaves()):
         if progress is not None:
-            progress.expect(1)
+            progress.expect(1, size)
         yield (
             index,
             Transfer(src, join_uri(tree.dst, rel), tree.label, size, inside=tree.inside),
