@@ -150,6 +150,7 @@ def test_a_directory_that_exists_is_waited_on_without_a_bound(tmp_path: Path) ->
     assert watcher.missing_since is None and watcher._deadline(("_SUCCESS",)) is None
 
 
+@pytest.mark.slow  # a server started and stopped by a script
 def test_the_local_s3_server_script_prints_what_to_export(tmp_path: Path) -> None:
     """``eval "$(scripts/s3-server)"``: the docs' S3, on loopback, in one command."""
     import signal
@@ -193,6 +194,7 @@ def test_the_local_s3_server_script_prints_what_to_export(tmp_path: Path) -> Non
     assert not list(tmp_path.iterdir()), list(tmp_path.iterdir())
 
 
+@pytest.mark.slow  # a server started and stopped by a script
 def test_the_local_s3_server_script_installs_only_moto(tmp_path: Path) -> None:
     """Where ``scripts/demo`` made the venv (no moto in it), ``scripts/s3-server``
     installs moto's server alone, pinned, not the whole ``scripts/setup`` (every

@@ -7,6 +7,7 @@ import json
 
 import pytest
 from hypothesis import given
+from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from copilot._argv import split_global_flags
@@ -743,6 +744,7 @@ def test_inputs_json_of_a_big_map_is_never_encoded_whole() -> None:
     assert "".join(pieces) == json.dumps(nested, sort_keys=True, separators=(",", ":"))
 
 
+@hsettings(max_examples=30)  # PyYAML is slow; the slicing rule is small
 @given(st.dictionaries(st.text(min_size=1), _json_values, max_size=4))
 def test_inputs_yaml_in_pieces_reads_back_the_same(values) -> None:
     import yaml
