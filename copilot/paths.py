@@ -283,3 +283,22 @@ def open_source(
     except OSError as exc:
         raise _refusal(label, path, exc) from None
     return fd, _regular(fd, path, label)
+
+
+def close_name(path: str, root: str) -> str | None:
+    """A name in the directory of a missing ``path`` close to its own (``reslt`` for
+    ``result``): the likely typo.  Only a directory really below ``root`` is
+    listed (no link leads out), and only its first thousand names."""
+    import difflib
+
+    folder, want = os.path.split(path)
+    try:
+        real = os.path.realpath(folder)
+        if real != root and not within(real, root):
+            return None
+        with os.scandir(folder) as it:
+            names = [e.name for _, e in zip(range(1000), it, strict=False)]
+    except OSError:
+        return None
+    close = difflib.get_close_matches(want, names, n=1, cutoff=0.6)
+    return close[0] if close else None

@@ -24,25 +24,29 @@ import logging
 import os
 import re
 import shutil
-import subprocess
-import sys
-import threading
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any
 
 from flyteidl2.core import literals_pb2
 
 from copilot import runs, steps
+from copilot.command import (
+    COMMAND_FAILED,
+    STDERR_TAIL_LINES,
+    Container,
+    command_failure,
+    run_command,
+    stderr_file_tail,
+)
 from copilot.constants import DEFAULT_MAX_PRIMITIVE_BYTES, ERROR_DOCUMENT_NAME, ERROR_FILE
-from copilot.engine import STOP_GRACE, Engine, find_engine
+from copilot.engine import find_engine
 from copilot.error_documents import write_error_document
 from copilot.errors import (
     NON_RECOVERABLE,
     OUTPUT_UPLOAD_FAILED,
-    SYSTEM,
     USER,
     CopilotError,
     DataError,
@@ -59,7 +63,6 @@ from copilot.templates import check as check_template
 from copilot.templates import render as render_template
 from copilot.templates import retry_key
 
-STDERR_TAIL_LINES = 20
 log = logging.getLogger("copilot")
 
 
@@ -69,14 +72,6 @@ def cache_dir() -> str:
         return os.environ["COPILOT_HOME"]
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return os.path.join(base, "copilot")
-
-
-class Container(NamedTuple):
-    """Where ``--docker`` runs the command."""
-
-    engine: Engine
-    name: str
-    image: str
 
 
 class LocalRun:
@@ -302,51 +297,6 @@ class RunResult:
         }
 
 
-def _stream(pipe: Any, sink: Any, tail: collections.deque | None, keep: str) -> None:
-    """Copy the command's output as it comes: to ``sink`` (the terminal, unless
-    quiet), to the run's log file ``keep``, and its last lines to ``tail``."""
-    with open(keep, "wb", buffering=0) as kept:  # on disk as it comes: a run can be watched
-        for raw in iter(pipe.readline, b""):
-            kept.write(raw)
-            if sink is not None:
-                sink.write(raw.decode("utf-8", "replace"))
-                sink.flush()
-            if tail is not None:
-                tail.append(raw.decode("utf-8", "replace").rstrip("\n"))
-    pipe.close()
-
-
-#: The error document's code when the command itself failed.
-COMMAND_FAILED = "CommandFailed"
-#: What docker and podman exit with when they could not run the container at all.
-ENGINE_FAILED = 125
-
-
-def command_failure(status: int, tail: list[str], image: str | None) -> CopilotError:
-    """The failure of a command that exited with ``status``: the user's, unless the
-    container engine could not start it (an image that cannot be pulled)."""
-    last = next((line.strip() for line in reversed(tail) if line.strip()), "")
-    said = f": {last}" if last else ""
-    if image is not None and status == ENGINE_FAILED:
-        pulled = re.search(r"pull|manifest|initializing source|not found|unauthorized", last, re.I)
-        what = f"the image {image} could not be pulled" if pulled else "the container engine failed"
-        return CopilotError(f"{what} (status {status}){said}", origin=SYSTEM)
-    return CopilotError(f"the command exited with status {status}{said}", origin=USER)
-
-
-def _stderr_file_tail(outdir: str) -> list[str]:
-    """The last lines of ``<outdir>/_stderr``: a Flyte SDK shell task sends its
-    script's stderr there rather than to the container's."""
-    try:
-        with open(os.path.join(outdir, "_stderr"), "rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            fh.seek(max(0, fh.tell() - 8192))
-            text = fh.read().decode("utf-8", "replace")
-    except OSError:
-        return []
-    return text.splitlines()[-STDERR_TAIL_LINES:]
-
-
 def _collect(
     store: Store, uploads: UploadOptions, spec: TaskSpec, stored: dict[str, literals_pb2.Literal]
 ) -> str:
@@ -399,65 +349,6 @@ def _not_started(runner: LocalRun, name: str, exc: OSError) -> RunResult:
         task=runner.spec.name,
         run_id=runner.run_id,
     )
-
-
-def plan_task(
-    spec: TaskSpec,
-    given: dict[str, Any],
-    *,
-    store_root: str,
-    workdir: str,
-    docker: bool = False,
-    engine: str = "auto",
-    image: str | None = None,
-) -> dict[str, Any]:
-    """What :func:`run_task` would do, doing none of it (``copilot run --dry-run``):
-    the run's places, each input's value and where it lands, the uploads of local
-    files, the rendered command (with ``docker``, the engine's whole command line)
-    and where each output is read from.  Nothing is written or started."""
-    runner = LocalRun(spec, Store(), store_root, workdir)
-    runner.check_templates()
-    literals, transfers = runner.convert_inputs(given)
-    runner.stored = literals
-    argv = runner.render(docker, write=False)
-    notes = []
-    if docker:
-        try:
-            container = runner.container(engine, image)
-        except UsageError as exc:
-            if not (image or spec.image):
-                raise
-            # The plan is still shown: what would run, once an engine answers.
-            name = "docker" if engine == "auto" else engine
-            container = Container(
-                Engine(name, name), f"copilot-run-{runner.run_id}", image or spec.image
-            )
-            notes.append(f"{exc.message}; the command line is {name}'s")
-        argv = runner.container_argv(container, argv)
-    elif spec.image:
-        notes.append(f"the task names the image {spec.image}; without --docker it runs here")
-    in_dir = spec.input_data_dir if docker else runner.indir
-    out_dir = spec.output_data_dir if docker else runner.outdir
-    return {
-        "task": spec.name,
-        "run_id": runner.run_id,
-        "run_uri": runner.run_uri,
-        "workdir": runner.workdir,
-        "image": image or spec.image or None,
-        "in_container": docker,
-        "notes": notes,
-        "command": argv,
-        "inputs": {
-            e.key: {
-                "value": python_value(literals.literals[e.key]),
-                "path": os.path.join(in_dir, e.key),
-            }
-            for e in spec.interface.inputs.variables
-            if e.key in literals.literals
-        },
-        "uploads": [{"from": x.src, "to": x.dst} for x in transfers],
-        "outputs": {e.key: os.path.join(out_dir, e.key) for e in spec.interface.outputs.variables},
-    }
 
 
 def run_task(
@@ -538,54 +429,16 @@ def _run(
         "COPILOT_INPUT_DIR": runner.indir,
         "COPILOT_OUTPUT_DIR": runner.outdir,
     }
-    tail: collections.deque = collections.deque(maxlen=STDERR_TAIL_LINES)
+    tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
     if container is None and spec.image and say is not None:
         say(
             f"the task names the image {spec.image}; its command runs on this machine "
             "(add --docker to run it in the image)"
         )
     try:
-        proc = subprocess.Popen(
-            argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env
-        )
+        status = run_command(argv, env, runner.logs, tail, show_logs, container)
     except OSError as exc:
         return _not_started(runner, argv[0], exc)
-    sink = sys.stderr if show_logs else None
-    readers = [
-        threading.Thread(
-            target=_stream,
-            args=(proc.stdout, sink, None, os.path.join(runner.logs, "stdout")),
-            daemon=True,
-        ),
-        threading.Thread(
-            target=_stream,
-            args=(proc.stderr, sink, tail, os.path.join(runner.logs, "stderr")),
-            daemon=True,
-        ),
-    ]
-    for t in readers:
-        t.start()
-    try:
-        status = proc.wait()
-    except KeyboardInterrupt:
-        # Ctrl-C: the container (or command) must not outlive copilot.
-        if container is not None:
-            container.engine.stop(container.name)
-            try:
-                proc.wait(timeout=STOP_GRACE + 10)
-            except subprocess.TimeoutExpired:
-                # The stop did not take (an engine busy or slow to answer): remove
-                # the container outright and drop the client attached to it.
-                container.engine.remove(container.name)
-                proc.kill()
-        else:
-            proc.terminate()
-        proc.wait()
-        raise
-    for t in readers:
-        t.join()
-    if status < 0:
-        status = 128 - status
     runner.keep_logs()
 
     uploads = UploadOptions(
@@ -603,7 +456,7 @@ def _run(
         # consequence (a command that wrote _ERROR said more; the sidecar reads that).
         failure = command_failure(
             status,
-            list(tail) or _stderr_file_tail(runner.outdir),
+            list(tail) or stderr_file_tail(runner.outdir),
             container.image if container else None,
         )
     if failure is not None:

@@ -14,7 +14,7 @@ from flyteidl2.core import interface_pb2, literals_pb2, types_pb2
 from copilot.config import check_section_keys
 from copilot.errors import UsageError
 from copilot.interface import variable_map
-from copilot.literals.from_files import GivenValue, literals_from_values
+from copilot.literals.given import GivenValue, literals_from_values
 from copilot.modes import FileLayout, MetadataFormat
 from copilot.storage import Transfer
 from copilot.yamlfile import load_yaml

@@ -152,8 +152,8 @@ def test_run_failing_command_shows_status_stderr_and_error(tmp_path: Path) -> No
 
 
 def test_an_image_that_cannot_be_pulled_is_a_system_failure() -> None:
+    from copilot.command import command_failure
     from copilot.errors import SYSTEM, USER
-    from copilot.run import command_failure
 
     pull = "Error: initializing source docker://nope/nope:1: reading manifest 1: unauthorized"
     err = command_failure(125, ["Trying to pull docker.io/nope/nope:1...", pull], "nope/nope:1")

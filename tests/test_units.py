@@ -819,7 +819,7 @@ def test_a_data_frame_input_records_the_format_its_suffix_names(
     with its CSV handler; a remote URI is named by its suffix the same way."""
     from flyteidl2.core import types_pb2
 
-    from copilot.literals.from_files import GivenValue, literals_from_values
+    from copilot.literals.given import GivenValue, literals_from_values
 
     (tmp_path / name).write_text("a,b\n1,2\n")
     lt = types_pb2.LiteralType(

@@ -118,7 +118,7 @@ def run(
     home = cache_dir()
     store_root = store or "file://" + os.path.join(home, "store")
     if dry_run:
-        from copilot.run import plan_task
+        from copilot.run_plan import plan_task
 
         plan = plan_task(
             spec,

@@ -15,8 +15,7 @@ from __future__ import annotations
 import functools
 import os
 import stat
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterator
 from typing import Any, TypeAlias
 
 from flyteidl2.core import literals_pb2, types_pb2
@@ -31,14 +30,15 @@ from copilot.literals.values import (
     ValueReader,
     _short,
     dataset_literal,
+    document_holding,
     none_literal,
     optional_none,
-    parse_document,
+    parse_struct,
     primitive_from_text,
     remote_literal,
     union_literal,
 )
-from copilot.paths import Beneath, kind_of_mode, real_path, short_path, within
+from copilot.paths import Beneath, close_name, kind_of_mode, real_path, short_path, within
 from copilot.storage import Transfer, join_uri, protocol_of
 from copilot.storage.files import read_fd
 
@@ -222,7 +222,7 @@ class OutputReader(ValueReader):
         if st is None:
             raise DataError(
                 f"{label}: expected {type_name(lt)} at {path}, found nothing there"
-                + _written_instead(path, self.root)
+                + _typo_hint(path, self.root)
             )
         if which == "simple":
             return self._simple_from_path(path, st, lt, label)
@@ -264,7 +264,7 @@ class OutputReader(ValueReader):
             return lit
         if simple == types_pb2.STRUCT:
             data = self.read(path, st, MAX_DOCUMENT_BYTES, "a struct", label)
-            return self._struct(self._parse_struct(data, path, label), label)
+            return self._struct(parse_struct(data, path, label), label)
         text = self._text(path, st, lt, label)
         if simple == types_pb2.ERROR:
             lit = Literal()
@@ -469,35 +469,7 @@ class OutputReader(ValueReader):
 
     def _document(self, path: str, st: os.stat_result, label: str, want: type) -> Any:
         data = self.read(path, st, MAX_DOCUMENT_BYTES, "a JSON or YAML document", label)
-        value = parse_document(data, path, label)
-        if not isinstance(value, want):
-            noun = "an array" if want is list else "an object"
-            raise DataError(
-                f"{label}: {path}: expected a JSON or YAML document holding {noun}, "
-                f"found {type(value).__name__}"
-            )
-        return value
-
-    def _parse_struct(self, data: bytes, path: str, label: str) -> dict:
-        try:
-            value = parse_document(data, path, label)
-        except DataError:
-            value = None
-            try:
-                import msgpack
-
-                value = msgpack.unpackb(data, raw=False, strict_map_key=False)
-            except Exception:
-                raise DataError(
-                    f"{label}: {path}: expected a struct as a JSON, YAML or msgpack object, "
-                    "found neither"
-                ) from None
-        if not isinstance(value, dict):
-            raise DataError(
-                f"{label}: {path}: expected a struct (a JSON or YAML object), "
-                f"found {type(value).__name__}"
-            )
-        return value
+        return document_holding(data, path, label, want)
 
     def path_value(self, value: Any, lt: LiteralType, label: str) -> Literal:
         """A File/Dir/dataset given by path in a document: inside the output dir, or remote."""
@@ -520,70 +492,6 @@ class OutputReader(ValueReader):
         return path
 
 
-@dataclass(frozen=True)
-class GivenValue:
-    """A value a person gave for an input (``-i``, a task file's default)."""
-
-    value: Any
-    type: LiteralType
-    #: Where a relative path in the value is taken from.
-    base_dir: str
-
-
-def _written_instead(path: str, root: str) -> str:
-    """What the directory of a missing output holds instead, when a name there is
-    close to the one expected (``reslt`` for ``result``): the likely typo.  Only a
-    directory that really is below ``root`` is listed (no link leads out)."""
-    import difflib
-
-    folder, want = os.path.split(path)
-    try:
-        if not within(os.path.realpath(folder), root) and os.path.realpath(folder) != root:
-            return ""
-        with os.scandir(folder) as it:
-            names = [e.name for _, e in zip(range(1000), it, strict=False)]
-    except OSError:
-        return ""
-    close = difflib.get_close_matches(want, names, n=1, cutoff=0.6)
-    return f"; the command wrote {close[0]!r} there: a typo?" if close else ""
-
-
-class _GivenReader(OutputReader):
-    """Reads one value given to ``copilot run``: a local file or directory anywhere
-    on this machine is stored as ``<input>/<its own name>`` under the run, never
-    under its local path (a laptop's ``/home/<user>/…`` in a shared bucket)."""
-
-    def __init__(self, name: str, data_uri: str, base_dir: str) -> None:
-        super().__init__("/", data_uri, base_dir=base_dir)
-        self.name = name
-        self.named: set[str] = set()
-
-    def relative(self, path: str, label: str = "") -> str:
-        own = os.path.basename(os.path.abspath(path)) or "root"
-        rel, n = f"{self.name}/{own}", 0
-        while rel in self.named:  # two files of one name (a list of them): numbered
-            n += 1
-            rel = f"{self.name}/{n}/{own}"
-        self.named.add(rel)
-        return rel
-
-
-def literals_from_values(
-    values: Mapping[str, GivenValue], data_uri: str
-) -> tuple[literals_pb2.LiteralMap, list[Transfer]]:
-    """Values as literals, the way ``copilot run`` stores a task's inputs.
-
-    Numbers, text and YAML values convert as in an outputs document; a local
-    file or directory anywhere on this machine becomes an upload under
-    ``data_uri``/``<input>/<its name>`` (planned and returned, not run); a
-    remote URI is kept.
-    """
-    literals = literals_pb2.LiteralMap()
-    transfers: list[Transfer] = []
-    for name, given in values.items():
-        reader = _GivenReader(name, data_uri, given.base_dir)
-        literals.literals[name].CopyFrom(
-            reader.from_value(given.value, given.type, f"input {name!r}")
-        )
-        transfers.extend(reader.transfers)
-    return literals, transfers
+def _typo_hint(path: str, root: str) -> str:
+    close = close_name(path, root)
+    return f"; the command wrote {close!r} there: a typo?" if close else ""

@@ -346,3 +346,38 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, bytes):
         return base64.b64encode(value).decode("ascii")
     return value
+
+
+def parse_struct(data: bytes, path: str, label: str) -> dict:
+    """A struct file's object: JSON or YAML, else msgpack (as the SDKs write one)."""
+    try:
+        value = parse_document(data, path, label)
+    except DataError:
+        value = None
+        try:
+            import msgpack
+
+            value = msgpack.unpackb(data, raw=False, strict_map_key=False)
+        except Exception:
+            raise DataError(
+                f"{label}: {path}: expected a struct as a JSON, YAML or msgpack object, "
+                "found neither"
+            ) from None
+    if not isinstance(value, dict):
+        raise DataError(
+            f"{label}: {path}: expected a struct (a JSON or YAML object), "
+            f"found {type(value).__name__}"
+        )
+    return value
+
+
+def document_holding(data: bytes, path: str, label: str, want: type) -> Any:
+    """A JSON or YAML document's value, refused unless it is a ``want`` (list or dict)."""
+    value = parse_document(data, path, label)
+    if not isinstance(value, want):
+        noun = "an array" if want is list else "an object"
+        raise DataError(
+            f"{label}: {path}: expected a JSON or YAML document holding {noun}, "
+            f"found {type(value).__name__}"
+        )
+    return value
