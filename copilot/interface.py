@@ -228,14 +228,8 @@ def typed_interface(doc: Any, where: str = "interface") -> interface_pb2.TypedIn
 
 
 def load_interface_file(path: str) -> interface_pb2.TypedInterface:
-    """Read an interface YAML (or JSON) file, a task file's, or a Flyte SDK task's
-    (``PATH.py:TASK`` / ``MODULE:TASK``)."""
-    from copilot.sdk import is_sdk_reference
-
-    if is_sdk_reference(path):
-        from copilot.task import load_any_task
-
-        return load_any_task(path).interface
+    """Read an interface YAML (or JSON) file, or a task file's (a Flyte SDK task's:
+    :func:`copilot.task.interface_of`)."""
     from copilot.yamlfile import load_yaml
 
     return typed_interface(load_yaml(path, "interface file"), f"interface file {path}")

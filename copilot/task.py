@@ -13,7 +13,7 @@ from flyteidl2.core import interface_pb2, literals_pb2, types_pb2
 
 from copilot.config import check_section_keys
 from copilot.errors import UsageError
-from copilot.interface import variable_map
+from copilot.interface import load_interface_file, variable_map
 from copilot.literals.given import GivenValue, literals_from_values
 from copilot.modes import FileLayout, MetadataFormat
 from copilot.storage import Transfer
@@ -119,6 +119,16 @@ def load_any_task(reference: str) -> TaskSpec:
         spec.view = loaded.view
         return spec
     return load_task(reference)
+
+
+def interface_of(reference: str) -> interface_pb2.TypedInterface:
+    """The interface a file names: an interface or task file's, or a Flyte SDK
+    task's (``PATH.py:TASK`` / ``MODULE:TASK``)."""
+    from copilot.sdk import is_sdk_reference
+
+    if is_sdk_reference(reference):
+        return load_any_task(reference).interface
+    return load_interface_file(reference)
 
 
 def spec_from_template(template: Any, reference: str) -> TaskSpec:

@@ -286,9 +286,9 @@ def _typed_interface(interface_b64: str, interface_file: str | None, command: st
     if interface_b64 and interface_file:
         raise UsageError(f"{command}: give --interface or --interface-file, not both")
     if interface_file:
-        from copilot.interface import load_interface_file
+        from copilot.task import interface_of
 
-        return load_interface_file(interface_file)
+        return interface_of(interface_file)
     if interface_b64:
         from flyteidl2.core import interface_pb2
 

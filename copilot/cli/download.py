@@ -134,9 +134,9 @@ def download(
     if input_interface and input_interface_file:
         raise UsageError("download: give --input-interface or --input-interface-file, not both")
     if input_interface_file:
-        from copilot.interface import load_interface_file
+        from copilot.task import interface_of
 
-        opts.interface = load_interface_file(input_interface_file).inputs
+        opts.interface = interface_of(input_interface_file).inputs
     elif input_interface:
         opts.interface = parse_base64_message(
             interface_pb2.VariableMap, input_interface, "--input-interface", usage=True

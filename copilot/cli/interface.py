@@ -39,9 +39,10 @@ def interface_encode(path: str, only: str | None) -> None:
       copilot interface encode examples/greeting.yaml
       copilot sidecar ... --interface "$(copilot interface encode task.yaml --only interface)"
     """
-    from copilot.interface import encode, load_interface_file
+    from copilot.interface import encode
+    from copilot.task import interface_of
 
-    iface = load_interface_file(path)
+    iface = interface_of(path)
     values = {"input-interface": encode(iface.inputs), "interface": encode(iface)}
     if only:
         click.echo(values[only])
