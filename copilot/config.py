@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from copilot.constants import ERROR_DOCUMENT_NAME
+from copilot.constants import ERROR_DOCUMENT_NAME, SCHEME_ALIASES
 from copilot.errors import UsageError
 from copilot.limits import SECTION_KEYS as LIMIT_KEYS
 from copilot.limits import OutputLimits
@@ -362,8 +362,6 @@ def _redis_section(raw: Any, where: str) -> dict[str, Any] | None:
 def _schemes(raw: Any) -> dict[str, SchemeConfig]:
     """``storage.schemes`` checked: scheme -> ``{kind, config}``, keyed by the
     canonical scheme (``abfss``, ``az`` -> ``abfs``; ``gcs`` -> ``gs``)."""
-    from copilot.storage.uris import ALIASES
-
     if not raw:
         return {}
     if not isinstance(raw, dict):
@@ -371,7 +369,7 @@ def _schemes(raw: Any) -> dict[str, SchemeConfig]:
     out: dict[str, SchemeConfig] = {}
     for scheme, entry in raw.items():
         where = f"storage.schemes.{scheme}"
-        name = ALIASES.get(str(scheme).lower(), str(scheme).lower())
+        name = SCHEME_ALIASES.get(str(scheme).lower(), str(scheme).lower())
         entry = entry or {}
         if not isinstance(entry, dict):
             raise UsageError(f"{where}: expected a mapping, found {type(entry).__name__}")

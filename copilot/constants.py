@@ -25,3 +25,7 @@ CLEANUP_SECONDS = 5.0
 #: Seconds a storage operation that keeps failing transiently is retried (after
 #: ``--retries`` quick attempts, a store restarting or throttling is waited out).
 DEFAULT_RETRY_SECONDS = 120.0
+
+#: URI schemes that name another's store (``s3a://`` is ``s3://``): one spelling,
+#: read by the configuration and by every URI.
+SCHEME_ALIASES = {"s3a": "s3", "gcs": "gs", "az": "abfs", "abfss": "abfs"}

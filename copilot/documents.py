@@ -43,7 +43,7 @@ def render(kind: str, msg: Any, *, raw: bool = False) -> Any:
 
 
 def _hashes(lit: Any) -> dict[str, str]:
-    """Blob and dataset URI -> the content hash its literal carries (copilot.digests)."""
+    """Blob and dataset URI -> the content hash its literal carries (copilot.literals.digests)."""
     from copilot.literals.walk import walk
 
     found: dict[str, str] = {}

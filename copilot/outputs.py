@@ -51,7 +51,7 @@ class UploadOptions:
     err_output_name: str = ERROR_DOCUMENT_NAME
     max_primitive_bytes: int = DEFAULT_MAX_PRIMITIVE_BYTES
     struct_encoding: StructEncoding = StructEncoding.MSGPACK
-    #: Content hash recorded on uploaded File / Dir outputs (copilot.digests): sha256 or none.
+    #: Content hash recorded on uploaded File / Dir outputs (literals/digests.py): sha256 or none.
     hash_outputs: str = "sha256"
     #: Bounds on what the outputs may hold (copilot.limits); none by default.
     limits: OutputLimits = field(default_factory=OutputLimits)
@@ -327,7 +327,7 @@ def upload_outputs(
                 kind=NON_RECOVERABLE,
             )
     if digests is not None:
-        from copilot.digests import apply_hashes
+        from copilot.literals.digests import apply_hashes
 
         digests.update({uri: d.hexdigest() for uri, d in reader.dir_digests.items()})
         apply_hashes(literals, digests)

@@ -1,4 +1,4 @@
-"""Content hashes on uploaded outputs (copilot.digests): a File's is its SHA-256, a
+"""Content hashes on uploaded outputs (copilot.literals.digests): a File's is its SHA-256, a
 Dir's follows the README's definition, and identical bytes give identical hashes
 whatever the raw prefix or upload order."""
 

@@ -207,7 +207,7 @@ def test_a_dir_digest_takes_files_finished_in_any_order() -> None:
     import hashlib
     import random
 
-    from copilot.digests import DirDigest
+    from copilot.literals.digests import DirDigest
 
     lines = [(f"f{i:02d}", i, hashlib.sha256(bytes([i])).hexdigest()) for i in range(50)]
     expected = hashlib.sha256("".join(f"{r}\0{n}\0{h}\n" for r, n, h in lines).encode()).hexdigest()

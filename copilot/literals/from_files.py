@@ -21,9 +21,9 @@ from typing import Any, TypeAlias
 from flyteidl2.core import literals_pb2, types_pb2
 
 from copilot.constants import DEFAULT_MAX_PRIMITIVE_BYTES, MAX_DOCUMENT_BYTES, TMP_SUFFIX
-from copilot.digests import DirDigest
 from copilot.errors import NON_RECOVERABLE, USER, CopilotError, DataError
 from copilot.limits import OutputLimits, Tally
+from copilot.literals.digests import DirDigest
 from copilot.literals.types import MULTIPART, type_name
 from copilot.literals.values import (
     TRIM,

@@ -23,9 +23,9 @@ from typing import TYPE_CHECKING, Any
 
 from flyteidl2.core import literals_pb2
 
-from copilot.digests import DirCheck
 from copilot.durations import format_duration_ns
 from copilot.errors import NON_RECOVERABLE, DataError, StorageError
+from copilot.literals.digests import DirCheck
 from copilot.literals.text import (
     duration_ns,
     format_float,
@@ -123,7 +123,7 @@ class InputWriter:
         self.store = store
         #: Which stores a blob's URI may name (None: any; :mod:`copilot.sources`).
         self.sources = sources
-        #: Check a File's bytes against the SHA-256 its literal carries (copilot.digests).
+        #: Check a File's bytes against the SHA-256 its literal carries (copilot.literals.digests).
         self.verify = verify
         self.root = root
         self.layout = layout

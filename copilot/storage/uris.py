@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit, urlunsplit
 
+from copilot.constants import SCHEME_ALIASES
+
 #: Other spellings of a protocol, as users and other tools write them.
-ALIASES = {"s3a": "s3", "gcs": "gs", "az": "abfs", "abfss": "abfs"}
+ALIASES = SCHEME_ALIASES
 
 
 def protocol_of(uri: str) -> str:
