@@ -252,7 +252,8 @@ def load_config_files(patterns: list[str], notes: list[str] | None = None) -> di
     return merged
 
 
-def _str(value: Any) -> str:
+def text_value(value: Any) -> str:
+    """A configuration value as text ("" for none)."""
     return "" if value is None else str(value)
 
 
@@ -351,7 +352,7 @@ def _redis_section(raw: Any, where: str) -> dict[str, Any] | None:
     if not isinstance(raw, dict):
         raise UsageError(f"{where}: expected a mapping, found {type(raw).__name__}")
     check_section_keys(where, raw, REDIS_KEYS)
-    out = {k: _str(raw.get(k)) for k in ("addr", "username", "password")}
+    out = {k: text_value(raw.get(k)) for k in ("addr", "username", "password")}
     try:
         db = int(raw.get("db") or 0)
     except (TypeError, ValueError):
@@ -383,7 +384,7 @@ def _schemes(raw: Any) -> dict[str, SchemeConfig]:
             raise UsageError(
                 f"{where}: copilot dials only {', '.join(SCHEME_KINDS)} this way; found {scheme!r}"
             )
-        kind = _str(entry.get("kind")).lower()
+        kind = text_value(entry.get("kind")).lower()
         kind = STOW_KIND_ALIASES.get(kind, kind)
         if kind and kind not in STOW_KEYS:
             raise UsageError(
@@ -394,7 +395,7 @@ def _schemes(raw: Any) -> dict[str, SchemeConfig]:
             config = parse_pairs(config, f"{where}.config")
         if not isinstance(config, dict):
             raise UsageError(f"{where}.config: expected a mapping, found {type(config).__name__}")
-        values = {str(k): _str(v) for k, v in config.items()}
+        values = {str(k): text_value(v) for k, v in config.items()}
         try:
             _check_stow_keys(kind or SCHEME_KINDS[name], values)
         except UsageError as exc:
@@ -403,68 +404,6 @@ def _schemes(raw: Any) -> dict[str, SchemeConfig]:
             ) from None
         out[name] = SchemeConfig(kind=kind, config=values)
     return out
-
-
-def _masked(settings: Any, secrets: tuple[str, ...]) -> str:
-    """A settings object as it may be printed: its credentials masked."""
-    shown = {k: ("***" if k in secrets and v else v) for k, v in settings.__dict__.items()}
-    return f"{type(settings).__name__}({shown!r})"
-
-
-@dataclass(frozen=True)
-class S3Settings:
-    """S3's configuration as both engines read it (empty: the environment decides)."""
-
-    endpoint: str = ""
-    region: str = ""
-    access_key_id: str = ""
-    secret_key: str = ""
-    token: str = ""
-    disable_ssl: bool = False
-    virtual_hosted: bool = False
-    v2_signing: bool = False
-
-    def __repr__(self) -> str:
-        return _masked(self, ("secret_key", "token", "access_key_id"))
-
-
-@dataclass(frozen=True)
-class AzureSettings:
-    """Azure Blob's configuration as the native engine reads it (empty: the environment)."""
-
-    account: str = ""
-    key: str = ""
-    #: The blob service's URL (Azurite's ``http://127.0.0.1:10000/devstoreaccount1``).
-    endpoint: str = ""
-    sas_token: str = ""
-    upload_concurrency: int | None = None
-
-    def __repr__(self) -> str:
-        return _masked(self, ("key", "sas_token"))
-
-
-def _account_of(endpoint: str) -> str:
-    """The storage account a blob endpoint names: its first host label
-    (``acct.blob.core.windows.net``), or its first path segment where the host is
-    an address (Azurite's ``http://127.0.0.1:10000/devstoreaccount1``)."""
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(endpoint if "://" in endpoint else f"https://{endpoint}")
-    host = parts.hostname or ""
-    if ".blob." in host:
-        return host.split(".", 1)[0]
-    return parts.path.strip("/").split("/", 1)[0]
-
-
-def parse_connection_string(text: str) -> dict[str, str]:
-    """An Azure connection string's ``Key=Value;`` pairs, keys in lower case (a value
-    may hold ``=``, as an account key's padding does)."""
-    pairs: dict[str, str] = {}
-    for item in text.split(";"):
-        key, sep, value = item.strip().partition("=")
-        if sep and key:
-            pairs[key.strip().lower()] = value.strip()
-    return pairs
 
 
 @dataclass
@@ -489,7 +428,7 @@ class StorageConfig:
     schemes: dict[str, SchemeConfig] = field(default_factory=dict)
     #: ``storage.redis``: the redis store's connection (``type: redis``).
     redis: dict[str, Any] | None = None
-    #: Secrets read from files, by path (see ``_secret_file``).
+    #: Secrets read from files, by path (see ``secret_file``).
     _secrets: dict[str, str] = field(default_factory=dict, init=False, repr=False, compare=False)
     #: Each scheme's configuration, made once (see ``for_protocol``).
     _derived: dict[str, StorageConfig] = field(
@@ -586,33 +525,33 @@ class StorageConfig:
                 f"storage.limits.maxDownloadMBs: expected an integer, found {limit!r}"
             ) from None
         check_section_keys("storage", tree, STORAGE_SECTION_KEYS)
-        storage_type = _str(tree.get("type")).lower()
+        storage_type = text_value(tree.get("type")).lower()
         if storage_type and storage_type not in STORAGE_TYPES:
             raise UsageError(
                 f"storage.type: unknown type {storage_type!r}"
                 f"{_did_you_mean(storage_type, STORAGE_TYPES)}; "
                 f"valid types: {', '.join(STORAGE_TYPES)}"
             )
-        kind = _str(stow.get("kind")).lower()
-        engine = _str(tree.get("engine")).strip().lower() or "auto"
+        kind = text_value(stow.get("kind")).lower()
+        engine = text_value(tree.get("engine")).strip().lower() or "auto"
         if engine not in ENGINES:
             raise UsageError(
                 f"storage.engine: unknown engine {engine!r}{_did_you_mean(engine, ENGINES)}; "
                 f"valid engines: {', '.join(ENGINES)}"
             )
-        stow_config = {str(k): _str(v) for k, v in raw_cfg.items()}
-        _check_stow_keys(kind or _str(tree.get("type")).lower(), stow_config)
+        stow_config = {str(k): text_value(v) for k, v in raw_cfg.items()}
+        _check_stow_keys(kind or text_value(tree.get("type")).lower(), stow_config)
         schemes = _schemes(tree.get("schemes"))
         redis = _redis_section(tree.get("redis"), "storage.redis")
         return cls(
-            type=_str(tree.get("type")).lower(),
-            container=_str(tree.get("container")),
+            type=text_value(tree.get("type")).lower(),
+            container=text_value(tree.get("container")),
             kind=kind,
             stow_config=stow_config,
             connection={str(k): v for k, v in conn.items()},
             max_download_mb=limit,
             engine=engine,
-            ca_bundle=_str(tree.get("ca-bundle")).strip(),
+            ca_bundle=text_value(tree.get("ca-bundle")).strip(),
             multi_container=parse_bool(
                 tree.get("enable-multicontainer", False), "storage.enable-multicontainer"
             ),
@@ -649,7 +588,7 @@ class StorageConfig:
         # Without stow.kind, type decides (s3/minio mean S3).
         return self.type in kinds or (self.type in ("s3", "minio") and "s3" in kinds)
 
-    def _secret_file(self, path: str) -> str:
+    def secret_file(self, path: str) -> str:
         """A secret kept in a file (``secret_key_path``), trimmed: read once per
         configuration however many times the settings are asked for (a projected
         Secret can be rotated under the process; one run sees one value)."""
@@ -662,93 +601,6 @@ class StorageConfig:
                     f"storage secret_key_path {path}: cannot read it ({exc.strerror})"
                 ) from None
         return self._secrets[path]
-
-    def s3_settings(self) -> S3Settings:
-        """The S3 keys (stow's, or Flyte 1's ``connection`` form), checked once for
-        every engine; empty values are left to the environment."""
-        stow = self.stow_config if self._kind_is("s3") else {}
-        conn = self.connection
-
-        def pick(stow_key: str, conn_key: str) -> str:
-            return _str(stow.get(stow_key) or conn.get(conn_key)).strip()
-
-        endpoint = pick("endpoint", "endpoint")
-        auth = pick("auth_type", "auth-type").lower()
-        key = pick("access_key_id", "access-key")
-        secret = pick("secret_key", "secret-key")
-        secret_path = _str(stow.get("secret_key_path")).strip()
-        token = _str(stow.get("token")).strip()
-        disable_ssl = parse_bool(
-            stow.get("disable_ssl", conn.get("disable-ssl", False)), "storage disable_ssl"
-        )
-        if secret_path and not secret:
-            secret = self._secret_file(secret_path)
-        if auth not in ("", "accesskey", "iam"):
-            raise UsageError(f"storage auth_type: expected accesskey or iam, found {auth!r}")
-        if auth == "iam":
-            key = secret = token = ""
-        elif key or secret:
-            if not (key and secret):
-                raise UsageError(
-                    "storage: access_key_id and secret_key must be given together "
-                    f"(found only {'access_key_id' if key else 'secret_key'})"
-                )
-        else:
-            token = ""
-        if endpoint and "://" not in endpoint:
-            endpoint = ("http://" if disable_ssl else "https://") + endpoint
-        return S3Settings(
-            endpoint=endpoint,
-            region=pick("region", "region"),
-            access_key_id=key,
-            secret_key=secret,
-            token=token,
-            disable_ssl=disable_ssl,
-            # stow (and so Flyte) forces path-style addressing unless told not to.
-            virtual_hosted=parse_bool(
-                stow.get("disable_force_path_style", False), "storage disable_force_path_style"
-            ),
-            v2_signing=parse_bool(stow.get("v2_signing", False), "storage v2_signing"),
-        )
-
-    def azure_settings(self, environ: Mapping[str, str] | None = None) -> AzureSettings:
-        """The azure keys for the native engine, a connection string read into its
-        parts; with none configured, ``AZURE_STORAGE_CONNECTION_STRING`` (which adlfs
-        reads itself) is read the same way."""
-        stow = self.stow_config if self._kind_is("azure") else {}
-        conn = _str(stow.get("connection_string")).strip()
-        explicit = any(stow.get(k) for k in ("account", "key", "endpoint", "base_url"))
-        if not conn and not explicit:
-            conn = (os.environ if environ is None else environ).get(
-                "AZURE_STORAGE_CONNECTION_STRING", ""
-            )
-        parts = parse_connection_string(conn) if conn else {}
-        account = parts.get("accountname") or _str(stow.get("account")).strip()
-        endpoint = (
-            parts.get("blobendpoint") or _str(stow.get("endpoint") or stow.get("base_url")).strip()
-        )
-        suffix = parts.get("endpointsuffix") or _str(stow.get("domain_suffix")).strip()
-        if not endpoint and suffix and account:
-            scheme = parts.get("defaultendpointsprotocol") or "https"
-            endpoint = f"{scheme}://{account}.blob.{suffix}"
-        if endpoint and not account:
-            account = _account_of(endpoint)
-        concurrency = None
-        if stow.get("upload_concurrency"):
-            try:
-                concurrency = int(_str(stow["upload_concurrency"]))
-            except ValueError:
-                raise UsageError(
-                    "storage stow.config upload_concurrency: expected an integer, "
-                    f"found {stow['upload_concurrency']!r}"
-                ) from None
-        return AzureSettings(
-            account=account,
-            key=parts.get("accountkey") or _str(stow.get("key")).strip(),
-            endpoint=endpoint,
-            sas_token=parts.get("sharedaccesssignature", "").lstrip("?"),
-            upload_concurrency=concurrency,
-        )
 
     def ca_certificates(self, environ: Mapping[str, str] | None = None, env_var: str = "") -> str:
         """The PEM text of ``storage.ca-bundle`` (or, with none, the file ``env_var``
@@ -842,7 +694,7 @@ def resolve_settings(
         raise UsageError(
             f"logger.level: expected an integer 0-5 (3 warn, 4 info, 5 debug), found {raw_level!r}"
         )
-    fmt = _str(_get_path(logger_tree, "formatter.type", "text")).lower() or "text"
+    fmt = text_value(_get_path(logger_tree, "formatter.type", "text")).lower() or "text"
     if fmt not in ("text", "json"):
         raise UsageError(f"logger.formatter.type: expected text or json, found {fmt!r}")
     settings = Settings(

@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import re
 import traceback
+from typing import Any
 
 MASK = "REDACTED"
 
@@ -69,3 +70,9 @@ class RedactingFilter(logging.Filter):
         elif record.exc_text:
             record.exc_text = redact(record.exc_text)
         return True
+
+
+def masked_repr(settings: Any, secrets: tuple[str, ...]) -> str:
+    """A settings dataclass as it may be printed: its credentials (``secrets``) masked."""
+    shown = {k: ("***" if k in secrets and v else v) for k, v in settings.__dict__.items()}
+    return f"{type(settings).__name__}({shown!r})"

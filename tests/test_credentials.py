@@ -177,11 +177,16 @@ def test_azure_settings_read_every_part_of_a_connection_string() -> None:
         "DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=a2V5PT0=;"
         "EndpointSuffix=core.chinacloudapi.cn"
     )
-    az = StorageConfig(kind="azure", stow_config={"connection_string": conn}).azure_settings({})
+    from copilot.storage import azure
+
+    az = azure.settings(StorageConfig(kind="azure", stow_config={"connection_string": conn}), {})
     assert (az.account, az.key) == ("acct", "a2V5PT0=")
     assert az.endpoint == "https://acct.blob.core.chinacloudapi.cn"
     assert "a2V5PT0=" not in repr(az)
-    suffix = StorageConfig(
-        kind="azure", stow_config={"account": "acct", "domain_suffix": "core.usgovcloudapi.net"}
-    ).azure_settings({})
+    suffix = azure.settings(
+        StorageConfig(
+            kind="azure", stow_config={"account": "acct", "domain_suffix": "core.usgovcloudapi.net"}
+        ),
+        {},
+    )
     assert suffix.endpoint == "https://acct.blob.core.usgovcloudapi.net"

@@ -15,12 +15,15 @@ first chunk of a response small, see :func:`prepare`).
 from __future__ import annotations
 
 import base64
+import os
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
-from copilot.config import StorageConfig
+from copilot.config import StorageConfig, text_value
 from copilot.errors import UsageError
+from copilot.redaction import masked_repr
 from copilot.storage import chunked, driver
 
 # -- configuration: copilot's keys as each engine's options ---------------------
@@ -29,8 +32,84 @@ from copilot.storage import chunked, driver
 CA_ENV = ""
 
 
-def _text(value: Any) -> str:
-    return "" if value is None else str(value)
+@dataclass(frozen=True)
+class AzureSettings:
+    """Azure Blob's configuration as the native engine reads it (empty: the environment)."""
+
+    account: str = ""
+    key: str = ""
+    #: The blob service's URL (Azurite's ``http://127.0.0.1:10000/devstoreaccount1``).
+    endpoint: str = ""
+    sas_token: str = ""
+    upload_concurrency: int | None = None
+
+    def __repr__(self) -> str:
+        return masked_repr(self, ("key", "sas_token"))
+
+
+def _account_of(endpoint: str) -> str:
+    """The storage account a blob endpoint names: its first host label
+    (``acct.blob.core.windows.net``), or its first path segment where the host is
+    an address (Azurite's ``http://127.0.0.1:10000/devstoreaccount1``)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(endpoint if "://" in endpoint else f"https://{endpoint}")
+    host = parts.hostname or ""
+    if ".blob." in host:
+        return host.split(".", 1)[0]
+    return parts.path.strip("/").split("/", 1)[0]
+
+
+def parse_connection_string(text: str) -> dict[str, str]:
+    """An Azure connection string's ``Key=Value;`` pairs, keys in lower case (a value
+    may hold ``=``, as an account key's padding does)."""
+    pairs: dict[str, str] = {}
+    for item in text.split(";"):
+        key, sep, value = item.strip().partition("=")
+        if sep and key:
+            pairs[key.strip().lower()] = value.strip()
+    return pairs
+
+
+def settings(config: StorageConfig, environ: Mapping[str, str] | None = None) -> AzureSettings:
+    """The azure keys for the native engine, a connection string read into its
+    parts; with none configured, ``AZURE_STORAGE_CONNECTION_STRING`` (which adlfs
+    reads itself) is read the same way."""
+    stow = config.stow_for("azure")
+    conn = text_value(stow.get("connection_string")).strip()
+    explicit = any(stow.get(k) for k in ("account", "key", "endpoint", "base_url"))
+    if not conn and not explicit:
+        conn = (os.environ if environ is None else environ).get(
+            "AZURE_STORAGE_CONNECTION_STRING", ""
+        )
+    parts = parse_connection_string(conn) if conn else {}
+    account = parts.get("accountname") or text_value(stow.get("account")).strip()
+    endpoint = (
+        parts.get("blobendpoint")
+        or text_value(stow.get("endpoint") or stow.get("base_url")).strip()
+    )
+    suffix = parts.get("endpointsuffix") or text_value(stow.get("domain_suffix")).strip()
+    if not endpoint and suffix and account:
+        scheme = parts.get("defaultendpointsprotocol") or "https"
+        endpoint = f"{scheme}://{account}.blob.{suffix}"
+    if endpoint and not account:
+        account = _account_of(endpoint)
+    concurrency = None
+    if stow.get("upload_concurrency"):
+        try:
+            concurrency = int(text_value(stow["upload_concurrency"]))
+        except ValueError:
+            raise UsageError(
+                "storage stow.config upload_concurrency: expected an integer, "
+                f"found {stow['upload_concurrency']!r}"
+            ) from None
+    return AzureSettings(
+        account=account,
+        key=parts.get("accountkey") or text_value(stow.get("key")).strip(),
+        endpoint=endpoint,
+        sas_token=parts.get("sharedaccesssignature", "").lstrip("?"),
+        upload_concurrency=concurrency,
+    )
 
 
 def obstore_options(
@@ -45,7 +124,7 @@ def obstore_options(
     client secrets and managed identity; a connection string (the configured one,
     or ``AZURE_STORAGE_CONNECTION_STRING``) is read into its parts here.
     """
-    az = config.azure_settings(environ)
+    az = settings(config, environ)
     opts: dict[str, Any] = {}
     if az.account:
         opts["account_name"] = az.account
@@ -62,7 +141,7 @@ def obstore_options(
 
 def upload_concurrency(config: StorageConfig) -> int | None:
     """``upload_concurrency``: blocks in flight per upload, on either engine."""
-    return config.azure_settings().upload_concurrency
+    return settings(config).upload_concurrency
 
 
 def fsspec_options(config: StorageConfig, concurrency: int) -> dict[str, Any]:
@@ -76,12 +155,12 @@ def fsspec_options(config: StorageConfig, concurrency: int) -> dict[str, Any]:
         )
     stow = config.stow_for("azure")
     opts: dict[str, Any] = {}
-    account = _text(stow.get("account")).strip()
-    key = _text(stow.get("key")).strip()
-    endpoint = _text(stow.get("endpoint") or stow.get("base_url")).strip()
-    suffix = _text(stow.get("domain_suffix")).strip()
+    account = text_value(stow.get("account")).strip()
+    key = text_value(stow.get("key")).strip()
+    endpoint = text_value(stow.get("endpoint") or stow.get("base_url")).strip()
+    suffix = text_value(stow.get("domain_suffix")).strip()
     if stow.get("connection_string"):
-        opts["connection_string"] = _text(stow["connection_string"])
+        opts["connection_string"] = text_value(stow["connection_string"])
     elif key or endpoint or suffix:
         # As a connection string: adlfs lets AZURE_STORAGE_CONNECTION_STRING
         # beat an account key given as such, and a non-default endpoint
@@ -101,7 +180,7 @@ def fsspec_options(config: StorageConfig, concurrency: int) -> dict[str, Any]:
         opts["account_name"] = account  # credentials from the environment (identity)
     if stow.get("upload_concurrency"):
         try:
-            opts["max_concurrency"] = int(_text(stow["upload_concurrency"]))
+            opts["max_concurrency"] = int(text_value(stow["upload_concurrency"]))
         except ValueError:
             raise UsageError(
                 "storage stow.config upload_concurrency: expected an integer, "

@@ -19,16 +19,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from copilot.config import StorageConfig
+from copilot.config import StorageConfig, text_value
 from copilot.errors import UsageError
 from copilot.storage import chunked, driver
 from copilot.storage.errors import http_status
 
 # -- configuration: copilot's keys as gcsfs's options ------------------------------
-
-
-def _text(value: Any) -> str:
-    return "" if value is None else str(value)
 
 
 async def close(fs: Any) -> None:
@@ -75,7 +71,7 @@ def fsspec_options(config: StorageConfig, concurrency: int) -> dict[str, Any]:
             raise UsageError("storage stow.config json: not valid JSON credentials") from None
     elif stow.get("credentials_path"):
         opts["token"] = stow["credentials_path"]
-    scopes = _text(stow.get("scopes"))
+    scopes = text_value(stow.get("scopes"))
     if scopes:
         # Go's stow takes OAuth scopes; gcsfs takes the access level they grant.
         if "read_only" in scopes:
@@ -84,7 +80,7 @@ def fsspec_options(config: StorageConfig, concurrency: int) -> dict[str, Any]:
             opts["access"] = "full_control"
         else:
             opts["access"] = "read_write"
-    endpoint = _text(stow.get("endpoint")).strip()
+    endpoint = text_value(stow.get("endpoint")).strip()
     if endpoint:
         opts["endpoint_url"] = endpoint
         opts.setdefault("token", "anon")  # an emulator or private endpoint

@@ -14,10 +14,12 @@ import io
 import os
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
-from copilot.config import StorageConfig, parse_bool
-from copilot.errors import NON_RECOVERABLE, StorageError
+from copilot.config import StorageConfig, parse_bool, text_value
+from copilot.errors import NON_RECOVERABLE, StorageError, UsageError
+from copilot.redaction import masked_repr
 from copilot.storage import chunked, driver
 from copilot.storage.errors import unsatisfiable_range
 from copilot.storage.sizes import PART_SIZE, RANGE_SIZE
@@ -103,10 +105,76 @@ def _aws_profile(env: Mapping[str, str]) -> tuple[dict[str, str], str, str]:
     return keys, region, ""
 
 
+@dataclass(frozen=True)
+class S3Settings:
+    """S3's configuration as both engines read it (empty: the environment decides)."""
+
+    endpoint: str = ""
+    region: str = ""
+    access_key_id: str = ""
+    secret_key: str = ""
+    token: str = ""
+    disable_ssl: bool = False
+    virtual_hosted: bool = False
+    v2_signing: bool = False
+
+    def __repr__(self) -> str:
+        return masked_repr(self, ("secret_key", "token", "access_key_id"))
+
+
+def settings(config: StorageConfig) -> S3Settings:
+    """The S3 keys (stow's, or Flyte 1's ``connection`` form), checked once for
+    every engine; empty values are left to the environment."""
+    stow = config.stow_for("s3")
+    conn = config.connection
+
+    def pick(stow_key: str, conn_key: str) -> str:
+        return text_value(stow.get(stow_key) or conn.get(conn_key)).strip()
+
+    endpoint = pick("endpoint", "endpoint")
+    auth = pick("auth_type", "auth-type").lower()
+    key = pick("access_key_id", "access-key")
+    secret = pick("secret_key", "secret-key")
+    secret_path = text_value(stow.get("secret_key_path")).strip()
+    token = text_value(stow.get("token")).strip()
+    disable_ssl = parse_bool(
+        stow.get("disable_ssl", conn.get("disable-ssl", False)), "storage disable_ssl"
+    )
+    if secret_path and not secret:
+        secret = config.secret_file(secret_path)
+    if auth not in ("", "accesskey", "iam"):
+        raise UsageError(f"storage auth_type: expected accesskey or iam, found {auth!r}")
+    if auth == "iam":
+        key = secret = token = ""
+    elif key or secret:
+        if not (key and secret):
+            raise UsageError(
+                "storage: access_key_id and secret_key must be given together "
+                f"(found only {'access_key_id' if key else 'secret_key'})"
+            )
+    else:
+        token = ""
+    if endpoint and "://" not in endpoint:
+        endpoint = ("http://" if disable_ssl else "https://") + endpoint
+    return S3Settings(
+        endpoint=endpoint,
+        region=pick("region", "region"),
+        access_key_id=key,
+        secret_key=secret,
+        token=token,
+        disable_ssl=disable_ssl,
+        # stow (and so Flyte) forces path-style addressing unless told not to.
+        virtual_hosted=parse_bool(
+            stow.get("disable_force_path_style", False), "storage disable_force_path_style"
+        ),
+        v2_signing=parse_bool(stow.get("v2_signing", False), "storage v2_signing"),
+    )
+
+
 def unsupported(config: StorageConfig, environ: Mapping[str, str] | None = None) -> str:
     """Why obstore cannot serve S3 as configured ("" when it can): botocore's V2
     signatures, or a profile that needs botocore."""
-    s3 = config.s3_settings()
+    s3 = settings(config)
     if s3.v2_signing:
         return "storage v2_signing: obstore signs with SigV4 only"
     if not s3.access_key_id:
@@ -128,7 +196,7 @@ def obstore_options(
     honoured: the instance metadata address is never asked.
     """
     env = os.environ if environ is None else environ
-    s3 = config.s3_settings()
+    s3 = settings(config)
     why = unsupported(config, env)
     if why:
         raise StorageError(f"{why}; use --storage.engine fsspec", kind=NON_RECOVERABLE)
@@ -162,7 +230,7 @@ def obstore_options(
 def fsspec_options(config: StorageConfig, concurrency: int) -> dict[str, Any]:
     """s3fs keyword arguments; empty but for the pool and retries means "let
     botocore find everything"."""
-    s3 = config.s3_settings()
+    s3 = settings(config)
     opts: dict[str, Any] = {}
     client: dict[str, Any] = {}
     cfg: dict[str, Any] = {}
