@@ -7,7 +7,7 @@ its ``uploadId``; a URL can carry a password as user info.  :func:`redact`
 masks all of these in any text, and it runs at the few places text leaves:
 
 - every log record, copilot's and the libraries', at every level, tracebacks
-  included (:class:`RedactingFilter`, installed by ``configure_logging``);
+  included (:class:`RedactingFilter`, installed by ``logs.configure_logging``);
 - every expected failure's message (:class:`~copilot.errors.CopilotError`),
   which is what stderr, ``error.pb`` and ``copilot run -o record`` show;
 - ``copilot run``'s record as a whole.

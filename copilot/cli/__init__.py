@@ -29,8 +29,9 @@ from copilot.cli import (
     version,
 )
 from copilot.cli.common import STORAGE_HELP, CopilotGroup, closed_pipe, exit_code
-from copilot.config import configure_logging, resolve_settings
+from copilot.config import resolve_settings
 from copilot.constants import ERROR_DOCUMENT_NAME
+from copilot.logs import configure_logging
 
 __all__ = ["exit_code", "main", "main_group"]
 
