@@ -120,17 +120,8 @@ def test_progress_on_a_terminal_and_a_summary_without_one(tmp_path: Path) -> Non
         env={**clean_env(), "COPILOT_PROGRESS_DELAY": "0"},
     )
     os.close(secondary)
-    chunks = []
-    while True:
-        try:
-            data = os.read(primary, 4096)
-        except OSError:
-            break
-        if not data:
-            break
-        chunks.append(data)
+    shown = _read_all(primary)
     assert proc.wait(timeout=60) == 0
-    shown = b"".join(chunks).decode()
     assert "\rdownload:" in shown and "40/40 files" in shown and "MiB" in shown
     # Done of the total, and the time left: the sizes came with the copies.
     assert "40.0 MiB of 40.0 MiB, 40/40 files" in shown and ", ETA 0:00:00" in shown
@@ -277,6 +268,15 @@ def test_stage_shows_its_upload_on_a_terminal(s3, tmp_path: Path) -> None:
         env={**s3.env(), "COPILOT_PROGRESS_DELAY": "0"},
     )  # fmt: skip
     os.close(secondary)
+    shown = _read_all(primary)
+    assert proc.wait(timeout=60) == 0, shown
+    assert "\rupload inputs: 3.0 MiB of 3.0 MiB, 1/1 files" in shown, shown
+
+
+def _read_all(primary: int) -> str:
+    """Everything written to a pty until its other end is closed."""
+    import os
+
     chunks = []
     while True:
         try:
@@ -286,6 +286,4 @@ def test_stage_shows_its_upload_on_a_terminal(s3, tmp_path: Path) -> None:
         if not data:
             break
         chunks.append(data)
-    assert proc.wait(timeout=60) == 0, b"".join(chunks)
-    shown = b"".join(chunks).decode()
-    assert "\rupload inputs: 3.0 MiB of 3.0 MiB, 1/1 files" in shown, shown
+    return b"".join(chunks).decode()
