@@ -1440,7 +1440,7 @@ def versions() -> dict[str, str]:
 
     out = {"python": platform.python_version()}
     for pkg in (
-        "copilot",
+        "flyte-copilot",
         "s3fs",
         "gcsfs",
         "adlfs",
