@@ -35,17 +35,18 @@ def run_command(
     argv: list[str],
     env: dict[str, str],
     logs: str,
-    tail: collections.deque[str],
     show: bool,
     container: Container | None,
-) -> int:
-    """Run ``argv`` to its end; returns its exit status (128 + N for signal N).
+) -> tuple[int, list[str]]:
+    """Run ``argv`` to its end; returns its exit status (128 + N for signal N) and
+    the last lines of its stderr.
 
     Its stdout and stderr go to ``logs/stdout`` and ``logs/stderr`` (and, when
-    ``show``, to this process's stderr); ``tail`` keeps the last lines of its
-    stderr.  Raises the ``OSError`` of a command that cannot be started, and
-    ``KeyboardInterrupt`` once the command (or its container) is stopped.
+    ``show``, to this process's stderr).  Raises the ``OSError`` of a command that
+    cannot be started, and ``KeyboardInterrupt`` once the command (or its
+    container) is stopped.
     """
+    tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
     proc = subprocess.Popen(
         argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env
     )
@@ -84,7 +85,7 @@ def run_command(
         raise
     for t in readers:
         t.join()
-    return 128 - status if status < 0 else status
+    return (128 - status if status < 0 else status), list(tail)
 
 
 def _stream(pipe: Any, sink: Any, tail: collections.deque | None, keep: str) -> None:

@@ -208,6 +208,26 @@ class Beneath:
             raise _refusal(label, path, exc) from None
         return fd, _regular(fd, path, label)
 
+    def close_name(self, path: str) -> str | None:
+        """A name beside the missing ``path`` close to its own (``reslt`` for
+        ``result``): the likely typo.  The directory is opened from ``root`` down
+        with no link followed, like a file, so a swap cannot list another one;
+        only its first thousand names are read."""
+        import difflib
+
+        folder, want = os.path.split(path)
+        try:
+            real = self._real_dir(folder)
+            if not within(real, self.root):
+                return None
+            with os.scandir(self._directory(folder, real)) as it:
+                names = [e.name for _, e in zip(range(1000), it, strict=False)]
+        except (OSError, DataError):  # a hint is not worth an error of its own
+            self.close()
+            return None
+        close = difflib.get_close_matches(want, names, n=1, cutoff=0.6)
+        return close[0] if close else None
+
     def close(self) -> None:
         if self._dir is not None:
             os.close(self._dir[1])
@@ -283,22 +303,3 @@ def open_source(
     except OSError as exc:
         raise _refusal(label, path, exc) from None
     return fd, _regular(fd, path, label)
-
-
-def close_name(path: str, root: str) -> str | None:
-    """A name in the directory of a missing ``path`` close to its own (``reslt`` for
-    ``result``): the likely typo.  Only a directory really below ``root`` is
-    listed (no link leads out), and only its first thousand names."""
-    import difflib
-
-    folder, want = os.path.split(path)
-    try:
-        real = os.path.realpath(folder)
-        if real != root and not within(real, root):
-            return None
-        with os.scandir(folder) as it:
-            names = [e.name for _, e in zip(range(1000), it, strict=False)]
-    except OSError:
-        return None
-    close = difflib.get_close_matches(want, names, n=1, cutoff=0.6)
-    return close[0] if close else None

@@ -346,18 +346,18 @@ def build_manifest(
     with Store(storage) as store:
         try:
             data = store.read_bytes(opts.inputs, what="read inputs")
-        except StorageError as exc:
+        except StorageError:
             try:
                 missing = not store.exists(opts.inputs)
             except CopilotError:
                 missing = False  # the store itself is failing: its own error says so
-            if missing:
-                names = ", ".join(sorted(needed))
-                raise UsageError(
-                    f"pod: the command names {{{{.inputs.{sorted(needed)[0]}}}}}, and "
-                    f"{display_uri(opts.inputs)} does not exist: stage the inputs first "
-                    f"(copilot stage TASK --prefix {opts.prefix} -i ...) or give {names} "
-                    "with -i"
-                ) from None
-            raise exc from None
+            if not missing:
+                raise
+            names = sorted(needed)
+            raise UsageError(
+                f"pod: the command names {{{{.inputs.{names[0]}}}}}, and "
+                f"{display_uri(opts.inputs)} does not exist: stage the inputs first "
+                f"(copilot stage TASK --prefix {display_uri(opts.prefix)} -i ...) or give "
+                f"{', '.join(names)} with -i"
+            ) from None
     return manifest(spec, opts, parse_message(literals_pb2.LiteralMap, data, opts.inputs))

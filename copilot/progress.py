@@ -49,6 +49,7 @@ class Progress:
         #: size yet (a download whose size comes with its first response).
         self.total_bytes = 0
         self.unsized = 0
+        self._sized: set[int] = set()
         self._last = 0.0
         self._drawn = False
         self._lock = threading.Lock()
@@ -63,9 +64,13 @@ class Progress:
             else:
                 self.total_bytes += nbytes
 
-    def sized(self, nbytes: int) -> None:
-        """A file expected without a size has ``nbytes``."""
+    def sized(self, key: int, nbytes: int) -> None:
+        """The file ``key`` (its transfer's ``id``), expected without a size, has
+        ``nbytes``; told again (a retried download), it is counted once."""
         with self._lock:
+            if key in self._sized:
+                return
+            self._sized.add(key)
             self.unsized = max(self.unsized - 1, 0)
             self.total_bytes += nbytes
 

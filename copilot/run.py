@@ -18,7 +18,6 @@ another (``s3://bucket/prefix``); every run keeps its documents there under
 
 from __future__ import annotations
 
-import collections
 import errno
 import logging
 import os
@@ -35,7 +34,6 @@ from flyteidl2.core import literals_pb2
 from copilot import runs, steps
 from copilot.command import (
     COMMAND_FAILED,
-    STDERR_TAIL_LINES,
     Container,
     command_failure,
     run_command,
@@ -429,14 +427,13 @@ def _run(
         "COPILOT_INPUT_DIR": runner.indir,
         "COPILOT_OUTPUT_DIR": runner.outdir,
     }
-    tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
     if container is None and spec.image and say is not None:
         say(
             f"the task names the image {spec.image}; its command runs on this machine "
             "(add --docker to run it in the image)"
         )
     try:
-        status = run_command(argv, env, runner.logs, tail, show_logs, container)
+        status, tail = run_command(argv, env, runner.logs, show_logs, container)
     except OSError as exc:
         return _not_started(runner, argv[0], exc)
     runner.keep_logs()
@@ -456,7 +453,7 @@ def _run(
         # consequence (a command that wrote _ERROR said more; the sidecar reads that).
         failure = command_failure(
             status,
-            list(tail) or stderr_file_tail(runner.outdir),
+            tail or stderr_file_tail(runner.outdir),
             container.image if container else None,
         )
     if failure is not None:
@@ -471,7 +468,7 @@ def _run(
         workdir=runner.workdir,
         error=error,
         status=status,
-        stderr_tail=list(tail),
+        stderr_tail=tail,
         task=spec.name,
         run_id=runner.run_id,
         literals=stored,

@@ -19,6 +19,8 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from copilot.errors import DataError, UsageError
+
 #: A run's status, from the documents its prefix holds (or, for a run stored
 #: elsewhere, its record); an incomplete run may still be running.
 SUCCEEDED, FAILED, INTERRUPTED, INCOMPLETE = "succeeded", "failed", "interrupted", "incomplete"
@@ -85,10 +87,12 @@ def _status(store_dir: str) -> str:
         return INCOMPLETE
     from flyteidl2.core import execution_pb2
 
+    from copilot.protobuf import parse_message
+
     try:
         with open(error, "rb") as fh:
-            code = execution_pb2.ErrorDocument.FromString(fh.read()).error.code
-    except Exception:  # noqa: BLE001 - any unreadable document is still a failure
+            code = parse_message(execution_pb2.ErrorDocument, fh.read(), error).error.code
+    except (OSError, DataError):  # an unreadable document is still a failure
         code = ""
     return INTERRUPTED if code == INTERRUPTED_CODE else FAILED
 
@@ -162,8 +166,6 @@ def find_run(runs: list[KeptRun], wanted: str) -> KeptRun:
     exact = [r for r in found if r.run_id == run_id]
     if len(exact) == 1 or len(found) == 1:
         return (exact or found)[0]
-    from copilot.errors import UsageError
-
     if not found:
         raise UsageError(f"no kept run is {wanted!r} (copilot runs lists them)")
     ids = ", ".join(r.run_id for r in found[:5])

@@ -118,3 +118,12 @@ def test_every_install_hint_names_this_distribution() -> None:
         wrong = re.findall(r"(?<![\w-])copilot\[\w+\]", doc.read_text())
         assert not wrong, (doc.name, wrong)
     assert f'org.opencontainers.image.title="{name}"' in (ROOT / "Dockerfile").read_text()
+
+
+def test_no_script_stops_a_process_by_name() -> None:
+    """A script stops only what it started, by its PID: ``pkill redis-server`` would
+    stop the user's own servers too."""
+    for script in sorted((ROOT / "scripts").iterdir()):
+        if script.is_file():
+            text = script.read_text()
+            assert not re.search(r"\b(pkill|killall)\b", text), script.name

@@ -243,3 +243,21 @@ def test_a_pod_with_nothing_staged_says_how_to_stage(tmp_path: Path) -> None:
     assert ran.returncode == 2
     assert f"{prefix}/inputs.pb does not exist: stage the inputs first (copilot stage" in ran.stderr
     assert "with -i" in ran.stderr
+
+
+def test_a_command_too_long_to_start_ends_the_run_failed_and_says_why(tmp_path: Path) -> None:
+    """An input rendered into the command beyond what exec takes (E2BIG): failed,
+    with error.pb and the way out, not a run that looks alive."""
+    home = tmp_path / "home"
+    env = clean_env(COPILOT_HOME=str(home))
+    task = _task(
+        tmp_path,
+        "name: long\ninputs: {s: str}\noutputs: {}\ncommand: [echo, '{{.inputs.s}}']\n",
+        "long.yaml",
+    )
+    ran = run_copilot(["run", task, "-q", "-i", "s=" + "x" * (3 << 20)], env=env)
+    assert ran.returncode == 126, ran.stderr
+    said = "cannot start the command 'echo': Argument list too long (an input rendered"
+    assert said in ran.stderr
+    (run,) = _runs(env)
+    assert run["status"] == "failed" and said in _error(Path(run["store"])).message

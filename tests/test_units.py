@@ -936,3 +936,20 @@ def test_a_link_swapped_while_it_is_resolved_is_resolved_again_or_refused(
     ) as info:
         paths.real_path(str(tmp_path / "f"), "d")
     assert info.value.origin == USER
+
+
+def test_the_typo_hint_lists_only_a_directory_really_beneath_the_output_dir(tmp_path) -> None:
+    """A missing output's hint reads the names beside it, from the output dir down
+    with no link followed: a directory link (or one swapped in) lists nothing."""
+    from copilot.paths import Beneath
+
+    out, outside = tmp_path / "out", tmp_path / "outside"
+    (out / "sub").mkdir(parents=True)
+    outside.mkdir()
+    (out / "sub" / "reslt").write_text("1")
+    (outside / "reslt").write_text("secret")
+    (out / "link").symlink_to(outside)
+    with Beneath(str(out)) as beneath:
+        assert beneath.close_name(str(out / "sub" / "result")) == "reslt"
+        assert beneath.close_name(str(out / "link" / "result")) is None
+        assert beneath.close_name(str(out / "gone" / "result")) is None

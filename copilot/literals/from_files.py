@@ -38,7 +38,7 @@ from copilot.literals.values import (
     remote_literal,
     union_literal,
 )
-from copilot.paths import Beneath, close_name, kind_of_mode, real_path, short_path, within
+from copilot.paths import Beneath, kind_of_mode, real_path, short_path, within
 from copilot.storage import Transfer, join_uri, protocol_of
 from copilot.storage.files import read_fd
 
@@ -222,7 +222,7 @@ class OutputReader(ValueReader):
         if st is None:
             raise DataError(
                 f"{label}: expected {type_name(lt)} at {path}, found nothing there"
-                + _typo_hint(path, self.root)
+                + _typo_hint(self.beneath.close_name(path))
             )
         if which == "simple":
             return self._simple_from_path(path, st, lt, label)
@@ -492,6 +492,5 @@ class OutputReader(ValueReader):
         return path
 
 
-def _typo_hint(path: str, root: str) -> str:
-    close = close_name(path, root)
+def _typo_hint(close: str | None) -> str:
     return f"; the command wrote {close!r} there: a typo?" if close else ""

@@ -9,7 +9,6 @@ it would hold up every transfer behind it).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 
 from copilot.progress import Progress
 
@@ -31,29 +30,18 @@ class TransferCallback:
     one) and beats the store's :class:`Pulse`."""
 
     def __init__(
-        self,
-        progress: Progress | None,
-        pulse: Pulse | None = None,
-        *,
-        sized: bool = True,
-        on_sized: Callable[[], None] | None = None,
+        self, progress: Progress | None, pulse: Pulse | None = None, *, unsized: int | None = None
     ) -> None:
         self.progress = progress
         self.pulse = pulse
         self.reported = 0
-        #: The progress line knows this transfer's size (else :meth:`size` tells it,
-        #: once: ``on_sized`` lets a retry's new callback know it was told).
-        self.sized = sized
-        self.on_sized = on_sized
+        #: The key of a transfer the progress line has no size for (its ``id``).
+        self.unsized = unsized
 
     def size(self, nbytes: int) -> None:
         """The transfer's whole size, once known (a download's first response)."""
-        if not self.sized:
-            self.sized = True
-            if self.progress is not None:
-                self.progress.sized(nbytes)
-            if self.on_sized is not None:
-                self.on_sized()
+        if self.unsized is not None and self.progress is not None:
+            self.progress.sized(self.unsized, nbytes)
 
     def relative_update(self, inc: int = 1) -> None:
         self.reported += inc

@@ -81,7 +81,7 @@ def run_local(
                 raise transfer_error(t, direction, exc) from exc
             if progress is not None:  # counted here: no fsspec callback to load
                 if t.size is None:
-                    progress.sized(got)
+                    progress.sized(id(t), got)
                 progress.advance(got, files=1)
             copied += got
             stats["files"] += 1

@@ -94,13 +94,9 @@ async def run_pool(
     workers = ctx.concurrency if trees else max(1, min(ctx.concurrency, len(group)))
     queue: asyncio.Queue[_Queued | None] = asyncio.Queue(maxsize=2 * workers)
 
-    sized: set[int] = set()  # transfers whose size the progress line was told
-
     async def attempt(t: Transfer, source: LocalSource | None) -> tuple[int, str | None]:
-        known = t.size is not None or id(t) in sized
-        cb = TransferCallback(
-            ctx.progress, ctx.pulse, sized=known, on_sized=lambda: sized.add(id(t))
-        )
+        unsized = id(t) if t.size is None else None
+        cb = TransferCallback(ctx.progress, ctx.pulse, unsized=unsized)
         if source is not None:  # an upload, from the file opened for it
             # A fresh digest per attempt: a retried upload reads the file again.
             digest = hashlib.sha256() if digests is not None else None
