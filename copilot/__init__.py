@@ -53,12 +53,12 @@ DOCUMENTED = (
 
 if TYPE_CHECKING:
     from copilot.cancel import Cancelled, CancelToken
-    from copilot.config import StorageConfig
     from copilot.errors import CopilotError
     from copilot.inputs import DownloadOptions, DownloadResult, download_inputs
     from copilot.outputs import UploadOptions, UploadResult, upload_outputs
     from copilot.steps import StepFailed, StepLimits, download, sidecar
     from copilot.storage import Store
+    from copilot.storage.config import StorageConfig
 
 _LAZY = {
     "CancelToken": "copilot.cancel",
@@ -72,7 +72,7 @@ _LAZY = {
     "DownloadResult": "copilot.inputs",
     "download_inputs": "copilot.inputs",
     "Store": "copilot.storage",
-    "StorageConfig": "copilot.config",
+    "StorageConfig": "copilot.storage.config",
     "UploadOptions": "copilot.outputs",
     "UploadResult": "copilot.outputs",
     "upload_outputs": "copilot.outputs",

@@ -27,7 +27,7 @@ from typing import Any
 
 from flyteidl2.core import interface_pb2, types_pb2
 
-from copilot.config import check_section_keys
+from copilot.config_values import check_section_keys
 from copilot.errors import UsageError
 from copilot.literals.types import MULTIPART, SINGLE, type_name
 

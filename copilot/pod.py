@@ -29,13 +29,13 @@ from typing import Any
 
 from flyteidl2.core import literals_pb2
 
-from copilot.config import StorageConfig
 from copilot.constants import ERROR_DOCUMENT_NAME
 from copilot.durations import format_duration_ns
 from copilot.errors import CopilotError, StorageError, UsageError
 from copilot.interface import encode
 from copilot.limits import OutputLimits
 from copilot.storage import display_uri, join_uri
+from copilot.storage.config import StorageConfig
 from copilot.task import TaskSpec
 from copilot.templates import check as check_template
 from copilot.templates import input_names, retry_key

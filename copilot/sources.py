@@ -24,8 +24,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from copilot.config import StorageConfig
 from copilot.errors import DataError
+from copilot.storage.config import StorageConfig
 from copilot.storage.uris import display_uri, metadata_address, protocol_of
 
 _WEB = frozenset({"http", "https"})

@@ -11,7 +11,7 @@ from typing import Any
 
 from flyteidl2.core import interface_pb2, literals_pb2, types_pb2
 
-from copilot.config import check_section_keys
+from copilot.config_values import check_section_keys
 from copilot.errors import UsageError
 from copilot.interface import load_interface_file, variable_map
 from copilot.literals.given import GivenValue, literals_from_values

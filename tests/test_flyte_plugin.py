@@ -57,7 +57,7 @@ def _root_args(s3: S3, mount: Path) -> list[str]:
 def test_both_steps_with_the_plugins_exact_arguments_and_a_projected_secret(
     s3: S3, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import copilot.config
+    import copilot.storage.config
 
     mount = _projected_secret(s3, tmp_path)
     root = _root_args(s3, mount)
@@ -74,7 +74,7 @@ def test_both_steps_with_the_plugins_exact_arguments_and_a_projected_secret(
         opened.append(str(file))
         return real_open(file, *args, **kwargs)
 
-    monkeypatch.setattr(copilot.config, "open", counting_open, raising=False)
+    monkeypatch.setattr(copilot.storage.config, "open", counting_open, raising=False)
     res = run_copilot(
         [
             *root,

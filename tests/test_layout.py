@@ -127,3 +127,29 @@ def test_no_script_stops_a_process_by_name() -> None:
         if script.is_file():
             text = script.read_text()
             assert not re.search(r"\b(pkill|killall)\b", text), script.name
+
+
+def test_every_backends_row_names_a_module_that_reads_its_keys() -> None:
+    """A store is one module and one row: the row's module exists, answers what
+    the engines call for a row like it, and reads every configuration key the row
+    declares (the keys ``--storage.stow.config`` accepts for its kind)."""
+    import importlib
+
+    from copilot.storage.backends import BACKENDS, STOW_KEYS
+
+    for row in BACKENDS.values():
+        if not row.module:
+            # A plain fsspec protocol, or copilot's own local store (whose one
+            # stow key, ``path``, Flyte writes and an absolute file:// URI makes moot).
+            assert row.protocol in ("file", "memory"), row
+            continue
+        module = importlib.import_module(row.module)
+        source = (ROOT / (row.module.replace(".", "/") + ".py")).read_text()
+        hooks = ["make_client"] if hasattr(module, "make_client") else ["fsspec_options"]
+        hooks += ["obstore_options"] if row.native else []
+        hooks += ["reader", "writer"] if row.bounded else []
+        for hook in hooks:
+            assert callable(getattr(module, hook, None)), (row.protocol, hook)
+        for key in row.config_keys:
+            assert f'"{key}"' in source, f"{row.module} never reads its key {key!r}"
+    assert set(STOW_KEYS) == {"s3", "google", "azure", "local"}

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 
 from copilot._argv import split_global_flags
-from copilot.config import STOW_KEYS, Settings
+from copilot.config import Settings
 from copilot.constants import (
     DEFAULT_CONCURRENCY,
     DEFAULT_MAX_PRIMITIVE_BYTES,
@@ -24,6 +24,7 @@ from copilot.modes import (
     StructEncoding,
     WatcherType,
 )
+from copilot.storage.backends import STOW_KEYS
 
 if TYPE_CHECKING:
     from copilot.storage import Store

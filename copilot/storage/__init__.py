@@ -20,10 +20,39 @@ protocol), each reached through the engine that serves it.
 
 from __future__ import annotations
 
-from copilot.storage.errors import storage_error
-from copilot.storage.store import RemoteEntry, Store
-from copilot.storage.transfer import Transfer, discard, publish, staging_dir
-from copilot.storage.uris import basename_of, display_uri, join_uri, protocol_of
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from copilot.storage.errors import storage_error
+    from copilot.storage.store import RemoteEntry, Store
+    from copilot.storage.transfer import Transfer, discard, publish, staging_dir
+    from copilot.storage.uris import basename_of, display_uri, join_uri, protocol_of
+
+#: Each public name and the module that defines it, imported on first use: reading
+#: the storage section's configuration (:mod:`~copilot.storage.config`) does not
+#: load the transfer code.
+_PUBLIC = {
+    "RemoteEntry": "copilot.storage.store",
+    "Store": "copilot.storage.store",
+    "Transfer": "copilot.storage.transfer",
+    "basename_of": "copilot.storage.uris",
+    "discard": "copilot.storage.transfer",
+    "display_uri": "copilot.storage.uris",
+    "join_uri": "copilot.storage.uris",
+    "protocol_of": "copilot.storage.uris",
+    "publish": "copilot.storage.transfer",
+    "staging_dir": "copilot.storage.transfer",
+    "storage_error": "copilot.storage.errors",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _PUBLIC.get(name)
+    if module is None:
+        raise AttributeError(f"module 'copilot.storage' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
 
 __all__ = [
     "RemoteEntry",

@@ -21,10 +21,11 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from copilot.config import StorageConfig, text_value
+from copilot.config_values import text_value
 from copilot.errors import UsageError
 from copilot.redaction import masked_repr
 from copilot.storage import chunked, driver
+from copilot.storage.config import StorageConfig
 
 # -- configuration: copilot's keys as each engine's options ---------------------
 

@@ -11,7 +11,9 @@ entry is :mod:`copilot.storage.engines`'.
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
+from types import ModuleType
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,13 @@ class Backend:
     #: The fsspec engine moves its bytes with the module's ``reader`` / ``writer``
     #: through copilot's driver (bounded memory) rather than the filesystem's.
     bounded: bool = False
+    #: The stow kind that configures it in Flyte's ``storage`` section (``stow.kind``,
+    #: a ``storage.schemes`` entry's ``kind``), and its other spellings.
+    kind: str = ""
+    kind_aliases: tuple[str, ...] = ()
+    #: The keys its configuration takes (``stow.config`` for a stow kind, its own
+    #: section for redis): anything else is a typo, and an error.  The module reads them.
+    config_keys: tuple[str, ...] = ()
     #: Inputs only: a store that cannot be written or listed.
     read_only: bool = False
     #: Answers a ranged GET (an object store): a small document is read in one
@@ -102,6 +111,20 @@ BACKENDS: dict[str, Backend] = {
             "flyte-copilot[s3]",
             "copilot.storage.s3",
             native="s3",
+            kind="s3",
+            kind_aliases=("minio",),
+            config_keys=(
+                "auth_type",
+                "access_key_id",
+                "secret_key",
+                "secret_key_path",
+                "token",
+                "region",
+                "endpoint",
+                "disable_ssl",
+                "disable_force_path_style",
+                "v2_signing",
+            ),
             bounded=True,
             ranged_reads=True,
             transient_codes=_S3_TRANSIENT,
@@ -112,6 +135,9 @@ BACKENDS: dict[str, Backend] = {
             "gcsfs",
             "flyte-copilot[gcs]",
             "copilot.storage.gcs",
+            kind="google",
+            kind_aliases=("gcs", "gs"),
+            config_keys=("json", "project_id", "scopes", "endpoint", "credentials_path"),
             bounded=True,
             ranged_reads=True,
             transient_codes=_GCS_TRANSIENT,
@@ -123,13 +149,30 @@ BACKENDS: dict[str, Backend] = {
             "flyte-copilot[azure]",
             "copilot.storage.azure",
             native="azure",
+            kind="azure",
+            kind_aliases=("abfs",),
+            config_keys=(
+                "account",
+                "key",
+                "domain_suffix",
+                "base_url",
+                "upload_concurrency",
+                "endpoint",
+                "connection_string",
+            ),
             bounded=True,
             ranged_reads=True,
             transient_codes=_AZURE_TRANSIENT,
             permanent_codes=_AZURE_PERMANENT,
         ),
-        Backend("redis", "redis", "flyte-copilot[redis]", "copilot.storage.redis"),
-        Backend("file", "copilot.storage.local", ""),
+        Backend(
+            "redis",
+            "redis",
+            "flyte-copilot[redis]",
+            "copilot.storage.redis",
+            config_keys=("addr", "username", "password", "db"),
+        ),
+        Backend("file", "copilot.storage.local", "", kind="local", config_keys=("path",)),
         Backend("memory", "fsspec", ""),
         Backend("http", "fsspec", "", "copilot.storage.http", read_only=True),
         Backend("https", "fsspec", "", "copilot.storage.http", read_only=True),
@@ -140,6 +183,22 @@ BACKENDS: dict[str, Backend] = {
 def backend_for(protocol: str) -> Backend:
     """The table entry for ``protocol``; an unknown one still goes through fsspec."""
     return BACKENDS.get(protocol) or Backend(protocol, "fsspec", "")
+
+
+def module_of(backend: Backend) -> ModuleType | None:
+    """The module of copilot's that its entry names, imported now (None for a plain
+    fsspec protocol): a store's code is loaded only when a URI needs it."""
+    return importlib.import_module(backend.module) if backend.module else None
+
+
+#: The stow kinds, in the table's order, with the keys each takes.
+STOW_KEYS: dict[str, tuple[str, ...]] = {b.kind: b.config_keys for b in BACKENDS.values() if b.kind}
+#: Every other spelling of a stow kind (``gcs`` is ``google``, ``minio`` is ``s3``).
+STOW_KIND_ALIASES = {a: b.kind for b in BACKENDS.values() for a in b.kind_aliases}
+#: The URL scheme each stow kind serves.
+KIND_SCHEMES = {b.kind: b.protocol for b in BACKENDS.values() if b.kind}
+#: The object stores a ``storage.schemes`` entry can dial, with their default kind.
+SCHEME_KINDS = {b.protocol: b.kind for b in BACKENDS.values() if b.kind and b.module}
 
 
 #: Every backend's codes together: an exception does not say which store raised it.

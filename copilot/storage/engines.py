@@ -8,22 +8,16 @@ Each store's module turns copilot's configuration into the engine's options.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
-from types import ModuleType
 from typing import Any
 
-from copilot.config import StorageConfig
 from copilot.errors import NON_RECOVERABLE, StorageError
-from copilot.storage.backends import Backend, backend_for
+from copilot.storage.backends import backend_for, module_of
 from copilot.storage.client import Client
+from copilot.storage.config import StorageConfig
 
 log = logging.getLogger("copilot")
-
-
-def _module(backend: Backend) -> ModuleType | None:
-    return importlib.import_module(backend.module) if backend.module else None
 
 
 def engine_for(protocol: str, config: StorageConfig) -> str:
@@ -33,7 +27,7 @@ def engine_for(protocol: str, config: StorageConfig) -> str:
     if not backend.native or config.engine == "fsspec":
         return "fsspec"
     if config.engine == "auto":
-        module = _module(backend)
+        module = module_of(backend)
         unsupported = getattr(module, "unsupported", None)
         why = unsupported(config) if unsupported is not None else ""
         if why:
@@ -48,7 +42,7 @@ def make_client(protocol: str, config: StorageConfig, concurrency: int) -> Clien
     backend = backend_for(protocol)
     if protocol == "file":
         raise ValueError("file:// is copilot's own local store, not a client")
-    module = _module(backend)
+    module = module_of(backend)
     try:
         own = getattr(module, "make_client", None)
         if own is not None:  # a store with a client of its own (redis://)

@@ -19,9 +19,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from copilot.config import StorageConfig, text_value
+from copilot.config_values import text_value
 from copilot.errors import UsageError
 from copilot.storage import chunked, driver
+from copilot.storage.config import StorageConfig
 from copilot.storage.errors import http_status
 
 # -- configuration: copilot's keys as gcsfs's options ------------------------------

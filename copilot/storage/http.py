@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from copilot.config import StorageConfig
 from copilot.errors import DataError
+from copilot.storage.config import StorageConfig
 from copilot.storage.uris import metadata_address
 
 

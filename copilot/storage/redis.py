@@ -30,9 +30,9 @@ from copilot.storage.client import RemoteEntry
 from copilot.storage.sizes import DEFAULT_LIMITS, TransferLimits
 
 if TYPE_CHECKING:
-    from copilot.config import StorageConfig
     from copilot.storage.callback import TransferCallback
     from copilot.storage.chunked import ByteBudget
+    from copilot.storage.config import StorageConfig
     from copilot.storage.files import LocalSource
     from copilot.storage.retry import RetryPolicy
 

@@ -17,10 +17,11 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from copilot.config import StorageConfig, parse_bool, text_value
+from copilot.config_values import parse_bool, text_value
 from copilot.errors import NON_RECOVERABLE, StorageError, UsageError
 from copilot.redaction import masked_repr
 from copilot.storage import chunked, driver
+from copilot.storage.config import StorageConfig
 from copilot.storage.errors import unsatisfiable_range
 from copilot.storage.sizes import PART_SIZE, RANGE_SIZE
 

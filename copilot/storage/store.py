@@ -24,7 +24,6 @@ from collections.abc import Coroutine, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from copilot.cancel import Cancelled, CancelToken
-from copilot.config import StorageConfig
 from copilot.constants import CLEANUP_SECONDS, DEFAULT_CONCURRENCY, TMP_SUFFIX
 from copilot.errors import (
     NON_RECOVERABLE,
@@ -34,6 +33,7 @@ from copilot.storage import local_copy
 from copilot.storage.backends import backend_for
 from copilot.storage.callback import Pulse
 from copilot.storage.client import Client, RemoteEntry
+from copilot.storage.config import StorageConfig
 from copilot.storage.engines import make_client
 from copilot.storage.errors import _errors, unsatisfiable_range
 from copilot.storage.local import LocalFileSystem
