@@ -54,8 +54,9 @@ DOCUMENTED = (
 if TYPE_CHECKING:
     from copilot.cancel import Cancelled, CancelToken
     from copilot.errors import CopilotError
-    from copilot.inputs import DownloadOptions, DownloadResult, download_inputs
-    from copilot.outputs import UploadOptions, UploadResult, upload_outputs
+    from copilot.inputs import DownloadResult, download_inputs
+    from copilot.options import DownloadOptions, UploadOptions
+    from copilot.outputs import UploadResult, upload_outputs
     from copilot.steps import StepFailed, StepLimits, download, sidecar
     from copilot.storage import Store
     from copilot.storage.config import StorageConfig
@@ -68,12 +69,12 @@ _LAZY = {
     "download": "copilot.steps",
     "sidecar": "copilot.steps",
     "CopilotError": "copilot.errors",
-    "DownloadOptions": "copilot.inputs",
+    "DownloadOptions": "copilot.options",
     "DownloadResult": "copilot.inputs",
     "download_inputs": "copilot.inputs",
     "Store": "copilot.storage",
     "StorageConfig": "copilot.storage.config",
-    "UploadOptions": "copilot.outputs",
+    "UploadOptions": "copilot.options",
     "UploadResult": "copilot.outputs",
     "upload_outputs": "copilot.outputs",
 }

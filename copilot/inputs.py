@@ -26,7 +26,8 @@ from copilot.errors import DataError, UsageError
 from copilot.literals.to_files import InputWriter
 from copilot.literals.types import mismatch, type_name
 from copilot.literals.walk import walk
-from copilot.modes import DownloadMode, FileLayout, MetadataFormat
+from copilot.modes import DownloadMode
+from copilot.options import DownloadOptions
 from copilot.protobuf import parse_message
 from copilot.sources import InputSources
 from copilot.storage import Store, discard, display_uri, publish
@@ -40,33 +41,6 @@ METADATA_FILES = ("inputs.pb", "inputs.json", "inputs.yaml")
 
 #: How deep offloaded literals may point at further offloaded literals.
 MAX_OFFLOAD_DEPTH = 16
-
-
-@dataclass
-class DownloadOptions:
-    """What to fetch and how; mirrors the ``download`` command's flags."""
-
-    from_remote: str
-    to_local_dir: str
-    format: MetadataFormat = MetadataFormat.JSON
-    mode: DownloadMode = DownloadMode.DOWNLOAD_EAGER
-    layout: FileLayout = FileLayout.DIRECT
-    interface: interface_pb2.VariableMap | None = None
-    #: Check each File against the SHA-256 its literal carries, as it downloads.
-    verify_inputs: bool = True
-    #: Read local files an input names even when the store is not local
-    #: (``--allow-local-inputs``; see :mod:`copilot.sources`).
-    allow_local_inputs: bool = False
-
-    def validate(self) -> None:
-        """Required fields present; enum fields made members (text is accepted, any case)."""
-        if not self.from_remote:
-            raise UsageError("download: --from-remote is required")
-        if not self.to_local_dir:
-            raise UsageError("download: --to-local-dir is required")
-        self.format = MetadataFormat.parse(self.format, "download: --format")
-        self.mode = DownloadMode.parse(self.mode, "download: --download-mode")
-        self.layout = FileLayout.parse(self.layout, "download: --file-input-layout")
 
 
 @dataclass

@@ -16,66 +16,21 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-from flyteidl2.core import interface_pb2, literals_pb2
+from flyteidl2.core import literals_pb2
 
 from copilot.constants import (
-    DEFAULT_MAX_PRIMITIVE_BYTES,
-    ERROR_DOCUMENT_NAME,
     ERROR_FILE,
-    OUTPUTS_DOCUMENT_NAME,
 )
+from copilot.eager import EagerUploader
 from copilot.error_documents import download_error
-from copilot.errors import NON_RECOVERABLE, USER, CopilotError, DataError, StorageError, UsageError
-from copilot.limits import OutputLimits
+from copilot.errors import NON_RECOVERABLE, USER, CopilotError, DataError, StorageError
 from copilot.literals.output_dir import OutputDir
-from copilot.literals.types import MULTIPART
 from copilot.literals.walk import blobs
-from copilot.modes import MetadataFormat, StructEncoding, UploadMode
+from copilot.options import UploadOptions
 from copilot.storage import Store, Transfer, join_uri
 from copilot.validation import Validation
 
 log = logging.getLogger("copilot")
-
-
-@dataclass
-class UploadOptions:
-    """What to read and where to put it; mirrors the ``sidecar`` command's flags."""
-
-    from_local_dir: str
-    to_output_prefix: str
-    to_raw_output: str = ""
-    interface: interface_pb2.TypedInterface | None = None
-    format: MetadataFormat = MetadataFormat.JSON
-    mode: UploadMode = UploadMode.UPLOAD_ON_EXIT
-    meta_output_name: str = OUTPUTS_DOCUMENT_NAME
-    err_output_name: str = ERROR_DOCUMENT_NAME
-    max_primitive_bytes: int = DEFAULT_MAX_PRIMITIVE_BYTES
-    struct_encoding: StructEncoding = StructEncoding.MSGPACK
-    #: Content hash recorded on uploaded File / Dir outputs (literals/digests.py): sha256 or none.
-    hash_outputs: str = "sha256"
-    #: Bounds on what the outputs may hold (copilot.limits); none by default.
-    limits: OutputLimits = field(default_factory=OutputLimits)
-
-    def validate(self) -> None:
-        """Required fields present; enum fields made members (text is accepted, any case)."""
-        if self.hash_outputs not in ("sha256", "none"):
-            raise UsageError(
-                f"sidecar: --hash-outputs: expected sha256 or none, found {self.hash_outputs!r}"
-            )
-        if not self.from_local_dir:
-            raise UsageError("sidecar: --from-local-dir is required")
-        if not self.to_output_prefix:
-            raise UsageError("sidecar: --to-output-prefix is required")
-        self.format = MetadataFormat.parse(self.format, "sidecar: --format")
-        self.mode = UploadMode.parse(self.mode, "sidecar: --upload-mode")
-        self.struct_encoding = StructEncoding.parse(
-            self.struct_encoding, "sidecar: --struct-encoding"
-        )
-
-    def declared(self) -> list[tuple[str, interface_pb2.Variable]]:
-        if self.interface is None:
-            return []
-        return [(e.key, e.value) for e in self.interface.outputs.variables]
 
 
 @dataclass
@@ -87,98 +42,6 @@ class UploadResult:
     seconds: float = 0.0
     skipped_reason: str = ""
     transfers: list = field(default_factory=list)
-
-
-class EagerUploader:
-    """``UPLOAD_EAGER``: upload declared File outputs while the main container still runs.
-
-    A file counts as complete once its size, mtime and inode have stayed the
-    same for ``settle`` polls and it was last written at least that long ago.
-    What was uploaded early is remembered with that signature; at exit a file
-    whose signature still matches is not sent again, and one that changed is
-    uploaded again, so the outputs are always the final content.
-    """
-
-    def __init__(
-        self, store: Store, opts: UploadOptions, *, poll: float = 1.0, settle: int = 2
-    ) -> None:
-        import threading
-
-        self.store = store
-        self.opts = opts
-        self.poll = poll
-        self.settle = settle
-        self.reader = OutputDir(opts.from_local_dir, opts.to_raw_output, limits=opts.limits)
-        self.uploaded: dict[str, tuple[tuple[int, int, int], str]] = {}
-        #: SHA-256 of what was sent early, by destination URI.
-        self.digests: dict[str, str] = {}
-        self._seen: dict[str, tuple[tuple[int, int, int], int]] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="copilot-eager", daemon=True)
-
-    def _files(self) -> list[tuple[str, str]]:
-        out = []
-        for name, var in self.opts.declared():
-            lt = var.type
-            if lt.WhichOneof("type") == "union_type":
-                blobs = [v for v in lt.union_type.variants if v.WhichOneof("type") == "blob"]
-                lt = blobs[0] if blobs else lt
-            if lt.WhichOneof("type") == "blob" and lt.blob.dimensionality != MULTIPART:
-                out.append((name, f"output {name!r}"))
-        return out
-
-    def scan(self) -> None:
-        now = time.time()
-        for name, label in self._files():
-            found = self.reader.regular_file(name, label)
-            if found is None:
-                continue
-            path, st = found
-            sig = (st.st_size, st.st_mtime_ns, st.st_ino)
-            real = self.reader.beneath.resolve(path)
-            if real is None:
-                continue  # the final reading refuses it, with the reason
-            if real in self.uploaded and self.uploaded[real][0] == sig:
-                continue
-            previous = self._seen.get(real)
-            count = previous[1] + 1 if previous and previous[0] == sig else 1
-            self._seen[real] = (sig, count)
-            if count < self.settle or now - st.st_mtime < self.settle * self.poll:
-                continue
-            if not self.reader.tally.fits(st.st_size):
-                continue  # past a limit: the reading at exit refuses the outputs
-            uri = self.reader.remote_for(path, label)
-            try:
-                self.store.upload(
-                    [Transfer(real, uri, label, st.st_size, inside=self.reader.root)],
-                    self.digests,
-                )
-            except CopilotError as exc:
-                log.info("early upload of %s failed (%s); it will be sent at exit", path, exc)
-                continue
-            self.uploaded[real] = (sig, uri)
-            self.reader.tally.add(st.st_size, 1, label, path)
-            log.info("uploaded %s early to %s", path, uri)
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.poll):
-            self.scan()
-
-    def start(self) -> EagerUploader:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join()
-
-    def still_valid(self, t: Transfer) -> bool:
-        """Whether ``t`` was already uploaded with exactly this content."""
-        done = self.uploaded.get(t.src)
-        if done is None or done[1] != t.dst:
-            return False
-        return done[0] == self.reader.signature(t.src)
 
 
 def clear_leftovers(store: Store, reader: OutputDir, trees: list[Transfer]) -> None:

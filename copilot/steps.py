@@ -39,13 +39,15 @@ from copilot.errors import (
     describe,
     resource_shortage,
 )
-from copilot.inputs import DownloadOptions, DownloadResult, download_inputs
+from copilot.inputs import DownloadResult, download_inputs
+from copilot.options import DownloadOptions, UploadOptions
 from copilot.storage import Store, display_uri, join_uri, protocol_of
 
 if TYPE_CHECKING:
     # The sidecar's half: imported when a sidecar runs, so a download (the init
     # container, started on every task) does not pay for it.
-    from copilot.outputs import EagerUploader, UploadOptions, UploadResult
+    from copilot.eager import EagerUploader
+    from copilot.outputs import UploadResult
     from copilot.watchers import Watcher
 
 log = logging.getLogger("copilot")
@@ -214,7 +216,8 @@ def sidecar(
     On failure ``error.pb`` is written (download's is kept) and
     :class:`StepFailed` raised.
     """
-    from copilot.outputs import EagerUploader, UploadResult, upload_outputs
+    from copilot.eager import EagerUploader
+    from copilot.outputs import UploadResult, upload_outputs
     from copilot.watchers import NoopWatcher
 
     limits = limits or StepLimits()

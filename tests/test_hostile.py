@@ -523,8 +523,8 @@ def test_the_eager_uploader_keeps_within_the_limits(s3, tmp_path) -> None:
     refused, and what it did send early is removed."""
     import time
 
+    from copilot.eager import EagerUploader
     from copilot.limits import OutputLimits
-    from copilot.outputs import EagerUploader
 
     pod = Pod(tmp_path)
     (pod.out / "small").write_bytes(b"s" * 100)
