@@ -18,7 +18,9 @@ is the implementation and may change in any release.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from copilot.lazy import attribute_loader
 
 __version__ = "0.1.0"
 
@@ -80,11 +82,5 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    # Lazy, so `copilot --help` does not pay for protobuf and fsspec imports.
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'copilot' has no attribute {name!r}")
-    import importlib
-
-    return getattr(importlib.import_module(module), name)
+# Lazy, so `copilot --help` does not pay for protobuf and fsspec imports.
+__getattr__ = attribute_loader("copilot", _LAZY)

@@ -27,6 +27,13 @@ from copilot.modes import (
 )
 
 
+def _require(step: str, **flags: str) -> None:
+    """Each flag given a value, in order; the first missing one is the error."""
+    for name, value in flags.items():
+        if not value:
+            raise UsageError(f"{step}: --{name.replace('_', '-')} is required")
+
+
 @dataclass
 class DownloadOptions:
     """What to fetch and how; mirrors the ``download`` command's flags."""
@@ -45,10 +52,7 @@ class DownloadOptions:
 
     def validate(self) -> None:
         """Required fields present; enum fields made members (text is accepted, any case)."""
-        if not self.from_remote:
-            raise UsageError("download: --from-remote is required")
-        if not self.to_local_dir:
-            raise UsageError("download: --to-local-dir is required")
+        _require("download", from_remote=self.from_remote, to_local_dir=self.to_local_dir)
         self.format = MetadataFormat.parse(self.format, "download: --format")
         self.mode = DownloadMode.parse(self.mode, "download: --download-mode")
         self.layout = FileLayout.parse(self.layout, "download: --file-input-layout")
@@ -79,10 +83,9 @@ class UploadOptions:
             raise UsageError(
                 f"sidecar: --hash-outputs: expected sha256 or none, found {self.hash_outputs!r}"
             )
-        if not self.from_local_dir:
-            raise UsageError("sidecar: --from-local-dir is required")
-        if not self.to_output_prefix:
-            raise UsageError("sidecar: --to-output-prefix is required")
+        _require(
+            "sidecar", from_local_dir=self.from_local_dir, to_output_prefix=self.to_output_prefix
+        )
         self.format = MetadataFormat.parse(self.format, "sidecar: --format")
         self.mode = UploadMode.parse(self.mode, "sidecar: --upload-mode")
         self.struct_encoding = StructEncoding.parse(

@@ -20,8 +20,9 @@ protocol), each reached through the engine that serves it.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from copilot.lazy import attribute_loader
 
 if TYPE_CHECKING:
     from copilot.storage.errors import storage_error
@@ -46,13 +47,7 @@ _PUBLIC = {
     "storage_error": "copilot.storage.errors",
 }
 
-
-def __getattr__(name: str) -> Any:
-    module = _PUBLIC.get(name)
-    if module is None:
-        raise AttributeError(f"module 'copilot.storage' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
-
+__getattr__ = attribute_loader("copilot.storage", _PUBLIC)
 
 __all__ = [
     "RemoteEntry",
