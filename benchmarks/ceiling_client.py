@@ -1,6 +1,6 @@
 """What the benchmark's S3 server can do: a bare aiobotocore client, no files, no checks.
 
-``python scripts/bench_ceiling.py ENDPOINT BUCKET OP ...`` prints one JSON line
+``python benchmarks/ceiling_client.py ENDPOINT BUCKET OP ...`` prints one JSON line
 with the best run over the concurrencies given: ``seconds`` (transfer time only,
 after the client is made), ``objects``, ``bytes`` and ``concurrency``.  The
 benchmark compares copilot's whole-process time with it, so "copilot reaches X %
