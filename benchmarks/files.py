@@ -5,10 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from benchmarks.harness import Bench
 
 
 def random_file(path: Path, size_mb: int) -> None:
@@ -40,9 +36,10 @@ def remove(path: Path) -> None:
     shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
 
 
-def clear(b: Bench, *patterns: str) -> None:
+def clear(work: Path, *patterns: str) -> None:
+    """Remove what matches ``patterns`` in the work dir (a scenario's last outputs)."""
     for pattern in patterns:
-        for p in b.work.glob(pattern):
+        for p in work.glob(pattern):
             remove(p)
 
 

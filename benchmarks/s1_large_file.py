@@ -46,7 +46,7 @@ def s1_large_file(b: Bench, size_mb: int, peers: Peers) -> None:
         "<=1.0",
         down,
     )
-    clear(b, "s1-s5-*", "s1-rc-*")
+    clear(b.work, "s1-s5-*", "s1-rc-*")
     # Ranges of 16 and 64 MiB, and the whole object in one GET (moto reads the whole
     # object for every ranged GET, so fewer ranges can win there).
     parts = f"{16 << 20},{64 << 20},{size_mb << 20}"
@@ -95,4 +95,4 @@ def s1_large_file(b: Bench, size_mb: int, peers: Peers) -> None:
     b.row("S1", f"sidecar File {size_mb} MiB: hashed vs not", mine, plain,
           "--hash-outputs none", "~1.0")  # fmt: skip
     shutil.rmtree(out)
-    clear(b, "s1-in-*", "s1-base-*")
+    clear(b.work, "s1-in-*", "s1-base-*")

@@ -63,7 +63,7 @@ def s2_many_files(b: Bench, files: int, peers: Peers) -> None:
     )
     got = ceiling(b, "get-many", f"{name}/tree/", levels="16,32,64")
     ceiling_row(b, "S2", what, mine, got, "objects")
-    clear(b, "s2-base-*", "s2-serial-*", "s2-s5-*", "s2-rc-*", f"{name}-in-*")
+    clear(b.work, "s2-base-*", "s2-serial-*", "s2-s5-*", "s2-rc-*", f"{name}-in-*")
 
     out = b.work / f"{name}-out"
     out.mkdir(exist_ok=True)

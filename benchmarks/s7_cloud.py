@@ -130,6 +130,6 @@ def s7_cloud_large_file(b: Bench, size_mb: int) -> None:
                 f"{lib} put_file",
                 "<=1.10, <=150 MB",
             )
-            clear(b, "s7-in-*", "s7-base-*")
+            clear(b.work, "s7-in-*", "s7-base-*")
     shutil.rmtree(b.work / "s7-out", ignore_errors=True)
     src.unlink()

@@ -66,7 +66,7 @@ def s9_faster_server(main: Bench, work: Path, big: int, size_mb: int) -> None:
             "objects",
             step,
         )
-        clear(b, "s9-s5-*", "s9-rc-*", f"{name}-in-*")
+        clear(b.work, "s9-s5-*", "s9-rc-*", f"{name}-in-*")
         out = b.work / f"{name}-out"
         out.mkdir()
         shutil.copytree(bucket / name / "tree", out / "d")
@@ -108,7 +108,7 @@ def s9_faster_server(main: Bench, work: Path, big: int, size_mb: int) -> None:
         parts = f"{16 << 20},{64 << 20},{size_mb << 20}"
         got = ceiling(b, "get-one", "s9-large/large.bin", parts, levels="1,4,8,16")
         ceiling_row(b, "S9", what, mine, got, "bytes")
-        clear(b, "s9-large-in-*")
+        clear(b.work, "s9-large-in-*")
         out = b.work / "s9-large-out"
         out.mkdir()
         shutil.copyfile(large, out / "big")
@@ -142,14 +142,14 @@ def s9_faster_server(main: Bench, work: Path, big: int, size_mb: int) -> None:
                 return b.sidecar(out, dir_type, f"{name}/up-{engine}/", *extra)
 
             native = run("obstore")  # once each: the fsspec engine's run takes minutes
-            clear(b, f"{name}-in-*")
+            clear(b.work, f"{name}-in-*")
             mine = (native.seconds, native.rss_mb)
             if (limited := limits()) is not None and not limited.has_s3fs:
                 b.row("S9", what, mine, (0.0, 0.0), "fsspec engine: s3fs not in the image",
                       "<=110 MB")  # fmt: skip
             else:
                 ref = run("fsspec")
-                clear(b, f"{name}-in-*")
+                clear(b.work, f"{name}-in-*")
                 fsspec_said = f"copilot --storage.engine fsspec ({ref.rss_mb:.0f} MB)"
                 b.row("S9", what, mine, (ref.seconds, ref.rss_mb), fsspec_said, "<=110 MB")
             if direction == "sidecar":
