@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -74,9 +75,15 @@ class S3:
                 return out
             token = resp["NextContinuationToken"]
 
-    def store(self, concurrency: int = 32, endpoint: str | None = None, engine: str | None = None):
+    def store(
+        self,
+        concurrency: int = 32,
+        endpoint: str | None = None,
+        engine: str | None = None,
+        retry: Any = None,
+    ):
         """An in-process copilot Store configured for this server (or ``endpoint``),
-        on the bucket's engine (or ``engine``)."""
+        on the bucket's engine (or ``engine``), with ``retry`` (a ``RetryPolicy``) if given."""
         from copilot.config import StorageConfig
         from copilot.storage import Store
 
@@ -91,7 +98,7 @@ class S3:
                 "disable_ssl": "true",
             },
         )
-        return Store(cfg, concurrency=concurrency)
+        return Store(cfg, concurrency=concurrency, retry=retry)
 
     def env(self) -> dict[str, str]:
         """Environment that points botocore (and so copilot) at this server."""
@@ -245,6 +252,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = [item for item in items if not item.get_closest_marker("container")]
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Start Azurite now when a test will want it: its start-up overlaps the tests
+    that come first instead of stalling the first Azure test (the fixture takes it
+    over; one nobody took is stopped with the session)."""
+    if any("abfs" in item.nodeid or "azure" in item.nodeid.lower() for item in session.items):
+        from emulators import start_azurite_early, stop_early_azurite
+
+        start_azurite_early()
+        session.config.add_cleanup(stop_early_azurite)
 
 
 def _worker_logs() -> list[Path]:

@@ -132,8 +132,9 @@ class Azure:
 
 
 @contextmanager
-def _serving(argv: list[str], what: str) -> Iterator[int]:
-    """Run a server on a free loopback port (``{port}`` in ``argv``) until the block ends."""
+def _serving(argv: list[str], what: str, grace: float = 2.0) -> Iterator[int]:
+    """Run a server on a free loopback port (``{port}`` in ``argv``) until the block
+    ends; then SIGTERM, and SIGKILL after ``grace`` seconds."""
     port = _free_port()
     proc = subprocess.Popen(
         [a.replace("{port}", str(port)) for a in argv],
@@ -144,7 +145,7 @@ def _serving(argv: list[str], what: str) -> Iterator[int]:
         _wait_for_port(proc, port, what)
         yield port
     finally:
-        _stop(proc)
+        _stop(proc, grace)
 
 
 @contextmanager
@@ -154,11 +155,53 @@ def fake_gcs_server() -> Iterator[GCS]:
         yield GCS(f"http://127.0.0.1:{port}")
 
 
+def _azurite_argv(port: int | str) -> list[str]:
+    return [
+        "node", azurite_main(), "--blobHost", "127.0.0.1", "--blobPort", str(port),
+        "--inMemoryPersistence", "--skipApiVersionCheck", "--loose", "--silent",
+    ]  # fmt: skip
+
+
+#: In memory, Azurite has nothing to save, and on SIGTERM it waits out its open
+#: connections (2 s, per worker, at the end of every run): a short grace.
+AZURITE_GRACE = 0.1
+
+#: Azurite started ahead of the first test that needs it (its node start-up, about
+#: a second, then overlaps other tests): the process and its port.
+_early_azurite: list[tuple[subprocess.Popen, int]] = []
+
+
+def start_azurite_early() -> None:
+    """Start Azurite in the background now; :func:`azurite` takes it over.  Nothing
+    happens when it is not installed (the fixture then says so)."""
+    if _early_azurite:
+        return
+    try:
+        port = _free_port()
+        argv = _azurite_argv(port)
+    except RuntimeError:
+        return
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _early_azurite.append((proc, port))
+
+
+def stop_early_azurite() -> None:
+    """Stop an early Azurite no test took over."""
+    while _early_azurite:
+        _stop(_early_azurite.pop()[0], AZURITE_GRACE)
+
+
 @contextmanager
 def azurite() -> Iterator[Azure]:
-    argv = ["node", azurite_main(), "--blobHost", "127.0.0.1", "--blobPort", "{port}"]
-    flags = ["--inMemoryPersistence", "--skipApiVersionCheck", "--loose", "--silent"]
-    with _serving([*argv, *flags], "Azurite") as port:
+    if _early_azurite:
+        proc, port = _early_azurite.pop()
+        try:
+            _wait_for_port(proc, port, "Azurite")
+            yield Azure(f"http://127.0.0.1:{port}/{AZURITE_ACCOUNT}")
+        finally:
+            _stop(proc, AZURITE_GRACE)
+        return
+    with _serving(_azurite_argv("{port}"), "Azurite", grace=AZURITE_GRACE) as port:
         yield Azure(f"http://127.0.0.1:{port}/{AZURITE_ACCOUNT}")
 
 

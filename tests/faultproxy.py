@@ -191,7 +191,10 @@ class FaultProxy:
         if tls is not None:  # clients speak TLS to the proxy; it forwards plain HTTP
             self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
             self.scheme = "https"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        # A short poll: shutdown() waits for the loop to look (0.5 s by default, per use).
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
 
     def pick(self, method: str, path: str = "") -> str | None:
         if self.only_path and self.only_path not in path:

@@ -205,8 +205,12 @@ def test_a_value_left_half_written_by_a_killed_upload_is_not_part_of_its_dir(
     async def no_cleanup(self, *names):  # type: ignore[no-untyped-def]
         return 0  # a killed process cleans nothing up
 
+    from copilot.storage.retry import RetryPolicy
+
     (tmp_path / "f.bin").write_bytes(b"half")
-    with _store(redis_server) as store:
+    section = {"addr": redis_server.addr, "password": redis_server.password}
+    quick = RetryPolicy(base=0.01, cap=0.05)  # every try fails the same way: no back-off
+    with Store(StorageConfig(type="redis", redis=section), retry=quick) as store:
         monkeypatch.setattr(redis.asyncio.Redis, "rename", killed)
         monkeypatch.setattr(redis.asyncio.Redis, "delete", no_cleanup)
         with pytest.raises(CopilotError):
