@@ -51,8 +51,8 @@ def clear_leftovers(store: Store, reader: OutputDir, trees: list[Transfer]) -> N
     them.  Usually one listing that finds nothing; a re-run onto the same prefix
     replaces its objects and deletes none."""
     for tree in trees:
-        listed = store.list_tree(tree.dst)
-        found = [join_uri(tree.dst, rel) for rel in reader.foreign_objects(tree, listed, False)]
+        listed = store.list_tree(tree.dst, keep=reader.foreign(tree, sizes=False))
+        found = [join_uri(tree.dst, e.relpath) for e in listed]
         for uri in found:
             store.delete(uri)
         if found:
@@ -181,7 +181,7 @@ def upload_outputs(
             remove_uploaded(store, reader.transfers)
         raise
     for tree in trees:
-        foreign = reader.foreign_objects(tree, store.list_tree(tree.dst))
+        foreign = [e.relpath for e in store.list_tree(tree.dst, keep=reader.foreign(tree))]
         if foreign:
             raise StorageError(
                 f"{tree.label}: {len(foreign)} object(s) under {tree.dst} were not written by "

@@ -259,3 +259,26 @@ def test_odd_names_and_empty_objects_go_up_and_come_back(remote: Remote, tmp_pat
         single = tmp_path / "single" / name.replace("/", "_")
         store.download([Transfer(remote.uri(f"odd/d/{name}"), str(single), name)])
         assert single.read_bytes() == data, name
+
+
+def test_a_search_of_a_tree_keeps_only_what_it_finds(remote: Remote, tmp_path: Path) -> None:
+    """``list_tree(uri, keep=...)`` (the sidecar's check that a Dir holds only what
+    it uploaded) tests each object as its page arrives and keeps only those that
+    pass, sorted: the same on a store and on disk."""
+    files = _tree(remote, "search", 9)
+    seen: list[str] = []
+
+    def odd(entry: RemoteEntry) -> bool:
+        seen.append(entry.relpath)
+        return not entry.is_dir and int(entry.relpath[-3:]) % 2 == 1
+
+    found = remote.store(4).list_tree(remote.uri("search"), keep=odd)
+    assert [e.relpath for e in found] == sorted(r for r in files if int(r[-3:]) % 2)
+    assert set(files) <= set(seen)
+    for rel, data in files.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(data)
+    seen.clear()
+    local = Store().list_tree(f"file://{tmp_path}", keep=odd)
+    assert [e.relpath for e in local] == [e.relpath for e in found]
+    assert set(files) <= set(seen)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Callable
 from typing import Any
 
 from flyteidl2.core import execution_pb2, interface_pb2, literals_pb2
@@ -110,32 +111,30 @@ class OutputDir(OutputReader):
             return None
         return (st.st_size, st.st_mtime_ns, st.st_ino)
 
-    def foreign_objects(
-        self, tree: Transfer, found: list[RemoteEntry], sizes: bool = True
-    ) -> list[str]:
-        """Objects listed under a tree's prefix that are not (or, before the upload,
-        will not be) the files uploaded for it.  With ``sizes`` (after the upload)
-        each must also have the size that was sent: known from the checking walk
-        for trees it kept, so a file the container changes afterwards is not taken
-        for another writer; for a tree walked again as it went up, only its name is
-        checked against the tree on disk."""
+    def foreign(self, tree: Transfer, sizes: bool = True) -> Callable[[RemoteEntry], bool]:
+        """Whether an object listed under a tree's prefix is not (or, before the
+        upload, will not be) one of the files uploaded for it, as a test a listing
+        applies page by page (a Dir of 100,000 files is never held as a listing).
+        With ``sizes`` (after the upload) each must also have the size that was
+        sent: known from the checking walk for trees it kept, so a file the
+        container changes afterwards is not taken for another writer; for a tree
+        walked again as it went up, only its name is checked against the tree on
+        disk."""
         sent = self.tree_sizes.get(tree.dst) if sizes else None
-        foreign = []
-        for entry in found:
+
+        def test(entry: RemoteEntry) -> bool:
             if entry.is_dir:
-                continue
+                return False
             if sent is not None:
                 size = sent.get(entry.relpath)
-                if size is None or (entry.size is not None and entry.size != size):
-                    foreign.append(entry.relpath)
-                continue
+                return size is None or (entry.size is not None and entry.size != size)
             try:  # a link inside the output dir was uploaded as its target: follow it
                 st = os.stat(os.path.join(tree.src, *entry.relpath.split("/")))
             except OSError:
-                st = None
-            if st is None or not stat.S_ISREG(st.st_mode):
-                foreign.append(entry.relpath)
-        return foreign
+                return True
+            return not stat.S_ISREG(st.st_mode)
+
+        return test
 
     def user_error(self) -> UserError | None:
         """The container's own failure report, if it wrote ``_ERROR``."""

@@ -20,7 +20,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Coroutine, Iterable, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from copilot.cancel import Cancelled, CancelToken
@@ -355,12 +355,16 @@ class Store:
 
     # -- trees ---------------------------------------------------------------
 
-    def list_tree(self, uri: str) -> list[RemoteEntry]:
-        """Every object under ``uri`` with its path relative to it (nested folders kept).
+    def list_tree(
+        self, uri: str, keep: Callable[[RemoteEntry], bool] | None = None
+    ) -> list[RemoteEntry]:
+        """Every object under ``uri`` with its path relative to it (nested folders
+        kept), or with ``keep`` only those it passes (tested page by page, so a
+        search of a large tree holds what it finds, not the tree).
 
         A prefix with nothing under it gives an empty list: object stores do not
         keep empty directories, so "empty" and "absent" look the same there.  The
-        whole listing is held: for looking at a tree, not for copying one (a
+        listing kept is held whole: for looking at a tree, not for copying one (a
         ``Transfer(tree=True)`` lists as it copies).
         """
         protocol = protocol_of(uri)
@@ -370,7 +374,7 @@ class Store:
                 kind=NON_RECOVERABLE,
             )
         if protocol == "file":
-            return self._list_local(uri)
+            return [e for e in self._list_local(uri) if keep is None or keep(e)]
         client = self.client(protocol)
 
         from copilot.storage.pool import pages
@@ -378,7 +382,7 @@ class Store:
         async def collect() -> list[RemoteEntry]:
             out: list[RemoteEntry] = []
             async for page in pages(client, uri, self.retry, self.pulse):
-                out.extend(page)
+                out.extend(page if keep is None else filter(keep, page))
             out.sort(key=lambda e: e.relpath)
             return out
 
