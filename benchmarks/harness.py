@@ -88,6 +88,14 @@ def engine_row(
                  mine_fn)  # fmt: skip
 
 
+def sidecar_argv(
+    flags: list[str], prefix: str, raw: str, outdir: Path, iface: str, *extra: str
+) -> list[str]:
+    """copilot's sidecar for a main container that has already ended (no watcher)."""
+    return [COPILOT, *flags, "sidecar", "--exit-watcher-type", "noop", "-o", prefix,
+            "-x", raw, "-f", str(outdir), "-i", iface, *extra]  # fmt: skip
+
+
 class Bench:
     def __init__(self, endpoint: str, work: Path, runs: int) -> None:
         import boto3
@@ -173,23 +181,11 @@ class Bench:
 
         iface = interface_pb2.TypedInterface(outputs=lits.variable_map(outputs))
         return measure(
-            [
-                COPILOT,
-                *self.flags(),
-                "sidecar",
-                "--exit-watcher-type",
-                "noop",
-                "-o",
-                self.uri(prefix),
-                "-x",
-                self.uri(prefix + "raw"),
-                "-f",
-                str(outdir),
-                "-i",
-                lits.b64(iface),
-                *extra,
-            ]
-        )
+            sidecar_argv(
+                self.flags(), self.uri(prefix), self.uri(prefix + "raw"), outdir,
+                lits.b64(iface), *extra,
+            )
+        )  # fmt: skip
 
     def obstore(self, code: str) -> Sample:
         """Run ``code`` with a bare obstore ``store`` for the bucket on this server."""

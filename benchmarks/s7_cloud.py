@@ -10,7 +10,7 @@ import shutil
 import lits
 
 from benchmarks.files import clear, random_file
-from benchmarks.harness import Bench
+from benchmarks.harness import Bench, sidecar_argv
 from benchmarks.measure import COPILOT, PY, Sample, measure, side_by_side
 
 
@@ -84,14 +84,8 @@ def s7_cloud_large_file(b: Bench, size_mb: int) -> None:
                 return measure([PY, "-c", prelude + get])
 
             mine, base = side_by_side(down, base_down, b.runs)
-            b.row(
-                "S7",
-                f"{label}: download File {size_mb} MiB",
-                mine,
-                base,
-                f"{lib} get_file",
-                "<=1.10, <=150 MB",
-            )
+            what = f"{label}: download File {size_mb} MiB"
+            b.row("S7", what, mine, base, f"{lib} get_file", "<=1.10, <=150 MB")
             out = b.work / "s7-out"
             out.mkdir(exist_ok=True)
             if not (out / "big").exists():
@@ -100,21 +94,13 @@ def s7_cloud_large_file(b: Bench, size_mb: int) -> None:
 
             def up(proto=proto, flags=flags, out=out, iface=iface) -> Sample:
                 return measure(
-                    [
-                        COPILOT,
-                        *flags,
-                        "sidecar",
-                        "--exit-watcher-type",
-                        "noop",
-                        "-o",
+                    sidecar_argv(
+                        flags,
                         f"{proto}://{bucket}/s7/up/",
-                        "-x",
                         f"{proto}://{bucket}/s7/raw",
-                        "-f",
-                        str(out),
-                        "-i",
+                        out,
                         iface,
-                    ]
+                    )
                 )
 
             def base_up(prelude: str = prelude) -> Sample:
@@ -122,14 +108,8 @@ def s7_cloud_large_file(b: Bench, size_mb: int) -> None:
                 return measure([PY, "-c", prelude + put])
 
             mine, base = side_by_side(up, base_up, b.runs)
-            b.row(
-                "S7",
-                f"{label}: sidecar File {size_mb} MiB",
-                mine,
-                base,
-                f"{lib} put_file",
-                "<=1.10, <=150 MB",
-            )
+            what = f"{label}: sidecar File {size_mb} MiB"
+            b.row("S7", what, mine, base, f"{lib} put_file", "<=1.10, <=150 MB")
             clear(b.work, "s7-in-*", "s7-base-*")
     shutil.rmtree(b.work / "s7-out", ignore_errors=True)
     src.unlink()
