@@ -20,6 +20,7 @@ from sidecar_helpers import typed_interface
 from copilot.config import StorageConfig
 from copilot.errors import NON_RECOVERABLE, CopilotError
 from copilot.storage import Store
+from copilot.storage.retry import RetryPolicy
 
 T = lits.T
 
@@ -34,9 +35,9 @@ def _config(redis_server, tmp_path: Path, *, password: str | None = None) -> Pat
     return cfg
 
 
-def _store(redis_server, **redis: object) -> Store:
+def _store(redis_server, retry: RetryPolicy | None = None, **redis: object) -> Store:
     section = {"addr": redis_server.addr, "password": redis_server.password, **redis}
-    return Store(StorageConfig(type="redis", redis=section))
+    return Store(StorageConfig(type="redis", redis=section), retry=retry)
 
 
 def test_small_documents_round_trip_under_the_uri_path(redis_server) -> None:
@@ -205,12 +206,9 @@ def test_a_value_left_half_written_by_a_killed_upload_is_not_part_of_its_dir(
     async def no_cleanup(self, *names):  # type: ignore[no-untyped-def]
         return 0  # a killed process cleans nothing up
 
-    from copilot.storage.retry import RetryPolicy
-
     (tmp_path / "f.bin").write_bytes(b"half")
-    section = {"addr": redis_server.addr, "password": redis_server.password}
     quick = RetryPolicy(base=0.01, cap=0.05)  # every try fails the same way: no back-off
-    with Store(StorageConfig(type="redis", redis=section), retry=quick) as store:
+    with _store(redis_server, retry=quick) as store:
         monkeypatch.setattr(redis.asyncio.Redis, "rename", killed)
         monkeypatch.setattr(redis.asyncio.Redis, "delete", no_cleanup)
         with pytest.raises(CopilotError):
